@@ -1,0 +1,53 @@
+// Binding helpers shared by every kernel family: turning Python arguments into validated NumPy
+// arrays and layouts, and results back into what NumPy users expect. Python headers live only
+// under csrc/bindings/.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "ops/softmax_family.h"
+
+namespace logitloss {
+namespace py = pybind11;
+
+// np.asarray(obj) for a real or boolean numeric argument; TypeError naming `name` for complex,
+// object, string, datetime and other dtypes.
+py::array as_numeric_array(py::handle obj, const char* name);
+
+// The floating dtype of a result: float16/32/64 (and longdouble) stay; bool and integers become
+// float64 (SciPy's rule: result_type forced to floating).
+py::dtype floating_dtype(const py::dtype& dt);
+// numpy.result_type(a, b) forced to floating.
+py::dtype floating_result_type(const py::array& a, const py::array& b);
+
+// The dtype the kernels compute in for a result dtype: float32 for float16 and float32, float64
+// otherwise.
+DType compute_dtype(const py::dtype& result);
+py::dtype numpy_dtype(DType d);
+
+// arr as `dt` (no copy when it already is).
+py::array cast_to(const py::array& arr, const py::dtype& dt);
+
+// SciPy's axis argument: None (all axes), an int or a tuple of ints, negative allowed. Raises
+// numpy's AxisError when out of range, ValueError when repeated, TypeError when not integers.
+std::vector<bool> reduced_axes(py::handle axis, int ndim, const char* name = "axis");
+
+std::vector<int64_t> shape_of(const py::array& a);
+std::vector<int64_t> strides_of(const py::array& a);
+
+// A fresh array of `dt` and like's shape, with like's memory order when like is not C-ordered
+// (so reductions along the same axis walk both the same way).
+py::array empty_like_layout(const py::array& like, const py::dtype& dt);
+
+// A 0-d array becomes a NumPy scalar (np.float32(...) for float32), as NumPy reductions return.
+py::object scalar_if_0d(const py::array& a);
+
+// `out=` / `grad_out=` argument checks: exact shape, dtype and writeability. Raises naming `name`.
+void check_output_array(const py::array& out, const std::vector<int64_t>& shape, const py::dtype& dt,
+                        const char* name);
+
+}  // namespace logitloss

@@ -1,0 +1,85 @@
+// The extension module logitloss._core: configuration (ISA dispatch, threads), the test-only
+// math helper, and each kernel family's entry points (bind_* in the sibling files).
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "bindings/arrays.h"
+#include "runtime/dispatch.h"
+#include "runtime/thread_pool.h"
+
+namespace logitloss {
+
+void bind_softmax_family(py::module_& m);
+
+namespace {
+
+py::array eval_math(const std::string& isa, const std::string& function, const py::array& x) {
+  const KernelTable* table = nullptr;
+  for (const auto& t : compiled_targets()) {
+    if (t.name == isa && t.supported) table = t.table();
+  }
+  if (!table) throw py::value_error("`isa`: '" + isa + "' is not a compiled target this CPU supports");
+  MathFunction f;
+  if (function == "exp") f = MathFunction::kExp;
+  else if (function == "log") f = MathFunction::kLog;
+  else if (function == "log1p") f = MathFunction::kLog1p;
+  else throw py::value_error("`func` must be 'exp', 'log' or 'log1p', got '" + function + "'");
+  if (x.ndim() != 1 || !(x.flags() & py::array::c_style)) throw py::value_error("`x` must be 1-d and contiguous");
+  py::array out(x.dtype(), std::vector<int64_t>{x.shape(0)});
+  if (x.dtype().equal(py::dtype::of<float>())) {
+    table->math_f32(f, static_cast<const float*>(x.data()), x.shape(0), static_cast<float*>(out.mutable_data()));
+  } else if (x.dtype().equal(py::dtype::of<double>())) {
+    table->math_f64(f, static_cast<const double*>(x.data()), x.shape(0), static_cast<double*>(out.mutable_data()));
+  } else {
+    throw py::type_error("`x` must be float32 or float64");
+  }
+  return out;
+}
+
+py::dict config() {
+  py::dict d;
+  py::list compiled, supported;
+  for (const auto& t : compiled_targets()) {
+    compiled.append(t.name);
+    if (t.supported) supported.append(t.name);
+  }
+  const DispatchState& s = dispatch_state();
+  d["compiled"] = compiled;
+  d["supported"] = supported;
+  d["active"] = std::string(active_kernels().name);
+  d["default"] = s.capped_to;
+  d["cap"] = s.cap;
+  d["cap_lowered"] = s.cap_lowered;
+  d["num_threads"] = get_num_threads();
+  return d;
+}
+
+}  // namespace
+
+}  // namespace logitloss
+
+PYBIND11_MODULE(_core, m) {
+  namespace ll = logitloss;
+  m.doc() = "logitloss compiled kernels (private: use the logitloss package)";
+  try {
+    ll::initialize_dispatch(std::getenv("LOGITLOSS_ISA"));
+  } catch (const std::invalid_argument& e) {
+    throw pybind11::value_error(e.what());
+  }
+  m.def("_config", &ll::config);
+  m.def("_set_isa", [](const std::string& name) {
+    try {
+      ll::set_active_isa(name);
+    } catch (const std::invalid_argument& e) {
+      throw pybind11::value_error(e.what());
+    }
+  });
+  m.def("get_num_threads", &ll::get_num_threads);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw pybind11::value_error("`n` must be >= 1, got " + std::to_string(n));
+    ll::set_num_threads(n);
+  }, pybind11::arg("n"));
+  m.def("_eval_math", &ll::eval_math, pybind11::arg("isa"), pybind11::arg("func"), pybind11::arg("x"));
+  ll::bind_softmax_family(m);
+}

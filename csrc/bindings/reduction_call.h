@@ -1,0 +1,47 @@
+// Builds the ArrayCall for a reduction over some axes of arrays that share one (broadcast) shape:
+// each operand is an array of that shape, or of the shape with 1 on axes it does not vary along
+// (a keepdims result, an upstream gradient), which then take part with stride 0. Operands whose
+// reduced axes cannot be walked with one stride are replaced by copies with those axes last
+// (inputs), or computed into such a copy and written back (outputs).
+#pragma once
+
+#include "bindings/arrays.h"
+
+namespace logitloss {
+
+class ReductionCall {
+ public:
+  ReductionCall(DType dtype, std::vector<int64_t> shape, std::vector<bool> reduced);
+
+  int add_input(const py::array& a);
+  int add_output(const py::array& a);
+
+  // Runs `compute(call)` without the GIL, then writes back outputs that needed a temporary.
+  template <class F>
+  void run(F compute) {
+    ArrayCall call = finish();
+    {
+      py::gil_scoped_release release;
+      compute(call);
+    }
+    write_back();
+  }
+
+ private:
+  struct Operand {
+    py::array array;       // what the kernels see
+    py::object write_back;  // the caller's array, when `array` is a temporary (else null)
+    bool output;
+  };
+  std::vector<int64_t> operand_strides(const py::array& a) const;
+  py::array permuted_copy(const py::array& a, bool copy_data) const;
+  ArrayCall finish();
+  void write_back();
+
+  DType dtype_;
+  std::vector<int64_t> shape_;
+  std::vector<bool> reduced_;
+  std::vector<Operand> operands_;
+};
+
+}  // namespace logitloss

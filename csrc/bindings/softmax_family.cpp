@@ -1,0 +1,219 @@
+// Python entry points of logsumexp / softmax / log_softmax and their backward functions:
+// SciPy's argument rules (axis, keepdims, b broadcasting, dtype promotion, 0-d and empty input),
+// then the drivers in csrc/ops/softmax_family.cpp without the GIL.
+#include <limits>
+#include <string>
+
+#include "bindings/arrays.h"
+#include "bindings/reduction_call.h"
+
+namespace logitloss {
+namespace {
+
+// The arguments of a reduction, resolved: inputs in the compute dtype, broadcast to one shape
+// (0-d promoted to 1-d as SciPy does), the reduced axes, and the shapes of per-row results.
+struct Reduction {
+  py::dtype result_dtype;
+  DType compute;
+  py::dtype compute_dtype;
+  std::vector<int64_t> input_shape;  // before 0-d promotion
+  std::vector<int64_t> shape;
+  std::vector<bool> reduced;
+  std::vector<int64_t> kept_shape, keepdims_shape;
+  int64_t length = 1, rows = 1;
+};
+
+Reduction resolve(const py::dtype& result_dtype, py::array& a, py::array* b, py::handle axis) {
+  Reduction r;
+  r.result_dtype = result_dtype;
+  r.compute = compute_dtype(result_dtype);
+  r.compute_dtype = numpy_dtype(r.compute);
+  a = cast_to(a, r.compute_dtype);
+  if (b) {
+    *b = cast_to(*b, r.compute_dtype);
+    if (shape_of(a) != shape_of(*b)) {
+      py::module_ np = py::module_::import("numpy");
+      py::tuple both;
+      try {
+        both = np.attr("broadcast_arrays")(a, *b);
+      } catch (py::error_already_set&) {
+        throw py::value_error("`b` of shape " + py::str(b->attr("shape")).cast<std::string>() +
+                              " does not broadcast with `a` of shape " + py::str(a.attr("shape")).cast<std::string>());
+      }
+      a = both[0].cast<py::array>();
+      *b = both[1].cast<py::array>();
+    }
+  }
+  r.input_shape = shape_of(a);
+  if (a.ndim() == 0) {
+    a = a.reshape({1});
+    if (b) *b = b->reshape({1});
+  }
+  r.shape = shape_of(a);
+  r.reduced = reduced_axes(axis, (int)a.ndim());
+  for (size_t i = 0; i < r.shape.size(); ++i) {
+    if (r.reduced[i]) {
+      r.length *= r.shape[i];
+      r.keepdims_shape.push_back(1);
+    } else {
+      r.rows *= r.shape[i];
+      r.kept_shape.push_back(r.shape[i]);
+      r.keepdims_shape.push_back(r.shape[i]);
+    }
+  }
+  return r;
+}
+
+// A computed array in the compute dtype, as the result dtype (float16, longdouble).
+py::array as_result_dtype(const py::array& a, const Reduction& r) {
+  return r.compute_dtype.equal(r.result_dtype) ? a : cast_to(a, r.result_dtype);
+}
+
+// An upstream per-row argument (grad_output, result): broadcast to the forward result's shape,
+// returned in keepdims form.
+py::array per_row_argument(py::handle obj, const char* name, const Reduction& r, bool keepdims) {
+  py::array arr = cast_to(as_numeric_array(obj, name), r.compute_dtype);
+  const std::vector<int64_t>& forward_shape = keepdims ? r.keepdims_shape : r.kept_shape;
+  py::module_ np = py::module_::import("numpy");
+  try {
+    arr = np.attr("broadcast_to")(arr, py::tuple(py::cast(forward_shape))).cast<py::array>();
+  } catch (py::error_already_set&) {
+    throw py::value_error(std::string("`") + name + "` of shape " + py::str(arr.attr("shape")).cast<std::string>() +
+                          " does not match the forward result's shape " + py::str(py::tuple(py::cast(forward_shape))).cast<std::string>());
+  }
+  return arr.reshape(r.keepdims_shape);
+}
+
+py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool keepdims, bool return_sign,
+                     bool return_grad) {
+  py::array a = as_numeric_array(a_obj, "a");
+  py::array b;
+  const bool weighted = !b_obj.is_none();
+  if (weighted) b = as_numeric_array(b_obj, "b");
+  Reduction r = resolve(weighted ? floating_result_type(a, b) : floating_dtype(a.dtype()), a, weighted ? &b : nullptr, axis);
+
+  py::array out(r.compute_dtype, r.keepdims_shape);
+  py::array sign = return_sign ? py::array(r.compute_dtype, r.keepdims_shape) : py::array();
+  py::array grad = return_grad ? empty_like_layout(a, r.compute_dtype) : py::array();
+  if (r.length == 0) {
+    // SciPy: an empty sum is 0, so the result is -inf and its sign is sign(-inf) = -1.
+    out.attr("fill")(-std::numeric_limits<double>::infinity());
+    if (return_sign) sign.attr("fill")(-1.0);
+  } else if (r.rows > 0) {
+    ReductionCall call(r.compute, r.shape, r.reduced);
+    LogsumexpOperands ops;
+    ops.a = call.add_input(a);
+    if (weighted) ops.b = call.add_input(b);
+    ops.out = call.add_output(out);
+    if (return_sign) ops.sign = call.add_output(sign);
+    if (return_grad) ops.grad = call.add_output(grad);
+    ops.return_sign = return_sign;
+    call.run([&](const ArrayCall& c) { run_logsumexp(c, ops); });
+  }
+  const std::vector<int64_t>& result_shape = keepdims ? r.keepdims_shape : r.kept_shape;
+  py::tuple results(1 + return_sign + return_grad);
+  size_t i = 0;
+  results[i++] = scalar_if_0d(as_result_dtype(out, r).reshape(result_shape));
+  if (return_sign) results[i++] = scalar_if_0d(as_result_dtype(sign, r).reshape(result_shape));
+  if (return_grad) results[i++] = as_result_dtype(grad, r).reshape(r.input_shape);
+  return results.size() == 1 ? py::object(results[0]) : py::object(results);
+}
+
+py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj, bool log) {
+  py::array x = as_numeric_array(x_obj, "x");
+  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis);
+  if (r.length == 0) {
+    throw py::value_error(std::string(log ? "log_softmax" : "softmax") +
+                          ": `x` has length 0 along `axis`; the normalization is undefined");
+  }
+  // (A default-constructed py::array is an empty array, not a null handle: track presence apart.)
+  const bool has_out = !out_obj.is_none();
+  py::array user_out;
+  if (has_out) {
+    if (!py::isinstance<py::array>(out_obj)) throw py::type_error("`out` must be a numpy.ndarray");
+    user_out = py::reinterpret_borrow<py::array>(out_obj);
+    check_output_array(user_out, r.input_shape, r.result_dtype, "out");
+  }
+  // Compute straight into the caller's array when it has the compute dtype.
+  const bool direct = has_out && r.compute_dtype.equal(r.result_dtype);
+  py::array out = direct ? user_out.reshape(r.shape) : empty_like_layout(x, r.compute_dtype);
+  if (r.rows > 0) {
+    ReductionCall call(r.compute, r.shape, r.reduced);
+    const int x_op = call.add_input(x);
+    const int out_op = call.add_output(out);
+    call.run([&](const ArrayCall& c) { run_softmax(c, x_op, out_op, log); });
+  }
+  if (has_out) {
+    if (!direct) py::module_::import("numpy").attr("copyto")(user_out, out.reshape(r.input_shape), py::arg("casting") = "unsafe");
+    return user_out;
+  }
+  return scalar_if_0d(as_result_dtype(out, r).reshape(r.input_shape));
+}
+
+py::object logsumexp_backward(py::handle g_obj, py::handle a_obj, py::handle axis, py::handle b_obj, bool keepdims,
+                              py::handle result_obj) {
+  py::array a = as_numeric_array(a_obj, "a");
+  py::array b;
+  const bool weighted = !b_obj.is_none();
+  if (weighted) b = as_numeric_array(b_obj, "b");
+  Reduction r = resolve(weighted ? floating_result_type(a, b) : floating_dtype(a.dtype()), a, weighted ? &b : nullptr, axis);
+  py::array g = per_row_argument(g_obj, "grad_output", r, keepdims);
+  const bool has_result = !result_obj.is_none();
+  py::array result = has_result ? per_row_argument(result_obj, "result", r, keepdims) : g;
+  py::array grad = empty_like_layout(a, r.compute_dtype);
+  if (r.length > 0 && r.rows > 0) {
+    ReductionCall call(r.compute, r.shape, r.reduced);
+    LogsumexpBackwardOperands ops;
+    ops.g = call.add_input(g);
+    ops.a = call.add_input(a);
+    if (weighted) ops.b = call.add_input(b);
+    if (has_result) ops.result = call.add_input(result);
+    ops.out = call.add_output(grad);
+    call.run([&](const ArrayCall& c) { run_logsumexp_backward(c, ops); });
+  }
+  return as_result_dtype(grad, r).reshape(r.input_shape);
+}
+
+py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handle axis, bool log) {
+  py::array g = as_numeric_array(g_obj, "grad_output");
+  py::array y = as_numeric_array(y_obj, "output");
+  if (shape_of(g) != shape_of(y)) {
+    throw py::value_error("`grad_output` has shape " + py::str(g.attr("shape")).cast<std::string>() +
+                          " but `output` has shape " + py::str(y.attr("shape")).cast<std::string>() + "; they must match");
+  }
+  Reduction r = resolve(floating_result_type(g, y), y, &g, axis);
+  py::array grad = empty_like_layout(y, r.compute_dtype);
+  if (r.length > 0 && r.rows > 0) {
+    ReductionCall call(r.compute, r.shape, r.reduced);
+    const int g_op = call.add_input(g);
+    const int y_op = call.add_input(y);
+    const int out_op = call.add_output(grad);
+    call.run([&](const ArrayCall& c) { run_softmax_backward(c, g_op, y_op, out_op, log); });
+  }
+  return scalar_if_0d(as_result_dtype(grad, r).reshape(r.input_shape));
+}
+
+}  // namespace
+
+void bind_softmax_family(py::module_& m) {
+  m.def("logsumexp", &logsumexp, py::arg("a"), py::arg("axis") = py::none(), py::arg("b") = py::none(),
+        py::arg("keepdims") = false, py::arg("return_sign") = false, py::kw_only(), py::arg("return_grad") = false);
+  m.def(
+      "softmax", [](py::handle x, py::handle axis, py::handle out) { return softmax_common(x, axis, out, false); },
+      py::arg("x"), py::arg("axis") = py::none(), py::kw_only(), py::arg("out") = py::none());
+  m.def(
+      "log_softmax", [](py::handle x, py::handle axis, py::handle out) { return softmax_common(x, axis, out, true); },
+      py::arg("x"), py::arg("axis") = py::none(), py::kw_only(), py::arg("out") = py::none());
+  m.def("logsumexp_backward", &logsumexp_backward, py::arg("grad_output"), py::arg("a"), py::arg("axis") = py::none(),
+        py::arg("b") = py::none(), py::arg("keepdims") = false, py::kw_only(), py::arg("result") = py::none());
+  m.def(
+      "softmax_backward",
+      [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, false); },
+      py::arg("grad_output"), py::arg("output"), py::arg("axis") = py::none());
+  m.def(
+      "log_softmax_backward",
+      [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, true); },
+      py::arg("grad_output"), py::arg("output"), py::arg("axis") = py::none());
+}
+
+}  // namespace logitloss

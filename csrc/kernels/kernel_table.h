@@ -1,0 +1,71 @@
+// The table of kernels one ISA target exports. Plain C++: included by the target files, the
+// drivers and dispatch alike. Every kernel works on contiguous rows or on a tile of contiguous
+// columns; iteration over the rest of an array, threads and edge cases live in the drivers
+// (csrc/ops/).
+#pragma once
+
+#include <cstdint>
+
+namespace logitloss {
+
+// Statistics of one reduction slice, in double whatever the data type:
+//   max    = largest element (nan ignored; over entries with nonzero weight when weighted),
+//   count  = number of elements equal to max (the sum of their weights when weighted),
+//   others = sum of weight * exp(x - max) over the elements not equal to max (nan if any is nan).
+// The maximal terms are kept out of `others` so log(count) + log1p(others / count) keeps full
+// relative precision when one term dominates (SciPy's method; logsumexp([0, -40]) = 4.2e-18).
+struct SliceStats {
+  double max;
+  double count;
+  double others;
+};
+
+enum StatsFlags : int {
+  kStatsPlain = 0,
+  // Use an error-free x - max before exp: needed where exp(x - max) itself is an output of full
+  // relative precision (a cross-entropy loss that is a sum of a few tiny terms).
+  kStatsCompensated = 1,
+};
+
+template <class T>
+struct TypedKernels {
+  // Row kernels: x[0..n) contiguous, n >= 1. `weight` may be null (all ones).
+  SliceStats (*row_stats)(const T* x, const T* weight, int64_t n, int flags);
+  // out = scale * weight * exp(x - shift) with an error-free x - shift; 0 where weight == 0.
+  void (*row_scaled_exp)(const T* x, const T* weight, int64_t n, T shift, T scale, T* out);
+  // out = (x - max) - log_total, with an error-free x - max.
+  void (*row_log_softmax)(const T* x, int64_t n, T max, T log_total, T* out);
+  // sum(a * b) (sum(a) when b is null), accumulated in double.
+  double (*row_dot)(const T* a, const T* b, int64_t n);
+  // out = y * (g - dot)
+  void (*row_softmax_backward)(const T* g, const T* y, int64_t n, T dot, T* out);
+  // out = g - exp(y) * sum_g
+  void (*row_log_softmax_backward)(const T* g, const T* y, int64_t n, T sum_g, T* out);
+
+  // Column kernels: a tile of `ncols` contiguous columns, reduced down `rows` rows that are
+  // `stride` elements apart. Per-column results are arrays of length ncols.
+  void (*column_stats)(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out);
+  void (*column_scaled_exp)(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, const T* shift,
+                            const T* scale, T* out, int64_t out_stride);
+  void (*column_log_softmax)(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, const T* max,
+                             const T* log_total, T* out, int64_t out_stride);
+};
+
+// Test-only: the vector math helpers applied elementwise to contiguous data.
+enum class MathFunction { kExp, kLog, kLog1p };
+
+struct KernelTable {
+  const char* name;
+  TypedKernels<float> f32;
+  TypedKernels<double> f64;
+  void (*math_f32)(MathFunction f, const float* x, int64_t n, float* out);
+  void (*math_f64)(MathFunction f, const double* x, int64_t n, double* out);
+};
+
+// One accessor per compiled target (csrc/arch/target_*.cpp); each returns a static table.
+const KernelTable* kernel_table_baseline();
+const KernelTable* kernel_table_avx2();
+const KernelTable* kernel_table_avx512();
+const KernelTable* kernel_table_neon();
+
+}  // namespace logitloss

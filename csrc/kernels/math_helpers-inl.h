@@ -1,0 +1,16 @@
+// Test-only entry point: the vector exp / log / log1p applied elementwise, so the tests can sweep
+// each target's helpers against a higher-precision reference (tests/test_math_helpers.py).
+
+template <class T>
+void apply_math_function(MathFunction f, const T* x, int64_t n, T* out) {
+  using V = typename Vec<T>::V;
+  map_row<T>(n, out, [&](int64_t i, int64_t count) {
+    V v = load_n(x + i, count, T(1));
+    switch (f) {
+      case MathFunction::kExp: return exp(v);
+      case MathFunction::kLog: return log(v);
+      case MathFunction::kLog1p: return log1p(v);
+    }
+    return v;
+  });
+}

@@ -1,0 +1,323 @@
+// logsumexp / softmax / log_softmax kernels, forward and backward, written once for every ISA.
+//
+// Included per target inside its anonymous namespace, after vector-inl.h and math-inl.h.
+//
+// Precision policy
+//   * Lanes hold the data type (float or double). Every reduction is flushed into double every
+//     kChunk elements, and horizontal sums are taken in double, so a row of any length sums with
+//     about the accuracy of a double sum of float terms.
+//   * exp only ever sees x - max <= 0 in the statistics; its result is scaled once.
+//   * Where exp(x - c) is an output (softmax, gradients), x - c is formed error-free (TwoSum)
+//     and the low part folded back as exp(hi) * (1 + lo): exp's own error (~1 ULP) is all that
+//     remains, independent of |x - c|.
+//   * Maximal terms are counted apart from the others (see SliceStats).
+//   Error budget per output element: exp 1-2 ULP + one rounding for the scale; 4 eps overall.
+//
+// Memory passes (contiguous row of n elements)
+//   statistics: pass 1 reads the row for the max, pass 2 re-reads it for the sum; the driver
+//   hands rows of at most kSegmentBytes, so pass 2 hits L2. Outputs: one more read + one write.
+
+constexpr int64_t kChunk = 4096;  // elements per flush of the lane accumulators into double
+
+// ---------------------------------------------------------------------------------------------
+// Row kernels
+
+template <class T, bool kWeighted, bool kCompensated>
+SliceStats row_stats_impl(const T* x, const T* weight, int64_t n) {
+  using V = typename Vec<T>::V;
+  constexpr int L = Vec<T>::kLanes;
+  const T neg_inf = -__builtin_inf();
+
+  // Entries with zero weight take no part (SciPy: even if x there is inf or nan).
+  auto effective = [&](V xv, V wv) { return kWeighted ? select(wv == 0, splat<V>(neg_inf), xv) : xv; };
+  auto load_weight = [&](int64_t i) { return kWeighted ? load(weight + i) : splat<V>(1); };
+
+  // 1. max over the row: four independent accumulators hide the latency of the compare.
+  V m0 = splat<V>(neg_inf), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 4 * L <= n; i += 4 * L) {
+    m0 = max_ignoring_nan(m0, effective(load(x + i), load_weight(i)));
+    m1 = max_ignoring_nan(m1, effective(load(x + i + L), load_weight(i + L)));
+    m2 = max_ignoring_nan(m2, effective(load(x + i + 2 * L), load_weight(i + 2 * L)));
+    m3 = max_ignoring_nan(m3, effective(load(x + i + 3 * L), load_weight(i + 3 * L)));
+  }
+  for (; i + L <= n; i += L) m0 = max_ignoring_nan(m0, effective(load(x + i), load_weight(i)));
+  if (i < n) {
+    V wv = kWeighted ? load_partial(weight + i, n - i, T(0)) : splat<V>(1);
+    m0 = max_ignoring_nan(m0, effective(load_partial(x + i, n - i, neg_inf), wv));
+  }
+  const T max = horizontal_max(max_ignoring_nan(max_ignoring_nan(m0, m1), max_ignoring_nan(m2, m3)));
+  const V max_v = splat<V>(max);
+
+  // 2. count of maximal terms and sum of weight * exp(x - max) over the others, per chunk.
+  //    `x == max` is false for nan, so a nan lands in `others` and poisons it, as it must.
+  SliceStats stats{(double)max, 0.0, 0.0};
+  auto accumulate = [&](V xv, V wv, V& count, V& others) {
+    xv = effective(xv, wv);
+    auto is_max = xv == max_v;
+    V e;
+    if (kCompensated) {
+      V lo;
+      V hi = difference_with_error(xv, max_v, lo);
+      e = exp(hi);
+      e = mul_add(e, lo, e);
+    } else {
+      e = exp(xv - max_v);
+    }
+    if (kWeighted) e = e * wv;
+    count += select(is_max, wv, splat<V>(0));
+    others += select(is_max, splat<V>(0), e);
+  };
+  for (int64_t chunk = 0; chunk < n; chunk += kChunk) {
+    const int64_t end = chunk + kChunk < n ? chunk + kChunk : n;
+    V c0 = splat<V>(0), c1 = c0, s0 = c0, s1 = c0;
+    int64_t j = chunk;
+    for (; j + 2 * L <= end; j += 2 * L) {
+      accumulate(load(x + j), load_weight(j), c0, s0);
+      accumulate(load(x + j + L), load_weight(j + L), c1, s1);
+    }
+    for (; j + L <= end; j += L) accumulate(load(x + j), load_weight(j), c0, s0);
+    if (j < end) {
+      // Masked tail: padding lanes are computed, then discarded by select (never multiplied
+      // by 0, which would keep a nan).
+      const int64_t rest = end - j;
+      V wv = kWeighted ? load_partial(weight + j, rest, T(0)) : splat<V>(1);
+      V count = splat<V>(0), others = splat<V>(0);
+      accumulate(load_partial(x + j, rest, T(0)), wv, count, others);
+      auto is_valid = lane_index<V>() < (typename Lanes<V>::Bits)rest;
+      c0 += select(is_valid, count, splat<V>(0));
+      s0 += select(is_valid, others, splat<V>(0));
+    }
+    stats.count += horizontal_sum(c0 + c1);
+    stats.others += horizontal_sum(s0 + s1);
+  }
+  return stats;
+}
+
+template <class T>
+SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
+  const bool compensated = flags & kStatsCompensated;
+  if (weight) {
+    return compensated ? row_stats_impl<T, true, true>(x, weight, n) : row_stats_impl<T, true, false>(x, weight, n);
+  }
+  return compensated ? row_stats_impl<T, false, true>(x, nullptr, n) : row_stats_impl<T, false, false>(x, nullptr, n);
+}
+
+// exp(x - shift) with the difference formed error-free.
+template <class V>
+inline V exp_of_difference(V x, V shift) {
+  V lo;
+  V hi = difference_with_error(x, shift, lo);
+  V e = exp(hi);
+  return mul_add(e, lo, e);
+}
+
+// Stores f(i, count) -- the vector of results for positions i .. i + count - 1 -- for every
+// position, masked at the tail.
+template <class T, class F>
+inline void map_row(int64_t n, T* out, F f) {
+  constexpr int L = Vec<T>::kLanes;
+  int64_t i = 0;
+  for (; i + L <= n; i += L) store(out + i, f(i, L));
+  if (i < n) store_partial(out + i, f(i, n - i), n - i);
+}
+
+// Loads L elements at p, or the first `count` of them (rest `fill`) when count < L.
+template <class T>
+inline typename Vec<T>::V load_n(const T* p, int64_t count, T fill) {
+  return count == Vec<T>::kLanes ? load(p) : load_partial(p, count, fill);
+}
+
+template <class T>
+void row_scaled_exp(const T* x, const T* weight, int64_t n, T shift, T scale, T* out) {
+  using V = typename Vec<T>::V;
+  const V shift_v = splat<V>(shift), scale_v = splat<V>(scale);
+  map_row<T>(n, out, [&](int64_t i, int64_t count) {
+    V e = exp_of_difference(load_n(x + i, count, T(0)), shift_v) * scale_v;
+    if (weight) {
+      V w = load_n(weight + i, count, T(0));
+      e = select(w == 0, splat<V>(0), e * w);
+    }
+    return e;
+  });
+}
+
+template <class T>
+void row_log_softmax(const T* x, int64_t n, T max, T log_total, T* out) {
+  using V = typename Vec<T>::V;
+  const V max_v = splat<V>(max), log_total_v = splat<V>(log_total);
+  map_row<T>(n, out, [&](int64_t i, int64_t count) {
+    V lo;
+    V hi = difference_with_error(load_n(x + i, count, T(0)), max_v, lo);
+    return (hi - log_total_v) + lo;
+  });
+}
+
+template <class T>
+double row_dot(const T* a, const T* b, int64_t n) {
+  using V = typename Vec<T>::V;
+  constexpr int L = Vec<T>::kLanes;
+  double total = 0.0;
+  for (int64_t chunk = 0; chunk < n; chunk += kChunk) {
+    const int64_t end = chunk + kChunk < n ? chunk + kChunk : n;
+    V s0 = splat<V>(0), s1 = s0;
+    int64_t j = chunk;
+    for (; j + 2 * L <= end; j += 2 * L) {
+      s0 = b ? mul_add(load(a + j), load(b + j), s0) : s0 + load(a + j);
+      s1 = b ? mul_add(load(a + j + L), load(b + j + L), s1) : s1 + load(a + j + L);
+    }
+    for (; j + L <= end; j += L) s0 = b ? mul_add(load(a + j), load(b + j), s0) : s0 + load(a + j);
+    if (j < end) {
+      V av = load_partial(a + j, end - j, T(0));
+      s0 = b ? mul_add(av, load_partial(b + j, end - j, T(0)), s0) : s0 + av;
+    }
+    total += horizontal_sum(s0 + s1);
+  }
+  return total;
+}
+
+template <class T>
+void row_softmax_backward(const T* g, const T* y, int64_t n, T dot, T* out) {
+  using V = typename Vec<T>::V;
+  const V dot_v = splat<V>(dot);
+  map_row<T>(n, out, [&](int64_t i, int64_t count) {
+    return load_n(y + i, count, T(0)) * (load_n(g + i, count, T(0)) - dot_v);
+  });
+}
+
+template <class T>
+void row_log_softmax_backward(const T* g, const T* y, int64_t n, T sum_g, T* out) {
+  using V = typename Vec<T>::V;
+  const V sum_v = splat<V>(sum_g);
+  map_row<T>(n, out, [&](int64_t i, int64_t count) {
+    V neg_sum_times_p = exp(load_n(y + i, count, T(0))) * -sum_v;
+    return load_n(g + i, count, T(0)) + neg_sum_times_p;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Column kernels: the reduced axis is not the contiguous one (e.g. axis 0 of a C-ordered
+// matrix). Lanes run across contiguous columns, so no transposed copy is made; a group of
+// kColumnVectors vectors of columns walks down all rows.
+//
+// Statistics per group: rows are taken kColumnChunkRows at a time (a tile that stays in L1):
+// pass 1 takes the tile's max per column, pass 2 sums exp(x - tile max) and counts the maxima,
+// then the tile's statistics are folded into running statistics held in double lanes:
+//   M = max(M_run, M_tile); others_run <- (others_run + count_run) exp(M_run - M) if M_run < M,
+//   and likewise for the tile; counts of a lower max become part of `others`.
+
+constexpr int kColumnVectors = 4;
+constexpr int64_t kColumnChunkRows = 64;
+
+// Calls f(j, lanes_in_vector_j) for the vectors of a column group of `width` columns.
+template <class T, class F>
+inline void for_each_vector_in_group(int64_t width, F f) {
+  constexpr int L = Vec<T>::kLanes;
+  for (int j = 0; j * L < width; ++j) f(j, width - j * L < L ? width - j * L : (int64_t)L);
+}
+
+template <class T>
+void column_stats(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out) {
+  using V = typename Vec<T>::V;
+  using W = typename Vec<T>::Wide;
+  constexpr int L = Vec<T>::kLanes;
+  constexpr int64_t kGroup = kColumnVectors * L;
+  const T neg_inf = -__builtin_inf();
+  for (int64_t group = 0; group < ncols; group += kGroup) {
+    const int64_t width = ncols - group < kGroup ? ncols - group : kGroup;
+    const T* base = x + group;
+    W run_max[kColumnVectors], run_count[kColumnVectors], run_others[kColumnVectors];
+    for (int j = 0; j < kColumnVectors; ++j) {
+      run_max[j] = splat<W>(-__builtin_inf());
+      run_count[j] = splat<W>(0);
+      run_others[j] = splat<W>(0);
+    }
+    for (int64_t r0 = 0; r0 < rows; r0 += kColumnChunkRows) {
+      const int64_t r1 = r0 + kColumnChunkRows < rows ? r0 + kColumnChunkRows : rows;
+      V tile_max[kColumnVectors], tile_count[kColumnVectors], tile_others[kColumnVectors];
+      for_each_vector_in_group<T>(width, [&](int j, int64_t lanes) {
+        V m = splat<V>(neg_inf);
+        for (int64_t r = r0; r < r1; ++r) m = max_ignoring_nan(m, load_n(base + r * stride + j * L, lanes, neg_inf));
+        V count = splat<V>(0), others = splat<V>(0);
+        for (int64_t r = r0; r < r1; ++r) {
+          V xv = load_n(base + r * stride + j * L, lanes, neg_inf);
+          auto is_max = xv == m;
+          count += select(is_max, splat<V>(1), splat<V>(0));
+          others += select(is_max, splat<V>(0), exp(xv - m));
+        }
+        tile_max[j] = m;
+        tile_count[j] = count;
+        tile_others[j] = others;
+      });
+      for_each_vector_in_group<T>(width, [&](int j, int64_t) {
+        W m = __builtin_convertvector(tile_max[j], W);
+        W new_max = max_ignoring_nan(run_max[j], m);
+        auto run_lower = run_max[j] < new_max;
+        auto tile_lower = m < new_max;
+        W run_scale = exp(run_max[j] - new_max), tile_scale = exp(m - new_max);
+        W count = __builtin_convertvector(tile_count[j], W), others = __builtin_convertvector(tile_others[j], W);
+        run_others[j] = select(run_lower, (run_others[j] + run_count[j]) * run_scale, run_others[j]) +
+                        select(tile_lower, (others + count) * tile_scale, others);
+        run_count[j] = select(run_lower, splat<W>(0), run_count[j]) + select(tile_lower, splat<W>(0), count);
+        run_max[j] = new_max;
+      });
+    }
+    for_each_vector_in_group<T>(width, [&](int j, int64_t lanes) {
+      for (int64_t k = 0; k < lanes; ++k) {
+        out[group + j * L + k] = SliceStats{run_max[j][k], run_count[j][k], run_others[j][k]};
+      }
+    });
+  }
+}
+
+template <class T, class F>
+inline void column_map(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, T* out, int64_t out_stride, F f) {
+  constexpr int L = Vec<T>::kLanes;
+  constexpr int64_t kGroup = kColumnVectors * L;
+  for (int64_t group = 0; group < ncols; group += kGroup) {
+    const int64_t width = ncols - group < kGroup ? ncols - group : kGroup;
+    for (int64_t r = 0; r < rows; ++r) {
+      for_each_vector_in_group<T>(width, [&](int j, int64_t lanes) {
+        const int64_t column = group + j * L;
+        auto result = f(load_n(x + r * x_stride + column, lanes, T(0)), column, lanes);
+        if (lanes == L) store(out + r * out_stride + column, result);
+        else store_partial(out + r * out_stride + column, result, lanes);
+      });
+    }
+  }
+}
+
+template <class T>
+void column_scaled_exp(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, const T* shift, const T* scale,
+                       T* out, int64_t out_stride) {
+  using V = typename Vec<T>::V;
+  column_map(x, rows, x_stride, ncols, out, out_stride, [&](V xv, int64_t column, int64_t lanes) {
+    return exp_of_difference(xv, load_n(shift + column, lanes, T(0))) * load_n(scale + column, lanes, T(0));
+  });
+}
+
+template <class T>
+void column_log_softmax(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, const T* max, const T* log_total,
+                        T* out, int64_t out_stride) {
+  using V = typename Vec<T>::V;
+  column_map(x, rows, x_stride, ncols, out, out_stride, [&](V xv, int64_t column, int64_t lanes) {
+    V lo;
+    V hi = difference_with_error(xv, load_n(max + column, lanes, T(0)), lo);
+    return (hi - load_n(log_total + column, lanes, T(0))) + lo;
+  });
+}
+
+template <class T>
+TypedKernels<T> softmax_family_kernels() {
+  TypedKernels<T> k;
+  k.row_stats = row_stats<T>;
+  k.row_scaled_exp = row_scaled_exp<T>;
+  k.row_log_softmax = row_log_softmax<T>;
+  k.row_dot = row_dot<T>;
+  k.row_softmax_backward = row_softmax_backward<T>;
+  k.row_log_softmax_backward = row_log_softmax_backward<T>;
+  k.column_stats = column_stats<T>;
+  k.column_scaled_exp = column_scaled_exp<T>;
+  k.column_log_softmax = column_log_softmax<T>;
+  return k;
+}

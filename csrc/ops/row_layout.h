@@ -1,0 +1,41 @@
+// How an N-d reduction is walked: the reduced axes become one "row" dimension, the kept axes
+// the "outer" dimensions that enumerate rows. Several operands of the same shape (input, weights,
+// output, gradient) are walked together, each with its own strides, so any strided view (negative
+// or zero strides included) is read in place.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace logitloss {
+
+struct ReductionLayout {
+  int64_t rows = 1;                               // product of outer_shape
+  int64_t length = 1;                             // elements per row (product of reduced dims)
+  std::vector<int64_t> outer_shape;               // kept dims, coalesced, size-1 dims dropped
+  std::vector<std::vector<int64_t>> outer_strides;  // [operand][outer dim], bytes
+  std::vector<int64_t> row_stride;                // [operand], bytes between row elements
+};
+
+// shape: the common shape; strides[operand]: bytes per step along each axis; reduced[axis]: whether
+// the axis is reduced. Returns false if some operand's reduced axes cannot be walked as a single
+// stride (the caller then makes contiguous copies).
+bool make_reduction_layout(const std::vector<int64_t>& shape, const std::vector<std::vector<int64_t>>& strides,
+                           const std::vector<bool>& reduced, ReductionLayout& layout);
+
+// Byte offsets of consecutive rows for every operand, starting at any row: an odometer over the
+// outer dims, so stepping costs O(1) amortized.
+class RowCursor {
+ public:
+  RowCursor(const ReductionLayout& layout, int64_t first_row);
+  int64_t offset(size_t operand) const { return offsets_[operand]; }
+  void next();
+
+ private:
+  const ReductionLayout& layout_;
+  std::vector<int64_t> index_;
+  std::vector<int64_t> offsets_;
+};
+
+}  // namespace logitloss

@@ -1,0 +1,402 @@
+#include "ops/softmax_family.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/kernel_table.h"
+#include "runtime/dispatch.h"
+#include "runtime/thread_pool.h"
+
+namespace logitloss {
+namespace {
+
+// Rows are reduced in segments of this many bytes: the statistics read a segment twice (max, then
+// sum of exp), and the second read hits L2. A segment's statistics are folded into the row's in
+// order, so results do not depend on how rows are spread over threads.
+constexpr int64_t kSegmentBytes = 128 * 1024;
+// Elements of work per claimed chunk of rows: large enough to amortize the claim, small enough
+// that a descheduled thread holds up little (~50 us).
+constexpr double kGrainElements = 256.0 * 1024;
+// Columns per work item when the reduced axis is not the contiguous one.
+constexpr int64_t kColumnTile = 128;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+
+template <class T>
+const TypedKernels<T>& kernels_for(const KernelTable& table);
+template <>
+const TypedKernels<float>& kernels_for<float>(const KernelTable& table) { return table.f32; }
+template <>
+const TypedKernels<double>& kernels_for<double>(const KernelTable& table) { return table.f64; }
+
+// Arrays may be unaligned: scalar access goes through memcpy.
+template <class T>
+T load_scalar(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T>
+void store_scalar(char* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Thread-local buffers for rows whose elements are not contiguous (packed before the kernel runs,
+// unpacked after).
+template <class T>
+T* scratch(int slot, int64_t n) {
+  thread_local std::vector<T> buffers[3];
+  if ((int64_t)buffers[slot].size() < n) buffers[slot].resize(n);
+  return buffers[slot].data();
+}
+
+template <class T>
+const T* row_input(const char* p, int64_t stride, int64_t n, int slot) {
+  if (stride == (int64_t)sizeof(T)) return reinterpret_cast<const T*>(p);
+  T* buffer = scratch<T>(slot, n);
+  for (int64_t i = 0; i < n; ++i) buffer[i] = load_scalar<T>(p + i * stride);
+  return buffer;
+}
+
+template <class T>
+T* row_output(char* p, int64_t stride, int64_t n, int slot) {
+  return stride == (int64_t)sizeof(T) ? reinterpret_cast<T*>(p) : scratch<T>(slot, n);
+}
+
+template <class T>
+void finish_row_output(char* p, int64_t stride, int64_t n, const T* written) {
+  if (reinterpret_cast<const char*>(written) == p) return;
+  for (int64_t i = 0; i < n; ++i) store_scalar<T>(p + i * stride, written[i]);
+}
+
+// Combines the statistics of two parts of a slice (in order; the result depends on the order).
+SliceStats fold_stats(SliceStats a, SliceStats b) {
+  const double m = b.max > a.max ? b.max : a.max;
+  if (m == -kInf) return {m, a.count + b.count, a.others + b.others};
+  auto rescaled_others = [m](const SliceStats& s) {
+    return s.max < m ? (s.others + s.count) * std::exp(s.max - m) : s.others;
+  };
+  return {m, (a.max < m ? 0.0 : a.count) + (b.max < m ? 0.0 : b.count), rescaled_others(a) + rescaled_others(b)};
+}
+
+template <class T>
+SliceStats row_stats_segmented(const TypedKernels<T>& k, const T* x, const T* w, int64_t n, int flags) {
+  const int64_t segment = kSegmentBytes / (int64_t)sizeof(T);
+  SliceStats s = k.row_stats(x, w, n < segment ? n : segment, flags);
+  for (int64_t start = segment; start < n; start += segment) {
+    const int64_t len = n - start < segment ? n - start : segment;
+    s = fold_stats(s, k.row_stats(x + start, w ? w + start : nullptr, len, flags));
+  }
+  return s;
+}
+
+// SciPy's logsumexp from a slice's statistics:
+//   r = others / count, sign = sign(r + 1) * sign(count), value = max + log|count| + log1p(|r|'),
+// falling back to log|count + others| + max where that is not finite (cancellation, count == 0).
+struct LogsumexpValue {
+  double value;
+  double sign;
+  double max;
+  double inverse_total;  // 1 / |count + others|: the gradient is sign * w * exp(x - max) * this
+  bool regular;          // finite value and max: the vector kernels apply
+};
+
+LogsumexpValue finalize_logsumexp(const SliceStats& s, bool return_sign) {
+  const double m = s.max, count = s.count, others = s.others;
+  LogsumexpValue v{kNan, kNan, m, kNan, false};
+  if (std::isnan(others) || std::isnan(count)) return v;
+  if (m == -kInf) {
+    v.value = -kInf;
+    v.sign = 0.0;
+  } else if (m == kInf) {
+    v.sign = count > 0 ? 1.0 : (count < 0 ? -1.0 : kNan);
+    v.value = std::isnan(v.sign) ? kNan : kInf;
+  } else {
+    double r = others == 0 ? 0.0 : others / count;
+    const double t = r + 1;
+    v.sign = (t > 0 ? 1.0 : (t < 0 ? -1.0 : 0.0)) * (count > 0 ? 1.0 : (count < 0 ? -1.0 : 0.0));
+    if (r < -1) r = -r - 2;
+    v.value = std::log1p(r) + std::log(std::fabs(count)) + m;
+    if (!std::isfinite(v.value)) {
+      const double total = count + others;
+      v.value = std::log(std::fabs(total)) + m;
+      v.sign = total > 0 ? 1.0 : (total < 0 ? -1.0 : 0.0);
+    }
+    v.inverse_total = 1.0 / std::fabs(count + others);
+    v.regular = std::isfinite(v.value);
+  }
+  if (!return_sign && v.sign < 0) {
+    v.value = kNan;
+    v.regular = false;
+  }
+  return v;
+}
+
+// log(sum exp(x - max)) for a regular slice, keeping precision when the maxima dominate.
+double log_total(const SliceStats& s) { return std::log(s.count) + std::log1p(s.others / s.count); }
+
+bool softmax_regular(const SliceStats& s) { return std::isfinite(s.max) && !std::isnan(s.others); }
+
+// d value / d x for one slice when the vector kernels do not apply (non-finite value):
+// g * w * exp(x - value), 0 where w == 0, in double. Matches torch (nan for all -inf slices).
+template <class T>
+void lse_gradient_fallback(const char* x, int64_t xs, const char* w, int64_t ws, int64_t n, double value, double g,
+                           char* out, int64_t os) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double wi = w ? (double)load_scalar<T>(w + i * ws) : 1.0;
+    const double grad = wi == 0 ? 0.0 : g * wi * std::exp((double)load_scalar<T>(x + i * xs) - value);
+    store_scalar<T>(out + i * os, (T)grad);
+  }
+}
+
+// SciPy's softmax / log_softmax for a slice with a non-finite max or a nan: softmax is all nan;
+// log_softmax is x - log(sum exp(x)) (the max replaced by 0), e.g. [inf, 1] -> [nan, -inf].
+template <class T>
+void softmax_fallback(const char* x, int64_t xs, int64_t n, char* out, int64_t os, bool log) {
+  double total = 0.0;
+  if (log) {
+    for (int64_t i = 0; i < n; ++i) total += std::exp((double)load_scalar<T>(x + i * xs));
+  }
+  const double log_sum = std::log(total);
+  for (int64_t i = 0; i < n; ++i) {
+    store_scalar<T>(out + i * os, log ? (T)((double)load_scalar<T>(x + i * xs) - log_sum) : (T)kNan);
+  }
+}
+
+int64_t grain_rows(int64_t length) {
+  const double rows = kGrainElements / (double)(length > 0 ? length : 1);
+  return rows < 1 ? 1 : (int64_t)rows;
+}
+
+template <class F>
+void for_each_row(const ReductionLayout& layout, F per_row) {
+  auto body = [&](int64_t begin, int64_t end) {
+    RowCursor cursor(layout, begin);
+    for (int64_t r = begin; r < end; ++r, cursor.next()) per_row(cursor);
+  };
+  parallel_for(layout.rows, grain_rows(layout.length), threads_for_work((double)layout.rows * layout.length), body);
+}
+
+// Column mode: the reduced axis is strided and the last kept axis is contiguous for every listed
+// operand, so lanes can run across columns.
+template <class T>
+bool use_columns(const ReductionLayout& layout, std::initializer_list<int> operands) {
+  if (layout.outer_shape.empty() || layout.outer_shape.back() < 8) return false;
+  for (int op : operands) {
+    if (op == kNoOperand) continue;
+    const int64_t rs = layout.row_stride[op];
+    if (rs == (int64_t)sizeof(T) || rs % (int64_t)sizeof(T) != 0) return false;
+    if (layout.outer_strides[op].back() != (int64_t)sizeof(T)) return false;
+  }
+  return true;
+}
+
+// Calls per_tile(cursor over the other kept dims, first column, columns) for tiles of columns.
+template <class F>
+void for_each_column_tile(const ReductionLayout& layout, F per_tile) {
+  ReductionLayout blocks = layout;
+  const int64_t columns = layout.outer_shape.back();
+  blocks.outer_shape.pop_back();
+  for (auto& s : blocks.outer_strides) s.pop_back();
+  blocks.rows = layout.rows / columns;
+  const int64_t tiles = (columns + kColumnTile - 1) / kColumnTile;
+  auto body = [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      RowCursor cursor(blocks, item / tiles);
+      const int64_t first = (item % tiles) * kColumnTile;
+      per_tile(cursor, first, columns - first < kColumnTile ? columns - first : kColumnTile);
+    }
+  };
+  parallel_for(blocks.rows * tiles, 1, threads_for_work((double)layout.rows * layout.length), body);
+}
+
+// ------------------------------------------------------------------------------------------------
+
+template <class T>
+void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
+  const TypedKernels<T>& k = kernels_for<T>(active_kernels());
+  const ReductionLayout& L = call.layout;
+  const int64_t n = L.length;
+  auto store_value = [&](char* out, char* sign, const LogsumexpValue& v) {
+    store_scalar<T>(out, (T)v.value);
+    if (sign) store_scalar<T>(sign, (T)v.sign);
+  };
+
+  if (ops.b == kNoOperand && use_columns<T>(L, {ops.a, ops.grad})) {
+    const int64_t out_step = L.outer_strides[ops.out].back();
+    const int64_t sign_step = ops.sign == kNoOperand ? 0 : L.outer_strides[ops.sign].back();
+    for_each_column_tile(L, [&](const RowCursor& cur, int64_t first, int64_t ncols) {
+      const T* a = reinterpret_cast<const T*>(call.base[ops.a] + cur.offset(ops.a)) + first;
+      const int64_t a_stride = L.row_stride[ops.a] / (int64_t)sizeof(T);
+      SliceStats stats[kColumnTile];
+      LogsumexpValue values[kColumnTile];
+      k.column_stats(a, n, a_stride, ncols, stats);
+      for (int64_t c = 0; c < ncols; ++c) {
+        values[c] = finalize_logsumexp(stats[c], ops.return_sign);
+        store_value(call.base[ops.out] + cur.offset(ops.out) + (first + c) * out_step,
+                    ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + cur.offset(ops.sign) + (first + c) * sign_step,
+                    values[c]);
+      }
+      if (ops.grad == kNoOperand) return;
+      T shift[kColumnTile], scale[kColumnTile];
+      for (int64_t c = 0; c < ncols; ++c) {
+        shift[c] = values[c].regular ? (T)values[c].max : T(0);
+        scale[c] = values[c].regular ? (T)(values[c].sign * values[c].inverse_total) : T(0);
+      }
+      T* grad = reinterpret_cast<T*>(call.base[ops.grad] + cur.offset(ops.grad)) + first;
+      const int64_t grad_stride = L.row_stride[ops.grad] / (int64_t)sizeof(T);
+      k.column_scaled_exp(a, n, a_stride, ncols, shift, scale, grad, grad_stride);
+      for (int64_t c = 0; c < ncols; ++c) {
+        if (values[c].regular) continue;
+        lse_gradient_fallback<T>(reinterpret_cast<const char*>(a + c), L.row_stride[ops.a], nullptr, 0, n,
+                                 values[c].value, 1.0, reinterpret_cast<char*>(grad + c), L.row_stride[ops.grad]);
+      }
+    });
+    return;
+  }
+
+  for_each_row(L, [&](const RowCursor& cur) {
+    const char* a_bytes = call.base[ops.a] + cur.offset(ops.a);
+    const T* a = row_input<T>(a_bytes, L.row_stride[ops.a], n, 0);
+    const char* b_bytes = ops.b == kNoOperand ? nullptr : call.base[ops.b] + cur.offset(ops.b);
+    const T* b = b_bytes ? row_input<T>(b_bytes, L.row_stride[ops.b], n, 1) : nullptr;
+    const LogsumexpValue v = finalize_logsumexp(row_stats_segmented(k, a, b, n, kStatsPlain), ops.return_sign);
+    store_value(call.base[ops.out] + cur.offset(ops.out),
+                ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + cur.offset(ops.sign), v);
+    if (ops.grad == kNoOperand) return;
+    char* grad_bytes = call.base[ops.grad] + cur.offset(ops.grad);
+    const int64_t grad_stride = L.row_stride[ops.grad];
+    if (v.regular) {
+      T* grad = row_output<T>(grad_bytes, grad_stride, n, 2);
+      k.row_scaled_exp(a, b, n, (T)v.max, (T)(v.sign * v.inverse_total), grad);
+      finish_row_output(grad_bytes, grad_stride, n, grad);
+    } else {
+      lse_gradient_fallback<T>(reinterpret_cast<const char*>(a), sizeof(T), reinterpret_cast<const char*>(b),
+                               sizeof(T), n, v.value, 1.0, grad_bytes, grad_stride);
+    }
+  });
+}
+
+template <class T>
+void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
+  const TypedKernels<T>& k = kernels_for<T>(active_kernels());
+  const ReductionLayout& L = call.layout;
+  const int64_t n = L.length;
+
+  if (use_columns<T>(L, {x_op, out_op})) {
+    for_each_column_tile(L, [&](const RowCursor& cur, int64_t first, int64_t ncols) {
+      const T* x = reinterpret_cast<const T*>(call.base[x_op] + cur.offset(x_op)) + first;
+      T* out = reinterpret_cast<T*>(call.base[out_op] + cur.offset(out_op)) + first;
+      const int64_t xs = L.row_stride[x_op] / (int64_t)sizeof(T), os = L.row_stride[out_op] / (int64_t)sizeof(T);
+      SliceStats stats[kColumnTile];
+      k.column_stats(x, n, xs, ncols, stats);
+      T first_param[kColumnTile], second_param[kColumnTile];
+      for (int64_t c = 0; c < ncols; ++c) {
+        const bool regular = softmax_regular(stats[c]);
+        first_param[c] = regular ? (T)stats[c].max : T(0);
+        second_param[c] = !regular ? T(0) : log ? (T)log_total(stats[c]) : (T)(1.0 / (stats[c].count + stats[c].others));
+      }
+      if (log) k.column_log_softmax(x, n, xs, ncols, first_param, second_param, out, os);
+      else k.column_scaled_exp(x, n, xs, ncols, first_param, second_param, out, os);
+      for (int64_t c = 0; c < ncols; ++c) {
+        if (softmax_regular(stats[c])) continue;
+        softmax_fallback<T>(reinterpret_cast<const char*>(x + c), L.row_stride[x_op], n,
+                            reinterpret_cast<char*>(out + c), L.row_stride[out_op], log);
+      }
+    });
+    return;
+  }
+
+  for_each_row(L, [&](const RowCursor& cur) {
+    const T* x = row_input<T>(call.base[x_op] + cur.offset(x_op), L.row_stride[x_op], n, 0);
+    char* out_bytes = call.base[out_op] + cur.offset(out_op);
+    const SliceStats s = row_stats_segmented(k, x, (const T*)nullptr, n, kStatsPlain);
+    if (!softmax_regular(s)) {
+      softmax_fallback<T>(reinterpret_cast<const char*>(x), sizeof(T), n, out_bytes, L.row_stride[out_op], log);
+      return;
+    }
+    T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
+    if (log) k.row_log_softmax(x, n, (T)s.max, (T)log_total(s), out);
+    else k.row_scaled_exp(x, nullptr, n, (T)s.max, (T)(1.0 / (s.count + s.others)), out);
+    finish_row_output(out_bytes, L.row_stride[out_op], n, out);
+  });
+}
+
+template <class T>
+void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOperands& ops) {
+  const TypedKernels<T>& k = kernels_for<T>(active_kernels());
+  const ReductionLayout& L = call.layout;
+  const int64_t n = L.length;
+  for_each_row(L, [&](const RowCursor& cur) {
+    const T* a = row_input<T>(call.base[ops.a] + cur.offset(ops.a), L.row_stride[ops.a], n, 0);
+    const T* b = ops.b == kNoOperand ? nullptr : row_input<T>(call.base[ops.b] + cur.offset(ops.b), L.row_stride[ops.b], n, 1);
+    const double g = (double)load_scalar<T>(call.base[ops.g] + cur.offset(ops.g));
+    char* out_bytes = call.base[ops.out] + cur.offset(ops.out);
+    const int64_t out_stride = L.row_stride[ops.out];
+    // The gradient is g * w * exp(a - value), computed as exp(a - shift) * scale.
+    double value, shift, scale;
+    bool regular;
+    if (ops.result != kNoOperand) {
+      value = shift = (double)load_scalar<T>(call.base[ops.result] + cur.offset(ops.result));
+      scale = g;
+      regular = std::isfinite(value);
+    } else {
+      const LogsumexpValue v = finalize_logsumexp(row_stats_segmented(k, a, b, n, kStatsPlain), false);
+      value = v.value;
+      shift = v.max;
+      scale = g * v.sign * v.inverse_total;
+      regular = v.regular;
+    }
+    if (!regular) {
+      lse_gradient_fallback<T>(reinterpret_cast<const char*>(a), sizeof(T), reinterpret_cast<const char*>(b),
+                               sizeof(T), n, value, g, out_bytes, out_stride);
+      return;
+    }
+    T* out = row_output<T>(out_bytes, out_stride, n, 2);
+    k.row_scaled_exp(a, b, n, (T)shift, (T)scale, out);
+    finish_row_output(out_bytes, out_stride, n, out);
+  });
+}
+
+template <class T>
+void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_op, bool log) {
+  const TypedKernels<T>& k = kernels_for<T>(active_kernels());
+  const ReductionLayout& L = call.layout;
+  const int64_t n = L.length;
+  for_each_row(L, [&](const RowCursor& cur) {
+    const T* g = row_input<T>(call.base[g_op] + cur.offset(g_op), L.row_stride[g_op], n, 0);
+    const T* y = row_input<T>(call.base[y_op] + cur.offset(y_op), L.row_stride[y_op], n, 1);
+    char* out_bytes = call.base[out_op] + cur.offset(out_op);
+    T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 2);
+    if (log) k.row_log_softmax_backward(g, y, n, (T)k.row_dot(g, nullptr, n), out);
+    else k.row_softmax_backward(g, y, n, (T)k.row_dot(g, y, n), out);
+    finish_row_output(out_bytes, L.row_stride[out_op], n, out);
+  });
+}
+
+}  // namespace
+
+void run_logsumexp(const ArrayCall& call, const LogsumexpOperands& ops) {
+  if (call.dtype == DType::kFloat32) logsumexp_typed<float>(call, ops);
+  else logsumexp_typed<double>(call, ops);
+}
+
+void run_softmax(const ArrayCall& call, int x, int out, bool log) {
+  if (call.dtype == DType::kFloat32) softmax_typed<float>(call, x, out, log);
+  else softmax_typed<double>(call, x, out, log);
+}
+
+void run_logsumexp_backward(const ArrayCall& call, const LogsumexpBackwardOperands& ops) {
+  if (call.dtype == DType::kFloat32) logsumexp_backward_typed<float>(call, ops);
+  else logsumexp_backward_typed<double>(call, ops);
+}
+
+void run_softmax_backward(const ArrayCall& call, int g, int y, int out, bool log) {
+  if (call.dtype == DType::kFloat32) softmax_backward_typed<float>(call, g, y, out, log);
+  else softmax_backward_typed<double>(call, g, y, out, log);
+}
+
+}  // namespace logitloss

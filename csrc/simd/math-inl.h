@@ -1,0 +1,169 @@
+// Vector exp, log and log1p, written once for float and double lanes.
+//
+// Contract (tested by tests/test_math_helpers.py with a >= 10^6-point sweep per target):
+//   exp(x)    all x; max error <= 2 ULP (measured ~1). Results below the normal range are rounded
+//             once into the subnormal grid, never flushed; exp(x) = 0 once the exact value rounds
+//             to 0 (x < -103.97 float / -745.13 double), +inf on overflow, exp(-inf) = 0, nan -> nan.
+//             The kernels only ever call it on x - max <= 0, i.e. [-104, 0] / [-745, 0].
+//   log(x)    x > 0 including subnormals; <= 2 ULP (measured ~1). log(0) = -inf, log(x < 0) = nan,
+//             log(+inf) = +inf.
+//   log1p(x)  x > -1; <= 2 ULP (measured ~1). log1p(-1) = -inf, below -1 nan, tiny x exact.
+//
+// Polynomials are truncated Taylor series with enough terms that truncation stays below a tenth
+// of an ULP on the reduced range; the error budget is rounding in the evaluation.
+
+template <class V>
+struct MathConstants;
+
+template <>
+struct MathConstants<f32v> {
+  // ln 2 split so that n * ln2_hi is exact for |n| < 2^8: Cody-Waite reduction.
+  static float ln2_hi() { return 0x1.62e4p-1f; }
+  static float ln2_lo() { return 0x1.7f7d1cp-20f; }
+  static float log2e() { return 0x1.715476p+0f; }
+  static float round_magic() { return 0x1.8p23f; }  // 1.5 * 2^23: adding it rounds to an integer
+  static float exp_clamp_low() { return -150.0f; }   // exp underflows to 0 well above this
+  static float exp_clamp_high() { return 100.0f; }   // and overflows to inf well below this
+  static constexpr int kExpTerms = 7;                // Taylor degree for |r| <= ln2/2
+  static constexpr int kLogTerms = 4;                // atanh series terms in z = s^2, s <= 0.172
+  static float sqrt_half() { return 0x1.6a09e6p-1f; }
+  static float smallest_normal() { return 0x1p-126f; }
+  static float subnormal_scale() { return 0x1p24f; }
+  static constexpr int kSubnormalShift = 24;
+};
+
+template <>
+struct MathConstants<f64v> {
+  static double ln2_hi() { return 0x1.62e42fee00000p-1; }
+  static double ln2_lo() { return 0x1.a39ef35793c76p-33; }
+  static double log2e() { return 0x1.71547652b82fep+0; }
+  static double round_magic() { return 0x1.8p52; }
+  static double exp_clamp_low() { return -1100.0; }
+  static double exp_clamp_high() { return 1000.0; }
+  static constexpr int kExpTerms = 13;
+  static constexpr int kLogTerms = 10;
+  static double sqrt_half() { return 0x1.6a09e667f3bcdp-1; }
+  static double smallest_normal() { return 0x1p-1022; }
+  static double subnormal_scale() { return 0x1p54; }
+  static constexpr int kSubnormalShift = 54;
+};
+
+template <>
+struct MathConstants<f64w> : MathConstants<f64v> {};
+
+// 2^n for integer-valued n in the normal exponent range, built from the bits.
+template <class V>
+inline V exp2_integer(typename Lanes<V>::I n) {
+  using I = typename Lanes<V>::I;
+  using Traits = Lanes<V>;
+  return (V)((n + (I){} + Traits::kExponentBias) << Traits::kMantissaBits);
+}
+
+// exp(r) for |r| <= ln2/2: 1 + (r + r^2 * (1/2! + r/3! + ...)). Adding the 1 last keeps the
+// rounding of the small part small relative to the result.
+template <class V>
+inline V exp_reduced(V r) {
+  constexpr int kTerms = MathConstants<V>::kExpTerms;
+  double inverse_factorial[kTerms + 1];
+  inverse_factorial[0] = 1.0;
+  for (int k = 1; k <= kTerms; ++k) inverse_factorial[k] = inverse_factorial[k - 1] / k;
+  V q = splat<V>((lane_t<V>)inverse_factorial[kTerms]);
+  for (int k = kTerms - 1; k >= 2; --k) q = mul_add(q, r, splat<V>((lane_t<V>)inverse_factorial[k]));
+  return mul_add(r * r, q, r) + 1;
+}
+
+template <class V>
+inline V exp(V x) {
+  using C = MathConstants<V>;
+  using I = typename Lanes<V>::I;
+  // 1. Clamp so the integer arithmetic below cannot overflow; the clamped results are 0 / inf.
+  //    (nan takes the path of 0 and is restored at the end.)
+  V xc = x < C::exp_clamp_low() ? splat<V>(C::exp_clamp_low()) : x;
+  xc = xc > C::exp_clamp_high() ? splat<V>(C::exp_clamp_high()) : xc;
+  xc = x != x ? splat<V>(0) : xc;
+  // 2. x = n ln2 + r, |r| <= ln2/2; n by the round-to-nearest magic constant.
+  V shifted = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic()));
+  V n = shifted - C::round_magic();
+  I n_int = (I)shifted - (I)splat<V>(C::round_magic());
+  V r = xc - n * C::ln2_hi();  // exact: n * ln2_hi has few bits, and xc ~ n ln2
+  r = r - n * C::ln2_lo();
+  // 3. exp(x) = exp(r) * 2^n1 * 2^n2 with n1 = n/2, n2 = n - n1: both factors are normal, the
+  //    first product is exact, the second rounds once (into the subnormal grid, or to inf).
+  I n1 = n_int >> 1;
+  I n2 = n_int - n1;
+  V result = exp_reduced(r) * exp2_integer<V>(n1) * exp2_integer<V>(n2);
+  return x != x ? x : result;  // nan in, nan out
+}
+
+// log(1 + f) + k ln2 + correction, for f in [sqrt(1/2) - 1, sqrt(2) - 1]. With s = f / (2 + f),
+// log(1 + f) = 2 atanh(s) = f - (f^2/2 - s (f^2/2 + R)), R = sum_{i>=1} 2 s^(2i) / (2i + 1):
+// the leading f is exact and everything else is a small correction, so the result is within
+// about one rounding of exact.
+template <class V>
+inline V log_reduced(V k, V f, V correction) {
+  using C = MathConstants<V>;
+  constexpr int kTerms = MathConstants<V>::kLogTerms;
+  V s = f / (f + 2);
+  V z = s * s;
+  V series = splat<V>((lane_t<V>)(2.0 / (2 * kTerms + 1)));
+  for (int i = kTerms - 1; i >= 1; --i) series = mul_add(series, z, splat<V>((lane_t<V>)(2.0 / (2 * i + 1))));
+  V R = series * z;
+  V half_f_squared = f * f * (lane_t<V>)0.5;
+  V small = half_f_squared - (mul_add(s, half_f_squared + R, k * C::ln2_lo()) + correction);
+  return k * C::ln2_hi() + (f - small);
+}
+
+// Splits positive finite u into 2^k * m with m in [sqrt(1/2), sqrt(2)); returns m - 1 (exact).
+template <class V>
+inline V split_exponent(V u, V& k) {
+  using C = MathConstants<V>;
+  using I = typename Lanes<V>::I;
+  using Traits = Lanes<V>;
+  using Bits = typename Traits::Bits;
+  // Subnormals: scale into the normal range first.
+  auto is_subnormal = u < C::smallest_normal();
+  V scaled = select(is_subnormal, u * C::subnormal_scale(), u);
+  V k_adjust = select(is_subnormal, splat<V>(-(lane_t<V>)C::kSubnormalShift), splat<V>(0));
+  // Offsetting the bits by (1 - sqrt(1/2)) moves the exponent boundary to sqrt(1/2).
+  const Bits one_bits = (Bits)Traits::kExponentBias << Traits::kMantissaBits;
+  V sqrt_half = splat<V>(C::sqrt_half());
+  Bits sqrt_half_bits;
+  lane_t<V> sh = sqrt_half[0];
+  std::memcpy(&sqrt_half_bits, &sh, sizeof sh);
+  I bits = (I)scaled + (one_bits - sqrt_half_bits);
+  I exponent = (bits >> Traits::kMantissaBits) - Traits::kExponentBias;
+  const Bits mantissa_mask = ((Bits)1 << Traits::kMantissaBits) - 1;
+  V m = (V)((bits & mantissa_mask) + sqrt_half_bits);
+  k = __builtin_convertvector(exponent, V) + k_adjust;
+  return m - 1;
+}
+
+template <class V>
+inline V log(V x) {
+  V k;
+  V f = split_exponent(x, k);
+  V result = log_reduced(k, f, splat<V>(0));
+  const lane_t<V> inf = __builtin_inf();
+  result = select(x == 0, splat<V>(-inf), result);
+  result = select(x == inf, x, result);
+  result = select((x < 0) | (x != x), splat<V>(__builtin_nan("")), result);
+  return result;
+}
+
+template <class V>
+inline V log1p(V x) {
+  // u = fl(1 + x); the rounding error c = x - (u - 1) is exact and enters as log(u + c) ~
+  // log(u) + c / u, folded into the small correction term.
+  V u = x + 1;
+  V k;
+  V f = split_exponent(u, k);
+  V c = (x - (u - 1)) / u;
+  V result = log_reduced(k, f, c);
+  const lane_t<V> inf = __builtin_inf();
+  result = select(u == 0, splat<V>(-inf), result);
+  result = select(x == inf, x, result);
+  result = select((u < 0) | (x != x), splat<V>(__builtin_nan("")), result);
+  // Tiny x: u == 1 and log1p(x) = x to within rounding; return x itself (also keeps -0).
+  result = select(u == 1, x, result);
+  return result;
+}

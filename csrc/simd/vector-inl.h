@@ -1,0 +1,201 @@
+// Thin vector layer: the only vocabulary kernels use to touch SIMD registers.
+//
+// Included once per ISA target, inside that target's anonymous namespace (see csrc/arch/),
+// after the target file has defined LOGITLOSS_VECTOR_BYTES (16, 32 or 64). Vectors are GCC/Clang
+// vector extensions, so ordinary arithmetic (+ - * /, comparisons, ?:) is elementwise and the
+// compiler emits the target's instructions. The few operations the language cannot express
+// portably (fused multiply-add, masked loads) pick an intrinsic when the target has one and fall
+// back to plain, correctly rounded code otherwise.
+//
+// Never place a vector constant at namespace scope: it would be initialized by baseline code
+// at load time. Constants are built inside functions.
+//
+// Requires (included by the target file before this one): <cstdint>, <cstring>, and the
+// target's intrinsics header.
+
+#ifndef LOGITLOSS_VECTOR_BYTES
+#error "define LOGITLOSS_VECTOR_BYTES before including vector-inl.h"
+#endif
+
+typedef float f32v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
+typedef double f64v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
+typedef int32_t i32v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
+typedef int64_t i64v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
+// Doubles with as many lanes as an f32v: float statistics are widened into these.
+typedef double f64w __attribute__((vector_size(2 * LOGITLOSS_VECTOR_BYTES)));
+typedef int64_t i64w __attribute__((vector_size(2 * LOGITLOSS_VECTOR_BYTES)));
+
+// Per element type: its vector, and the vector of doubles with the same lane count (statistics
+// of float data are widened into it so long sums keep double precision).
+template <class T>
+struct Vec;
+
+template <>
+struct Vec<float> {
+  using V = f32v;
+  using Wide = f64w;
+  static constexpr int kLanes = LOGITLOSS_VECTOR_BYTES / 4;
+};
+
+template <>
+struct Vec<double> {
+  using V = f64v;
+  using Wide = f64v;
+  static constexpr int kLanes = LOGITLOSS_VECTOR_BYTES / 8;
+};
+
+// Per vector type: the integer vector of the same shape (comparison masks, bit tricks) and the
+// IEEE layout constants the math needs.
+template <class V>
+struct Lanes;
+
+template <>
+struct Lanes<f32v> {
+  using I = i32v;
+  using Bits = int32_t;
+  static constexpr int kMantissaBits = 23;
+  static constexpr int kExponentBias = 127;
+};
+
+template <>
+struct Lanes<f64v> {
+  using I = i64v;
+  using Bits = int64_t;
+  static constexpr int kMantissaBits = 52;
+  static constexpr int kExponentBias = 1023;
+};
+
+template <>
+struct Lanes<f64w> {
+  using I = i64w;
+  using Bits = int64_t;
+  static constexpr int kMantissaBits = 52;
+  static constexpr int kExponentBias = 1023;
+};
+
+// Element type of a vector type.
+template <class V>
+using lane_t = typename std::remove_reference<decltype(V{}[0])>::type;
+
+template <class V>
+inline V splat(lane_t<V> s) {
+  return V{} + s;
+}
+
+template <class T>
+inline typename Vec<T>::V load(const T* p) {
+  typename Vec<T>::V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <class T>
+inline void store(T* p, typename Vec<T>::V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Lane indices 0, 1, 2, ... as the integer vector matching V.
+template <class V>
+inline auto lane_index() {
+  using I = typename Lanes<V>::I;
+  I idx;
+  for (int i = 0; i < (int)(sizeof(I) / sizeof(idx[0])); ++i) idx[i] = i;
+  return idx;
+}
+
+// Loads the first n (0 < n < lanes) elements; the other lanes hold `fill`. Masked tails keep the
+// same vector arithmetic as the body instead of a scalar loop with different rounding.
+template <class T>
+inline typename Vec<T>::V load_partial(const T* p, int64_t n, T fill) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(T) == 4) {
+    return (f32v)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << n) - 1), p);
+  } else {
+    return (f64v)_mm512_mask_loadu_pd(_mm512_set1_pd(fill), (__mmask8)((1u << n) - 1), p);
+  }
+#else
+  T buffer[Vec<T>::kLanes];
+  for (int i = 0; i < Vec<T>::kLanes; ++i) buffer[i] = fill;
+  std::memcpy(buffer, p, (size_t)n * sizeof(T));
+  return load(buffer);
+#endif
+}
+
+template <class T>
+inline void store_partial(T* p, typename Vec<T>::V v, int64_t n) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(T) == 4) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+  } else {
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), (__m512d)v);
+  }
+#else
+  T buffer[Vec<T>::kLanes];
+  store(buffer, v);
+  std::memcpy(p, buffer, (size_t)n * sizeof(T));
+#endif
+}
+
+// a * b + c with one rounding where the target has FMA, two otherwise. Every use tolerates
+// either; none relies on the fused rounding for correctness.
+template <class V>
+inline V mul_add(V a, V b, V c) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return (V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(__FMA__) && LOGITLOSS_VECTOR_BYTES == 32
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 4) return (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 8) return (V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#elif defined(__ARM_NEON) && defined(LOGITLOSS_TARGET_NEON)
+  if constexpr (sizeof(V) == 16 && sizeof(lane_t<V>) == 4) return (V)vfmaq_f32((float32x4_t)c, (float32x4_t)a, (float32x4_t)b);
+  if constexpr (sizeof(V) == 16 && sizeof(lane_t<V>) == 8) return (V)vfmaq_f64((float64x2_t)c, (float64x2_t)a, (float64x2_t)b);
+#endif
+  return a * b + c;
+}
+
+template <class V, class M>
+inline V select(M mask, V if_true, V if_false) {
+  return mask ? if_true : if_false;
+}
+
+// max that ignores a nan in `x` (keeps `accumulator`): maxima never turn into nan, so nan is
+// detected where it belongs, in the sum of exponentials.
+template <class V>
+inline V max_ignoring_nan(V accumulator, V x) {
+  return x > accumulator ? x : accumulator;
+}
+
+template <class V>
+inline V abs(V x) {
+  using I = typename Lanes<V>::I;
+  return (V)((I)x & ~(I)splat<V>(-0.0));
+}
+
+template <class V>
+inline lane_t<V> horizontal_max(V v) {
+  lane_t<V> m = v[0];
+  for (int i = 1; i < (int)(sizeof(V) / sizeof(m)); ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+// Horizontal sum, widened to double and in a fixed lane order (so results never depend on
+// anything but the data).
+template <class V>
+inline double horizontal_sum(V v) {
+  double s = 0.0;
+  for (int i = 0; i < (int)(sizeof(V) / sizeof(lane_t<V>)); ++i) s += (double)v[i];
+  return s;
+}
+
+// Error-free difference (Knuth's TwoSum): a - b == hi + lo exactly, hi = fl(a - b).
+// Used wherever x - max feeds exp: the rounding of x - max would otherwise cost up to
+// |x - max| * eps / 2 of relative accuracy in exp(x - max).
+template <class V>
+inline V difference_with_error(V a, V b, V& lo) {
+  V hi = a - b;
+  V b_virtual = a - hi;
+  V a_virtual = hi + b_virtual;
+  lo = (a - a_virtual) + (b_virtual - b);
+  lo = hi - hi == 0 ? lo : splat<V>(0);  // an infinite (overflowed) difference has no low part
+  return hi;
+}

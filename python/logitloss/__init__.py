@@ -1,0 +1,32 @@
+"""logitloss: fused SIMD kernels for the computations under every likelihood-based loss.
+
+logsumexp, softmax and log_softmax (drop-ins for ``scipy.special``), forward and backward, on
+NumPy arrays. See ``show_config()`` for the SIMD target and thread count in use.
+"""
+
+from ._version import __version__
+from ._config import get_isa, get_num_threads, set_num_threads, show_config, supported_isas, use_isa
+from ._softmax_family import (
+    log_softmax,
+    log_softmax_backward,
+    logsumexp,
+    logsumexp_backward,
+    softmax,
+    softmax_backward,
+)
+
+__all__ = [
+    "__version__",
+    "get_isa",
+    "get_num_threads",
+    "log_softmax",
+    "log_softmax_backward",
+    "logsumexp",
+    "logsumexp_backward",
+    "set_num_threads",
+    "show_config",
+    "softmax",
+    "softmax_backward",
+    "supported_isas",
+    "use_isa",
+]

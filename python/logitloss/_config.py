@@ -1,0 +1,67 @@
+"""Runtime configuration: which SIMD target runs the kernels, and how many threads."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from . import _core
+from ._version import __version__
+
+
+def get_isa() -> str:
+    """Return the SIMD target the kernels run on now: 'baseline', 'avx2', 'avx512' or 'neon'."""
+    return _core._config()["active"]
+
+
+def supported_isas() -> list[str]:
+    """Return the targets compiled into this build that this CPU can run, lowest first."""
+    return list(_core._config()["supported"])
+
+
+@contextlib.contextmanager
+def use_isa(name: str) -> Iterator[str]:
+    """Run the kernels called inside the ``with`` block on target `name`.
+
+    The switch is process-wide (meant for tests and benchmarks) and restored on exit.
+    Raises ValueError for a target that is not compiled in or not supported by this CPU.
+
+    >>> import logitloss
+    >>> with logitloss.use_isa("baseline"):
+    ...     logitloss.get_isa()
+    'baseline'
+    """
+    previous = get_isa()
+    _core._set_isa(name)
+    try:
+        yield name
+    finally:
+        _core._set_isa(previous)
+
+
+def get_num_threads() -> int:
+    """Return the number of threads kernels may use (the caller included)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads kernels may use (>= 1). Results do not depend on it."""
+    _core.set_num_threads(n)
+
+
+def show_config() -> None:
+    """Print the version, the compiled, supported and chosen SIMD targets, and the threads."""
+    c = _core._config()
+    print(f"logitloss {__version__}")
+    print(f"  compiled targets:  {', '.join(c['compiled'])}")
+    print(f"  supported by CPU:  {', '.join(c['supported'])}")
+    chosen = c["active"]
+    if c["cap"]:
+        note = f" (LOGITLOSS_ISA={c['cap']}"
+        note += f", lowered to {c['default']}: the best this CPU supports)" if c["cap_lowered"] else ")"
+    else:
+        note = ""
+    if chosen != c["default"]:
+        note += f" (switched by use_isa; default {c['default']})"
+    print(f"  chosen target:     {chosen}{note}")
+    print(f"  threads:           {c['num_threads']}")
