@@ -14,6 +14,8 @@ namespace logitloss {
 //   others = sum of weight * exp(x - max) over the elements not equal to max (nan if any is nan).
 // The maximal terms are kept out of `others` so log(count) + log1p(others / count) keeps full
 // relative precision when one term dominates (SciPy's method; logsumexp([0, -40]) = 4.2e-18).
+constexpr int64_t kRowChunk = 4096;  // elements per chunk of a row (kernels' unit of reduction)
+
 struct SliceStats {
   double max;
   double count;
@@ -31,6 +33,9 @@ template <class T>
 struct TypedKernels {
   // Row kernels: x[0..n) contiguous, n >= 1. `weight` may be null (all ones).
   SliceStats (*row_stats)(const T* x, const T* weight, int64_t n, int flags);
+  // out = softmax(x) with one exp per element; chunk_max: scratch of ceil(n / 4096) doubles.
+  // Returns the statistics; `out` is meaningful only when max is finite and others not nan.
+  SliceStats (*row_softmax)(const T* x, int64_t n, T* out, double* chunk_max);
   // out = scale * weight * exp(x - shift) with an error-free x - shift; 0 where weight == 0.
   void (*row_scaled_exp)(const T* x, const T* weight, int64_t n, T shift, T scale, T* out);
   // out = (x - max) - log_total, with an error-free x - max.

@@ -3,113 +3,32 @@
 // Included per target inside its anonymous namespace, after vector-inl.h and math-inl.h.
 //
 // Precision policy
-//   * Lanes hold the data type (float or double). Every reduction is flushed into double every
-//     kChunk elements, and horizontal sums are taken in double, so a row of any length sums with
-//     about the accuracy of a double sum of float terms.
-//   * exp only ever sees x - max <= 0 in the statistics; its result is scaled once.
+//   * Lanes hold the data type (float or double). Rows are processed in chunks of kChunk
+//     elements; each chunk's lane accumulators are flushed into double, and horizontal sums are
+//     taken in double, so a row of any length sums with about the accuracy of a double sum.
+//   * exp only ever sees x - max <= 0, the max of the chunk; chunks are then combined in double
+//     (fold_stats), in order, so results never depend on threads.
 //   * Where exp(x - c) is an output (softmax, gradients), x - c is formed error-free (TwoSum)
 //     and the low part folded back as exp(hi) * (1 + lo): exp's own error (~1 ULP) is all that
 //     remains, independent of |x - c|.
 //   * Maximal terms are counted apart from the others (see SliceStats).
-//   Error budget per output element: exp 1-2 ULP + one rounding for the scale; 4 eps overall.
+//   Error budget per output element: exp 1 ULP + the TwoSum fold + one rounding for the scale.
 //
-// Memory passes (contiguous row of n elements)
-//   statistics: pass 1 reads the row for the max, pass 2 re-reads it for the sum; the driver
-//   hands rows of at most kSegmentBytes, so pass 2 hits L2. Outputs: one more read + one write.
+// Memory passes (contiguous row): per chunk, pass 1 reads it from memory for the max, pass 2
+// re-reads it from L1 for the sum of exp while prefetching the next chunk (even past the end of
+// the row: for a matrix that is the next row), so computing overlaps the memory stream.
 
-constexpr int64_t kChunk = 4096;  // elements per flush of the lane accumulators into double
+constexpr int64_t kChunk = kRowChunk;  // 16 KiB of float, 32 KiB of double: stays in L1
+constexpr int64_t kBlock = 16;         // iterations (2 vectors each) summed in lanes before widening
 
-// ---------------------------------------------------------------------------------------------
-// Row kernels
-
-template <class T, bool kWeighted, bool kCompensated>
-SliceStats row_stats_impl(const T* x, const T* weight, int64_t n) {
-  using V = typename Vec<T>::V;
-  constexpr int L = Vec<T>::kLanes;
-  const T neg_inf = -__builtin_inf();
-
-  // Entries with zero weight take no part (SciPy: even if x there is inf or nan).
-  auto effective = [&](V xv, V wv) { return kWeighted ? select(wv == 0, splat<V>(neg_inf), xv) : xv; };
-  auto load_weight = [&](int64_t i) { return kWeighted ? load(weight + i) : splat<V>(1); };
-
-  // 1. max over the row: four independent accumulators hide the latency of the compare.
-  V m0 = splat<V>(neg_inf), m1 = m0, m2 = m0, m3 = m0;
-  int64_t i = 0;
-  for (; i + 4 * L <= n; i += 4 * L) {
-    m0 = max_ignoring_nan(m0, effective(load(x + i), load_weight(i)));
-    m1 = max_ignoring_nan(m1, effective(load(x + i + L), load_weight(i + L)));
-    m2 = max_ignoring_nan(m2, effective(load(x + i + 2 * L), load_weight(i + 2 * L)));
-    m3 = max_ignoring_nan(m3, effective(load(x + i + 3 * L), load_weight(i + 3 * L)));
-  }
-  for (; i + L <= n; i += L) m0 = max_ignoring_nan(m0, effective(load(x + i), load_weight(i)));
-  if (i < n) {
-    V wv = kWeighted ? load_partial(weight + i, n - i, T(0)) : splat<V>(1);
-    m0 = max_ignoring_nan(m0, effective(load_partial(x + i, n - i, neg_inf), wv));
-  }
-  const T max = horizontal_max(max_ignoring_nan(max_ignoring_nan(m0, m1), max_ignoring_nan(m2, m3)));
-  const V max_v = splat<V>(max);
-
-  // 2. count of maximal terms and sum of weight * exp(x - max) over the others, per chunk.
-  //    `x == max` is false for nan, so a nan lands in `others` and poisons it, as it must.
-  SliceStats stats{(double)max, 0.0, 0.0};
-  auto accumulate = [&](V xv, V wv, V& count, V& others) {
-    xv = effective(xv, wv);
-    auto is_max = xv == max_v;
-    V e;
-    if (kCompensated) {
-      V lo;
-      V hi = difference_with_error(xv, max_v, lo);
-      e = exp(hi);
-      e = mul_add(e, lo, e);
-    } else {
-      e = exp(xv - max_v);
-    }
-    if (kWeighted) e = e * wv;
-    count += select(is_max, wv, splat<V>(0));
-    others += select(is_max, splat<V>(0), e);
+// Combines the statistics of two parts of a slice, in double (order matters for rounding only).
+inline SliceStats fold_stats(SliceStats a, SliceStats b) {
+  const double m = b.max > a.max ? b.max : a.max;
+  if (m == -__builtin_inf()) return {m, a.count + b.count, a.others + b.others};
+  auto rescaled_others = [m](const SliceStats& s) {
+    return s.max < m ? (s.others + s.count) * ::exp(s.max - m) : s.others;
   };
-  for (int64_t chunk = 0; chunk < n; chunk += kChunk) {
-    const int64_t end = chunk + kChunk < n ? chunk + kChunk : n;
-    V c0 = splat<V>(0), c1 = c0, s0 = c0, s1 = c0;
-    int64_t j = chunk;
-    for (; j + 2 * L <= end; j += 2 * L) {
-      accumulate(load(x + j), load_weight(j), c0, s0);
-      accumulate(load(x + j + L), load_weight(j + L), c1, s1);
-    }
-    for (; j + L <= end; j += L) accumulate(load(x + j), load_weight(j), c0, s0);
-    if (j < end) {
-      // Masked tail: padding lanes are computed, then discarded by select (never multiplied
-      // by 0, which would keep a nan).
-      const int64_t rest = end - j;
-      V wv = kWeighted ? load_partial(weight + j, rest, T(0)) : splat<V>(1);
-      V count = splat<V>(0), others = splat<V>(0);
-      accumulate(load_partial(x + j, rest, T(0)), wv, count, others);
-      auto is_valid = lane_index<V>() < (typename Lanes<V>::Bits)rest;
-      c0 += select(is_valid, count, splat<V>(0));
-      s0 += select(is_valid, others, splat<V>(0));
-    }
-    stats.count += horizontal_sum(c0 + c1);
-    stats.others += horizontal_sum(s0 + s1);
-  }
-  return stats;
-}
-
-template <class T>
-SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
-  const bool compensated = flags & kStatsCompensated;
-  if (weight) {
-    return compensated ? row_stats_impl<T, true, true>(x, weight, n) : row_stats_impl<T, true, false>(x, weight, n);
-  }
-  return compensated ? row_stats_impl<T, false, true>(x, nullptr, n) : row_stats_impl<T, false, false>(x, nullptr, n);
-}
-
-// exp(x - shift) with the difference formed error-free.
-template <class V>
-inline V exp_of_difference(V x, V shift) {
-  V lo;
-  V hi = difference_with_error(x, shift, lo);
-  V e = exp(hi);
-  return mul_add(e, lo, e);
+  return {m, (a.max < m ? 0.0 : a.count) + (b.max < m ? 0.0 : b.count), rescaled_others(a) + rescaled_others(b)};
 }
 
 // Stores f(i, count) -- the vector of results for positions i .. i + count - 1 -- for every
@@ -126,6 +45,152 @@ inline void map_row(int64_t n, T* out, F f) {
 template <class T>
 inline typename Vec<T>::V load_n(const T* p, int64_t count, T fill) {
   return count == Vec<T>::kLanes ? load(p) : load_partial(p, count, fill);
+}
+
+// Pass 1 of a chunk: its max over entries with nonzero weight (nan ignored: a nan shows up in
+// pass 2, where exp(nan - max) poisons `others`).
+template <class T, bool kWeighted>
+inline T chunk_max(const T* x, const T* weight, int64_t n) {
+  using V = typename Vec<T>::V;
+  constexpr int L = Vec<T>::kLanes;
+  const T neg_inf = -__builtin_inf();
+  auto effective = [&](V xv, V wv) { return kWeighted ? select(wv == 0, splat<V>(neg_inf), xv) : xv; };
+  auto load_weight = [&](int64_t i) { return kWeighted ? load(weight + i) : splat<V>(1); };
+  V m0 = splat<V>(neg_inf), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 4 * L <= n; i += 4 * L) {
+    m0 = max_ignoring_nan(m0, effective(load(x + i), load_weight(i)));
+    m1 = max_ignoring_nan(m1, effective(load(x + i + L), load_weight(i + L)));
+    m2 = max_ignoring_nan(m2, effective(load(x + i + 2 * L), load_weight(i + 2 * L)));
+    m3 = max_ignoring_nan(m3, effective(load(x + i + 3 * L), load_weight(i + 3 * L)));
+  }
+  for (; i < n; i += L) {
+    const int64_t lanes = n - i < L ? n - i : L;
+    V wv = kWeighted ? load_n(weight + i, lanes, T(0)) : splat<V>(1);
+    m0 = max_ignoring_nan(m0, effective(load_n(x + i, lanes, neg_inf), wv));
+  }
+  return horizontal_max(max_ignoring_nan(max_ignoring_nan(m0, m1), max_ignoring_nan(m2, m3)));
+}
+
+// Pass 2 of a chunk: count of x == max (sum of their weights) and sum of weight * exp(x - max)
+// over the others; optionally stores exp(x - max) (compensated) to `out`. Prefetches `ahead`.
+template <class T, bool kWeighted, bool kCompensated>
+inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, const T* ahead, double& count_total,
+                      double& others_total) {
+  using V = typename Vec<T>::V;
+  constexpr int L = Vec<T>::kLanes;
+  const T neg_inf = -__builtin_inf();
+  const V max_v = splat<V>(max);
+  auto term = [&](V xv, V wv, V& count, V& others) {
+    if (kWeighted) xv = select(wv == 0, splat<V>(neg_inf), xv);
+    V e;
+    if (kCompensated) {
+      V lo;
+      V hi = difference_with_error(xv, max_v, lo);
+      e = exp_nonpositive(hi);
+      e = mul_add(e, lo, e);
+    } else {
+      e = exp_nonpositive(xv - max_v);
+    }
+    if (kWeighted) e = e * wv;
+    accumulate_split(xv, max_v, wv, e, count, others);
+    return e;
+  };
+  using W = typename Vec<T>::Wide;
+  W count_wide = splat<W>(0), others_wide = splat<W>(0);
+  int64_t i = 0;
+  while (i + 2 * L <= n) {
+    // Blocks of at most kBlock iterations: lane sums of that many terms, then widened to double.
+    V c0 = splat<V>(0), c1 = c0, s0 = c0, s1 = c0;
+    for (int64_t b = 0; b < kBlock && i + 2 * L <= n; ++b, i += 2 * L) {
+      prefetch(ahead + i);
+      prefetch(ahead + i + (64 / sizeof(T)));
+      V e0 = term(load(x + i), kWeighted ? load(weight + i) : splat<V>(1), c0, s0);
+      V e1 = term(load(x + i + L), kWeighted ? load(weight + i + L) : splat<V>(1), c1, s1);
+      if (out) {
+        store(out + i, e0);
+        store(out + i + L, e1);
+      }
+    }
+    count_wide += __builtin_convertvector(c0 + c1, W);
+    others_wide += __builtin_convertvector(s0 + s1, W);
+  }
+  for (; i < n; i += L) {
+    const int64_t lanes = n - i < L ? n - i : L;
+    V wv = kWeighted ? load_n(weight + i, lanes, T(0)) : splat<V>(1);
+    V count = splat<V>(0), others = splat<V>(0);
+    V e = term(load_n(x + i, lanes, T(0)), wv, count, others);
+    // Padding lanes are computed, then discarded by select (never multiplied by 0: nan * 0).
+    auto is_valid = lane_index<V>() < (typename Lanes<V>::Bits)lanes;
+    count_wide += __builtin_convertvector(select(is_valid, count, splat<V>(0)), W);
+    others_wide += __builtin_convertvector(select(is_valid, others, splat<V>(0)), W);
+    if (out) store_partial(out + i, e, lanes);
+  }
+  count_total += horizontal_sum(count_wide);
+  others_total += horizontal_sum(others_wide);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row kernels
+
+template <class T, bool kWeighted, bool kCompensated>
+SliceStats row_stats_impl(const T* x, const T* weight, int64_t n) {
+  SliceStats row{-__builtin_inf(), 0.0, 0.0};
+  for (int64_t c = 0; c < n; c += kChunk) {
+    const int64_t len = n - c < kChunk ? n - c : kChunk;
+    const T max = chunk_max<T, kWeighted>(x + c, kWeighted ? weight + c : nullptr, len);
+    SliceStats chunk{(double)max, 0.0, 0.0};
+    chunk_sum<T, kWeighted, kCompensated>(x + c, kWeighted ? weight + c : nullptr, len, max, nullptr, x + c + kChunk,
+                                          chunk.count, chunk.others);
+    row = c == 0 ? chunk : fold_stats(row, chunk);
+  }
+  return row;
+}
+
+template <class T>
+SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
+  const bool compensated = flags & kStatsCompensated;
+  if (weight) {
+    return compensated ? row_stats_impl<T, true, true>(x, weight, n) : row_stats_impl<T, true, false>(x, weight, n);
+  }
+  return compensated ? row_stats_impl<T, false, true>(x, nullptr, n) : row_stats_impl<T, false, false>(x, nullptr, n);
+}
+
+// Softmax of a row with one exp per element: per chunk, exp(x - chunk max) (compensated) is
+// stored to `out` while the sums accumulate; then each chunk is scaled by
+// exp(chunk max - row max) / total while it is still in cache. `chunk_maxima` holds one double per
+// chunk. Returns the row's statistics; the output is meaningful only for a regular row (finite
+// max, no nan), which the caller checks.
+template <class T>
+SliceStats row_softmax(const T* x, int64_t n, T* out, double* chunk_maxima) {
+  SliceStats row{-__builtin_inf(), 0.0, 0.0};
+  int64_t chunks = 0;
+  for (int64_t c = 0; c < n; c += kChunk, ++chunks) {
+    const int64_t len = n - c < kChunk ? n - c : kChunk;
+    const T max = chunk_max<T, false>(x + c, nullptr, len);
+    SliceStats chunk{(double)max, 0.0, 0.0};
+    chunk_sum<T, false, true>(x + c, nullptr, len, max, out + c, x + c + kChunk, chunk.count, chunk.others);
+    chunk_maxima[chunks] = (double)max;
+    row = c == 0 ? chunk : fold_stats(row, chunk);
+  }
+  const double inverse_total = 1.0 / (row.count + row.others);
+  for (int64_t k = 0; k < chunks; ++k) {
+    using V = typename Vec<T>::V;
+    const V scale = splat<V>((T)(::exp(chunk_maxima[k] - row.max) * inverse_total));
+    T* chunk_out = out + k * kChunk;
+    const int64_t len = n - k * kChunk < kChunk ? n - k * kChunk : kChunk;
+    map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) { return load_n(chunk_out + i, count, T(0)) * scale; });
+  }
+  return row;
+}
+
+// exp(x - shift) with the difference formed error-free.
+template <class V>
+inline V exp_of_difference(V x, V shift) {
+  V lo;
+  V hi = difference_with_error(x, shift, lo);
+  V e = exp(hi);
+  return mul_add(e, lo, e);
 }
 
 template <class T>
@@ -156,24 +221,24 @@ void row_log_softmax(const T* x, int64_t n, T max, T log_total, T* out) {
 template <class T>
 double row_dot(const T* a, const T* b, int64_t n) {
   using V = typename Vec<T>::V;
+  using W = typename Vec<T>::Wide;
   constexpr int L = Vec<T>::kLanes;
-  double total = 0.0;
-  for (int64_t chunk = 0; chunk < n; chunk += kChunk) {
-    const int64_t end = chunk + kChunk < n ? chunk + kChunk : n;
+  W total = splat<W>(0);
+  int64_t j = 0;
+  while (j + 2 * L <= n) {
     V s0 = splat<V>(0), s1 = s0;
-    int64_t j = chunk;
-    for (; j + 2 * L <= end; j += 2 * L) {
+    for (int64_t blk = 0; blk < kBlock && j + 2 * L <= n; ++blk, j += 2 * L) {
       s0 = b ? mul_add(load(a + j), load(b + j), s0) : s0 + load(a + j);
       s1 = b ? mul_add(load(a + j + L), load(b + j + L), s1) : s1 + load(a + j + L);
     }
-    for (; j + L <= end; j += L) s0 = b ? mul_add(load(a + j), load(b + j), s0) : s0 + load(a + j);
-    if (j < end) {
-      V av = load_partial(a + j, end - j, T(0));
-      s0 = b ? mul_add(av, load_partial(b + j, end - j, T(0)), s0) : s0 + av;
-    }
-    total += horizontal_sum(s0 + s1);
+    total += __builtin_convertvector(s0 + s1, W);
   }
-  return total;
+  for (; j < n; j += L) {
+    const int64_t lanes = n - j < L ? n - j : L;
+    V av = load_n(a + j, lanes, T(0));
+    total += __builtin_convertvector(b ? av * load_n(b + j, lanes, T(0)) : av, W);
+  }
+  return horizontal_sum(total);
 }
 
 template <class T>
@@ -311,6 +376,7 @@ template <class T>
 TypedKernels<T> softmax_family_kernels() {
   TypedKernels<T> k;
   k.row_stats = row_stats<T>;
+  k.row_softmax = row_softmax<T>;
   k.row_scaled_exp = row_scaled_exp<T>;
   k.row_log_softmax = row_log_softmax<T>;
   k.row_dot = row_dot<T>;

@@ -12,10 +12,6 @@
 namespace logitloss {
 namespace {
 
-// Rows are reduced in segments of this many bytes: the statistics read a segment twice (max, then
-// sum of exp), and the second read hits L2. A segment's statistics are folded into the row's in
-// order, so results do not depend on how rows are spread over threads.
-constexpr int64_t kSegmentBytes = 128 * 1024;
 // Elements of work per claimed chunk of rows: large enough to amortize the claim, small enough
 // that a descheduled thread holds up little (~50 us).
 constexpr double kGrainElements = 256.0 * 1024;
@@ -72,25 +68,12 @@ void finish_row_output(char* p, int64_t stride, int64_t n, const T* written) {
   for (int64_t i = 0; i < n; ++i) store_scalar<T>(p + i * stride, written[i]);
 }
 
-// Combines the statistics of two parts of a slice (in order; the result depends on the order).
-SliceStats fold_stats(SliceStats a, SliceStats b) {
-  const double m = b.max > a.max ? b.max : a.max;
-  if (m == -kInf) return {m, a.count + b.count, a.others + b.others};
-  auto rescaled_others = [m](const SliceStats& s) {
-    return s.max < m ? (s.others + s.count) * std::exp(s.max - m) : s.others;
-  };
-  return {m, (a.max < m ? 0.0 : a.count) + (b.max < m ? 0.0 : b.count), rescaled_others(a) + rescaled_others(b)};
-}
-
-template <class T>
-SliceStats row_stats_segmented(const TypedKernels<T>& k, const T* x, const T* w, int64_t n, int flags) {
-  const int64_t segment = kSegmentBytes / (int64_t)sizeof(T);
-  SliceStats s = k.row_stats(x, w, n < segment ? n : segment, flags);
-  for (int64_t start = segment; start < n; start += segment) {
-    const int64_t len = n - start < segment ? n - start : segment;
-    s = fold_stats(s, k.row_stats(x + start, w ? w + start : nullptr, len, flags));
-  }
-  return s;
+// One double per chunk of a row, for row_softmax.
+double* chunk_scratch(int64_t n) {
+  thread_local std::vector<double> buffer;
+  const size_t chunks = (size_t)((n + kRowChunk - 1) / kRowChunk);
+  if (buffer.size() < chunks) buffer.resize(chunks);
+  return buffer.data();
 }
 
 // SciPy's logsumexp from a slice's statistics:
@@ -263,20 +246,26 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     const T* a = row_input<T>(a_bytes, L.row_stride[ops.a], n, 0);
     const char* b_bytes = ops.b == kNoOperand ? nullptr : call.base[ops.b] + cur.offset(ops.b);
     const T* b = b_bytes ? row_input<T>(b_bytes, L.row_stride[ops.b], n, 1) : nullptr;
-    const LogsumexpValue v = finalize_logsumexp(row_stats_segmented(k, a, b, n, kStatsPlain), ops.return_sign);
+    char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cur.offset(ops.grad);
+    const int64_t grad_stride = ops.grad == kNoOperand ? 0 : L.row_stride[ops.grad];
+    // Unweighted with a gradient: the gradient is the softmax, and its pass yields the statistics.
+    const bool fused_softmax = grad_bytes && !b;
+    T* grad = fused_softmax ? row_output<T>(grad_bytes, grad_stride, n, 2) : nullptr;
+    const SliceStats stats = fused_softmax ? k.row_softmax(a, n, grad, chunk_scratch(n)) : k.row_stats(a, b, n, kStatsPlain);
+    const LogsumexpValue v = finalize_logsumexp(stats, ops.return_sign);
     store_value(call.base[ops.out] + cur.offset(ops.out),
                 ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + cur.offset(ops.sign), v);
-    if (ops.grad == kNoOperand) return;
-    char* grad_bytes = call.base[ops.grad] + cur.offset(ops.grad);
-    const int64_t grad_stride = L.row_stride[ops.grad];
-    if (v.regular) {
-      T* grad = row_output<T>(grad_bytes, grad_stride, n, 2);
-      k.row_scaled_exp(a, b, n, (T)v.max, (T)(v.sign * v.inverse_total), grad);
-      finish_row_output(grad_bytes, grad_stride, n, grad);
-    } else {
+    if (!grad_bytes) return;
+    if (!v.regular) {
       lse_gradient_fallback<T>(reinterpret_cast<const char*>(a), sizeof(T), reinterpret_cast<const char*>(b),
                                sizeof(T), n, v.value, 1.0, grad_bytes, grad_stride);
+      return;
     }
+    if (!fused_softmax) {
+      grad = row_output<T>(grad_bytes, grad_stride, n, 2);
+      k.row_scaled_exp(a, b, n, (T)v.max, (T)(v.sign * v.inverse_total), grad);
+    }
+    finish_row_output(grad_bytes, grad_stride, n, grad);
   });
 }
 
@@ -313,14 +302,13 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
   for_each_row(L, [&](const RowCursor& cur) {
     const T* x = row_input<T>(call.base[x_op] + cur.offset(x_op), L.row_stride[x_op], n, 0);
     char* out_bytes = call.base[out_op] + cur.offset(out_op);
-    const SliceStats s = row_stats_segmented(k, x, (const T*)nullptr, n, kStatsPlain);
+    T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
+    const SliceStats s = log ? k.row_stats(x, nullptr, n, kStatsPlain) : k.row_softmax(x, n, out, chunk_scratch(n));
     if (!softmax_regular(s)) {
       softmax_fallback<T>(reinterpret_cast<const char*>(x), sizeof(T), n, out_bytes, L.row_stride[out_op], log);
       return;
     }
-    T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
     if (log) k.row_log_softmax(x, n, (T)s.max, (T)log_total(s), out);
-    else k.row_scaled_exp(x, nullptr, n, (T)s.max, (T)(1.0 / (s.count + s.others)), out);
     finish_row_output(out_bytes, L.row_stride[out_op], n, out);
   });
 }
@@ -344,7 +332,7 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
       scale = g;
       regular = std::isfinite(value);
     } else {
-      const LogsumexpValue v = finalize_logsumexp(row_stats_segmented(k, a, b, n, kStatsPlain), false);
+      const LogsumexpValue v = finalize_logsumexp(k.row_stats(a, b, n, kStatsPlain), false);
       value = v.value;
       shift = v.max;
       scale = g * v.sign * v.inverse_total;

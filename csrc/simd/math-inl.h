@@ -22,7 +22,7 @@ struct MathConstants<f32v> {
   static float ln2_lo() { return 0x1.7f7d1cp-20f; }
   static float log2e() { return 0x1.715476p+0f; }
   static float round_magic() { return 0x1.8p23f; }  // 1.5 * 2^23: adding it rounds to an integer
-  static float exp_clamp_low() { return -150.0f; }   // exp underflows to 0 well above this
+  static float exp_clamp_low() { return -120.0f; }   // exp underflows to 0 well above this
   static float exp_clamp_high() { return 100.0f; }   // and overflows to inf well below this
   static constexpr int kExpTerms = 7;                // Taylor degree for |r| <= ln2/2
   static constexpr int kLogTerms = 4;                // atanh series terms in z = s^2, s <= 0.172
@@ -38,7 +38,7 @@ struct MathConstants<f64v> {
   static double ln2_lo() { return 0x1.a39ef35793c76p-33; }
   static double log2e() { return 0x1.71547652b82fep+0; }
   static double round_magic() { return 0x1.8p52; }
-  static double exp_clamp_low() { return -1100.0; }
+  static double exp_clamp_low() { return -800.0; }
   static double exp_clamp_high() { return 1000.0; }
   static constexpr int kExpTerms = 13;
   static constexpr int kLogTerms = 10;
@@ -59,40 +59,56 @@ inline V exp2_integer(typename Lanes<V>::I n) {
   return (V)((n + (I){} + Traits::kExponentBias) << Traits::kMantissaBits);
 }
 
-// exp(r) for |r| <= ln2/2: 1 + (r + r^2 * (1/2! + r/3! + ...)). Adding the 1 last keeps the
-// rounding of the small part small relative to the result.
+// exp(r) for |r| <= ln2/2 by Horner's rule on the Taylor series: each step's rounding is
+// damped by |r| <= 0.35 in the next, so the result is within about one rounding of exact.
 template <class V>
 inline V exp_reduced(V r) {
   constexpr int kTerms = MathConstants<V>::kExpTerms;
   double inverse_factorial[kTerms + 1];
   inverse_factorial[0] = 1.0;
   for (int k = 1; k <= kTerms; ++k) inverse_factorial[k] = inverse_factorial[k - 1] / k;
-  V q = splat<V>((lane_t<V>)inverse_factorial[kTerms]);
-  for (int k = kTerms - 1; k >= 2; --k) q = mul_add(q, r, splat<V>((lane_t<V>)inverse_factorial[k]));
-  return mul_add(r * r, q, r) + 1;
+  V p = splat<V>((lane_t<V>)inverse_factorial[kTerms]);
+  for (int k = kTerms - 1; k >= 0; --k) p = mul_add(p, r, splat<V>((lane_t<V>)inverse_factorial[k]));
+  return p;
 }
 
+// exp for x <= 0 (and -inf), the only arguments the reductions produce (x - max): no overflow
+// path; nan propagates through the arithmetic (the clamp keeps it), at no extra cost.
+template <class V>
+inline V exp_nonpositive(V x) {
+  using C = MathConstants<V>;
+  // 1. exp(x) rounds to 0 well above the clamp; clamping keeps the scaling in range (and turns
+  //    -inf into an ordinary argument). A nan compares false and passes through.
+  V xc = clamp_below(x, splat<V>(C::exp_clamp_low()));
+  // 2. x = n ln2 + r, |r| <= ln2/2; n by the round-to-nearest magic constant. n * ln2_hi is exact
+  //    (ln2_hi has few bits), so r is exact up to the ln2_lo term.
+  V n = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic())) - C::round_magic();
+  V r = mul_add(n, splat<V>(-C::ln2_hi()), xc);
+  r = mul_add(n, splat<V>(-C::ln2_lo()), r);
+  // 3. exp(x) = exp(r) * 2^n, rounded once.
+  return scale_by_power_of_two(exp_reduced(r), n);
+}
+
+// exp on all of R; nan -> nan, overflow -> inf, underflow rounded once into the subnormals.
 template <class V>
 inline V exp(V x) {
   using C = MathConstants<V>;
   using I = typename Lanes<V>::I;
-  // 1. Clamp so the integer arithmetic below cannot overflow; the clamped results are 0 / inf.
-  //    (nan takes the path of 0 and is restored at the end.)
+  // Clamp so the integer arithmetic cannot overflow (results there are 0 / inf); nan takes the
+  // path of 0 and is restored at the end.
   V xc = x < C::exp_clamp_low() ? splat<V>(C::exp_clamp_low()) : x;
   xc = xc > C::exp_clamp_high() ? splat<V>(C::exp_clamp_high()) : xc;
   xc = x != x ? splat<V>(0) : xc;
-  // 2. x = n ln2 + r, |r| <= ln2/2; n by the round-to-nearest magic constant.
-  V shifted = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic()));
-  V n = shifted - C::round_magic();
-  I n_int = (I)shifted - (I)splat<V>(C::round_magic());
-  V r = xc - n * C::ln2_hi();  // exact: n * ln2_hi has few bits, and xc ~ n ln2
-  r = r - n * C::ln2_lo();
-  // 3. exp(x) = exp(r) * 2^n1 * 2^n2 with n1 = n/2, n2 = n - n1: both factors are normal, the
-  //    first product is exact, the second rounds once (into the subnormal grid, or to inf).
+  V n = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic())) - C::round_magic();
+  V r = mul_add(n, splat<V>(-C::ln2_hi()), xc);
+  r = mul_add(n, splat<V>(-C::ln2_lo()), r);
+  // exp(r) * 2^n1 * 2^n2 with n1 = n/2, n2 = n - n1: both factors normal, the first product
+  // exact, the second rounded once (into the subnormals, or to inf).
+  I n_int = __builtin_convertvector(n, I);
   I n1 = n_int >> 1;
   I n2 = n_int - n1;
   V result = exp_reduced(r) * exp2_integer<V>(n1) * exp2_integer<V>(n2);
-  return x != x ? x : result;  // nan in, nan out
+  return x != x ? x : result;
 }
 
 // log(1 + f) + k ln2 + correction, for f in [sqrt(1/2) - 1, sqrt(2) - 1]. With s = f / (2 + f),

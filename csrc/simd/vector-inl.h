@@ -153,6 +153,25 @@ inline V mul_add(V a, V b, V c) {
   return a * b + c;
 }
 
+// p * 2^n for integer-valued n, rounded once (into the subnormal grid when the result is that
+// small). AVX-512 has this as one instruction; elsewhere two exact-or-once-rounded products,
+// valid for n in [-190, 63] (float) / [-1534, 511] (double).
+template <class V>
+inline V scale_by_power_of_two(V p, V n) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return (V)_mm512_scalef_ps((__m512)p, (__m512)n);
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_scalef_pd((__m512d)p, (__m512d)n);
+#endif
+  using I = typename Lanes<V>::I;
+  constexpr int kOffset = sizeof(lane_t<V>) == 4 ? 64 : 512;
+  const lane_t<V> inverse_offset = sizeof(lane_t<V>) == 4 ? 0x1p-64 : 0x1p-512;
+  I biased = __builtin_convertvector(n, I) + (Lanes<V>::kExponentBias + kOffset);
+  return p * (V)(biased << Lanes<V>::kMantissaBits) * inverse_offset;
+}
+
+// Prefetch into all cache levels; never faults, so it may point past the end of an array.
+inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+
 template <class V, class M>
 inline V select(M mask, V if_true, V if_false) {
   return mask ? if_true : if_false;
@@ -163,6 +182,43 @@ inline V select(M mask, V if_true, V if_false) {
 template <class V>
 inline V max_ignoring_nan(V accumulator, V x) {
   return x > accumulator ? x : accumulator;
+}
+
+// max(x, low) that keeps a nan in x (one instruction on x86: maxps returns its second operand
+// when either is nan).
+template <class V>
+inline V clamp_below(V x, V low) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return (V)_mm512_max_ps((__m512)low, (__m512)x);
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_max_pd((__m512d)low, (__m512d)x);
+#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 4) return (V)_mm256_max_ps((__m256)low, (__m256)x);
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 8) return (V)_mm256_max_pd((__m256d)low, (__m256d)x);
+#endif
+  return x < low ? low : x;
+}
+
+// Where a == b: equal_sum += if_equal; elsewhere (nan included): other_sum += if_other.
+// AVX-512 does each side as one masked add.
+template <class V>
+inline void accumulate_split(V a, V b, V if_equal, V if_other, V& equal_sum, V& other_sum) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) {
+    const __mmask16 eq = _mm512_cmp_ps_mask((__m512)a, (__m512)b, _CMP_EQ_OQ);
+    equal_sum = (V)_mm512_mask_add_ps((__m512)equal_sum, eq, (__m512)equal_sum, (__m512)if_equal);
+    other_sum = (V)_mm512_mask_add_ps((__m512)other_sum, (__mmask16)~eq, (__m512)other_sum, (__m512)if_other);
+    return;
+  }
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) {
+    const __mmask8 eq = _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_EQ_OQ);
+    equal_sum = (V)_mm512_mask_add_pd((__m512d)equal_sum, eq, (__m512d)equal_sum, (__m512d)if_equal);
+    other_sum = (V)_mm512_mask_add_pd((__m512d)other_sum, (__mmask8)~eq, (__m512d)other_sum, (__m512d)if_other);
+    return;
+  }
+#endif
+  auto eq = a == b;
+  equal_sum += select(eq, if_equal, splat<V>(0));
+  other_sum += select(eq, splat<V>(0), if_other);
 }
 
 template <class V>
