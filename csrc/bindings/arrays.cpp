@@ -20,14 +20,12 @@ py::module_& numpy() {
 }  // namespace
 
 py::array as_numeric_array(py::handle obj, const char* name) {
-  py::array arr;
-  if (py::isinstance<py::array>(obj)) {
-    arr = py::reinterpret_borrow<py::array>(obj);
-  } else {
-    arr = py::reinterpret_steal<py::array>(
-        py::detail::npy_api::get().PyArray_FromAny_(obj.ptr(), nullptr, 0, 0, py::detail::npy_api::NPY_ARRAY_ENSUREARRAY_, nullptr));
-    if (!arr) throw py::error_already_set();
-  }
+  py::array arr = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : [&] {
+    PyObject* converted = py::detail::npy_api::get().PyArray_FromAny_(obj.ptr(), nullptr, 0, 0,
+                                                                      py::detail::npy_api::NPY_ARRAY_ENSUREARRAY_, nullptr);
+    if (!converted) throw py::error_already_set();
+    return py::reinterpret_steal<py::array>(converted);
+  }();
   const char kind = arr.dtype().kind();
   if (kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b') return arr;
   const std::string what = kind == 'c' ? "complex input is not supported (SciPy's complex logsumexp is a documented divergence)"

@@ -8,17 +8,28 @@ ReductionCall::ReductionCall(DType dtype, std::vector<int64_t> shape, std::vecto
     : dtype_(dtype), shape_(std::move(shape)), reduced_(std::move(reduced)) {}
 
 int ReductionCall::add_input(const py::array& a) {
-  operands_.push_back({a, py::object(), false});
+  operands_.push_back({a, py::object(), false, false});
   return (int)operands_.size() - 1;
 }
 
 int ReductionCall::add_output(const py::array& a) {
-  operands_.push_back({a, py::object(), true});
+  operands_.push_back({a, py::object(), true, false});
   return (int)operands_.size() - 1;
 }
 
-std::vector<int64_t> ReductionCall::operand_strides(const py::array& a) const {
+int ReductionCall::add_per_row_output(const py::array& a) {
+  operands_.push_back({a, py::object(), true, true});
+  return (int)operands_.size() - 1;
+}
+
+std::vector<int64_t> ReductionCall::operand_strides(const Operand& op) const {
+  const py::array& a = op.array;
   std::vector<int64_t> strides(shape_.size());
+  if (op.per_row) {  // kept axes only, in order; stride 0 along the reduced ones
+    size_t k = 0;
+    for (size_t i = 0; i < shape_.size(); ++i) strides[i] = reduced_[i] ? 0 : a.strides(k++);
+    return strides;
+  }
   for (size_t i = 0; i < shape_.size(); ++i) strides[i] = (a.shape(i) == 1 && shape_[i] != 1) ? 0 : a.strides(i);
   return strides;
 }
@@ -43,14 +54,14 @@ py::array ReductionCall::permuted_copy(const py::array& a, bool copy_data) const
 ArrayCall ReductionCall::finish() {
   auto all_strides = [&] {
     std::vector<std::vector<int64_t>> s;
-    for (const auto& op : operands_) s.push_back(operand_strides(op.array));
+    for (const auto& op : operands_) s.push_back(operand_strides(op));
     return s;
   };
   ArrayCall call{dtype_, ReductionLayout{}, {}};
   if (!make_reduction_layout(shape_, all_strides(), reduced_, call.layout)) {
     for (auto& op : operands_) {
       ReductionLayout single;
-      if (make_reduction_layout(shape_, {operand_strides(op.array)}, reduced_, single)) continue;
+      if (make_reduction_layout(shape_, {operand_strides(op)}, reduced_, single)) continue;
       if (op.output) op.write_back = op.array;
       op.array = permuted_copy(op.array, !op.output);
     }
@@ -63,9 +74,8 @@ ArrayCall ReductionCall::finish() {
 }
 
 void ReductionCall::write_back() {
-  py::module_ np = py::module_::import("numpy");
   for (auto& op : operands_) {
-    if (op.write_back) np.attr("copyto")(op.write_back, op.array);
+    if (op.write_back) py::module_::import("numpy").attr("copyto")(op.write_back, op.array);
   }
 }
 

@@ -1,6 +1,7 @@
 // Builds the ArrayCall for a reduction over some axes of arrays that share one (broadcast) shape:
 // each operand is an array of that shape, or of the shape with 1 on axes it does not vary along
-// (a keepdims result, an upstream gradient), which then take part with stride 0. Operands whose
+// (an upstream gradient in keepdims form), or a per-row output of the kept axes' shape; the
+// latter two take part with stride 0 along the axes they lack. Operands whose
 // reduced axes cannot be walked with one stride are replaced by copies with those axes last
 // (inputs), or computed into such a copy and written back (outputs).
 #pragma once
@@ -15,6 +16,8 @@ class ReductionCall {
 
   int add_input(const py::array& a);
   int add_output(const py::array& a);
+  // An output with one element per row, shaped as the kept axes (no keepdims).
+  int add_per_row_output(const py::array& a);
 
   // Runs `compute(call)` without the GIL, then writes back outputs that needed a temporary.
   template <class F>
@@ -32,8 +35,9 @@ class ReductionCall {
     py::array array;       // what the kernels see
     py::object write_back;  // the caller's array, when `array` is a temporary (else null)
     bool output;
+    bool per_row;
   };
-  std::vector<int64_t> operand_strides(const py::array& a) const;
+  std::vector<int64_t> operand_strides(const Operand& op) const;
   py::array permuted_copy(const py::array& a, bool copy_data) const;
   ArrayCall finish();
   void write_back();

@@ -87,14 +87,14 @@ py::array per_row_argument(py::handle obj, const char* name, const Reduction& r,
 py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool keepdims, bool return_sign,
                      bool return_grad) {
   py::array a = as_numeric_array(a_obj, "a");
-  py::array b;
   const bool weighted = !b_obj.is_none();
-  if (weighted) b = as_numeric_array(b_obj, "b");
+  py::array b = weighted ? as_numeric_array(b_obj, "b") : a;  // `a` is a placeholder when unweighted
   Reduction r = resolve(weighted ? floating_result_type(a, b) : floating_dtype(a.dtype()), a, weighted ? &b : nullptr, axis);
 
-  py::array out(r.compute_dtype, r.keepdims_shape);
-  py::array sign = return_sign ? py::array(r.compute_dtype, r.keepdims_shape) : py::array();
-  py::array grad = return_grad ? empty_like_layout(a, r.compute_dtype) : py::array();
+  py::array out(r.compute_dtype, r.kept_shape);
+  // Optional outputs exist only when asked for (a default py::array would allocate one).
+  py::object sign = return_sign ? py::object(py::array(r.compute_dtype, r.kept_shape)) : py::object();
+  py::object grad = return_grad ? py::object(empty_like_layout(a, r.compute_dtype)) : py::object();
   if (r.length == 0) {
     // SciPy: an empty sum is 0, so the result is -inf and its sign is sign(-inf) = -1.
     out.attr("fill")(-std::numeric_limits<double>::infinity());
@@ -104,18 +104,18 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
     LogsumexpOperands ops;
     ops.a = call.add_input(a);
     if (weighted) ops.b = call.add_input(b);
-    ops.out = call.add_output(out);
-    if (return_sign) ops.sign = call.add_output(sign);
-    if (return_grad) ops.grad = call.add_output(grad);
+    ops.out = call.add_per_row_output(out);
+    if (return_sign) ops.sign = call.add_per_row_output(sign.cast<py::array>());
+    if (return_grad) ops.grad = call.add_output(grad.cast<py::array>());
     ops.return_sign = return_sign;
     call.run([&](const ArrayCall& c) { run_logsumexp(c, ops); });
   }
-  const std::vector<int64_t>& result_shape = keepdims ? r.keepdims_shape : r.kept_shape;
+  auto shaped = [&](py::array a) { return keepdims ? a.reshape(r.keepdims_shape) : a; };
   py::tuple results(1 + return_sign + return_grad);
   size_t i = 0;
-  results[i++] = scalar_if_0d(as_result_dtype(out, r).reshape(result_shape));
-  if (return_sign) results[i++] = scalar_if_0d(as_result_dtype(sign, r).reshape(result_shape));
-  if (return_grad) results[i++] = as_result_dtype(grad, r).reshape(r.input_shape);
+  results[i++] = scalar_if_0d(shaped(as_result_dtype(out, r)));
+  if (return_sign) results[i++] = scalar_if_0d(shaped(as_result_dtype(sign.cast<py::array>(), r)));
+  if (return_grad) results[i++] = as_result_dtype(grad.cast<py::array>(), r).reshape(r.input_shape);
   return results.size() == 1 ? py::object(results[0]) : py::object(results);
 }
 
@@ -126,14 +126,10 @@ py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj,
     throw py::value_error(std::string(log ? "log_softmax" : "softmax") +
                           ": `x` has length 0 along `axis`; the normalization is undefined");
   }
-  // (A default-constructed py::array is an empty array, not a null handle: track presence apart.)
   const bool has_out = !out_obj.is_none();
-  py::array user_out;
-  if (has_out) {
-    if (!py::isinstance<py::array>(out_obj)) throw py::type_error("`out` must be a numpy.ndarray");
-    user_out = py::reinterpret_borrow<py::array>(out_obj);
-    check_output_array(user_out, r.input_shape, r.result_dtype, "out");
-  }
+  if (has_out && !py::isinstance<py::array>(out_obj)) throw py::type_error("`out` must be a numpy.ndarray");
+  py::array user_out = has_out ? py::reinterpret_borrow<py::array>(out_obj) : x;  // x: placeholder
+  if (has_out) check_output_array(user_out, r.input_shape, r.result_dtype, "out");
   // Compute straight into the caller's array when it has the compute dtype.
   const bool direct = has_out && r.compute_dtype.equal(r.result_dtype);
   py::array out = direct ? user_out.reshape(r.shape) : empty_like_layout(x, r.compute_dtype);
@@ -153,9 +149,8 @@ py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj,
 py::object logsumexp_backward(py::handle g_obj, py::handle a_obj, py::handle axis, py::handle b_obj, bool keepdims,
                               py::handle result_obj) {
   py::array a = as_numeric_array(a_obj, "a");
-  py::array b;
   const bool weighted = !b_obj.is_none();
-  if (weighted) b = as_numeric_array(b_obj, "b");
+  py::array b = weighted ? as_numeric_array(b_obj, "b") : a;  // `a` is a placeholder when unweighted
   Reduction r = resolve(weighted ? floating_result_type(a, b) : floating_dtype(a.dtype()), a, weighted ? &b : nullptr, axis);
   py::array g = per_row_argument(g_obj, "grad_output", r, keepdims);
   const bool has_result = !result_obj.is_none();
@@ -196,24 +191,16 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
 }  // namespace
 
 void bind_softmax_family(py::module_& m) {
-  m.def("logsumexp", &logsumexp, py::arg("a"), py::arg("axis") = py::none(), py::arg("b") = py::none(),
-        py::arg("keepdims") = false, py::arg("return_sign") = false, py::kw_only(), py::arg("return_grad") = false);
-  m.def(
-      "softmax", [](py::handle x, py::handle axis, py::handle out) { return softmax_common(x, axis, out, false); },
-      py::arg("x"), py::arg("axis") = py::none(), py::kw_only(), py::arg("out") = py::none());
-  m.def(
-      "log_softmax", [](py::handle x, py::handle axis, py::handle out) { return softmax_common(x, axis, out, true); },
-      py::arg("x"), py::arg("axis") = py::none(), py::kw_only(), py::arg("out") = py::none());
-  m.def("logsumexp_backward", &logsumexp_backward, py::arg("grad_output"), py::arg("a"), py::arg("axis") = py::none(),
-        py::arg("b") = py::none(), py::arg("keepdims") = false, py::kw_only(), py::arg("result") = py::none());
-  m.def(
-      "softmax_backward",
-      [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, false); },
-      py::arg("grad_output"), py::arg("output"), py::arg("axis") = py::none());
-  m.def(
-      "log_softmax_backward",
-      [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, true); },
-      py::arg("grad_output"), py::arg("output"), py::arg("axis") = py::none());
+  // Positional only: the public signatures (keywords, defaults, docs) are the Python wrappers in
+  // python/logitloss/_softmax_family.py; this keeps the per-call cost of tiny calls low.
+  m.def("logsumexp", &logsumexp);
+  m.def("softmax", [](py::handle x, py::handle axis, py::handle out) { return softmax_common(x, axis, out, false); });
+  m.def("log_softmax", [](py::handle x, py::handle axis, py::handle out) { return softmax_common(x, axis, out, true); });
+  m.def("logsumexp_backward", &logsumexp_backward);
+  m.def("softmax_backward",
+        [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, false); });
+  m.def("log_softmax_backward",
+        [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, true); });
 }
 
 }  // namespace logitloss

@@ -64,10 +64,10 @@ inline T chunk_max(const T* x, const T* weight, int64_t n) {
     m2 = max_ignoring_nan(m2, effective(load(x + i + 2 * L), load_weight(i + 2 * L)));
     m3 = max_ignoring_nan(m3, effective(load(x + i + 3 * L), load_weight(i + 3 * L)));
   }
-  for (; i < n; i += L) {
-    const int64_t lanes = n - i < L ? n - i : L;
-    V wv = kWeighted ? load_n(weight + i, lanes, T(0)) : splat<V>(1);
-    m0 = max_ignoring_nan(m0, effective(load_n(x + i, lanes, neg_inf), wv));
+  for (; i + L <= n; i += L) m1 = max_ignoring_nan(m1, effective(load(x + i), load_weight(i)));
+  if (i < n) {
+    V wv = kWeighted ? load_partial(weight + i, n - i, T(0)) : splat<V>(1);
+    m2 = max_ignoring_nan(m2, effective(load_partial(x + i, n - i, neg_inf), wv));
   }
   return horizontal_max(max_ignoring_nan(max_ignoring_nan(m0, m1), max_ignoring_nan(m2, m3)));
 }
@@ -115,17 +115,26 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
     count_wide += __builtin_convertvector(c0 + c1, W);
     others_wide += __builtin_convertvector(s0 + s1, W);
   }
-  for (; i < n; i += L) {
-    const int64_t lanes = n - i < L ? n - i : L;
-    V wv = kWeighted ? load_n(weight + i, lanes, T(0)) : splat<V>(1);
+  V c0 = splat<V>(0), s0 = c0;
+  if (i + L <= n) {
+    V e = term(load(x + i), kWeighted ? load(weight + i) : splat<V>(1), c0, s0);
+    if (out) store(out + i, e);
+    i += L;
+  }
+  if (i < n) {
+    // Masked tail: padding lanes are computed, then discarded by select (never multiplied by 0:
+    // nan * 0 is nan).
+    const int64_t lanes = n - i;
+    V wv = kWeighted ? load_partial(weight + i, lanes, T(0)) : splat<V>(1);
     V count = splat<V>(0), others = splat<V>(0);
-    V e = term(load_n(x + i, lanes, T(0)), wv, count, others);
-    // Padding lanes are computed, then discarded by select (never multiplied by 0: nan * 0).
+    V e = term(load_partial(x + i, lanes, T(0)), wv, count, others);
     auto is_valid = lane_index<V>() < (typename Lanes<V>::Bits)lanes;
-    count_wide += __builtin_convertvector(select(is_valid, count, splat<V>(0)), W);
-    others_wide += __builtin_convertvector(select(is_valid, others, splat<V>(0)), W);
+    c0 += select(is_valid, count, splat<V>(0));
+    s0 += select(is_valid, others, splat<V>(0));
     if (out) store_partial(out + i, e, lanes);
   }
+  count_wide += __builtin_convertvector(c0, W);
+  others_wide += __builtin_convertvector(s0, W);
   count_total += horizontal_sum(count_wide);
   others_total += horizontal_sum(others_wide);
 }

@@ -98,6 +98,13 @@ LogsumexpValue finalize_logsumexp(const SliceStats& s, bool return_sign) {
     v.sign = count > 0 ? 1.0 : (count < 0 ? -1.0 : kNan);
     v.value = std::isnan(v.sign) ? kNan : kInf;
   } else {
+    if (count > 0 && others >= 0) {  // the common case: no weights, or positive ones
+      v.sign = 1.0;
+      v.value = m + (count == 1 ? 0.0 : std::log(count)) + (others == 0 ? 0.0 : std::log1p(others / count));
+      v.inverse_total = 1.0 / (count + others);
+      v.regular = std::isfinite(v.value);
+      return v;
+    }
     double r = others == 0 ? 0.0 : others / count;
     const double t = r + 1;
     v.sign = (t > 0 ? 1.0 : (t < 0 ? -1.0 : 0.0)) * (count > 0 ? 1.0 : (count < 0 ? -1.0 : 0.0));

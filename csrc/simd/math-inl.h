@@ -61,14 +61,32 @@ inline V exp2_integer(typename Lanes<V>::I n) {
 
 // exp(r) for |r| <= ln2/2 by Horner's rule on the Taylor series: each step's rounding is
 // damped by |r| <= 0.35 in the next, so the result is within about one rounding of exact.
+// Series coefficients, computed at compile time (never at run time: tiny rows would pay for it
+// on every call).
+template <int N>
+struct InverseFactorials {
+  double value[N + 1];
+  constexpr InverseFactorials() : value() {
+    value[0] = 1.0;
+    for (int k = 1; k <= N; ++k) value[k] = value[k - 1] / k;
+  }
+};
+
+template <int N>
+struct AtanhSeries {  // 2 / (2i + 1), i = 0..N
+  double value[N + 1];
+  constexpr AtanhSeries() : value() {
+    for (int i = 0; i <= N; ++i) value[i] = 2.0 / (2 * i + 1);
+  }
+};
+
 template <class V>
 inline V exp_reduced(V r) {
   constexpr int kTerms = MathConstants<V>::kExpTerms;
-  double inverse_factorial[kTerms + 1];
-  inverse_factorial[0] = 1.0;
-  for (int k = 1; k <= kTerms; ++k) inverse_factorial[k] = inverse_factorial[k - 1] / k;
-  V p = splat<V>((lane_t<V>)inverse_factorial[kTerms]);
-  for (int k = kTerms - 1; k >= 0; --k) p = mul_add(p, r, splat<V>((lane_t<V>)inverse_factorial[k]));
+  constexpr InverseFactorials<kTerms> c{};
+  V p = splat<V>((lane_t<V>)c.value[kTerms]);
+#pragma GCC unroll 16
+  for (int k = kTerms - 1; k >= 0; --k) p = mul_add(p, r, splat<V>((lane_t<V>)c.value[k]));
   return p;
 }
 
@@ -119,10 +137,12 @@ template <class V>
 inline V log_reduced(V k, V f, V correction) {
   using C = MathConstants<V>;
   constexpr int kTerms = MathConstants<V>::kLogTerms;
+  constexpr AtanhSeries<kTerms> c{};
   V s = f / (f + 2);
   V z = s * s;
-  V series = splat<V>((lane_t<V>)(2.0 / (2 * kTerms + 1)));
-  for (int i = kTerms - 1; i >= 1; --i) series = mul_add(series, z, splat<V>((lane_t<V>)(2.0 / (2 * i + 1))));
+  V series = splat<V>((lane_t<V>)c.value[kTerms]);
+#pragma GCC unroll 16
+  for (int i = kTerms - 1; i >= 1; --i) series = mul_add(series, z, splat<V>((lane_t<V>)c.value[i]));
   V R = series * z;
   V half_f_squared = f * f * (lane_t<V>)0.5;
   V small = half_f_squared - (mul_add(s, half_f_squared + R, k * C::ln2_lo()) + correction);

@@ -94,12 +94,15 @@ inline void store(T* p, typename Vec<T>::V v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// Lane indices 0, 1, 2, ... as the integer vector matching V.
+// Lane indices 0, 1, 2, ... as the integer vector matching V (from a compile-time table).
 template <class V>
 inline auto lane_index() {
   using I = typename Lanes<V>::I;
+  using Bits = typename Lanes<V>::Bits;
+  static constexpr Bits kIndex[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  static_assert(sizeof(I) / sizeof(Bits) <= 16, "lane table too short");
   I idx;
-  for (int i = 0; i < (int)(sizeof(I) / sizeof(idx[0])); ++i) idx[i] = i;
+  std::memcpy(&idx, kIndex, sizeof idx);
   return idx;
 }
 
@@ -227,20 +230,44 @@ inline V abs(V x) {
   return (V)((I)x & ~(I)splat<V>(-0.0));
 }
 
+// Horizontal reductions: fold the upper half onto the lower half until one lane is left -- a
+// fixed order (results depend on nothing but the data), a few vector operations deep.
 template <class V>
 inline lane_t<V> horizontal_max(V v) {
-  lane_t<V> m = v[0];
-  for (int i = 1; i < (int)(sizeof(V) / sizeof(m)); ++i) m = v[i] > m ? v[i] : m;
-  return m;
+  using T = lane_t<V>;
+  if constexpr (sizeof(V) == sizeof(T)) {
+    return v[0];
+  } else {
+    typedef T Half __attribute__((vector_size(sizeof(V) / 2)));
+    Half lo, hi;
+    std::memcpy(&lo, &v, sizeof lo);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+    return horizontal_max(hi > lo ? hi : lo);
+  }
 }
 
-// Horizontal sum, widened to double and in a fixed lane order (so results never depend on
-// anything but the data).
+template <class V>
+inline lane_t<V> horizontal_add(V v) {
+  using T = lane_t<V>;
+  if constexpr (sizeof(V) == sizeof(T)) {
+    return v[0];
+  } else {
+    typedef T Half __attribute__((vector_size(sizeof(V) / 2)));
+    Half lo, hi;
+    std::memcpy(&lo, &v, sizeof lo);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+    return horizontal_add(lo + hi);
+  }
+}
+
+// Sum in double: double lanes are added as they are; float lanes are widened first.
 template <class V>
 inline double horizontal_sum(V v) {
-  double s = 0.0;
-  for (int i = 0; i < (int)(sizeof(V) / sizeof(lane_t<V>)); ++i) s += (double)v[i];
-  return s;
+  if constexpr (sizeof(lane_t<V>) == 8) {
+    return horizontal_add(v);
+  } else {
+    return horizontal_add(__builtin_convertvector(v, f64w));
+  }
 }
 
 // Error-free difference (Knuth's TwoSum): a - b == hi + lo exactly, hi = fl(a - b).

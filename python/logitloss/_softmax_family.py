@@ -76,7 +76,7 @@ def logsumexp(
     >>> grad
     array([0.25, 0.25, 0.25, 0.25], dtype=float32)
     """
-    return _core.logsumexp(a, axis, b, keepdims, return_sign, return_grad=return_grad)
+    return _core.logsumexp(a, axis, b, keepdims, return_sign, return_grad)
 
 
 def softmax(x: ArrayLike, axis: int | tuple[int, ...] | None = None, *, out: np.ndarray | None = None) -> Any:
@@ -112,7 +112,7 @@ def softmax(x: ArrayLike, axis: int | tuple[int, ...] | None = None, *, out: np.
     >>> logitloss.softmax(np.log([1.0, 3.0]))
     array([0.25, 0.75])
     """
-    return _core.softmax(x, axis, out=out)
+    return _core.softmax(x, axis, out)
 
 
 def log_softmax(x: ArrayLike, axis: int | tuple[int, ...] | None = None, *, out: np.ndarray | None = None) -> Any:
@@ -148,7 +148,7 @@ def log_softmax(x: ArrayLike, axis: int | tuple[int, ...] | None = None, *, out:
     >>> logitloss.log_softmax([0.0, -40.0])
     array([-4.24835426e-18, -4.00000000e+01])
     """
-    return _core.log_softmax(x, axis, out=out)
+    return _core.log_softmax(x, axis, out)
 
 
 def logsumexp_backward(
@@ -191,7 +191,7 @@ def logsumexp_backward(
     >>> logitloss.logsumexp_backward(2.0, np.log([1.0, 3.0]))
     array([0.5, 1.5])
     """
-    return _core.logsumexp_backward(grad_output, a, axis, b, keepdims, result=result)
+    return _core.logsumexp_backward(grad_output, a, axis, b, keepdims, result)
 
 
 def softmax_backward(grad_output: ArrayLike, output: ArrayLike, axis: int | tuple[int, ...] | None = None) -> Any:
