@@ -34,7 +34,8 @@ py::array as_numeric_array(py::handle obj, const char* name) {
 }
 
 py::dtype floating_dtype(const py::dtype& dt) {
-  return dt.kind() == 'f' ? dt : py::dtype::of<double>();
+  // Native byte order whatever the input's: results are new arrays in this machine's order.
+  return dt.kind() == 'f' ? py::dtype("f" + std::to_string(dt.itemsize())) : py::dtype::of<double>();
 }
 
 py::dtype floating_result_type(const py::array& a, const py::array& b) {
@@ -49,6 +50,15 @@ py::dtype numpy_dtype(DType d) { return d == DType::kFloat32 ? py::dtype::of<flo
 
 py::array cast_to(const py::array& arr, const py::dtype& dt) {
   if (arr.dtype().is(dt) || arr.dtype().equal(dt)) return arr;
+  if (dt.itemsize() < arr.dtype().itemsize()) {
+    // Narrowing a result (float32 -> float16): values beyond the range round to +-inf, as the
+    // exact value would; that is the answer, not an overflow to warn about.
+    py::object quiet = numpy().attr("errstate")(py::arg("over") = "ignore");
+    quiet.attr("__enter__")();
+    py::object narrowed = arr.attr("astype")(dt);
+    quiet.attr("__exit__")(py::none(), py::none(), py::none());
+    return py::reinterpret_steal<py::array>(narrowed.release());
+  }
   return py::reinterpret_steal<py::array>(arr.attr("astype")(dt).release());
 }
 
@@ -86,6 +96,12 @@ std::vector<bool> reduced_axes(py::handle axis, int ndim, const char* name) {
 
 std::vector<int64_t> shape_of(const py::array& a) {
   return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
+}
+
+py::tuple as_tuple(const std::vector<int64_t>& shape) {
+  py::tuple t(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
+  return t;
 }
 
 std::vector<int64_t> strides_of(const py::array& a) {

@@ -37,6 +37,7 @@ py::array cast_to(const py::array& arr, const py::dtype& dt);
 std::vector<bool> reduced_axes(py::handle axis, int ndim, const char* name = "axis");
 
 std::vector<int64_t> shape_of(const py::array& a);
+py::tuple as_tuple(const std::vector<int64_t>& shape);
 std::vector<int64_t> strides_of(const py::array& a);
 
 // A fresh array of `dt` and like's shape, with like's memory order when like is not C-ordered

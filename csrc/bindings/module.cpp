@@ -1,6 +1,5 @@
 // The extension module logitloss._core: configuration (ISA dispatch, threads), the test-only
 // math helper, and each kernel family's entry points (bind_* in the sibling files).
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -62,11 +61,15 @@ py::dict config() {
 PYBIND11_MODULE(_core, m) {
   namespace ll = logitloss;
   m.doc() = "logitloss compiled kernels (private: use the logitloss package)";
-  try {
-    ll::initialize_dispatch(std::getenv("LOGITLOSS_ISA"));
-  } catch (const std::invalid_argument& e) {
-    throw pybind11::value_error(e.what());
-  }
+  // The package calls this first thing at import with LOGITLOSS_ISA (an exception thrown from
+  // module initialization itself would reach the user as ImportError, not ValueError).
+  m.def("_initialize_dispatch", [](const std::string& cap) {
+    try {
+      ll::initialize_dispatch(cap.c_str());
+    } catch (const std::invalid_argument& e) {
+      throw pybind11::value_error(e.what());
+    }
+  });
   m.def("_config", &ll::config);
   m.def("_set_isa", [](const std::string& name) {
     try {

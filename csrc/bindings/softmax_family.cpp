@@ -76,10 +76,10 @@ py::array per_row_argument(py::handle obj, const char* name, const Reduction& r,
   const std::vector<int64_t>& forward_shape = keepdims ? r.keepdims_shape : r.kept_shape;
   py::module_ np = py::module_::import("numpy");
   try {
-    arr = np.attr("broadcast_to")(arr, py::tuple(py::cast(forward_shape))).cast<py::array>();
+    arr = np.attr("broadcast_to")(arr, as_tuple(forward_shape)).cast<py::array>();
   } catch (py::error_already_set&) {
     throw py::value_error(std::string("`") + name + "` of shape " + py::str(arr.attr("shape")).cast<std::string>() +
-                          " does not match the forward result's shape " + py::str(py::tuple(py::cast(forward_shape))).cast<std::string>());
+                          " does not match the forward result's shape " + py::str(as_tuple(forward_shape)).cast<std::string>());
   }
   return arr.reshape(r.keepdims_shape);
 }

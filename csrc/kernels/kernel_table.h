@@ -14,7 +14,8 @@ namespace logitloss {
 //   others = sum of weight * exp(x - max) over the elements not equal to max (nan if any is nan).
 // The maximal terms are kept out of `others` so log(count) + log1p(others / count) keeps full
 // relative precision when one term dominates (SciPy's method; logsumexp([0, -40]) = 4.2e-18).
-constexpr int64_t kRowChunk = 4096;  // elements per chunk of a row (kernels' unit of reduction)
+constexpr int64_t kRowChunk = 4096;   // elements per chunk of a row (kernels' unit of reduction)
+constexpr int64_t kColumnTile = 512;  // most columns one column-kernel call takes
 
 struct SliceStats {
   double max;
@@ -47,9 +48,11 @@ struct TypedKernels {
   // out = g - exp(y) * sum_g
   void (*row_log_softmax_backward)(const T* g, const T* y, int64_t n, T sum_g, T* out);
 
-  // Column kernels: a tile of `ncols` contiguous columns, reduced down `rows` rows that are
-  // `stride` elements apart. Per-column results are arrays of length ncols.
+  // Column kernels: `ncols` contiguous columns down `rows` rows that are `stride` elements apart
+  // (column_stats: ncols <= kColumnTile). Per-column parameters and results are arrays of
+  // length ncols.
   void (*column_stats)(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out);
+  // out = scale * exp(x - shift) per column, shift >= every x of its column (the column max).
   void (*column_scaled_exp)(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, const T* shift,
                             const T* scale, T* out, int64_t out_stride);
   void (*column_log_softmax)(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, const T* max,

@@ -185,20 +185,25 @@ SliceStats row_softmax(const T* x, int64_t n, T* out, double* chunk_maxima) {
   const double inverse_total = 1.0 / (row.count + row.others);
   for (int64_t k = 0; k < chunks; ++k) {
     using V = typename Vec<T>::V;
-    const V scale = splat<V>((T)(::exp(chunk_maxima[k] - row.max) * inverse_total));
     T* chunk_out = out + k * kChunk;
     const int64_t len = n - k * kChunk < kChunk ? n - k * kChunk : kChunk;
-    map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) { return load_n(chunk_out + i, count, T(0)) * scale; });
+    // A chunk of nothing but -inf (a masked block) holds exp(-inf - -inf) = nan: its softmax is 0.
+    const bool all_masked = chunk_maxima[k] == -__builtin_inf();
+    const V scale = splat<V>(all_masked ? T(0) : (T)(::exp(chunk_maxima[k] - row.max) * inverse_total));
+    map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) {
+      return all_masked ? scale : load_n(chunk_out + i, count, T(0)) * scale;
+    });
   }
   return row;
 }
 
-// exp(x - shift) with the difference formed error-free.
-template <class V>
+// exp(x - shift) with the difference formed error-free. kShiftIsMax: the caller guarantees
+// x <= shift (or x = -inf), so the cheaper exp_nonpositive applies.
+template <bool kShiftIsMax = false, class V>
 inline V exp_of_difference(V x, V shift) {
   V lo;
   V hi = difference_with_error(x, shift, lo);
-  V e = exp(hi);
+  V e = kShiftIsMax ? exp_nonpositive(hi) : exp(hi);
   return mul_add(e, lo, e);
 }
 
@@ -271,93 +276,118 @@ void row_log_softmax_backward(const T* g, const T* y, int64_t n, T sum_g, T* out
 
 // ---------------------------------------------------------------------------------------------
 // Column kernels: the reduced axis is not the contiguous one (e.g. axis 0 of a C-ordered
-// matrix). Lanes run across contiguous columns, so no transposed copy is made; a group of
-// kColumnVectors vectors of columns walks down all rows.
+// matrix). Lanes run across a tile of up to kColumnTile contiguous columns; no transposed copy.
 //
-// Statistics per group: rows are taken kColumnChunkRows at a time (a tile that stays in L1):
-// pass 1 takes the tile's max per column, pass 2 sums exp(x - tile max) and counts the maxima,
-// then the tile's statistics are folded into running statistics held in double lanes:
-//   M = max(M_run, M_tile); others_run <- (others_run + count_run) exp(M_run - M) if M_run < M,
-//   and likewise for the tile; counts of a lower max become part of `others`.
+// Statistics: rows are taken kColumnChunkRows at a time, a block of whole tile rows (contiguous
+// runs: DRAM- and prefetcher-friendly) that stays in L2. The block is worked in strips of
+// kStripVectors vectors whose state fits in registers: pass 1 takes the strip's max per column
+// (packing the strip into a contiguous buffer), pass 2 sums exp(x - block max) over the packed
+// copy and counts the maxima while prefetching the same place in the next block; then the strip's statistics are folded into running ones held in double:
+//   M = max(M_run, M_block); others_run <- (others_run + count_run) exp(M_run - M) if M_run < M,
+//   and likewise for the block; counts under a lower max become part of `others`. The scale
+//   factors are rounded once to the data type; a max moves O(log rows) times per column.
 
-constexpr int kColumnVectors = 4;
-constexpr int64_t kColumnChunkRows = 64;
+constexpr int64_t kColumnChunkRows = 128;
+constexpr int kStripVectors = 4;
+template <class T>
+constexpr int64_t kColumnVectorsMax = kColumnTile / Vec<T>::kLanes;
 
-// Calls f(j, lanes_in_vector_j) for the vectors of a column group of `width` columns.
-template <class T, class F>
-inline void for_each_vector_in_group(int64_t width, F f) {
+// One strip of kWidth vectors (the last one `tail_lanes` wide) over rows [r0, r1): the block's
+// statistics, folded into the running ones. kWidth is a compile-time constant so the state lives
+// in registers.
+template <class T, int kWidth>
+inline void column_strip(const T* x, int64_t r0, int64_t r1, int64_t stride, int64_t tail_lanes,
+                         typename Vec<T>::V* run_max, typename Vec<T>::Wide* run_count,
+                         typename Vec<T>::Wide* run_others) {
+  using V = typename Vec<T>::V;
+  using W = typename Vec<T>::Wide;
   constexpr int L = Vec<T>::kLanes;
-  for (int j = 0; j * L < width; ++j) f(j, width - j * L < L ? width - j * L : (int64_t)L);
+  const T neg_inf = -__builtin_inf();
+  auto load_column = [&](const T* row, int k) {
+    return k + 1 < kWidth || tail_lanes == L ? load(row + k * L) : load_partial(row + k * L, tail_lanes, neg_inf);
+  };
+  V block_max[kWidth], block_count[kWidth], block_others[kWidth];
+#pragma GCC unroll 4
+  for (int k = 0; k < kWidth; ++k) {
+    block_max[k] = splat<V>(neg_inf);
+    block_count[k] = block_others[k] = splat<V>(0);
+  }
+  // Pass 1 also packs the strip: rows a power-of-two stride apart share cache sets, so re-reading
+  // them in place would miss L1; the packed copy is contiguous.
+  V packed[kColumnChunkRows][kWidth];
+  for (int64_t r = r0; r < r1; ++r) {
+#pragma GCC unroll 4
+    for (int k = 0; k < kWidth; ++k) {
+      packed[r - r0][k] = load_column(x + r * stride, k);
+      block_max[k] = max_ignoring_nan(block_max[k], packed[r - r0][k]);
+    }
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+#pragma GCC unroll 4
+    for (int k = 0; k < kWidth; ++k) {
+      prefetch(x + (r + kColumnChunkRows) * stride + k * L);
+      V xv = packed[r - r0][k];
+      accumulate_split(xv, block_max[k], splat<V>(1), exp_nonpositive(xv - block_max[k]), block_count[k],
+                       block_others[k]);
+    }
+  }
+  // Fold: the scale factors exp(old max - new max) are computed in the data type (they are 1
+  // exactly unless the max moved, which happens a few times per column); sums stay in double.
+  using WideMask = typename Lanes<W>::I;
+  for (int k = 0; k < kWidth; ++k) {
+    const V new_max = max_ignoring_nan(run_max[k], block_max[k]);
+    const auto run_lower = run_max[k] < new_max;
+    const auto block_lower = block_max[k] < new_max;
+    const W run_scale = __builtin_convertvector(exp_nonpositive(run_max[k] - new_max), W);
+    const W block_scale = __builtin_convertvector(exp_nonpositive(block_max[k] - new_max), W);
+    const WideMask run_lower_w = __builtin_convertvector(run_lower, WideMask);
+    const WideMask block_lower_w = __builtin_convertvector(block_lower, WideMask);
+    const W count = __builtin_convertvector(block_count[k], W), others = __builtin_convertvector(block_others[k], W);
+    run_others[k] = select(run_lower_w, (run_others[k] + run_count[k]) * run_scale, run_others[k]) +
+                    select(block_lower_w, (others + count) * block_scale, others);
+    run_count[k] = select(run_lower_w, splat<W>(0), run_count[k]) + select(block_lower_w, splat<W>(0), count);
+    run_max[k] = new_max;
+  }
 }
 
 template <class T>
 void column_stats(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out) {
-  using V = typename Vec<T>::V;
   using W = typename Vec<T>::Wide;
   constexpr int L = Vec<T>::kLanes;
-  constexpr int64_t kGroup = kColumnVectors * L;
-  const T neg_inf = -__builtin_inf();
-  for (int64_t group = 0; group < ncols; group += kGroup) {
-    const int64_t width = ncols - group < kGroup ? ncols - group : kGroup;
-    const T* base = x + group;
-    W run_max[kColumnVectors], run_count[kColumnVectors], run_others[kColumnVectors];
-    for (int j = 0; j < kColumnVectors; ++j) {
-      run_max[j] = splat<W>(-__builtin_inf());
-      run_count[j] = splat<W>(0);
-      run_others[j] = splat<W>(0);
-    }
-    for (int64_t r0 = 0; r0 < rows; r0 += kColumnChunkRows) {
-      const int64_t r1 = r0 + kColumnChunkRows < rows ? r0 + kColumnChunkRows : rows;
-      V tile_max[kColumnVectors], tile_count[kColumnVectors], tile_others[kColumnVectors];
-      for_each_vector_in_group<T>(width, [&](int j, int64_t lanes) {
-        V m = splat<V>(neg_inf);
-        for (int64_t r = r0; r < r1; ++r) m = max_ignoring_nan(m, load_n(base + r * stride + j * L, lanes, neg_inf));
-        V count = splat<V>(0), others = splat<V>(0);
-        for (int64_t r = r0; r < r1; ++r) {
-          V xv = load_n(base + r * stride + j * L, lanes, neg_inf);
-          auto is_max = xv == m;
-          count += select(is_max, splat<V>(1), splat<V>(0));
-          others += select(is_max, splat<V>(0), exp(xv - m));
-        }
-        tile_max[j] = m;
-        tile_count[j] = count;
-        tile_others[j] = others;
-      });
-      for_each_vector_in_group<T>(width, [&](int j, int64_t) {
-        W m = __builtin_convertvector(tile_max[j], W);
-        W new_max = max_ignoring_nan(run_max[j], m);
-        auto run_lower = run_max[j] < new_max;
-        auto tile_lower = m < new_max;
-        W run_scale = exp(run_max[j] - new_max), tile_scale = exp(m - new_max);
-        W count = __builtin_convertvector(tile_count[j], W), others = __builtin_convertvector(tile_others[j], W);
-        run_others[j] = select(run_lower, (run_others[j] + run_count[j]) * run_scale, run_others[j]) +
-                        select(tile_lower, (others + count) * tile_scale, others);
-        run_count[j] = select(run_lower, splat<W>(0), run_count[j]) + select(tile_lower, splat<W>(0), count);
-        run_max[j] = new_max;
-      });
-    }
-    for_each_vector_in_group<T>(width, [&](int j, int64_t lanes) {
-      for (int64_t k = 0; k < lanes; ++k) {
-        out[group + j * L + k] = SliceStats{run_max[j][k], run_count[j][k], run_others[j][k]};
+  const int64_t nvec = (ncols + L - 1) / L;
+  const int64_t tail_lanes = ncols - (nvec - 1) * L;  // lanes in the last vector (1..L)
+  typename Vec<T>::V run_max[kColumnVectorsMax<T>];
+  W run_count[kColumnVectorsMax<T>], run_others[kColumnVectorsMax<T>];
+  for (int64_t j = 0; j < nvec; ++j) {
+    run_max[j] = splat<typename Vec<T>::V>(-__builtin_inf());
+    run_count[j] = splat<W>(0);
+    run_others[j] = splat<W>(0);
+  }
+  for (int64_t r0 = 0; r0 < rows; r0 += kColumnChunkRows) {
+    const int64_t r1 = r0 + kColumnChunkRows < rows ? r0 + kColumnChunkRows : rows;
+    for (int64_t j = 0; j < nvec; j += kStripVectors) {
+      const T* strip_x = x + j * L;
+      const int64_t tail = j + kStripVectors >= nvec ? tail_lanes : L;
+      switch (nvec - j < kStripVectors ? nvec - j : kStripVectors) {
+        case 1: column_strip<T, 1>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
+        case 2: column_strip<T, 2>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
+        case 3: column_strip<T, 3>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
+        default: column_strip<T, 4>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
       }
-    });
+    }
+  }
+  for (int64_t c = 0; c < ncols; ++c) {
+    out[c] = SliceStats{run_max[c / L][c % L], run_count[c / L][c % L], run_others[c / L][c % L]};
   }
 }
 
+// out[r, c] = f(x[r, c], c-th parameters) for a tile, row by row.
 template <class T, class F>
 inline void column_map(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, T* out, int64_t out_stride, F f) {
-  constexpr int L = Vec<T>::kLanes;
-  constexpr int64_t kGroup = kColumnVectors * L;
-  for (int64_t group = 0; group < ncols; group += kGroup) {
-    const int64_t width = ncols - group < kGroup ? ncols - group : kGroup;
-    for (int64_t r = 0; r < rows; ++r) {
-      for_each_vector_in_group<T>(width, [&](int j, int64_t lanes) {
-        const int64_t column = group + j * L;
-        auto result = f(load_n(x + r * x_stride + column, lanes, T(0)), column, lanes);
-        if (lanes == L) store(out + r * out_stride + column, result);
-        else store_partial(out + r * out_stride + column, result, lanes);
-      });
-    }
+  for (int64_t r = 0; r < rows; ++r) {
+    map_row<T>(ncols, out + r * out_stride, [&](int64_t c, int64_t count) {
+      return f(load_n(x + r * x_stride + c, count, T(0)), c, count);
+    });
   }
 }
 
@@ -366,7 +396,7 @@ void column_scaled_exp(const T* x, int64_t rows, int64_t x_stride, int64_t ncols
                        T* out, int64_t out_stride) {
   using V = typename Vec<T>::V;
   column_map(x, rows, x_stride, ncols, out, out_stride, [&](V xv, int64_t column, int64_t lanes) {
-    return exp_of_difference(xv, load_n(shift + column, lanes, T(0))) * load_n(scale + column, lanes, T(0));
+    return exp_of_difference<true>(xv, load_n(shift + column, lanes, T(0))) * load_n(scale + column, lanes, T(0));
   });
 }
 

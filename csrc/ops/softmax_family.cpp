@@ -15,8 +15,6 @@ namespace {
 // Elements of work per claimed chunk of rows: large enough to amortize the claim, small enough
 // that a descheduled thread holds up little (~50 us).
 constexpr double kGrainElements = 256.0 * 1024;
-// Columns per work item when the reduced axis is not the contiguous one.
-constexpr int64_t kColumnTile = 128;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
@@ -125,6 +123,24 @@ LogsumexpValue finalize_logsumexp(const SliceStats& s, bool return_sign) {
   return v;
 }
 
+// A weighted slice whose max is +inf: the sum is the sum of w * inf over the +inf terms, i.e.
+// +inf if all their weights are positive, -inf if all negative, nan (inf - inf) if mixed (SciPy).
+template <class T>
+LogsumexpValue weighted_infinite_logsumexp(const T* x, const T* w, int64_t n, bool return_sign) {
+  bool positive = false, negative = false;
+  for (int64_t i = 0; i < n; ++i) {
+    if (x[i] != kInf) continue;
+    positive |= w[i] > 0;
+    negative |= w[i] < 0;
+  }
+  LogsumexpValue v{kNan, kNan, kInf, kNan, false};
+  if (positive != negative) {
+    v.sign = positive ? 1.0 : -1.0;
+    v.value = positive || return_sign ? kInf : kNan;
+  }
+  return v;
+}
+
 // log(sum exp(x - max)) for a regular slice, keeping precision when the maxima dominate.
 double log_total(const SliceStats& s) { return std::log(s.count) + std::log1p(s.others / s.count); }
 
@@ -184,23 +200,63 @@ bool use_columns(const ReductionLayout& layout, std::initializer_list<int> opera
   return true;
 }
 
-// Calls per_tile(cursor over the other kept dims, first column, columns) for tiles of columns.
-template <class F>
-void for_each_column_tile(const ReductionLayout& layout, F per_tile) {
-  ReductionLayout blocks = layout;
-  const int64_t columns = layout.outer_shape.back();
-  blocks.outer_shape.pop_back();
-  for (auto& s : blocks.outer_strides) s.pop_back();
-  blocks.rows = layout.rows / columns;
-  const int64_t tiles = (columns + kColumnTile - 1) / kColumnTile;
+// Column mode runs in two phases. Phase 1: per-column statistics, tile by tile of columns (the
+// kernel walks down the rows of its tile). Phase 2: outputs row by row over whole contiguous
+// rows, which streams through memory far better than writing tile-wide pieces of every row.
+// "Blocks" enumerate the kept dims other than the last (the columns).
+struct ColumnBlocks {
+  ReductionLayout blocks;
+  int64_t columns;
+};
+
+ColumnBlocks column_blocks(const ReductionLayout& layout) {
+  ColumnBlocks cb{layout, layout.outer_shape.back()};
+  cb.blocks.outer_shape.pop_back();
+  for (auto& s : cb.blocks.outer_strides) s.pop_back();
+  cb.blocks.rows = layout.rows / cb.columns;
+  return cb;
+}
+
+// stats[block * columns + column] for operand x_op.
+template <class T>
+std::vector<SliceStats> column_statistics(const TypedKernels<T>& k, const ArrayCall& call, int x_op,
+                                          const ColumnBlocks& cb) {
+  const ReductionLayout& L = call.layout;
+  std::vector<SliceStats> stats((size_t)(cb.blocks.rows * cb.columns));
+  const int64_t tiles = (cb.columns + kColumnTile - 1) / kColumnTile;
   auto body = [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
-      RowCursor cursor(blocks, item / tiles);
-      const int64_t first = (item % tiles) * kColumnTile;
-      per_tile(cursor, first, columns - first < kColumnTile ? columns - first : kColumnTile);
+      const int64_t block = item / tiles, first = (item % tiles) * kColumnTile;
+      RowCursor cursor(cb.blocks, block);
+      const T* x = reinterpret_cast<const T*>(call.base[x_op] + cursor.offset(x_op)) + first;
+      k.column_stats(x, L.length, L.row_stride[x_op] / (int64_t)sizeof(T),
+                     cb.columns - first < kColumnTile ? cb.columns - first : kColumnTile,
+                     stats.data() + block * cb.columns + first);
     }
   };
-  parallel_for(blocks.rows * tiles, 1, threads_for_work((double)layout.rows * layout.length), body);
+  parallel_for(cb.blocks.rows * tiles, 1, threads_for_work((double)L.rows * L.length), body);
+  return stats;
+}
+
+// Calls per_row(block, x row, out row) for every reduced-axis row of every block, in parallel.
+template <class T, class F>
+void for_each_column_row(const ArrayCall& call, const ColumnBlocks& cb, int x_op, int out_op, F per_row) {
+  const ReductionLayout& L = call.layout;
+  auto body = [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t block = item / L.length, r = item % L.length;
+      RowCursor cursor(cb.blocks, block);
+      per_row(block, reinterpret_cast<const T*>(call.base[x_op] + cursor.offset(x_op) + r * L.row_stride[x_op]),
+              reinterpret_cast<T*>(call.base[out_op] + cursor.offset(out_op) + r * L.row_stride[out_op]));
+    }
+  };
+  parallel_for(cb.blocks.rows * L.length, grain_rows(cb.columns), threads_for_work((double)L.rows * L.length), body);
+}
+
+// Byte address of column c of block `block` in operand op.
+const char* column_address(const ArrayCall& call, const ColumnBlocks& cb, int op, int64_t block, int64_t c) {
+  RowCursor cursor(cb.blocks, block);
+  return call.base[op] + cursor.offset(op) + c * call.layout.outer_strides[op].back();
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -216,35 +272,33 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
   };
 
   if (ops.b == kNoOperand && use_columns<T>(L, {ops.a, ops.grad})) {
-    const int64_t out_step = L.outer_strides[ops.out].back();
-    const int64_t sign_step = ops.sign == kNoOperand ? 0 : L.outer_strides[ops.sign].back();
-    for_each_column_tile(L, [&](const RowCursor& cur, int64_t first, int64_t ncols) {
-      const T* a = reinterpret_cast<const T*>(call.base[ops.a] + cur.offset(ops.a)) + first;
-      const int64_t a_stride = L.row_stride[ops.a] / (int64_t)sizeof(T);
-      SliceStats stats[kColumnTile];
-      LogsumexpValue values[kColumnTile];
-      k.column_stats(a, n, a_stride, ncols, stats);
-      for (int64_t c = 0; c < ncols; ++c) {
-        values[c] = finalize_logsumexp(stats[c], ops.return_sign);
-        store_value(call.base[ops.out] + cur.offset(ops.out) + (first + c) * out_step,
-                    ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + cur.offset(ops.sign) + (first + c) * sign_step,
-                    values[c]);
-      }
-      if (ops.grad == kNoOperand) return;
-      T shift[kColumnTile], scale[kColumnTile];
-      for (int64_t c = 0; c < ncols; ++c) {
-        shift[c] = values[c].regular ? (T)values[c].max : T(0);
-        scale[c] = values[c].regular ? (T)(values[c].sign * values[c].inverse_total) : T(0);
-      }
-      T* grad = reinterpret_cast<T*>(call.base[ops.grad] + cur.offset(ops.grad)) + first;
-      const int64_t grad_stride = L.row_stride[ops.grad] / (int64_t)sizeof(T);
-      k.column_scaled_exp(a, n, a_stride, ncols, shift, scale, grad, grad_stride);
-      for (int64_t c = 0; c < ncols; ++c) {
-        if (values[c].regular) continue;
-        lse_gradient_fallback<T>(reinterpret_cast<const char*>(a + c), L.row_stride[ops.a], nullptr, 0, n,
-                                 values[c].value, 1.0, reinterpret_cast<char*>(grad + c), L.row_stride[ops.grad]);
-      }
+    const ColumnBlocks cb = column_blocks(L);
+    const std::vector<SliceStats> stats = column_statistics(k, call, ops.a, cb);
+    std::vector<LogsumexpValue> values(stats.size());
+    for (int64_t i = 0; i < (int64_t)stats.size(); ++i) {
+      values[i] = finalize_logsumexp(stats[i], ops.return_sign);
+      const int64_t block = i / cb.columns, c = i % cb.columns;
+      store_value(const_cast<char*>(column_address(call, cb, ops.out, block, c)),
+                  ops.sign == kNoOperand ? nullptr : const_cast<char*>(column_address(call, cb, ops.sign, block, c)),
+                  values[i]);
+    }
+    if (ops.grad == kNoOperand) return;
+    std::vector<T> shift(values.size()), scale(values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+      shift[i] = values[i].regular ? (T)values[i].max : T(0);
+      scale[i] = values[i].regular ? (T)(values[i].sign * values[i].inverse_total) : T(0);
+    }
+    for_each_column_row<T>(call, cb, ops.a, ops.grad, [&](int64_t block, const T* a_row, T* grad_row) {
+      const size_t at = (size_t)(block * cb.columns);
+      k.column_scaled_exp(a_row, 1, 0, cb.columns, shift.data() + at, scale.data() + at, grad_row, 0);
     });
+    for (int64_t i = 0; i < (int64_t)values.size(); ++i) {
+      if (values[i].regular) continue;
+      const int64_t block = i / cb.columns, c = i % cb.columns;
+      lse_gradient_fallback<T>(column_address(call, cb, ops.a, block, c), L.row_stride[ops.a], nullptr, 0, n,
+                               values[i].value, 1.0, const_cast<char*>(column_address(call, cb, ops.grad, block, c)),
+                               L.row_stride[ops.grad]);
+    }
     return;
   }
 
@@ -259,7 +313,8 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     const bool fused_softmax = grad_bytes && !b;
     T* grad = fused_softmax ? row_output<T>(grad_bytes, grad_stride, n, 2) : nullptr;
     const SliceStats stats = fused_softmax ? k.row_softmax(a, n, grad, chunk_scratch(n)) : k.row_stats(a, b, n, kStatsPlain);
-    const LogsumexpValue v = finalize_logsumexp(stats, ops.return_sign);
+    LogsumexpValue v = finalize_logsumexp(stats, ops.return_sign);
+    if (b && stats.max == kInf && !std::isnan(stats.others)) v = weighted_infinite_logsumexp(a, b, n, ops.return_sign);
     store_value(call.base[ops.out] + cur.offset(ops.out),
                 ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + cur.offset(ops.sign), v);
     if (!grad_bytes) return;
@@ -283,26 +338,25 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
   const int64_t n = L.length;
 
   if (use_columns<T>(L, {x_op, out_op})) {
-    for_each_column_tile(L, [&](const RowCursor& cur, int64_t first, int64_t ncols) {
-      const T* x = reinterpret_cast<const T*>(call.base[x_op] + cur.offset(x_op)) + first;
-      T* out = reinterpret_cast<T*>(call.base[out_op] + cur.offset(out_op)) + first;
-      const int64_t xs = L.row_stride[x_op] / (int64_t)sizeof(T), os = L.row_stride[out_op] / (int64_t)sizeof(T);
-      SliceStats stats[kColumnTile];
-      k.column_stats(x, n, xs, ncols, stats);
-      T first_param[kColumnTile], second_param[kColumnTile];
-      for (int64_t c = 0; c < ncols; ++c) {
-        const bool regular = softmax_regular(stats[c]);
-        first_param[c] = regular ? (T)stats[c].max : T(0);
-        second_param[c] = !regular ? T(0) : log ? (T)log_total(stats[c]) : (T)(1.0 / (stats[c].count + stats[c].others));
-      }
-      if (log) k.column_log_softmax(x, n, xs, ncols, first_param, second_param, out, os);
-      else k.column_scaled_exp(x, n, xs, ncols, first_param, second_param, out, os);
-      for (int64_t c = 0; c < ncols; ++c) {
-        if (softmax_regular(stats[c])) continue;
-        softmax_fallback<T>(reinterpret_cast<const char*>(x + c), L.row_stride[x_op], n,
-                            reinterpret_cast<char*>(out + c), L.row_stride[out_op], log);
-      }
+    const ColumnBlocks cb = column_blocks(L);
+    const std::vector<SliceStats> stats = column_statistics(k, call, x_op, cb);
+    std::vector<T> first_param(stats.size()), second_param(stats.size());
+    for (size_t i = 0; i < stats.size(); ++i) {
+      const bool regular = softmax_regular(stats[i]);
+      first_param[i] = regular ? (T)stats[i].max : T(0);
+      second_param[i] = !regular ? T(0) : log ? (T)log_total(stats[i]) : (T)(1.0 / (stats[i].count + stats[i].others));
+    }
+    for_each_column_row<T>(call, cb, x_op, out_op, [&](int64_t block, const T* x_row, T* out_row) {
+      const size_t at = (size_t)(block * cb.columns);
+      if (log) k.column_log_softmax(x_row, 1, 0, cb.columns, first_param.data() + at, second_param.data() + at, out_row, 0);
+      else k.column_scaled_exp(x_row, 1, 0, cb.columns, first_param.data() + at, second_param.data() + at, out_row, 0);
     });
+    for (int64_t i = 0; i < (int64_t)stats.size(); ++i) {
+      if (softmax_regular(stats[i])) continue;
+      const int64_t block = i / cb.columns, c = i % cb.columns;
+      softmax_fallback<T>(column_address(call, cb, x_op, block, c), L.row_stride[x_op], n,
+                          const_cast<char*>(column_address(call, cb, out_op, block, c)), L.row_stride[out_op], log);
+    }
     return;
   }
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import os
+
 from . import _core
 from ._version import __version__
+
+# Choose the SIMD target once, at import: the best this CPU supports, capped by LOGITLOSS_ISA
+# (ValueError naming the valid names for an unknown one).
+_core._initialize_dispatch(os.environ.get("LOGITLOSS_ISA", ""))
 
 
 def get_isa() -> str:

@@ -1,0 +1,134 @@
+"""Deterministic test inputs for the logsumexp / softmax family.
+
+Every generator takes an explicit seed, so a failing case can be re-created from its test id,
+and so the exact reference (which is cached by content in ``reference.py``) is computed once
+per input and shared by every ISA the suite runs on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+# Sizes around the vector widths of every target (float64x2 .. float32x16, times up to four
+# accumulators), so the masked tails and the accumulator merge are all exercised.
+VECTOR_WIDTH_SIZES = (1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129)
+
+# Realistic vocabulary widths: Llama-2 (32000), GPT-2 (50257), Llama-3 (128256).
+VOCAB_SIZES = (32000, 50257, 128256)
+
+
+def logits(shape, dtype, seed, *, spread=4.0, offset=0.0):
+    """Normal logits ``offset + spread * N(0, 1)`` rounded to ``dtype``."""
+    rng = np.random.default_rng(seed)
+    x = offset + spread * rng.standard_normal(shape)
+    return np.asarray(x).astype(dtype)
+
+
+def tricky_rows(n, dtype, seed):
+    """Rows of length ``n`` that stress a SIMD kernel at every width, in ``dtype``.
+
+    row 0: plain normal logits;
+    row 1: the maximum in the very last element (the masked tail must see it);
+    row 2: the maximum in the first element and every other entry far below it
+           (large ``|a - max|``: exp arguments near the bottom of the range);
+    row 3: roughly half the entries -inf (a mask), including the last one when n > 1;
+    row 4: a tie: the maximum repeated three times (or n times if n < 3), rest below.
+    """
+    rng = np.random.default_rng(seed)
+    limit = 20.0 if dtype == np.float16 else 40.0
+    rows = np.empty((5, n), dtype=np.float64)
+    rows[0] = 3.0 * rng.standard_normal(n)
+    rows[1] = 3.0 * rng.standard_normal(n)
+    rows[1, -1] = rows[1].max() + 1.5
+    rows[2] = -rng.uniform(1.0, limit, n)
+    rows[2, 0] = 0.25
+    rows[3] = 2.0 * rng.standard_normal(n)
+    if n > 1:
+        mask = rng.random(n) < 0.5
+        mask[-1] = True
+        mask[0] = False
+        rows[3, mask] = -np.inf
+    rows[4] = rng.uniform(-6.0, 1.0, n)
+    ties = rng.choice(n, size=min(3, n), replace=False)
+    rows[4, ties] = 1.5
+    return rows.astype(dtype)
+
+
+def negative_stride_view(x):
+    """A view of ``x`` with every axis reversed (negative strides everywhere)."""
+    return x[(slice(None, None, -1),) * x.ndim]
+
+
+def misaligned_copy(x):
+    """A copy of ``x`` whose data pointer is NOT aligned to its itemsize (numpy flags it unaligned)."""
+    x = np.ascontiguousarray(x)
+    buffer = bytearray(x.nbytes + 1)
+    view = np.frombuffer(buffer, dtype=x.dtype, count=x.size, offset=1).reshape(x.shape)
+    view[...] = x
+    assert not view.flags.aligned or x.itemsize == 1
+    return view
+
+
+def big_endian_copy(x):
+    """A copy of ``x`` in non-native (big-endian) byte order with the same values."""
+    return np.asarray(x).astype(np.asarray(x).dtype.newbyteorder(">"))
+
+
+def strided_views(base):
+    """Named (view, axis) pairs over a 2-D ``base``: every layout a caller can hand us.
+
+    Each view is reduced over the axis given, and its values are ``np.ascontiguousarray(view)``.
+    """
+    wide = np.repeat(base, 2, axis=1)  # every other column of this is `base` again
+    return {
+        "contiguous": (base, -1),
+        "transposed": (base.T, 0),
+        "fortran": (np.asfortranarray(base), 1),
+        "column_step2": (wide[:, ::2], 1),
+        "negative_strides": (negative_stride_view(base), 1),
+        "row_step3_neg": (base[::-3, ::-1], 1),
+        "offset_by_one": (base[:, 1:], 1),
+        "misaligned": (misaligned_copy(base), 1),
+        "big_endian": (big_endian_copy(base), 1),
+        "broadcast_rows": (np.broadcast_to(base[:1], base.shape), 1),
+        "axis0_of_c_order": (base, 0),
+    }
+
+
+def extreme_finite_rows(dtype, n):
+    """Rows of length ``n`` with extreme finite values (and -inf masks) in ``dtype``.
+
+    +-1e4 (saturates a naive exp), +-huge (``a - max`` overflows to -inf), all equal to the dtype's
+    max (``max + log n`` must round to max, not overflow), -inf masks, a single finite entry.
+    """
+    big = 1e4
+    huge = {np.float16: 6e4, np.float32: 3e38, np.float64: 1e308}[dtype]
+    top = float(np.finfo(dtype).max)
+    rng = np.random.default_rng(n)
+    rows = [
+        np.full(n, big),
+        np.where(np.arange(n) % 2 == 0, big, -big),
+        np.full(n, -big),
+        np.where(np.arange(n) == n // 2, huge, -huge),
+        np.full(n, -huge),
+        np.full(n, top),
+        np.where(rng.random(n) < 0.5, -np.inf, rng.standard_normal(n)),
+        np.concatenate([[-np.inf] * (n - 1), [0.5]]),
+    ]
+    return np.array(rows).astype(dtype)
+
+
+def masked_block_rows(n, dtype, seed):
+    """Long rows (n of several thousand) with whole blocks masked by -inf, so a kernel that splits
+    a row into chunks (across threads or for a two-level reduction) sees all -inf chunks:
+    a masked prefix, a masked suffix, a masked middle, and a single finite entry."""
+    rng = np.random.default_rng(seed)
+    rows = 3.0 * rng.standard_normal((4, n))
+    rows[0, : (2 * n) // 3] = -np.inf
+    rows[1, n // 3 :] = -np.inf
+    rows[2, n // 5 : (4 * n) // 5] = -np.inf
+    rows[3, :] = -np.inf
+    rows[3, n - 7] = 1.25
+    return rows.astype(dtype)

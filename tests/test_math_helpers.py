@@ -1,0 +1,263 @@
+"""ULP sweep of the vectorized exp / log / log1p helpers, per ISA and per dtype.
+
+Documented contract (``logitloss._core._eval_math``): exp on [-104, 0] (float32) and [-745, 0]
+(float64), subnormal results rounded once and never flushed, below the range 0, exp(-inf) = 0,
+exp(nan) = nan; log on (0, inf) including subnormal inputs; log1p on (-1, inf).  Max error 2 ULP.
+
+References:
+* float32: numpy's float64 exp / log / log1p (correctly rounded to within ~1 float64 ulp, i.e.
+  2**-29 float32 ulp): exact for a float32 ULP measurement.
+* float64, full sweep (>= 10**6 inputs): numpy ``longdouble`` (x87 80-bit, 64-bit mantissa: 11 bits
+  beyond float64, so its error is < 0.001 float64 ULP) where the platform has it.  Where
+  ``longdouble`` is just float64 the full sweep is measured against float64 libm instead and the
+  bound is 2 + 1 ULP (libm's own error), which the test states in its report line.
+* float64, always: mpmath (40 digits) on a 20,000-point subsample including the hard regions
+  (results near 1 and near 0, subnormal results, arguments near 1 and near -1); that sample also
+  checks the longdouble reference itself.
+The max ULP error of every (ISA, function, dtype) is printed in the terminal summary.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from conftest import require
+from tolerances import ulp_of
+
+from logitloss import _core
+
+FUNCS = ("exp", "log", "log1p")
+DTYPES = (np.float32, np.float64)
+MAX_ULP = 2.0
+SWEEP_SIZE = 1_000_000
+MP_SAMPLE = 20_000
+
+EXP_LOWER = {np.float32: -104.0, np.float64: -745.0}
+LONGDOUBLE_IS_EXTENDED = np.finfo(np.longdouble).nmant >= 63
+
+UINT = {np.float32: np.uint32, np.float64: np.uint64}
+
+
+def _bits(value, dtype):
+    return int(np.array(value, dtype=dtype).view(UINT[dtype]))
+
+
+def _from_bits(bits, dtype):
+    return np.asarray(bits, dtype=UINT[dtype]).view(dtype)
+
+
+def _random_bits(rng, low_value, high_value, count, dtype):
+    """Uniform over the *representations* between two floats of one sign (log-uniform-ish)."""
+    low, high = sorted((_bits(low_value, dtype), _bits(high_value, dtype)))
+    return _from_bits(rng.integers(low, high, size=count, endpoint=True, dtype=np.uint64), dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def sweep_inputs(func, dtype):
+    """>= 10**6 inputs spread over the whole valid range of ``func`` in ``dtype``, plus hard regions."""
+    rng = np.random.default_rng(20240 + FUNCS.index(func) + (100 if dtype == np.float64 else 0))
+    info = np.finfo(dtype)
+    parts = []
+    if func == "exp":
+        lower = EXP_LOWER[dtype]
+        subnormal_start = float(np.log(info.smallest_normal))  # exp below this is subnormal
+        parts += [
+            np.linspace(lower, 0.0, 600_001),
+            _random_bits(rng, -0.0, lower, 300_000, dtype),  # every binade down to -denorm
+            np.linspace(lower, subnormal_start, 150_000),  # subnormal results
+            -(10.0 ** rng.uniform(-30, -1, 50_000)),  # results just below 1
+            np.array([0.0, -0.0, lower, subnormal_start, -info.smallest_subnormal]),
+        ]
+    elif func == "log":
+        parts += [
+            _random_bits(rng, info.smallest_subnormal, info.max, 550_000, dtype),  # every binade
+            _from_bits(_bits(1.0, dtype) + np.arange(-65_536, 65_537, dtype=np.int64), dtype),  # around 1
+            np.linspace(0.5, 2.0, 250_000),
+            _random_bits(rng, info.smallest_subnormal, info.smallest_normal, 100_000, dtype),  # subnormal
+            np.ldexp(1.0, np.arange(info.minexp - info.nmant, info.maxexp)).astype(dtype),  # powers of 2
+            np.array([info.smallest_subnormal, info.smallest_normal, info.max, 1.0]),
+        ]
+    else:  # log1p
+        below_one = _bits(-1.0, dtype)
+        parts += [
+            _random_bits(rng, info.smallest_subnormal, info.max, 350_000, dtype),
+            _random_bits(rng, -info.smallest_subnormal, np.nextafter(dtype(-1.0), dtype(0.0)), 250_000, dtype),
+            _from_bits(np.uint64(below_one) - np.arange(1, 100_001, dtype=np.uint64), dtype),  # just above -1
+            np.linspace(-0.9, 3.0, 250_000),
+            _random_bits(rng, info.smallest_subnormal, 1e-3, 50_000, dtype),  # result ~ x
+            -_random_bits(rng, info.smallest_subnormal, 1e-3, 50_000, dtype),
+            np.array([0.0, info.smallest_subnormal, -info.smallest_subnormal, info.max]),
+        ]
+    x = np.concatenate([np.asarray(p, dtype=dtype) for p in parts])
+    x = x[np.isfinite(x)]
+    if func == "exp":
+        x = x[(x >= EXP_LOWER[dtype]) & (x <= 0)]
+    elif func == "log":
+        x = x[x > 0]
+    else:
+        x = x[x > -1]
+    assert x.size >= SWEEP_SIZE
+    x = np.ascontiguousarray(x, dtype=dtype)
+    x.setflags(write=False)
+    return x
+
+
+def _reference_float64(func, x):
+    return getattr(np, func)(x.astype(np.float64))
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_longdouble(func, dtype):
+    return getattr(np, func)(sweep_inputs(func, dtype).astype(np.longdouble))
+
+
+def _mp_sample(func, dtype):
+    """Indices of the mpmath subsample: random over the sweep plus the hard regions."""
+    x = sweep_inputs(func, dtype)
+    rng = np.random.default_rng(7)
+    random_part = rng.choice(x.size, size=MP_SAMPLE - 6000, replace=False)
+    if func == "exp":
+        hard = [np.argsort(np.abs(x))[:2000], np.argsort(x)[:2000]]  # results near 1, subnormal results
+        near_half_ln2 = np.abs(np.remainder(x / np.log(2.0), 1.0) - 0.5)  # range-reduction boundary
+        hard.append(np.argsort(near_half_ln2)[:2000])
+    elif func == "log":
+        hard = [np.argsort(np.abs(x - 1.0))[:3000], np.argsort(x)[:1500], np.argsort(x)[-1500:]]
+    else:
+        hard = [np.argsort(np.abs(x))[:2000], np.argsort(x)[:2000], np.argsort(x)[-2000:]]
+    return np.unique(np.concatenate([random_part] + hard))
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_mpmath(func, dtype):
+    """(indices, hi, residual): the exact value of each subsample point is ``hi + residual * ulp(hi)``,
+    ``hi`` its float64 rounding.  (The residual is kept in ULPs because below float64's normal range
+    ``exact - hi`` is not representable as a float64.)"""
+    mp = require("mpmath")
+    x = sweep_inputs(func, dtype)
+    idx = _mp_sample(func, dtype)
+    f = {"exp": mp.exp, "log": mp.log, "log1p": mp.log1p}[func]
+    hi = np.empty(idx.size)
+    residual = np.empty(idx.size)
+    with mp.workdps(40):
+        for k, i in enumerate(idx):
+            value = f(mp.mpf(float(x[i])))
+            high = float(value)  # a Python float: mpf - np.float64 would round in float64
+            hi[k] = high
+            residual[k] = float((value - high) / float(ulp_of(np.float64(high), np.float64)))
+    return idx, hi, residual
+
+
+def _ulp_errors_float32(got, x, func):
+    exact = _reference_float64(func, x)
+    return np.abs(got.astype(np.float64) - exact) / ulp_of(exact, np.float32)
+
+
+def _ulp_errors_longdouble(got, exact_ld):
+    return np.asarray(np.abs(got.astype(np.longdouble) - exact_ld) / ulp_of(exact_ld, np.float64), dtype=np.float64)
+
+
+def _ulp_errors_residual(got, hi, residual):
+    return np.abs((got - hi) / ulp_of(hi, np.float64) - residual)
+
+
+def _record(report, isa, func, dtype, errors, x):
+    worst = int(np.argmax(errors))
+    key = (isa, func, np.dtype(dtype).name)
+    previous = report.get(key)
+    if previous is None or errors[worst] > previous[0]:
+        report[key] = (float(errors[worst]), int(errors.size), float(x[worst]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("func", FUNCS)
+def test_ulp_sweep(isa, func, dtype, ulp_report):
+    x = sweep_inputs(func, dtype)
+    got = _core._eval_math(isa, func, x)
+    assert isinstance(got, np.ndarray) and got.dtype == dtype and got.shape == x.shape
+    assert np.isfinite(got).all(), f"non-finite {func} output inside the valid range: x={x[~np.isfinite(got)][:5]}"
+    if dtype == np.float32:
+        errors = _ulp_errors_float32(got, x, func)
+        bound = MAX_ULP
+    elif LONGDOUBLE_IS_EXTENDED:
+        errors = _ulp_errors_longdouble(got, _reference_longdouble(func, dtype))
+        bound = MAX_ULP
+    else:
+        errors = np.abs(got - _reference_float64(func, x)) / ulp_of(_reference_float64(func, x), np.float64)
+        bound = MAX_ULP + 1.0  # the float64 libm reference may itself be 1 ULP off
+    _record(ulp_report, isa, func, dtype, errors, x)
+    worst = int(np.argmax(errors))
+    assert errors[worst] <= bound, (
+        f"{func} {np.dtype(dtype).name} [{isa}]: {errors[worst]:.3f} ULP at x={x[worst]!r} "
+        f"(got {got[worst]!r}); {int((errors > bound).sum())} of {x.size} inputs above {bound} ULP"
+    )
+
+
+@pytest.mark.parametrize("func", FUNCS)
+def test_ulp_float64_mpmath_subsample(isa, func, ulp_report):
+    x = sweep_inputs(func, np.float64)
+    idx, hi, residual = _reference_mpmath(func, np.float64)
+    assert idx.size >= MP_SAMPLE - 100
+    sample = np.ascontiguousarray(x[idx])
+    got = _core._eval_math(isa, func, sample)
+    errors = _ulp_errors_residual(got, hi, residual)
+    _record(ulp_report, isa, func + "/mp", np.float64, errors, sample)
+    worst = int(np.argmax(errors))
+    assert errors[worst] <= MAX_ULP, (
+        f"{func} float64 [{isa}] vs mpmath: {errors[worst]:.3f} ULP at x={sample[worst]!r} (got {got[worst]!r})"
+    )
+
+
+@pytest.mark.parametrize("func", FUNCS)
+def test_longdouble_reference_agrees_with_mpmath(func):
+    """The float64 sweep's longdouble reference is itself within 0.01 float64 ULP of mpmath."""
+    if not LONGDOUBLE_IS_EXTENDED:
+        pytest.skip("longdouble is float64 here: the float64 sweep uses the libm reference and a 3 ULP bound")
+    idx, hi, residual = _reference_mpmath(func, np.float64)
+    exact_ld = _reference_longdouble(func, np.float64)[idx]
+    in_ulps = (exact_ld - hi.astype(np.longdouble)) / ulp_of(hi, np.float64).astype(np.longdouble)
+    errors = np.abs(np.asarray(in_ulps, dtype=np.float64) - residual)
+    assert errors.max() < 0.01
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_exact_points_and_specials(isa, dtype):
+    info = np.finfo(dtype)
+    lower = EXP_LOWER[dtype]
+
+    def ev(func, values):
+        out = _core._eval_math(isa, func, np.ascontiguousarray(values, dtype=dtype))
+        assert out.dtype == dtype
+        return out
+
+    assert ev("exp", [0.0, -0.0]).tolist() == [1.0, 1.0]
+    assert ev("log", [1.0]).tolist() == [0.0]
+    assert ev("log1p", [0.0]).tolist() == [0.0]
+    # exp: -inf -> 0, nan -> nan, below the valid range -> exactly 0 (never garbage, never negative)
+    out = ev("exp", [-np.inf, np.nan, lower - 0.5, lower * 2, -1e30, -info.max])
+    assert out[0] == 0.0
+    assert np.isnan(out[1])
+    assert out[2:].tolist() == [0.0] * 4
+    # subnormal results are rounded, not flushed: exp(log(k * denorm)) within 2 ULP (= 2 denorm)
+    targets = np.array([1.0, 2.0, 3.0, 100.0, 12345.0]) * info.smallest_subnormal
+    x = np.log(targets.astype(np.longdouble)).astype(dtype)
+    got = ev("exp", x)
+    expected = np.exp(x.astype(np.longdouble))
+    assert (got > 0).all(), f"subnormal exp results flushed to zero: {got}"
+    assert np.all(np.abs(got.astype(np.longdouble) - expected) <= 2 * info.smallest_subnormal), (got, expected)
+    # log of a subnormal input: log(denorm) = (minexp - nmant) * ln 2
+    expected = (info.minexp - info.nmant) * np.log(np.longdouble(2.0))
+    got = ev("log", [info.smallest_subnormal])[0]
+    assert abs(np.longdouble(got) - expected) <= 2 * ulp_of(expected, dtype)
+    # log1p(x) rounds to x for |x| tiny, including subnormals: within 2 ULP of x
+    tiny = np.array([info.smallest_subnormal, -info.smallest_subnormal, info.smallest_normal, 2**-60], dtype=dtype)
+    got = ev("log1p", tiny)
+    exact = np.log1p(tiny.astype(np.longdouble))
+    assert np.all(np.abs(got.astype(np.longdouble) - exact) <= 2 * ulp_of(exact, dtype)), got
+    # powers of two: exact multiples of ln 2 within 2 ULP (the sweep covers them too; cheap here)
+    exponents = np.arange(-20, 21)
+    expected = exponents * np.log(np.longdouble(2.0))
+    got = ev("log", np.ldexp(dtype(1.0), exponents))
+    assert got[exponents == 0].tolist() == [0.0]
+    assert np.all(np.abs(got.astype(np.longdouble) - expected) <= 2 * ulp_of(expected, dtype))
