@@ -23,6 +23,28 @@ struct SliceStats {
   double others;
 };
 
+// A weighted target distribution riding along a fused softmax pass (cross-entropy):
+//   v_c = weight_c * (target_scale * target_c + target_offset)
+// (null weight: all ones; null target: all zeros; both scales 0: no target terms). The output,
+// when asked for, is out_c = (scale_base + scale_per_mass * mass) * softmax_c - bias * v_c.
+// A plain aggregate (no default member initializers: no constructor code in any ISA target).
+template <class T>
+struct TargetTerms {
+  const T* weight;
+  const T* target;
+  T target_scale, target_offset;
+  double scale_base, scale_per_mass;
+  T bias;
+};
+
+// Statistics of a fused softmax pass: the slice's, plus gap = sum v_c (max - x_c) and
+// mass = sum v_c, so that sum_c v_c * (-log softmax_c) = gap + mass * log_total.
+struct FusedStats {
+  SliceStats stats;
+  double gap;
+  double mass;
+};
+
 enum StatsFlags : int {
   kStatsPlain = 0,
   // Use an error-free x - max before exp: needed where exp(x - max) itself is an output of full
@@ -34,9 +56,11 @@ template <class T>
 struct TypedKernels {
   // Row kernels: x[0..n) contiguous, n >= 1. `weight` may be null (all ones).
   SliceStats (*row_stats)(const T* x, const T* weight, int64_t n, int flags);
-  // out = softmax(x) with one exp per element; chunk_max: scratch of ceil(n / 4096) doubles.
-  // Returns the statistics; `out` is meaningful only when max is finite and others not nan.
-  SliceStats (*row_softmax)(const T* x, int64_t n, T* out, double* chunk_max);
+  // One pass of softmax with one exp per element (compensated: full relative precision), and the
+  // target terms: out (may be null: statistics only) as in TargetTerms; `out` may be `x` itself.
+  // scratch: 2 * ceil(n / kRowChunk) doubles. `out` is meaningful only when the max is finite and
+  // others not nan, which the caller checks.
+  FusedStats (*row_softmax_fused)(const T* x, int64_t n, T* out, double* scratch, const TargetTerms<T>& terms);
   // out = scale * weight * exp(x - shift) with an error-free x - shift; 0 where weight == 0.
   void (*row_scaled_exp)(const T* x, const T* weight, int64_t n, T shift, T scale, T* out);
   // out = (x - max) - log_total, with an error-free x - max.

@@ -165,36 +165,85 @@ SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
   return compensated ? row_stats_impl<T, false, true>(x, nullptr, n) : row_stats_impl<T, false, false>(x, nullptr, n);
 }
 
+// The target terms of one chunk (before pass 2, which may overwrite x when out == x):
+// gap += sum v_c (max - x_c), mass += sum v_c, v_c = w_c (a1 y_c + a0).
+template <class T>
+inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>& t, int64_t offset, double& gap,
+                             double& mass) {
+  using V = typename Vec<T>::V;
+  using W = typename Vec<T>::Wide;
+  constexpr int L = Vec<T>::kLanes;
+  const V max_v = splat<V>(max), a1 = splat<V>(t.target_scale), a0 = splat<V>(t.target_offset);
+  W gap_wide = splat<W>(0), mass_wide = splat<W>(0);
+  for (int64_t i = 0; i < n; i += L) {
+    const int64_t lanes = n - i < L ? n - i : L;
+    V v = t.target ? mul_add(a1, load_n(t.target + offset + i, lanes, T(0)), a0) : a0;
+    if (t.weight) v = v * load_n(t.weight + offset + i, lanes, T(0));
+    if (lanes < L) v = select(lane_index<V>() < (typename Lanes<V>::Bits)lanes, v, splat<V>(0));
+    // v * (max - x): 0 * inf is nan where a masked (-inf) logit has zero target mass, as torch.
+    V term = v * (max_v - load_n(x + i, lanes, max));
+    gap_wide += __builtin_convertvector(term, W);
+    mass_wide += __builtin_convertvector(v, W);
+  }
+  gap += horizontal_sum(gap_wide);
+  mass += horizontal_sum(mass_wide);
+}
+
 // Softmax of a row with one exp per element: per chunk, exp(x - chunk max) (compensated) is
 // stored to `out` while the sums accumulate; then each chunk is scaled by
-// exp(chunk max - row max) / total while it is still in cache. `chunk_maxima` holds one double per
-// chunk. Returns the row's statistics; the output is meaningful only for a regular row (finite
-// max, no nan), which the caller checks.
+// exp(chunk max - row max) / total (and the target terms applied) while it is still in cache.
+// scratch: two doubles per chunk (its max, its target mass).
 template <class T>
-SliceStats row_softmax(const T* x, int64_t n, T* out, double* chunk_maxima) {
-  SliceStats row{-__builtin_inf(), 0.0, 0.0};
+FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, const TargetTerms<T>& t) {
+  using V = typename Vec<T>::V;
+  const bool has_terms = t.target_scale != 0 || t.target_offset != 0;
+  FusedStats result{{-__builtin_inf(), 0.0, 0.0}, 0.0, 0.0};
+  SliceStats& row = result.stats;
   int64_t chunks = 0;
   for (int64_t c = 0; c < n; c += kChunk, ++chunks) {
     const int64_t len = n - c < kChunk ? n - c : kChunk;
     const T max = chunk_max<T, false>(x + c, nullptr, len);
+    scratch[2 * chunks] = (double)max;
+    if (has_terms) {
+      // Before pass 2 (which may overwrite x). Gaps are taken from a finite reference (the chunk
+      // max, or 0 for a chunk of -inf) and moved to the row max below.
+      const T reference = max - max == 0 ? max : T(0);
+      double mass = 0.0;
+      chunk_target_gap(x + c, len, reference, t, c, result.gap, mass);
+      scratch[2 * chunks + 1] = mass;
+      result.mass += mass;
+    }
     SliceStats chunk{(double)max, 0.0, 0.0};
-    chunk_sum<T, false, true>(x + c, nullptr, len, max, out + c, x + c + kChunk, chunk.count, chunk.others);
-    chunk_maxima[chunks] = (double)max;
+    chunk_sum<T, false, true>(x + c, nullptr, len, max, out ? out + c : nullptr, x + c + kChunk, chunk.count,
+                              chunk.others);
     row = c == 0 ? chunk : fold_stats(row, chunk);
   }
+  if (has_terms) {
+    for (int64_t k = 0; k < chunks; ++k) {
+      const double reference = scratch[2 * k] - scratch[2 * k] == 0 ? scratch[2 * k] : 0.0;
+      if (reference != row.max) result.gap += scratch[2 * k + 1] * (row.max - reference);
+    }
+  }
+  if (!out) return result;
   const double inverse_total = 1.0 / (row.count + row.others);
+  const double out_scale = t.scale_base + t.scale_per_mass * result.mass;
+  const V a1 = splat<V>(t.target_scale), a0 = splat<V>(t.target_offset), bias = splat<V>(t.bias);
   for (int64_t k = 0; k < chunks; ++k) {
-    using V = typename Vec<T>::V;
     T* chunk_out = out + k * kChunk;
-    const int64_t len = n - k * kChunk < kChunk ? n - k * kChunk : kChunk;
+    const int64_t offset = k * kChunk;
+    const int64_t len = n - offset < kChunk ? n - offset : kChunk;
     // A chunk of nothing but -inf (a masked block) holds exp(-inf - -inf) = nan: its softmax is 0.
-    const bool all_masked = chunk_maxima[k] == -__builtin_inf();
-    const V scale = splat<V>(all_masked ? T(0) : (T)(::exp(chunk_maxima[k] - row.max) * inverse_total));
+    const bool all_masked = scratch[2 * k] == -__builtin_inf();
+    const V scale = splat<V>(all_masked ? T(0) : (T)(::exp(scratch[2 * k] - row.max) * inverse_total * out_scale));
     map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) {
-      return all_masked ? scale : load_n(chunk_out + i, count, T(0)) * scale;
+      V p = all_masked ? scale : load_n(chunk_out + i, count, T(0)) * scale;
+      if (!has_terms) return p;
+      V v = t.target ? mul_add(a1, load_n(t.target + offset + i, count, T(0)), a0) : a0;
+      if (t.weight) v = v * load_n(t.weight + offset + i, count, T(0));
+      return p - bias * v;
     });
   }
-  return row;
+  return result;
 }
 
 // exp(x - shift) with the difference formed error-free. kShiftIsMax: the caller guarantees
@@ -415,7 +464,7 @@ template <class T>
 TypedKernels<T> softmax_family_kernels() {
   TypedKernels<T> k;
   k.row_stats = row_stats<T>;
-  k.row_softmax = row_softmax<T>;
+  k.row_softmax_fused = row_softmax_fused<T>;
   k.row_scaled_exp = row_scaled_exp<T>;
   k.row_log_softmax = row_log_softmax<T>;
   k.row_dot = row_dot<T>;

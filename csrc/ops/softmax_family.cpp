@@ -66,10 +66,10 @@ void finish_row_output(char* p, int64_t stride, int64_t n, const T* written) {
   for (int64_t i = 0; i < n; ++i) store_scalar<T>(p + i * stride, written[i]);
 }
 
-// One double per chunk of a row, for row_softmax.
+// Two doubles per chunk of a row, for row_softmax_fused.
 double* chunk_scratch(int64_t n) {
   thread_local std::vector<double> buffer;
-  const size_t chunks = (size_t)((n + kRowChunk - 1) / kRowChunk);
+  const size_t chunks = 2 * (size_t)((n + kRowChunk - 1) / kRowChunk);
   if (buffer.size() < chunks) buffer.resize(chunks);
   return buffer.data();
 }
@@ -143,6 +143,13 @@ LogsumexpValue weighted_infinite_logsumexp(const T* x, const T* w, int64_t n, bo
 
 // log(sum exp(x - max)) for a regular slice, keeping precision when the maxima dominate.
 double log_total(const SliceStats& s) { return std::log(s.count) + std::log1p(s.others / s.count); }
+
+// Target terms that make row_softmax_fused a plain softmax.
+template <class T>
+const TargetTerms<T>& plain_softmax() {
+  static const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0)};
+  return terms;
+}
 
 bool softmax_regular(const SliceStats& s) { return std::isfinite(s.max) && !std::isnan(s.others); }
 
@@ -312,7 +319,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     // Unweighted with a gradient: the gradient is the softmax, and its pass yields the statistics.
     const bool fused_softmax = grad_bytes && !b;
     T* grad = fused_softmax ? row_output<T>(grad_bytes, grad_stride, n, 2) : nullptr;
-    const SliceStats stats = fused_softmax ? k.row_softmax(a, n, grad, chunk_scratch(n)) : k.row_stats(a, b, n, kStatsPlain);
+    const SliceStats stats = fused_softmax ? k.row_softmax_fused(a, n, grad, chunk_scratch(n), plain_softmax<T>()).stats : k.row_stats(a, b, n, kStatsPlain);
     LogsumexpValue v = finalize_logsumexp(stats, ops.return_sign);
     if (b && stats.max == kInf && !std::isnan(stats.others)) v = weighted_infinite_logsumexp(a, b, n, ops.return_sign);
     store_value(call.base[ops.out] + cur.offset(ops.out),
@@ -364,7 +371,7 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
     const T* x = row_input<T>(call.base[x_op] + cur.offset(x_op), L.row_stride[x_op], n, 0);
     char* out_bytes = call.base[out_op] + cur.offset(out_op);
     T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
-    const SliceStats s = log ? k.row_stats(x, nullptr, n, kStatsPlain) : k.row_softmax(x, n, out, chunk_scratch(n));
+    const SliceStats s = log ? k.row_stats(x, nullptr, n, kStatsPlain) : k.row_softmax_fused(x, n, out, chunk_scratch(n), plain_softmax<T>()).stats;
     if (!softmax_regular(s)) {
       softmax_fallback<T>(reinterpret_cast<const char*>(x), sizeof(T), n, out_bytes, L.row_stride[out_op], log);
       return;
