@@ -10,6 +10,7 @@
 namespace logitloss {
 
 void bind_softmax_family(py::module_& m);
+void bind_cross_entropy(py::module_& m);
 
 namespace {
 
@@ -85,4 +86,5 @@ PYBIND11_MODULE(_core, m) {
   }, pybind11::arg("n"));
   m.def("_eval_math", &ll::eval_math, pybind11::arg("isa"), pybind11::arg("func"), pybind11::arg("x"));
   ll::bind_softmax_family(m);
+  ll::bind_cross_entropy(m);
 }

@@ -17,6 +17,11 @@ int ReductionCall::add_output(const py::array& a) {
   return (int)operands_.size() - 1;
 }
 
+int ReductionCall::add_per_row_input(const py::array& a) {
+  operands_.push_back({a, py::object(), false, true});
+  return (int)operands_.size() - 1;
+}
+
 int ReductionCall::add_per_row_output(const py::array& a) {
   operands_.push_back({a, py::object(), true, true});
   return (int)operands_.size() - 1;

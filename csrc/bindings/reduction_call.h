@@ -16,7 +16,8 @@ class ReductionCall {
 
   int add_input(const py::array& a);
   int add_output(const py::array& a);
-  // An output with one element per row, shaped as the kept axes (no keepdims).
+  // Operands with one element per row, shaped as the kept axes (no keepdims).
+  int add_per_row_input(const py::array& a);
   int add_per_row_output(const py::array& a);
 
   // Runs `compute(call)` without the GIL, then writes back outputs that needed a temporary.

@@ -7,71 +7,19 @@
 
 #include "kernels/kernel_table.h"
 #include "runtime/dispatch.h"
+#include "ops/row_access.h"
 #include "runtime/thread_pool.h"
 
 namespace logitloss {
 namespace {
 
-// Elements of work per claimed chunk of rows: large enough to amortize the claim, small enough
-// that a descheduled thread holds up little (~50 us).
-constexpr double kGrainElements = 256.0 * 1024;
+using namespace row_access;
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
-
+// Target terms that make row_softmax_fused a plain softmax.
 template <class T>
-const TypedKernels<T>& kernels_for(const KernelTable& table);
-template <>
-const TypedKernels<float>& kernels_for<float>(const KernelTable& table) { return table.f32; }
-template <>
-const TypedKernels<double>& kernels_for<double>(const KernelTable& table) { return table.f64; }
-
-// Arrays may be unaligned: scalar access goes through memcpy.
-template <class T>
-T load_scalar(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <class T>
-void store_scalar(char* p, T v) {
-  std::memcpy(p, &v, sizeof v);
-}
-
-// Thread-local buffers for rows whose elements are not contiguous (packed before the kernel runs,
-// unpacked after).
-template <class T>
-T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buffers[3];
-  if ((int64_t)buffers[slot].size() < n) buffers[slot].resize(n);
-  return buffers[slot].data();
-}
-
-template <class T>
-const T* row_input(const char* p, int64_t stride, int64_t n, int slot) {
-  if (stride == (int64_t)sizeof(T)) return reinterpret_cast<const T*>(p);
-  T* buffer = scratch<T>(slot, n);
-  for (int64_t i = 0; i < n; ++i) buffer[i] = load_scalar<T>(p + i * stride);
-  return buffer;
-}
-
-template <class T>
-T* row_output(char* p, int64_t stride, int64_t n, int slot) {
-  return stride == (int64_t)sizeof(T) ? reinterpret_cast<T*>(p) : scratch<T>(slot, n);
-}
-
-template <class T>
-void finish_row_output(char* p, int64_t stride, int64_t n, const T* written) {
-  if (reinterpret_cast<const char*>(written) == p) return;
-  for (int64_t i = 0; i < n; ++i) store_scalar<T>(p + i * stride, written[i]);
-}
-
-// Two doubles per chunk of a row, for row_softmax_fused.
-double* chunk_scratch(int64_t n) {
-  thread_local std::vector<double> buffer;
-  const size_t chunks = 2 * (size_t)((n + kRowChunk - 1) / kRowChunk);
-  if (buffer.size() < chunks) buffer.resize(chunks);
-  return buffer.data();
+const TargetTerms<T>& plain_softmax() {
+  static const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0)};
+  return terms;
 }
 
 // SciPy's logsumexp from a slice's statistics:
@@ -141,17 +89,7 @@ LogsumexpValue weighted_infinite_logsumexp(const T* x, const T* w, int64_t n, bo
   return v;
 }
 
-// log(sum exp(x - max)) for a regular slice, keeping precision when the maxima dominate.
-double log_total(const SliceStats& s) { return std::log(s.count) + std::log1p(s.others / s.count); }
 
-// Target terms that make row_softmax_fused a plain softmax.
-template <class T>
-const TargetTerms<T>& plain_softmax() {
-  static const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0)};
-  return terms;
-}
-
-bool softmax_regular(const SliceStats& s) { return std::isfinite(s.max) && !std::isnan(s.others); }
 
 // d value / d x for one slice when the vector kernels do not apply (non-finite value):
 // g * w * exp(x - value), 0 where w == 0, in double. Matches torch (nan for all -inf slices).
@@ -177,20 +115,6 @@ void softmax_fallback(const char* x, int64_t xs, int64_t n, char* out, int64_t o
   for (int64_t i = 0; i < n; ++i) {
     store_scalar<T>(out + i * os, log ? (T)((double)load_scalar<T>(x + i * xs) - log_sum) : (T)kNan);
   }
-}
-
-int64_t grain_rows(int64_t length) {
-  const double rows = kGrainElements / (double)(length > 0 ? length : 1);
-  return rows < 1 ? 1 : (int64_t)rows;
-}
-
-template <class F>
-void for_each_row(const ReductionLayout& layout, F per_row) {
-  auto body = [&](int64_t begin, int64_t end) {
-    RowCursor cursor(layout, begin);
-    for (int64_t r = begin; r < end; ++r, cursor.next()) per_row(cursor);
-  };
-  parallel_for(layout.rows, grain_rows(layout.length), threads_for_work((double)layout.rows * layout.length), body);
 }
 
 // Column mode: the reduced axis is strided and the last kept axis is contiguous for every listed
@@ -309,7 +233,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     return;
   }
 
-  for_each_row(L, [&](const RowCursor& cur) {
+  for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const char* a_bytes = call.base[ops.a] + cur.offset(ops.a);
     const T* a = row_input<T>(a_bytes, L.row_stride[ops.a], n, 0);
     const char* b_bytes = ops.b == kNoOperand ? nullptr : call.base[ops.b] + cur.offset(ops.b);
@@ -349,7 +273,7 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
     const std::vector<SliceStats> stats = column_statistics(k, call, x_op, cb);
     std::vector<T> first_param(stats.size()), second_param(stats.size());
     for (size_t i = 0; i < stats.size(); ++i) {
-      const bool regular = softmax_regular(stats[i]);
+      const bool regular = regular_row(stats[i]);
       first_param[i] = regular ? (T)stats[i].max : T(0);
       second_param[i] = !regular ? T(0) : log ? (T)log_total(stats[i]) : (T)(1.0 / (stats[i].count + stats[i].others));
     }
@@ -359,7 +283,7 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
       else k.column_scaled_exp(x_row, 1, 0, cb.columns, first_param.data() + at, second_param.data() + at, out_row, 0);
     });
     for (int64_t i = 0; i < (int64_t)stats.size(); ++i) {
-      if (softmax_regular(stats[i])) continue;
+      if (regular_row(stats[i])) continue;
       const int64_t block = i / cb.columns, c = i % cb.columns;
       softmax_fallback<T>(column_address(call, cb, x_op, block, c), L.row_stride[x_op], n,
                           const_cast<char*>(column_address(call, cb, out_op, block, c)), L.row_stride[out_op], log);
@@ -367,12 +291,12 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
     return;
   }
 
-  for_each_row(L, [&](const RowCursor& cur) {
+  for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const T* x = row_input<T>(call.base[x_op] + cur.offset(x_op), L.row_stride[x_op], n, 0);
     char* out_bytes = call.base[out_op] + cur.offset(out_op);
     T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
     const SliceStats s = log ? k.row_stats(x, nullptr, n, kStatsPlain) : k.row_softmax_fused(x, n, out, chunk_scratch(n), plain_softmax<T>()).stats;
-    if (!softmax_regular(s)) {
+    if (!regular_row(s)) {
       softmax_fallback<T>(reinterpret_cast<const char*>(x), sizeof(T), n, out_bytes, L.row_stride[out_op], log);
       return;
     }
@@ -386,7 +310,7 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
   const TypedKernels<T>& k = kernels_for<T>(active_kernels());
   const ReductionLayout& L = call.layout;
   const int64_t n = L.length;
-  for_each_row(L, [&](const RowCursor& cur) {
+  for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const T* a = row_input<T>(call.base[ops.a] + cur.offset(ops.a), L.row_stride[ops.a], n, 0);
     const T* b = ops.b == kNoOperand ? nullptr : row_input<T>(call.base[ops.b] + cur.offset(ops.b), L.row_stride[ops.b], n, 1);
     const double g = (double)load_scalar<T>(call.base[ops.g] + cur.offset(ops.g));
@@ -422,7 +346,7 @@ void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_o
   const TypedKernels<T>& k = kernels_for<T>(active_kernels());
   const ReductionLayout& L = call.layout;
   const int64_t n = L.length;
-  for_each_row(L, [&](const RowCursor& cur) {
+  for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const T* g = row_input<T>(call.base[g_op] + cur.offset(g_op), L.row_stride[g_op], n, 0);
     const T* y = row_input<T>(call.base[y_op] + cur.offset(y_op), L.row_stride[y_op], n, 1);
     char* out_bytes = call.base[out_op] + cur.offset(out_op);

@@ -1,0 +1,205 @@
+// Python entry points of cross_entropy and cross_entropy_backward: torch's argument rules
+// (class axis 1, index or probability targets, weight, ignore_index, reduction, label smoothing),
+// then the driver in csrc/ops/cross_entropy.cpp without the GIL.
+#include <cmath>
+#include <string>
+
+#include "bindings/arrays.h"
+#include "bindings/reduction_call.h"
+#include "ops/cross_entropy.h"
+
+namespace logitloss {
+namespace {
+
+LossReduction parse_reduction(const std::string& name) {
+  if (name == "mean") return LossReduction::kMean;
+  if (name == "sum") return LossReduction::kSum;
+  if (name == "none") return LossReduction::kNone;
+  throw py::value_error("`reduction` must be 'none', 'mean' or 'sum', got '" + name + "'");
+}
+
+// Everything a cross-entropy call needs, validated: arrays in the compute dtype, the layout
+// (class axis reduced) and the driver's options.
+struct CrossEntropyArgs {
+  py::array input, target, weight;
+  py::dtype result_dtype, compute_dtype;
+  DType compute;
+  std::vector<int64_t> shape, kept_shape;
+  std::vector<bool> reduced;
+  CrossEntropyOperands ops;
+};
+
+CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py::handle weight_obj,
+                                 py::handle ignore_index_obj, const std::string& reduction, double label_smoothing) {
+  CrossEntropyArgs a;
+  py::array input = as_numeric_array(input_obj, "input");
+  if (input.dtype().kind() != 'f') {
+    throw py::type_error("`input` must hold floating-point logits, got dtype " + py::str(input.dtype()).cast<std::string>());
+  }
+  if (input.ndim() == 0) throw py::value_error("`input` must have at least 1 dimension (the classes), got a 0-d array");
+  a.result_dtype = floating_dtype(input.dtype());
+  a.compute = compute_dtype(a.result_dtype);
+  a.compute_dtype = numpy_dtype(a.compute);
+  a.input = cast_to(input, a.compute_dtype);
+  a.shape = shape_of(a.input);
+  const int class_axis = a.input.ndim() == 1 ? 0 : 1;
+  const int64_t classes = a.shape[class_axis];
+  a.reduced.assign(a.shape.size(), false);
+  a.reduced[class_axis] = true;
+  for (size_t i = 0; i < a.shape.size(); ++i) {
+    if ((int)i != class_axis) a.kept_shape.push_back(a.shape[i]);
+  }
+
+  a.ops.reduction = parse_reduction(reduction);
+  if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0)) {
+    throw py::value_error("`label_smoothing` must be in [0, 1], got " + std::to_string(label_smoothing));
+  }
+  a.ops.label_smoothing = label_smoothing;
+  if (py::isinstance<py::bool_>(ignore_index_obj) || !py::hasattr(ignore_index_obj, "__index__")) {
+    throw py::type_error("`ignore_index` must be an integer, got " + py::repr(ignore_index_obj).cast<std::string>());
+  }
+  a.ops.ignore_index = py::reinterpret_borrow<py::object>(ignore_index_obj).attr("__index__")().cast<int64_t>();
+
+  py::array target = as_numeric_array(target_obj, "target");
+  a.ops.probability_targets = shape_of(target) == a.shape;
+  if (a.ops.probability_targets) {
+    if (target.dtype().kind() != 'f') {
+      throw py::type_error("`target` has the input's shape, so it holds class probabilities and must be floating, got dtype " +
+                           py::str(target.dtype()).cast<std::string>());
+    }
+    if (a.ops.ignore_index >= 0) {
+      throw py::value_error("`ignore_index` (" + std::to_string(a.ops.ignore_index) +
+                            ") is not supported with probability targets (as torch)");
+    }
+    a.target = cast_to(target, a.compute_dtype);
+  } else {
+    if (shape_of(target) != a.kept_shape) {
+      throw py::value_error("`target` has shape " + py::str(target.attr("shape")).cast<std::string>() +
+                            "; expected class indices of shape " + py::str(as_tuple(a.kept_shape)).cast<std::string>() +
+                            " or probabilities of the input's shape " + py::str(as_tuple(a.shape)).cast<std::string>());
+    }
+    if (target.dtype().kind() != 'i' && target.dtype().kind() != 'u') {
+      throw py::type_error("`target` holds class indices and must be an integer array, got dtype " +
+                           py::str(target.dtype()).cast<std::string>());
+    }
+    a.target = cast_to(target, py::dtype::of<int64_t>());
+  }
+
+  if (!weight_obj.is_none()) {
+    py::array weight = as_numeric_array(weight_obj, "weight");
+    if (weight.dtype().kind() != 'f') {
+      throw py::type_error("`weight` must be floating, got dtype " + py::str(weight.dtype()).cast<std::string>());
+    }
+    if (weight.ndim() != 1 || weight.shape(0) != classes) {
+      throw py::value_error("`weight` must have shape (" + std::to_string(classes) + ",) (one per class), got " +
+                            py::str(weight.attr("shape")).cast<std::string>());
+    }
+    a.weight = py::reinterpret_steal<py::array>(
+        py::module_::import("numpy").attr("ascontiguousarray")(weight, a.compute_dtype).release());
+    a.ops.weight = a.weight.data();
+  }
+  return a;
+}
+
+py::object reduced_loss_scalar(double value, const py::dtype& dt) { return dt.attr("type")(value); }
+
+// Runs the driver; raises IndexError for an out-of-range target.
+double run(CrossEntropyArgs& a, py::object loss, py::object grad, py::object upstream) {
+  ReductionCall call(a.compute, a.shape, a.reduced);
+  a.ops.input = call.add_input(a.input);
+  a.ops.target = a.ops.probability_targets ? call.add_input(a.target) : call.add_per_row_input(a.target);
+  if (loss) a.ops.loss = call.add_per_row_output(loss.cast<py::array>());
+  if (grad) a.ops.grad = call.add_output(grad.cast<py::array>());
+  if (upstream) a.ops.upstream = call.add_per_row_input(upstream.cast<py::array>());
+  CrossEntropyResult result;
+  call.run([&](const ArrayCall& c) { result = run_cross_entropy(c, a.ops); });
+  if (result.bad_target) {
+    throw py::index_error("`target`: Target " + std::to_string(result.bad_target_value) + " is out of bounds (classes 0.." +
+                          std::to_string(a.shape[a.input.ndim() == 1 ? 0 : 1] - 1) + ", ignore_index " +
+                          std::to_string(a.ops.ignore_index) + ")");
+  }
+  return result.loss;
+}
+
+// The gradient array: the caller's grad_out (validated; written in place when it has the compute
+// dtype, else through a temporary), or a fresh one.
+struct GradientTarget {
+  py::array compute;  // what the driver writes
+  py::object user;    // grad_out, when given
+};
+
+GradientTarget gradient_target(const CrossEntropyArgs& a, py::handle grad_out, py::handle input_obj) {
+  GradientTarget t;
+  if (grad_out.is_none()) {
+    t.compute = empty_like_layout(a.input, a.compute_dtype);
+    return t;
+  }
+  if (!py::isinstance<py::array>(grad_out)) throw py::type_error("`grad_out` must be a numpy.ndarray");
+  py::array out = py::reinterpret_borrow<py::array>(grad_out);
+  check_output_array(out, a.shape, a.result_dtype, "grad_out");
+  const bool is_input = out.ptr() == input_obj.ptr();
+  if (!is_input && py::module_::import("numpy").attr("shares_memory")(out, a.input).cast<bool>()) {
+    throw py::value_error("`grad_out` overlaps `input` without being `input` itself; pass `input` for an in-place "
+                          "gradient or a separate array");
+  }
+  t.user = out;
+  t.compute = out.dtype().equal(a.compute_dtype) ? out : py::array(a.compute_dtype, a.shape);
+  return t;
+}
+
+py::object finish_gradient(GradientTarget& t) {
+  if (!t.user) return t.compute;
+  if (!t.user.is(t.compute)) py::module_::import("numpy").attr("copyto")(t.user, t.compute, py::arg("casting") = "unsafe");
+  return t.user;
+}
+
+py::object cross_entropy(py::handle input, py::handle target, py::handle weight, py::handle ignore_index,
+                         const std::string& reduction, double label_smoothing, bool return_grad, py::handle grad_out) {
+  CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
+  return_grad = return_grad || !grad_out.is_none();
+  GradientTarget grad;
+  if (return_grad) grad = gradient_target(a, grad_out, input);
+  const bool per_row = a.ops.reduction == LossReduction::kNone;
+  py::object loss_array = per_row ? py::object(py::array(a.compute_dtype, a.kept_shape)) : py::object();
+  const double reduced = run(a, loss_array, return_grad ? py::object(grad.compute) : py::object(), py::object());
+  py::object loss = per_row ? scalar_if_0d(cast_to(loss_array.cast<py::array>(), a.result_dtype))
+                            : reduced_loss_scalar(reduced, a.result_dtype);
+  if (!return_grad) return loss;
+  py::object g = finish_gradient(grad);
+  if (!grad.user && !a.compute_dtype.equal(a.result_dtype)) g = cast_to(g.cast<py::array>(), a.result_dtype);
+  return py::make_tuple(loss, g);
+}
+
+py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::handle target, py::handle weight,
+                                  py::handle ignore_index, const std::string& reduction, double label_smoothing) {
+  CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
+  py::array upstream = cast_to(as_numeric_array(grad_output, "grad_output"), a.compute_dtype);
+  py::object per_row_upstream;
+  if (a.ops.reduction == LossReduction::kNone) {
+    if (shape_of(upstream) != a.kept_shape) {
+      throw py::value_error("`grad_output` has shape " + py::str(upstream.attr("shape")).cast<std::string>() +
+                            "; with reduction='none' it must have the loss's shape " +
+                            py::str(as_tuple(a.kept_shape)).cast<std::string>());
+    }
+    per_row_upstream = upstream;
+  } else {
+    if (upstream.size() != 1 || upstream.ndim() > 1) {
+      throw py::value_error("`grad_output` must be a scalar for reduction='" + reduction + "', got shape " +
+                            py::str(upstream.attr("shape")).cast<std::string>());
+    }
+    a.ops.upstream_scalar = upstream.attr("item")().cast<double>();
+  }
+  GradientTarget grad = gradient_target(a, py::none(), input);
+  run(a, py::object(), grad.compute, per_row_upstream);
+  return cast_to(grad.compute, a.result_dtype);
+}
+
+}  // namespace
+
+void bind_cross_entropy(py::module_& m) {
+  // Positional only: the public signatures and documentation are python/logitloss/_cross_entropy.py.
+  m.def("cross_entropy", &cross_entropy);
+  m.def("cross_entropy_backward", &cross_entropy_backward);
+}
+
+}  // namespace logitloss

@@ -1,0 +1,137 @@
+#include "ops/cross_entropy.h"
+
+#include <cmath>
+#include <vector>
+
+#include "ops/row_access.h"
+#include "runtime/dispatch.h"
+
+namespace logitloss {
+namespace {
+
+using namespace row_access;
+
+// Pass over the class indices before any logit is read: every target in range (or ignored), and
+// the mean's denominator, sum of weight[target] over the kept positions, summed in row order.
+template <class T>
+bool check_targets(const ArrayCall& call, const CrossEntropyOperands& ops, int64_t classes, double& denominator,
+                   int64_t& bad_value) {
+  const T* weight = static_cast<const T*>(ops.weight);
+  RowCursor cursor(call.layout, 0);
+  denominator = 0.0;
+  for (int64_t r = 0; r < call.layout.rows; ++r, cursor.next()) {
+    const int64_t y = load_scalar<int64_t>(call.base[ops.target] + cursor.offset(ops.target));
+    if (y == ops.ignore_index) continue;
+    if (y < 0 || y >= classes) {
+      bad_value = y;
+      return false;
+    }
+    denominator += weight ? (double)weight[y] : 1.0;
+  }
+  return true;
+}
+
+template <class T>
+CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropyOperands& ops) {
+  const TypedKernels<T>& k = kernels_for<T>(active_kernels());
+  const ReductionLayout& L = call.layout;
+  const int64_t C = L.length;
+  const T* weight = static_cast<const T*>(ops.weight);
+  const double e = ops.label_smoothing;
+  CrossEntropyResult result;
+
+  double denominator = (double)L.rows;  // probability targets: positions
+  if (!ops.probability_targets && !check_targets<T>(call, ops, C, denominator, result.bad_target_value)) {
+    result.bad_target = true;
+    return result;
+  }
+  // d reduced loss / d per-row loss, before any per-row upstream gradient.
+  const double g_common = ops.reduction == LossReduction::kMean ? ops.upstream_scalar / denominator
+                          : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
+                                                                 : 1.0;
+  std::vector<double> row_loss(ops.reduction == LossReduction::kNone ? 0 : (size_t)L.rows);
+
+  for_each_row(L, [&](int64_t r, const RowCursor& cur) {
+    const T* x = row_input<T>(call.base[ops.input] + cur.offset(ops.input), L.row_stride[ops.input], C, 0);
+    char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cur.offset(ops.grad);
+    const int64_t grad_stride = ops.grad == kNoOperand ? 0 : L.row_stride[ops.grad];
+    const double g = g_common * (ops.upstream == kNoOperand
+                                     ? 1.0
+                                     : (double)load_scalar<T>(call.base[ops.upstream] + cur.offset(ops.upstream)));
+    auto finish = [&](double loss) {
+      if (ops.loss != kNoOperand) store_scalar<T>(call.base[ops.loss] + cur.offset(ops.loss), (T)loss);
+      if (!row_loss.empty()) row_loss[(size_t)r] = loss;
+    };
+
+    // 1. The position's target: an index (maybe ignored) or a distribution.
+    int64_t y = -1;
+    double w_y = 0.0, z_y = 0.0;
+    const T* target_probs = nullptr;
+    if (ops.probability_targets) {
+      target_probs = row_input<T>(call.base[ops.target] + cur.offset(ops.target), L.row_stride[ops.target], C, 1);
+    } else {
+      y = load_scalar<int64_t>(call.base[ops.target] + cur.offset(ops.target));
+      if (y == ops.ignore_index) {
+        if (grad_bytes) {
+          for (int64_t c = 0; c < C; ++c) store_scalar<T>(grad_bytes + c * grad_stride, T(0));
+        }
+        finish(0.0);
+        return;
+      }
+      w_y = weight ? (double)weight[y] : 1.0;
+      z_y = (double)x[y];  // read before the gradient (possibly in place) overwrites it
+    }
+
+    // 2. One fused pass: statistics, target terms and (if asked) the gradient.
+    const TargetTerms<T> terms{
+        weight,
+        target_probs,
+        ops.probability_targets ? (T)(1.0 - e) : T(0),
+        (T)(e / (double)C),
+        ops.probability_targets ? 0.0 : g * (1.0 - e) * w_y,
+        g,
+        (T)g,
+    };
+    T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, C, 2) : nullptr;
+    const FusedStats fused = k.row_softmax_fused(x, C, grad, chunk_scratch(C), terms);
+    const SliceStats& s = fused.stats;
+    if (!regular_row(s)) {  // a nan, an all -inf row, or +inf: nan, as torch
+      if (grad_bytes) {
+        for (int64_t c = 0; c < C; ++c) store_scalar<T>(grad_bytes + c * grad_stride, (T)kNan);
+      }
+      finish(kNan);
+      return;
+    }
+
+    // 3. The loss, and the target lane of the gradient without cancellation.
+    const double log_sum = log_total(s);
+    double loss = fused.gap + fused.mass * log_sum;
+    if (!ops.probability_targets) {
+      loss += (1.0 - e) * w_y * ((s.max - z_y) + log_sum);
+      if (grad) {
+        const double total = s.count + s.others;
+        const double p_y = std::exp(z_y - s.max) / total;
+        const double p_y_minus_1 = z_y == s.max ? -(s.count - 1.0 + s.others) / total : p_y - 1.0;
+        // v_y as the vector lanes have it (target_offset is rounded to T): a one-class row's
+        // gradient is then exactly 0.
+        grad[y] = (T)(g * ((1.0 - e) * w_y * p_y_minus_1 + p_y * fused.mass - w_y * (double)terms.target_offset));
+      }
+    }
+    if (grad) finish_row_output(grad_bytes, grad_stride, C, grad);
+    finish(loss);
+  });
+
+  // 4. Reduction in row order: the same sum whatever the threads.
+  double sum = 0.0;
+  for (double v : row_loss) sum += v;
+  result.loss = ops.reduction == LossReduction::kMean ? sum / denominator : sum;
+  return result;
+}
+
+}  // namespace
+
+CrossEntropyResult run_cross_entropy(const ArrayCall& call, const CrossEntropyOperands& ops) {
+  return call.dtype == DType::kFloat32 ? cross_entropy_typed<float>(call, ops) : cross_entropy_typed<double>(call, ops);
+}
+
+}  // namespace logitloss

@@ -1,0 +1,59 @@
+"""``python -m logitloss.bench [--quick] [--threads N] [--out DIR] [--only PATTERN ...]``
+
+Runs the benchmark rows of logitloss against NumPy, SciPy and torch, prints ``report.md`` (or writes it,
+``results.csv`` and ``results.json`` into ``--out``) and exits 0 whether targets pass or not (``--strict``:
+exit 1 when a target fails).  Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from .report import markdown, write_all
+from .run import run_suite
+from .suite import build_suite
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m logitloss.bench", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller (1024, 32000) instead of (4096, 32000) rows, 3 repeats: under a minute")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for logitloss and torch in the main rows (default 1; the targets assume 1)")
+    parser.add_argument("--out", metavar="DIR", help="write report.md, results.csv and results.json here")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats per row (default 11, --quick 3)")
+    parser.add_argument("--only", nargs="+", metavar="PATTERN",
+                        help="run only the rows whose key matches one of these globs (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the row keys and targets, then exit")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+
+    suite = build_suite(quick=args.quick)
+    if args.list:
+        for case in suite.cases:
+            print(f"{case.key:28s} {case.title}")
+        print()
+        for target in suite.targets:
+            print(f"{target.key:28s} {target.requirement():8s} {target.description}")
+        return 0
+
+    arguments = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python -m logitloss.bench", *(shlex.quote(a) for a in arguments)])
+    run = run_suite(suite, threads=args.threads, repeats=args.repeats, only=args.only, command=command)
+    if args.out:
+        for path in write_all(run, args.out):
+            print(f"wrote {path}", file=sys.stderr)
+    else:
+        print(markdown(run))
+    summary = ", ".join(f"{t.target.key} {t.measured_text()} {t.status.split()[0]}" for t in run.targets)
+    print(f"targets: {summary or 'none run'}", file=sys.stderr)
+    failed = any(t.status.startswith("FAIL") for t in run.targets)
+    return 1 if (args.strict and failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""References for the benchmarks: the NumPy baseline as users write it, and a float64 sanity check.
+
+Two kinds of reference live here.
+
+1. ``numpy_logsumexp`` / ``numpy_softmax`` / ``numpy_log_softmax``: the numerically stable NumPy code a user
+   writes by hand (shift by the maximum, exponentiate, sum), in the input's dtype.  This is the "NumPy
+   stable" provider of the benchmark tables.
+2. The exact references of the test suite (``tests/reference.py``: float64 with the maximum pulled out and
+   ``log1p``, SciPy's formula), used by :func:`check_result` to make sure every provider that is timed
+   computes the right thing.  They are found next to the source tree (a checkout or an editable install),
+   in ``./tests`` or in ``$LOGITLOSS_TESTS_DIR``; an installed wheel has no ``tests/``, and then the float64
+   formulas ``reference_*`` below stand in.  :func:`reference_source` says which one a run used.
+   The check has loose float32 tolerances on purpose (a wrong axis or a missing normalization fails it by
+   orders of magnitude); accuracy in ULPs is the job of the test suite, not of the benchmarks.
+
+Large inputs are checked on a sample of 16 slices (``check_result``), so the check costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CHECK_TOLERANCES",
+    "check_result",
+    "numpy_log_softmax",
+    "numpy_logsumexp",
+    "numpy_softmax",
+    "reference_log_softmax",
+    "reference_logsumexp",
+    "reference_softmax",
+    "reference_source",
+]
+
+
+# --- 1. NumPy stable, as users write it -------------------------------------------------------------------
+
+
+def numpy_logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``max + log(sum(exp(x - max)))`` along ``axis``, in ``x.dtype``."""
+    x_max = np.max(x, axis=axis, keepdims=True)
+    return np.squeeze(x_max, axis=axis) + np.log(np.sum(np.exp(x - x_max), axis=axis))
+
+
+def numpy_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``exp(x - max) / sum(exp(x - max))`` along ``axis``, in ``x.dtype``."""
+    exp_shifted = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return exp_shifted / np.sum(exp_shifted, axis=axis, keepdims=True)
+
+
+def numpy_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``(x - max) - log(sum(exp(x - max)))`` along ``axis``, in ``x.dtype``."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+# --- 2. float64 references and the sanity check -----------------------------------------------------------
+
+
+def reference_logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return numpy_logsumexp(np.asarray(x, dtype=np.float64), axis)
+
+
+def reference_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return numpy_softmax(np.asarray(x, dtype=np.float64), axis)
+
+
+def reference_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return numpy_log_softmax(np.asarray(x, dtype=np.float64), axis)
+
+
+_FALLBACK = {
+    "logsumexp": reference_logsumexp,
+    "softmax": reference_softmax,
+    "log_softmax": reference_log_softmax,
+}
+_TESTS_REFERENCE: list[ModuleType | None] = []  # loaded once: [module] or [None]
+
+
+def _tests_reference() -> ModuleType | None:
+    """The test suite's ``reference`` module, or None where there is no ``tests/reference.py``."""
+    if _TESTS_REFERENCE:
+        return _TESTS_REFERENCE[0]
+    candidates = [os.environ.get("LOGITLOSS_TESTS_DIR", ""), Path(__file__).resolve().parents[3] / "tests",
+                  Path.cwd() / "tests"]
+    module = None
+    for directory in candidates:
+        path = Path(directory) / "reference.py" if directory else None
+        if path is None or not path.is_file():
+            continue
+        try:
+            spec = importlib.util.spec_from_file_location("_logitloss_tests_reference", path)
+            if spec is None or spec.loader is None:
+                continue
+            candidate = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(candidate)
+        except Exception:
+            continue
+        if callable(getattr(candidate, "logsumexp", None)) and callable(getattr(candidate, "softmax", None)):
+            module = candidate
+            break
+    _TESTS_REFERENCE.append(module)
+    return module
+
+
+def reference_source() -> str:
+    module = _tests_reference()
+    if module is not None:
+        return f"test suite reference {module.__file__}"
+    return "logitloss.bench.references float64 formulas (tests/reference.py not found)"
+
+
+def _reference(op: str, rows: np.ndarray) -> np.ndarray:
+    """float64 reference of ``op`` over the last axis of the 2-D ``rows``."""
+    module = _tests_reference()
+    if module is None:
+        return np.asarray(_FALLBACK[op](rows, -1), dtype=np.float64)
+    if op == "logsumexp":
+        return np.asarray(module.logsumexp(rows, axis=-1).value, dtype=np.float64)
+    exact = module.softmax(rows, axis=-1)
+    return np.asarray(exact.softmax if op == "softmax" else exact.log_softmax, dtype=np.float64)
+
+
+# (rtol, atol) per op for float32 results of inputs from ``inputs.make_logits``; loose on purpose (see above).
+CHECK_TOLERANCES: dict[str, tuple[float, float]] = {
+    "logsumexp": (1e-5, 1e-5),
+    "softmax": (1e-4, 1e-8),
+    "log_softmax": (1e-5, 1e-4),
+}
+
+_CHECK_SLICES = 16
+
+
+def check_result(op: str, x: np.ndarray, axis: int, result: Any) -> str | None:
+    """Compare ``result`` of ``op(x, axis)`` with the float64 reference on 16 sampled slices.
+
+    ``result`` may be a NumPy array, a NumPy scalar or anything ``np.asarray`` takes (a torch tensor).
+    Returns ``None`` when it matches, otherwise a one-line description of the mismatch.  The check uses the
+    test suite's reference where it is found (see the module doc).
+    """
+    rtol, atol = CHECK_TOLERANCES[op]
+    result = np.asarray(result)
+    axis = axis % x.ndim
+    kept_shape = x.shape[:axis] + x.shape[axis + 1 :]
+    expected_shape = kept_shape if op == "logsumexp" else x.shape
+    if result.shape != expected_shape:
+        return f"shape {result.shape}, expected {expected_shape}"
+    # Slice j is x[k_0, .., k_{axis-1}, :, k_{axis+1}, ..] for 16 kept indices k spread over the array.
+    count = int(np.prod(kept_shape))
+    picked = np.unique(np.linspace(0, count - 1, min(_CHECK_SLICES, count)).astype(np.intp))
+    kept_indices = np.unravel_index(picked, kept_shape) if kept_shape else ()
+    slices = []
+    for j in range(picked.size):
+        index = [int(k[j]) for k in kept_indices]
+        slices.append(tuple(index[:axis]) + (slice(None),) + tuple(index[axis:]))
+    rows = np.stack([x[index] for index in slices])
+    expected = _reference(op, rows)
+    if op == "logsumexp":
+        got = np.array([result[index[:axis] + index[axis + 1 :]] for index in slices], dtype=np.float64)
+    else:
+        got = np.stack([result[index] for index in slices]).astype(np.float64)
+    if not np.allclose(got, expected, rtol=rtol, atol=atol):
+        error = np.abs(got - expected)
+        worst = np.unravel_index(np.argmax(error - rtol * np.abs(expected)), error.shape)
+        return (
+            f"mismatch vs float64 reference: got {got[worst]!r}, expected {expected[worst]!r} "
+            f"(rtol={rtol}, atol={atol})"
+        )
+    return None

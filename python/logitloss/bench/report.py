@@ -1,0 +1,225 @@
+"""Writes a run as ``report.md``, a long-format ``results.csv`` (one line per row and provider) and
+``results.json`` (machine, config, rooflines, every sample, targets, notes)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Any
+
+from .run import RunResult
+from .suite import OTHER_LOAD_THRESHOLD_CORES, CaseResult
+
+__all__ = ["CSV_COLUMNS", "csv_rows", "markdown", "write_all"]
+
+CSV_COLUMNS = [
+    "timestamp_utc", "mode", "case", "op", "shape", "axis", "dtype", "layout", "threads", "load", "provider",
+    "isa", "repeats", "calls_per_sample", "median_s", "min_s", "max_s", "bytes_per_call", "gbps",
+    "roofline_kind", "roofline_gbps", "roofline_fraction", "time_over_baseline", "baseline", "other_load_cores",
+]
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def _seconds(value: float) -> str:
+    if value >= 1:
+        return f"{value:.3f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3f} ms"
+    return f"{value * 1e6:.2f} us"
+
+
+def _optional(value: float | None, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def csv_rows(run: RunResult) -> list[dict[str, Any]]:
+    rows = []
+    for result in run.cases:
+        case = result.case
+        for name, timing in result.timings.items():
+            rows.append({
+                "timestamp_utc": run.machine["timestamp_utc"],
+                "mode": run.config["mode"],
+                "case": case.key,
+                "op": case.op,
+                "shape": _shape(case.shape),
+                "axis": case.axis,
+                "dtype": "float32",
+                "layout": case.layout,
+                "threads": timing.threads if timing.threads is not None else result.threads,
+                "load": result.load,
+                "provider": name,
+                "isa": timing.isa,
+                "repeats": len(timing.samples),
+                "calls_per_sample": timing.number,
+                "median_s": f"{timing.median:.9g}",
+                "min_s": f"{timing.min:.9g}",
+                "max_s": f"{timing.max:.9g}",
+                "bytes_per_call": case.bytes_per_call(),
+                "gbps": _optional(result.gbps(name), ".4g"),
+                "roofline_kind": case.roofline or "",
+                "roofline_gbps": _optional(result.roofline_gbps(), ".4g"),
+                "roofline_fraction": _optional(result.roofline_fraction(name), ".4f"),
+                "time_over_baseline": _optional(result.time_ratio(name), ".4f"),
+                "baseline": case.baseline,
+                "other_load_cores": _optional(result.other_load_cores, ".2f"),
+            })
+    return rows
+
+
+def _json(run: RunResult) -> dict[str, Any]:
+    return {
+        "machine": run.machine,
+        "config": run.config,
+        "units": {
+            "time": "seconds per call",
+            "bytes_per_call": "logsumexp: x.nbytes + result.nbytes; softmax, log_softmax: 2 * x.nbytes",
+            "gbps": "bytes_per_call / median / 1e9",
+            "other_load_cores": "CPU seconds used by other processes during the row / wall seconds",
+            "roofline": "read: x.nbytes / median of the faster of x.sum(), x.max(); "
+                        "copy: 2 * x.nbytes / median of np.copyto",
+        },
+        "rooflines": [
+            {"label": r.label, "nbytes": r.nbytes, "read_sum_gbps": r.read_sum_gbps,
+             "read_max_gbps": r.read_max_gbps, "read_gbps": r.read_gbps, "copy_gbps": r.copy_gbps}
+            for r in run.rooflines
+        ],
+        "cases": [
+            {
+                "case": r.case.key, "title": r.case.title, "op": r.case.op, "shape": list(r.case.shape),
+                "axis": r.case.axis, "threads": r.threads, "load": r.load, "bytes_per_call": r.case.bytes_per_call(),
+                "baseline": r.case.baseline, "seconds": r.seconds, "notes": r.notes,
+                "other_load_cores": r.other_load_cores,
+                "timings": [
+                    {"provider": t.provider, "isa": t.isa,
+                     "threads": t.threads if t.threads is not None else r.threads,
+                     "calls_per_sample": t.number, "median_s": t.median, "min_s": t.min, "max_s": t.max,
+                     "samples_s": t.samples,
+                     "gbps": r.gbps(t.provider), "roofline_fraction": r.roofline_fraction(t.provider)}
+                    for t in r.timings.values()
+                ],
+            }
+            for r in run.cases
+        ],
+        "targets": [
+            {"key": t.target.key, "description": t.target.description, "measured": t.measured,
+             "required": t.target.requirement(), "status": t.status, "detail": t.detail}
+            for t in run.targets
+        ],
+        "notes": run.notes,
+    }
+
+
+def _case_table(result: CaseResult) -> list[str]:
+    case = result.case
+    has_gbps = case.roofline is not None and result.roofline is not None
+    header = ["provider", "ISA", "median", "min", "max", "calls/sample"]
+    if has_gbps:
+        header += ["GB/s", f"% of {case.roofline} roofline"]
+    header += [f"time / {case.baseline}"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, timing in result.timings.items():
+        cells = [name, timing.isa or "", _seconds(timing.median), _seconds(timing.min), _seconds(timing.max),
+                 str(timing.number)]
+        if has_gbps:
+            cells += [_optional(result.gbps(name), ".1f"), _optional(_percent(result.roofline_fraction(name)), ".0f")]
+        cells += [_optional(result.time_ratio(name), ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else value * 100
+
+
+def markdown(run: RunResult) -> str:
+    machine, config = run.machine, run.config
+    lines = [
+        "# logitloss benchmark report",
+        "",
+        f"- command: `{config['command']}`",
+        f"- mode: **{config['mode']}**, {config['repeats']} interleaved repeats per row (unless the row says "
+        f"otherwise), {config['threads']} thread(s) for logitloss and torch, float32 throughout",
+        f"- logitloss {machine.get('logitloss_version')} ISA **{machine.get('logitloss_isa')}** "
+        f"(supported: {machine.get('logitloss_supported_isas', '?')}), {machine.get('timestamp_utc')}",
+        "- every ratio below is a ratio of medians measured in this run, providers interleaved round-robin",
+        f"- each provider's first result was checked against the {config.get('check_reference')} "
+        "(16 sampled slices, loose float32 tolerances); a mismatch is listed under its row as WRONG RESULT",
+        "",
+    ]
+    lines += [f"> {note}" for note in run.suite.notes] + ([""] if run.suite.notes else [])
+    busy = [r.case.key for r in run.cases
+            if r.other_load_cores is not None and r.other_load_cores > OTHER_LOAD_THRESHOLD_CORES]
+    if busy:
+        lines += [
+            f"> **Other processes kept more than {OTHER_LOAD_THRESHOLD_CORES} of a core busy during {len(busy)} of "
+            f"{len(run.cases)} rows** ({', '.join(busy)}; see 'other load' under each row). Ratios between "
+            "providers of a row stay fair (interleaved), absolute times and the thread rows do not.",
+            "",
+        ]
+    lines += ["## Targets", "", "| target | measured | required | result |", "|---|---|---|---|"]
+    for target in run.targets:
+        description = target.target.description + (f" ({target.detail})" if target.detail else "")
+        lines.append(f"| {description} | {target.measured_text()} | {target.target.requirement()} | "
+                     f"**{target.status}** |")
+    lines += ["", "## Machine", "", "| key | value |", "|---|---|"]
+    for key, value in machine.items():
+        if key == "logitloss_config":
+            continue
+        lines.append(f"| {key} | {value} |")
+    if machine.get("logitloss_config"):
+        lines += ["", "```", str(machine["logitloss_config"]), "```"]
+    lines += [
+        "",
+        "## Units and roofline",
+        "",
+        "- bytes moved per call: logsumexp reads the logits once and writes one value per slice "
+        "(`x.nbytes + result.nbytes`); softmax and log_softmax read once and write once (`2 * x.nbytes`). "
+        "GB/s = bytes per call / median / 1e9.",
+        "- roofline, measured in this run on the same array, 1 thread: read = `x.nbytes` / median of the faster "
+        "of `x.sum()` and `x.max()` (logsumexp rows); copy = `2 * x.nbytes` / median of `np.copyto(y, x)` "
+        "(softmax rows).",
+        "",
+        "| array | MB | read GB/s (x.sum) | read GB/s (x.max) | copy GB/s |",
+        "|---|---|---|---|---|",
+    ]
+    for roofline in run.rooflines:
+        lines.append(f"| {roofline.label} | {roofline.nbytes / 1e6:.1f} | {roofline.read_sum_gbps:.1f} | "
+                     f"{roofline.read_max_gbps:.1f} | {roofline.copy_gbps:.1f} |")
+    lines += ["", "## Rows", ""]
+    for result in run.cases:
+        case = result.case
+        lines += [f"### {case.title or case.key}", ""]
+        threads = str(result.threads) if result.threads else "per provider"
+        facts = [f"`{case.key}`", f"{_shape(case.shape)} float32, axis={case.axis}",
+                 f"{case.bytes_per_call() / 1e6:.3f} MB moved per call", f"threads: {threads}",
+                 f"load: {result.load}", f"{result.seconds:.1f} s"]
+        if result.other_load_cores is not None:
+            facts.append(f"other load: {result.other_load_cores:.2f} cores")
+        lines += ["; ".join(facts), ""]
+        if case.note:
+            lines += [case.note, ""]
+        if result.timings:
+            lines += _case_table(result) + [""]
+        lines += [f"- {note}" for note in result.notes] + ([""] if result.notes else [])
+    if run.notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in run.notes] + [""]
+    return "\n".join(lines)
+
+
+def write_all(run: RunResult, directory: str) -> list[str]:
+    os.makedirs(directory, exist_ok=True)
+    paths = [os.path.join(directory, name) for name in ("report.md", "results.csv", "results.json")]
+    with open(paths[0], "w", encoding="utf-8") as handle:
+        handle.write(markdown(run))
+    with open(paths[1], "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(csv_rows(run))
+    with open(paths[2], "w", encoding="utf-8") as handle:
+        json.dump(_json(run), handle, indent=1)
+    return paths

@@ -1,0 +1,143 @@
+"""Runs a :class:`~logitloss.bench.suite.Suite`: thread setup, rooflines, busy core, progress display."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from . import harness
+from .harness import Roofline
+from .inputs import InputCache
+from .references import check_result, reference_source
+from .suite import Case, CaseResult, Suite, TargetResult, evaluate_targets
+
+__all__ = ["RunResult", "run_suite"]
+
+
+@dataclass
+class RunResult:
+    suite: Suite
+    machine: dict[str, Any]
+    config: dict[str, Any]
+    cases: list[CaseResult]
+    rooflines: list[Roofline]
+    targets: list[TargetResult]
+    notes: list[str] = field(default_factory=list)
+
+
+class _Progress:
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream, self.total, self.index = stream, total, 0
+
+    def start(self, title: str) -> float:
+        self.index += 1
+        self.stream.write(f"[{self.index:2d}/{self.total}] {title} ")
+        self.stream.flush()
+        return time.perf_counter()
+
+    def tick(self, text: str = ".") -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def done(self, started: float, extra: str = "") -> float:
+        seconds = time.perf_counter() - started
+        self.stream.write(f" {seconds:.1f} s{extra}\n")
+        self.stream.flush()
+        return seconds
+
+
+def _busy_core_index() -> int:
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    return cores[-1]
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    threads: int = 1,
+    repeats: int | None = None,
+    only: list[str] | None = None,
+    stream: TextIO = sys.stderr,
+    command: str = "",
+) -> RunResult:
+    """Run the cases of ``suite`` whose key matches one of the ``only`` glob patterns (all if None)."""
+    repeats = repeats if repeats is not None else (3 if suite.quick else 11)
+    cases = [c for c in suite.cases if not only or any(fnmatch.fnmatch(c.key, p) for p in only)]
+    notes = harness.set_threads(threads)
+    machine = harness.machine_info(threads)
+    config = {
+        "mode": "quick" if suite.quick else "full",
+        "threads": threads,
+        "repeats": repeats,
+        "command": command,
+        "cases": [c.key for c in cases],
+        "check_reference": reference_source(),
+    }
+    inputs = InputCache()
+    rooflines: dict[tuple[int, ...], Roofline] = {}
+    results: list[CaseResult] = []
+    progress = _Progress(stream, len(cases))
+    stream.write(
+        f"logitloss bench ({config['mode']}): {len(cases)} rows, {repeats} interleaved repeats, "
+        f"{threads} thread(s), ISA {machine.get('logitloss_isa')}\n"
+    )
+    for case in cases:
+        started = progress.start(case.title or case.key)
+        result = _run_case(case, inputs, rooflines, threads, repeats, progress)
+        load = "" if result.other_load_cores is None else f", other processes {result.other_load_cores:.2f} cores"
+        result.seconds = progress.done(started, f" ({len(result.timings)} providers{load})")
+        results.append(result)
+    by_key = {r.case.key: r for r in results}
+    targets = evaluate_targets([t for t in suite.targets if t.case in by_key], by_key, threads)
+    return RunResult(suite, machine, config, results, list(rooflines.values()), targets, notes)
+
+
+def _run_case(
+    case: Case,
+    inputs: InputCache,
+    rooflines: dict[tuple[int, ...], Roofline],
+    threads: int,
+    repeats: int,
+    progress: _Progress,
+) -> CaseResult:
+    notes: list[str] = []
+    case_threads = threads if case.threads is None else case.threads
+    try:
+        x, providers, build_notes = case.build(inputs)
+    except Exception as error:
+        return CaseResult(case, {}, [f"row not built: {type(error).__name__}: {error}"], threads=case_threads)
+    notes += build_notes
+    roofline = None
+    if case.roofline is not None:
+        roofline = rooflines.get(case.shape)
+        if roofline is None:
+            progress.tick("(roofline) ")
+            roofline = harness.measure_roofline(x, repeats=max(5, repeats), label=f"{case.shape} float32")
+            rooflines[case.shape] = roofline
+    if not providers:
+        return CaseResult(case, {}, notes, roofline, threads=case_threads)
+    check = (lambda result: check_result(case.op, x, case.axis, result)) if case.check else None
+    load = "none"
+    busy: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if case.busy_core:
+        core = _busy_core_index()
+        busy = harness.busy_core(core)
+        load = f"busy process pinned to core {core}"
+    meter = harness.CpuLoadMeter()
+    with meter, busy:
+        timings = harness.measure(
+            providers,
+            repeats=case.repeats or repeats,
+            number=case.number,
+            check=check,
+            notes=notes,
+            on_round=lambda _: progress.tick(),
+        )
+    # The busy-core process is ours (a child): CpuLoadMeter counts it as our own time, not as other load.
+    return CaseResult(case, timings, notes, roofline, threads=case_threads, load=load,
+                      other_load_cores=meter.cores)

@@ -1,0 +1,358 @@
+"""The benchmark rows of logitloss and the performance targets they prove.
+
+A :class:`Case` is one op on one input with its providers; a :class:`Target` is a ratio of two medians
+measured in the same case (so interleaved, in one run) with a required bound.  All rows are float32.
+
+Units (bytes moved per call, 1 GB = 1e9 bytes):
+
+- logsumexp reads the logits once and writes one value per slice: ``x.nbytes + result.nbytes``;
+  its roofline is the read bandwidth of the same array (``harness.Roofline.read_gbps``).
+- softmax / log_softmax read the logits once and write a result of the same size: ``2 * x.nbytes``;
+  their roofline is the copy bandwidth of the same array (``harness.Roofline.copy_gbps``, also 2 bytes per byte).
+
+The ``out=`` targets compare logitloss writing into a preallocated buffer with torch as users call it (a
+fresh output); torch with ``out=`` is reported alongside for information.  (At 1 thread torch with ``out=``
+already runs at about half the copy roofline, so no kernel can be 5x faster than it.)
+
+``build_suite(quick)`` returns the cases and targets; ``--quick`` uses 1024 rows instead of 4096 for the
+(4096, 32000) rows (131 MB instead of 524 MB: still far larger than the caches) and fewer repeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import providers as _providers
+from .harness import Provider, Roofline, Timing
+from .inputs import InputCache
+
+# A row during which other processes kept more than this many cores busy is flagged in the report.
+OTHER_LOAD_THRESHOLD_CORES = 0.25
+
+__all__ = [
+    "OTHER_LOAD_THRESHOLD_CORES",
+    "Case",
+    "CaseResult",
+    "Suite",
+    "Target",
+    "TargetResult",
+    "build_suite",
+    "evaluate_targets",
+]
+
+
+@dataclass
+class Case:
+    key: str
+    op: str
+    shape: tuple[int, ...]  # shape of the array passed to the op
+    axis: int
+    build: Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]
+    baseline: str = "logitloss"  # the "time / baseline" column is provider median / baseline median
+    title: str = ""
+    layout: str = "C-contiguous"
+    roofline: str | None = None  # "read" or "copy": show GB/s and fraction of that roofline
+    check: bool = True  # compare each provider's first result with the float64 reference
+    repeats: int | None = None  # overrides the suite's repeats
+    number: int | None = None  # forces calls per sample (1: single calls)
+    busy_core: bool = False  # run with a busy process pinned to the other core
+    threads: int | None = None  # None: the run's --threads; 0: each provider sets its own
+    note: str = ""
+
+    def bytes_per_call(self) -> int:
+        count = int(np.prod(self.shape))
+        if self.op == "logsumexp":
+            reduced = count // self.shape[self.axis]
+            return 4 * (count + reduced)
+        return 4 * 2 * count
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    timings: dict[str, Timing]
+    notes: list[str] = field(default_factory=list)
+    roofline: Roofline | None = None
+    threads: int = 1
+    load: str = "none"
+    seconds: float = 0.0
+    other_load_cores: float | None = None  # cores other processes kept busy while the row ran
+
+    def gbps(self, provider: str) -> float | None:
+        timing = self.timings.get(provider)
+        if timing is None or self.case.roofline is None:
+            return None
+        return self.case.bytes_per_call() / timing.median / 1e9
+
+    def roofline_gbps(self) -> float | None:
+        if self.roofline is None or self.case.roofline is None:
+            return None
+        return self.roofline.read_gbps if self.case.roofline == "read" else self.roofline.copy_gbps
+
+    def roofline_fraction(self, provider: str) -> float | None:
+        gbps, roof = self.gbps(provider), self.roofline_gbps()
+        return None if gbps is None or roof is None else gbps / roof
+
+    def time_ratio(self, provider: str) -> float | None:
+        baseline = self.timings.get(self.case.baseline)
+        timing = self.timings.get(provider)
+        return None if baseline is None or timing is None else timing.median / baseline.median
+
+
+@dataclass
+class Target:
+    key: str
+    description: str
+    case: str
+    kind: str  # "ratio": median(numerator) / median(denominator); "roofline": fraction of roofline
+    numerator: str  # provider
+    denominator: str = ""  # provider (ratio only)
+    required: float = 1.0
+    at_least: bool = True  # measured >= required (else <=)
+    informational: bool = False  # reported, no requirement
+
+    def requirement(self) -> str:
+        if self.informational:
+            return "(info)"
+        unit = "%" if self.kind == "roofline" else "x"
+        value = f"{self.required * 100:.0f}%" if unit == "%" else f"{self.required:g}x"
+        return (">= " if self.at_least else "<= ") + value
+
+
+@dataclass
+class TargetResult:
+    target: Target
+    measured: float | None
+    status: str  # PASS, FAIL, or "n/a (...)"
+    detail: str = ""
+
+    def measured_text(self) -> str:
+        if self.measured is None:
+            return "n/a"
+        if self.target.kind == "roofline":
+            return f"{self.measured * 100:.1f}%"
+        return f"{self.measured:.2f}x"
+
+
+@dataclass
+class Suite:
+    cases: list[Case]
+    targets: list[Target]
+    quick: bool
+    big_shape: tuple[int, int]
+    notes: list[str]
+
+
+# --- case builders ----------------------------------------------------------------------------------------
+
+
+def _standard(
+    op: str, shape: tuple[int, ...], *, isas: bool, out: bool, baselines: tuple[str, ...] = ("numpy", "scipy", "torch")
+) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape)
+        providers, notes = _providers.all_providers(op, x, -1, isas=isas, out=out, baselines=baselines)
+        return x, providers, notes
+
+    return build
+
+
+def _axis0(shape_last_axis: tuple[int, int]) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
+    """logsumexp over axis 0 of the transposed copy, with the last-axis call on the same data alongside."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x_last = inputs.logits(shape_last_axis)
+        x_first = inputs.logits_transposed(shape_last_axis)
+        providers, notes = _providers.logitloss_providers("logsumexp", x_first, 0, isas=True)
+        last, last_notes = _providers.logitloss_providers("logsumexp", x_last, -1, name="logitloss last axis")
+        more = [
+            _providers.torch_providers("logsumexp", x_first, 0),
+            _providers.numpy_providers("logsumexp", x_first, 0),
+        ]
+        providers += last
+        notes += last_notes
+        for extra, extra_notes in more:
+            providers += extra
+            notes += extra_notes
+        return x_first, providers, notes
+
+    return build
+
+
+@contextlib.contextmanager
+def _logitloss_threads(threads: int) -> Iterator[None]:
+    import logitloss
+
+    previous = logitloss.get_num_threads()
+    logitloss.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        logitloss.set_num_threads(previous)
+
+
+def _thread_scaling(shape: tuple[int, int]) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
+    """logitloss logsumexp with 1 and with 2 threads; each sample is one call after one untimed call."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape)
+        base, notes = _providers.logitloss_providers("logsumexp", x, -1)
+        if not base:
+            return x, [], notes
+        try:
+            import logitloss
+
+            logitloss.get_num_threads()
+        except Exception as error:
+            return x, [], [f"logitloss.get_num_threads(): {type(error).__name__}: {error}; thread rows skipped"]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if cores < 2:
+            return x, [], [f"only {cores} core available; thread rows skipped"]
+        fn = base[0].fn
+        providers = [
+            Provider(
+                f"logitloss {n} thread{'s' if n > 1 else ''}",
+                fn,
+                context=lambda n=n: _logitloss_threads(n),
+                setup=fn,
+                isa=base[0].isa,
+                threads=n,
+            )
+            for n in (1, 2)
+        ]
+        return x, providers, notes
+
+    return build
+
+
+# --- the suite --------------------------------------------------------------------------------------------
+
+
+def build_suite(quick: bool) -> Suite:
+    rows = 1024 if quick else 4096
+    vocab = 32000
+    big = (rows, vocab)
+    mid = (8192, 1000)
+    tiny = (32, 10)
+    big_text = f"({rows}, {vocab})"
+    notes: list[str] = [
+        "Targets with out=: logitloss writing into a preallocated buffer vs torch called as users call it "
+        "(fresh output); torch with out= as well is shown as (info).",
+    ]
+    if quick:
+        notes.append(
+            "--quick: the (4096, 32000) rows run at (1024, 32000) and the (32000, 4096) row at (32000, 1024) "
+            "(131 MB instead of 524 MB, still far beyond the caches), with fewer repeats."
+        )
+    load = "with a busy process pinned to the other core"
+    cases = [
+        Case("logsumexp_big", "logsumexp", big, -1, _standard("logsumexp", big, isas=True, out=False),
+             title=f"logsumexp {big_text}, axis=-1", roofline="read"),
+        Case("logsumexp_axis0", "logsumexp", big[::-1], 0, _axis0(big),
+             title=f"logsumexp ({vocab}, {rows}), axis=0 (same data as {big_text}, axis=-1)",
+             roofline="read"),
+        Case("logsumexp_mid", "logsumexp", mid, -1, _standard("logsumexp", mid, isas=True, out=False),
+             title="logsumexp (8192, 1000), axis=-1", roofline="read"),
+        Case("logsumexp_tiny", "logsumexp", tiny, -1, _standard("logsumexp", tiny, isas=False, out=False),
+             title="logsumexp (32, 10), axis=-1 (per-call time)"),
+        Case("softmax_big", "softmax", big, -1, _standard("softmax", big, isas=True, out=True),
+             title=f"softmax {big_text}, axis=-1", roofline="copy"),
+        Case("log_softmax_big", "log_softmax", big, -1, _standard("log_softmax", big, isas=True, out=True),
+             title=f"log_softmax {big_text}, axis=-1", roofline="copy"),
+        Case("softmax_mid", "softmax", mid, -1, _standard("softmax", mid, isas=False, out=True),
+             title="softmax (8192, 1000), axis=-1", roofline="copy"),
+        Case("log_softmax_mid", "log_softmax", mid, -1, _standard("log_softmax", mid, isas=False, out=True),
+             title="log_softmax (8192, 1000), axis=-1", roofline="copy"),
+        Case("softmax_tiny", "softmax", tiny, -1, _standard("softmax", tiny, isas=False, out=False),
+             title="softmax (32, 10), axis=-1 (per-call time)"),
+        Case("log_softmax_tiny", "log_softmax", tiny, -1, _standard("log_softmax", tiny, isas=False, out=False),
+             title="log_softmax (32, 10), axis=-1 (per-call time)"),
+    ]
+    for shape, label in ((big, "big"), (mid, "mid")):
+        shape_text = f"({shape[0]}, {shape[1]})"
+        cases.append(
+            Case(f"threads_{label}_loaded", "logsumexp", shape, -1, _thread_scaling(shape),
+                 baseline="logitloss 1 thread", title=f"threads: logsumexp {shape_text}, {load}",
+                 roofline="read", repeats=21, number=1, busy_core=True, threads=0, check=False,
+                 note="21 single calls per thread count, interleaved; each after one untimed call; "
+                      "max = slowest call.")
+        )
+        cases.append(
+            Case(f"threads_{label}_unloaded", "logsumexp", shape, -1, _thread_scaling(shape),
+                 baseline="logitloss 1 thread", title=f"threads: logsumexp {shape_text}, no added load",
+                 roofline="read", repeats=21, number=1, busy_core=False, threads=0, check=False,
+                 note="21 single calls per thread count, interleaved; each after one untimed call.")
+        )
+
+    targets = [
+        Target("lse_big_vs_torch", f"logsumexp {big_text} axis=-1: speedup vs torch.logsumexp",
+               "logsumexp_big", "ratio", "torch", "logitloss", 8.0),
+        Target("lse_big_vs_scipy", f"logsumexp {big_text} axis=-1: speedup vs scipy.special.logsumexp",
+               "logsumexp_big", "ratio", "scipy", "logitloss", 15.0),
+        Target("lse_big_roofline", f"logsumexp {big_text} axis=-1: fraction of read bandwidth",
+               "logsumexp_big", "roofline", "logitloss", "", 0.60),
+        Target("lse_mid_vs_torch", "logsumexp (8192, 1000) axis=-1: speedup vs torch",
+               "logsumexp_mid", "ratio", "torch", "logitloss", 3.0),
+        Target("lse_axis0_vs_last", f"logsumexp axis=0 of ({vocab}, {rows}) / axis=-1 of {big_text}, same data",
+               "logsumexp_axis0", "ratio", "logitloss", "logitloss last axis", 1.5, at_least=False),
+        Target("lse_tiny_vs_torch", "logsumexp (32, 10) axis=-1: per-call speedup vs torch",
+               "logsumexp_tiny", "ratio", "torch", "logitloss", 4.0),
+        Target("softmax_big_fresh", f"softmax {big_text}: speedup vs torch, fresh outputs",
+               "softmax_big", "ratio", "torch", "logitloss", 3.0),
+        Target("softmax_big_out", f"softmax {big_text}: speedup of logitloss with out= vs torch (fresh output)",
+               "softmax_big", "ratio", "torch", "logitloss out=", 5.0),
+        Target("softmax_big_both_out", f"softmax {big_text}: speedup vs torch, both with out=",
+               "softmax_big", "ratio", "torch out=", "logitloss out=", informational=True),
+        Target("log_softmax_big_fresh", f"log_softmax {big_text}: speedup vs torch, fresh outputs",
+               "log_softmax_big", "ratio", "torch", "logitloss", 3.0),
+        Target("log_softmax_big_out", f"log_softmax {big_text}: speedup of logitloss with out= vs torch (fresh output)",
+               "log_softmax_big", "ratio", "torch", "logitloss out=", 5.0),
+        Target("log_softmax_big_both_out", f"log_softmax {big_text}: speedup vs torch, both with out=",
+               "log_softmax_big", "ratio", "torch out=", "logitloss out=", informational=True),
+        Target("threads_big_loaded", f"logsumexp {big_text}, other core busy: 2-thread / 1-thread median",
+               "threads_big_loaded", "ratio", "logitloss 2 threads", "logitloss 1 thread", 1.10, at_least=False),
+        Target("threads_mid_loaded", "logsumexp (8192, 1000), other core busy: 2-thread / 1-thread median",
+               "threads_mid_loaded", "ratio", "logitloss 2 threads", "logitloss 1 thread", 1.10, at_least=False),
+        Target("threads_big_speedup", f"logsumexp {big_text}, no added load: 2-thread speedup (1-thread / 2-thread)",
+               "threads_big_unloaded", "ratio", "logitloss 1 thread", "logitloss 2 threads", informational=True),
+        Target("threads_mid_speedup", "logsumexp (8192, 1000), no added load: 2-thread speedup (1-thread / 2-thread)",
+               "threads_mid_unloaded", "ratio", "logitloss 1 thread", "logitloss 2 threads", informational=True),
+    ]
+    return Suite(cases, targets, quick, big, notes)
+
+
+def evaluate_targets(targets: list[Target], results: dict[str, CaseResult], threads: int) -> list[TargetResult]:
+    evaluated: list[TargetResult] = []
+    for target in targets:
+        result = results.get(target.case)
+        if result is None:
+            evaluated.append(TargetResult(target, None, "n/a (row not run)"))
+            continue
+        if target.kind == "roofline":
+            measured = result.roofline_fraction(target.numerator)
+        else:
+            numerator = result.timings.get(target.numerator)
+            denominator = result.timings.get(target.denominator)
+            measured = None if numerator is None or denominator is None else numerator.median / denominator.median
+        if measured is None:
+            evaluated.append(TargetResult(target, None, "n/a (provider missing, see notes)"))
+            continue
+        passed = measured >= target.required if target.at_least else measured <= target.required
+        status = "info" if target.informational else ("PASS" if passed else "FAIL")
+        detail = ""
+        if result.case.threads is None and threads != 1:
+            status += f" (run at {threads} threads; targets are defined at 1 thread)"
+        if target.case.endswith("_loaded") and target.numerator in result.timings:
+            slowest = result.timings[target.numerator].max
+            single = result.timings[target.denominator].median
+            detail = f"slowest 2-thread call {slowest * 1e3:.2f} ms = {slowest / single:.2f}x the 1-thread median"
+        if result.other_load_cores is not None and result.other_load_cores > OTHER_LOAD_THRESHOLD_CORES:
+            busy = f"other processes used {result.other_load_cores:.2f} cores meanwhile"
+            detail = f"{detail}; {busy}" if detail else busy
+        evaluated.append(TargetResult(target, measured, status, detail))
+    return evaluated
