@@ -174,15 +174,27 @@ inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>&
   using W = typename Vec<T>::Wide;
   constexpr int L = Vec<T>::kLanes;
   const V max_v = splat<V>(max), a1 = splat<V>(t.target_scale), a0 = splat<V>(t.target_offset);
+  const T* y = t.target ? t.target + offset : nullptr;
+  const T* w = t.weight ? t.weight + offset : nullptr;
+  auto target_mass = [&](V yv, V wv) { return (y ? mul_add(a1, yv, a0) : a0) * (w ? wv : splat<V>(1)); };
+  // v * (max - x): 0 * inf is nan where a masked (-inf) logit has zero target mass, as torch.
   W gap_wide = splat<W>(0), mass_wide = splat<W>(0);
-  for (int64_t i = 0; i < n; i += L) {
-    const int64_t lanes = n - i < L ? n - i : L;
-    V v = t.target ? mul_add(a1, load_n(t.target + offset + i, lanes, T(0)), a0) : a0;
-    if (t.weight) v = v * load_n(t.weight + offset + i, lanes, T(0));
-    if (lanes < L) v = select(lane_index<V>() < (typename Lanes<V>::Bits)lanes, v, splat<V>(0));
-    // v * (max - x): 0 * inf is nan where a masked (-inf) logit has zero target mass, as torch.
-    V term = v * (max_v - load_n(x + i, lanes, max));
-    gap_wide += __builtin_convertvector(term, W);
+  int64_t i = 0;
+  while (i + L <= n) {
+    V g0 = splat<V>(0), m0 = g0;
+    for (int64_t b = 0; b < 2 * kBlock && i + L <= n; ++b, i += L) {
+      const V v = target_mass(y ? load(y + i) : a0, w ? load(w + i) : a0);
+      g0 = mul_add(v, max_v - load(x + i), g0);
+      m0 += v;
+    }
+    gap_wide += __builtin_convertvector(g0, W);
+    mass_wide += __builtin_convertvector(m0, W);
+  }
+  if (i < n) {
+    const int64_t lanes = n - i;
+    V v = target_mass(y ? load_partial(y + i, lanes, T(0)) : a0, w ? load_partial(w + i, lanes, T(0)) : a0);
+    v = select(lane_index<V>() < (typename Lanes<V>::Bits)lanes, v, splat<V>(0));
+    gap_wide += __builtin_convertvector(v * (max_v - load_partial(x + i, lanes, max)), W);
     mass_wide += __builtin_convertvector(v, W);
   }
   gap += horizontal_sum(gap_wide);

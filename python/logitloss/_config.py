@@ -16,12 +16,22 @@ _core._initialize_dispatch(os.environ.get("LOGITLOSS_ISA", ""))
 
 
 def get_isa() -> str:
-    """Return the SIMD target the kernels run on now: 'baseline', 'avx2', 'avx512' or 'neon'."""
+    """Return the SIMD target the kernels run on now: 'baseline', 'avx2', 'avx512' or 'neon'.
+
+    >>> import logitloss
+    >>> logitloss.get_isa() in logitloss.supported_isas()
+    True
+    """
     return _core._config()["active"]
 
 
 def supported_isas() -> list[str]:
-    """Return the targets compiled into this build that this CPU can run, lowest first."""
+    """Return the targets compiled into this build that this CPU can run, lowest first.
+
+    >>> import logitloss
+    >>> logitloss.supported_isas()[0]
+    'baseline'
+    """
     return list(_core._config()["supported"])
 
 
@@ -46,17 +56,38 @@ def use_isa(name: str) -> Iterator[str]:
 
 
 def get_num_threads() -> int:
-    """Return the number of threads kernels may use (the caller included)."""
+    """Return the number of threads kernels may use (the caller included).
+
+    >>> import logitloss
+    >>> logitloss.get_num_threads() >= 1
+    True
+    """
     return _core.get_num_threads()
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads kernels may use (>= 1). Results do not depend on it."""
+    """Set the number of threads kernels may use (>= 1). Results do not depend on it.
+
+    Raises ValueError for n < 1.
+
+    >>> import logitloss
+    >>> previous = logitloss.get_num_threads()
+    >>> logitloss.set_num_threads(1)
+    >>> logitloss.get_num_threads()
+    1
+    >>> logitloss.set_num_threads(previous)
+    """
     _core.set_num_threads(n)
 
 
 def show_config() -> None:
-    """Print the version, the compiled, supported and chosen SIMD targets, and the threads."""
+    """Print the version, the compiled, supported and chosen SIMD targets, and the threads.
+
+    >>> import logitloss
+    >>> logitloss.show_config()  # doctest: +ELLIPSIS
+    logitloss ...
+      compiled targets:  baseline...
+    """
     c = _core._config()
     print(f"logitloss {__version__}")
     print(f"  compiled targets:  {', '.join(c['compiled'])}")

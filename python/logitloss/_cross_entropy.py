@@ -80,11 +80,11 @@ def cross_entropy(
     >>> labels = np.array([0, 1])
     >>> loss, grad = logitloss.cross_entropy(logits, labels, return_grad=True)
     >>> round(float(loss), 6)
-    0.10015
+    0.132384
     >>> grad.shape
     (2, 3)
-    >>> float(logitloss.cross_entropy(np.array([40.0, 0.0], np.float32), np.array(0)))
-    4.248354255291589e-18
+    >>> print(logitloss.cross_entropy(np.array([40.0, 0.0], np.float32), np.array(0)))
+    4.248354e-18
     """
     return _core.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, return_grad, grad_out)
 

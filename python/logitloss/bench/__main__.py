@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="interleaved repeats per row (default 11, --quick 3)")
     parser.add_argument("--only", nargs="+", metavar="PATTERN",
                         help="run only the rows whose key matches one of these globs (see --list)")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="before each row wait up to SECONDS for other processes to leave the CPU "
+                             "(for shared machines; each row reports the load it ran under either way)")
     parser.add_argument("--list", action="store_true", help="list the row keys and targets, then exit")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
     args = parser.parse_args(argv)
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
     arguments = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python -m logitloss.bench", *(shlex.quote(a) for a in arguments)])
-    run = run_suite(suite, threads=args.threads, repeats=args.repeats, only=args.only, command=command)
+    run = run_suite(suite, threads=args.threads, repeats=args.repeats, only=args.only, command=command,
+                    wait_quiet=args.wait_quiet)
     if args.out:
         for path in write_all(run, args.out):
             print(f"wrote {path}", file=sys.stderr)

@@ -51,6 +51,7 @@ __all__ = [
     "measure",
     "measure_roofline",
     "set_threads",
+    "wait_for_quiet",
 ]
 
 
@@ -303,6 +304,18 @@ class CpuLoadMeter:
             return
         other = (busy_stop - busy_start) - (own_stop - own_start)
         self.cores = max(0.0, other / (wall_stop - wall_start))
+
+
+def wait_for_quiet(threshold_cores: float, timeout: float, window: float = 1.0) -> tuple[float, float | None]:
+    """Wait until other processes use at most ``threshold_cores`` over a ``window``-second sample, or
+    until ``timeout`` seconds have passed.  Returns (seconds waited, the last sample in cores)."""
+    started = time.perf_counter()
+    while True:
+        with CpuLoadMeter() as meter:
+            time.sleep(window)
+        waited = time.perf_counter() - started
+        if meter.cores is None or meter.cores <= threshold_cores or waited >= timeout:
+            return waited, meter.cores
 
 
 # --- machine information ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from . import harness
 from .harness import Roofline
 from .inputs import InputCache
 from .references import check_result, reference_source
-from .suite import Case, CaseResult, Suite, TargetResult, evaluate_targets
+from .suite import OTHER_LOAD_THRESHOLD_CORES, Case, CaseResult, Suite, TargetResult, evaluate_targets
 
 __all__ = ["RunResult", "run_suite"]
 
@@ -64,8 +64,13 @@ def run_suite(
     only: list[str] | None = None,
     stream: TextIO = sys.stderr,
     command: str = "",
+    wait_quiet: float = 0.0,
 ) -> RunResult:
-    """Run the cases of ``suite`` whose key matches one of the ``only`` glob patterns (all if None)."""
+    """Run the cases of ``suite`` whose key matches one of the ``only`` glob patterns (all if None).
+
+    ``wait_quiet > 0``: before each row wait up to that many seconds for other processes to leave the CPU
+    (at most ``OTHER_LOAD_THRESHOLD_CORES`` over a 1-second sample).
+    """
     repeats = repeats if repeats is not None else (3 if suite.quick else 11)
     cases = [c for c in suite.cases if not only or any(fnmatch.fnmatch(c.key, p) for p in only)]
     notes = harness.set_threads(threads)
@@ -77,6 +82,7 @@ def run_suite(
         "command": command,
         "cases": [c.key for c in cases],
         "check_reference": reference_source(),
+        "wait_quiet_seconds": wait_quiet,
     }
     inputs = InputCache()
     rooflines: dict[tuple[int, ...], Roofline] = {}
@@ -88,7 +94,16 @@ def run_suite(
     )
     for case in cases:
         started = progress.start(case.title or case.key)
+        waited = ""
+        if wait_quiet > 0:
+            seconds, cores = harness.wait_for_quiet(OTHER_LOAD_THRESHOLD_CORES, wait_quiet)
+            if seconds > 1.5:
+                gave_up = cores is not None and cores > OTHER_LOAD_THRESHOLD_CORES
+                waited = f"waited {seconds:.0f} s for a quiet CPU" + (" (gave up)" if gave_up else "")
+                progress.tick(f"({waited}) ")
         result = _run_case(case, inputs, rooflines, threads, repeats, progress)
+        if waited:
+            result.notes.append(waited)
         load = "" if result.other_load_cores is None else f", other processes {result.other_load_cores:.2f} cores"
         result.seconds = progress.done(started, f" ({len(result.timings)} providers{load})")
         results.append(result)
