@@ -20,8 +20,9 @@ LossReduction parse_reduction(const std::string& name) {
 
 // Everything a cross-entropy call needs, validated: arrays in the compute dtype, the layout
 // (class axis reduced) and the driver's options.
+// (Array members are py::object: a default-constructed py::array would allocate an array.)
 struct CrossEntropyArgs {
-  py::array input, target, weight;
+  py::object input, target, weight;
   py::dtype result_dtype, compute_dtype;
   DType compute;
   std::vector<int64_t> shape, kept_shape;
@@ -41,8 +42,8 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
   a.compute = compute_dtype(a.result_dtype);
   a.compute_dtype = numpy_dtype(a.compute);
   a.input = cast_to(input, a.compute_dtype);
-  a.shape = shape_of(a.input);
-  const int class_axis = a.input.ndim() == 1 ? 0 : 1;
+  a.shape = shape_of(input);
+  const int class_axis = input.ndim() == 1 ? 0 : 1;
   const int64_t classes = a.shape[class_axis];
   a.reduced.assign(a.shape.size(), false);
   a.reduced[class_axis] = true;
@@ -96,7 +97,7 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
     }
     a.weight = py::reinterpret_steal<py::array>(
         py::module_::import("numpy").attr("ascontiguousarray")(weight, a.compute_dtype).release());
-    a.ops.weight = a.weight.data();
+    a.ops.weight = a.weight.cast<py::array>().data();
   }
   return a;
 }
@@ -106,8 +107,9 @@ py::object reduced_loss_scalar(double value, const py::dtype& dt) { return dt.at
 // Runs the driver; raises IndexError for an out-of-range target.
 double run(CrossEntropyArgs& a, py::object loss, py::object grad, py::object upstream) {
   ReductionCall call(a.compute, a.shape, a.reduced);
-  a.ops.input = call.add_input(a.input);
-  a.ops.target = a.ops.probability_targets ? call.add_input(a.target) : call.add_per_row_input(a.target);
+  a.ops.input = call.add_input(a.input.cast<py::array>());
+  a.ops.target = a.ops.probability_targets ? call.add_input(a.target.cast<py::array>())
+                                           : call.add_per_row_input(a.target.cast<py::array>());
   if (loss) a.ops.loss = call.add_per_row_output(loss.cast<py::array>());
   if (grad) a.ops.grad = call.add_output(grad.cast<py::array>());
   if (upstream) a.ops.upstream = call.add_per_row_input(upstream.cast<py::array>());
@@ -115,7 +117,7 @@ double run(CrossEntropyArgs& a, py::object loss, py::object grad, py::object ups
   call.run([&](const ArrayCall& c) { result = run_cross_entropy(c, a.ops); });
   if (result.bad_target) {
     throw py::index_error("`target`: Target " + std::to_string(result.bad_target_value) + " is out of bounds (classes 0.." +
-                          std::to_string(a.shape[a.input.ndim() == 1 ? 0 : 1] - 1) + ", ignore_index " +
+                          std::to_string(a.shape[a.shape.size() == 1 ? 0 : 1] - 1) + ", ignore_index " +
                           std::to_string(a.ops.ignore_index) + ")");
   }
   return result.loss;
@@ -124,14 +126,14 @@ double run(CrossEntropyArgs& a, py::object loss, py::object grad, py::object ups
 // The gradient array: the caller's grad_out (validated; written in place when it has the compute
 // dtype, else through a temporary), or a fresh one.
 struct GradientTarget {
-  py::array compute;  // what the driver writes
-  py::object user;    // grad_out, when given
+  py::object compute;  // what the driver writes (a numpy array)
+  py::object user;     // grad_out, when given
 };
 
 GradientTarget gradient_target(const CrossEntropyArgs& a, py::handle grad_out, py::handle input_obj) {
   GradientTarget t;
   if (grad_out.is_none()) {
-    t.compute = empty_like_layout(a.input, a.compute_dtype);
+    t.compute = empty_like_layout(a.input.cast<py::array>(), a.compute_dtype);
     return t;
   }
   if (!py::isinstance<py::array>(grad_out)) throw py::type_error("`grad_out` must be a numpy.ndarray");
@@ -161,7 +163,7 @@ py::object cross_entropy(py::handle input, py::handle target, py::handle weight,
   if (return_grad) grad = gradient_target(a, grad_out, input);
   const bool per_row = a.ops.reduction == LossReduction::kNone;
   py::object loss_array = per_row ? py::object(py::array(a.compute_dtype, a.kept_shape)) : py::object();
-  const double reduced = run(a, loss_array, return_grad ? py::object(grad.compute) : py::object(), py::object());
+  const double reduced = run(a, loss_array, return_grad ? grad.compute : py::object(), py::object());
   py::object loss = per_row ? scalar_if_0d(cast_to(loss_array.cast<py::array>(), a.result_dtype))
                             : reduced_loss_scalar(reduced, a.result_dtype);
   if (!return_grad) return loss;
@@ -191,7 +193,7 @@ py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::
   }
   GradientTarget grad = gradient_target(a, py::none(), input);
   run(a, py::object(), grad.compute, per_row_upstream);
-  return cast_to(grad.compute, a.result_dtype);
+  return cast_to(grad.compute.cast<py::array>(), a.result_dtype);
 }
 
 }  // namespace

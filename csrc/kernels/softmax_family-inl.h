@@ -205,9 +205,50 @@ inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>&
 // stored to `out` while the sums accumulate; then each chunk is scaled by
 // exp(chunk max - row max) / total (and the target terms applied) while it is still in cache.
 // scratch: two doubles per chunk (its max, its target mass).
+// A row that fits in one vector (tiny classification heads): the same arithmetic as below, with
+// no chunks, no scratch and one load.
+template <class T>
+FusedStats row_softmax_fused_one_vector(const T* x, int64_t n, T* out, const TargetTerms<T>& t) {
+  using V = typename Vec<T>::V;
+  using W = typename Vec<T>::Wide;
+  const T neg_inf = -__builtin_inf();
+  const auto valid = lane_index<V>() < (typename Lanes<V>::Bits)n;
+  const V xv = load_partial(x, n, neg_inf);
+  const T max = horizontal_max(xv);
+  const V max_v = splat<V>(max);
+  V lo;
+  const V hi = difference_with_error(xv, max_v, lo);
+  V e = exp_nonpositive(hi);
+  e = mul_add(e, lo, e);
+  const auto is_max = xv == max_v;
+  FusedStats result{{(double)max, horizontal_sum(__builtin_convertvector(select(valid & is_max, splat<V>(1), splat<V>(0)), W)),
+                     horizontal_sum(__builtin_convertvector(select(valid & !is_max, e, splat<V>(0)), W))},
+                    0.0, 0.0};
+  const bool has_terms = t.target_scale != 0 || t.target_offset != 0;
+  V v = splat<V>(0);
+  if (has_terms) {
+    v = t.target ? mul_add(splat<V>(t.target_scale), load_partial(t.target, n, T(0)), splat<V>(t.target_offset))
+                 : splat<V>(t.target_offset);
+    if (t.weight) v = v * load_partial(t.weight, n, T(0));
+    v = select(valid, v, splat<V>(0));
+    // Relative to the max if it is finite (else 0, and moved to the max below).
+    const T reference = max - max == 0 ? max : T(0);
+    result.gap = horizontal_sum(__builtin_convertvector(v * (splat<V>(reference) - load_partial(x, n, reference)), W));
+    result.mass = horizontal_sum(__builtin_convertvector(v, W));
+    if (reference != max) result.gap += result.mass * ((double)max - reference);
+  }
+  if (out) {
+    const SliceStats& s = result.stats;
+    const double scale = (t.scale_base + t.scale_per_mass * result.mass) / (s.count + s.others);
+    store_partial(out, e * (T)scale - splat<V>(t.bias) * v, n);
+  }
+  return result;
+}
+
 template <class T>
 FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, const TargetTerms<T>& t) {
   using V = typename Vec<T>::V;
+  if (n < Vec<T>::kLanes) return row_softmax_fused_one_vector(x, n, out, t);
   const bool has_terms = t.target_scale != 0 || t.target_offset != 0;
   FusedStats result{{-__builtin_inf(), 0.0, 0.0}, 0.0, 0.0};
   SliceStats& row = result.stats;
