@@ -75,7 +75,7 @@ struct TypedKernels {
   // Column kernels: `ncols` contiguous columns down `rows` rows that are `stride` elements apart
   // (column_stats: ncols <= kColumnTile). Per-column parameters and results are arrays of
   // length ncols.
-  void (*column_stats)(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out);
+  void (*column_stats)(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out, int flags);
   // out = scale * exp(x - shift) per column, shift >= every x of its column (the column max).
   void (*column_scaled_exp)(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, const T* shift,
                             const T* scale, T* out, int64_t out_stride);

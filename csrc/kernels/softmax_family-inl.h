@@ -397,7 +397,7 @@ constexpr int64_t kColumnVectorsMax = kColumnTile / Vec<T>::kLanes;
 // One strip of kWidth vectors (the last one `tail_lanes` wide) over rows [r0, r1): the block's
 // statistics, folded into the running ones. kWidth is a compile-time constant so the state lives
 // in registers.
-template <class T, int kWidth>
+template <class T, int kWidth, bool kCompensated>
 inline void column_strip(const T* x, int64_t r0, int64_t r1, int64_t stride, int64_t tail_lanes,
                          typename Vec<T>::V* run_max, typename Vec<T>::Wide* run_count,
                          typename Vec<T>::Wide* run_others) {
@@ -429,8 +429,16 @@ inline void column_strip(const T* x, int64_t r0, int64_t r1, int64_t stride, int
     for (int k = 0; k < kWidth; ++k) {
       prefetch(x + (r + kColumnChunkRows) * stride + k * L);
       V xv = packed[r - r0][k];
-      accumulate_split(xv, block_max[k], splat<V>(1), exp_nonpositive(xv - block_max[k]), block_count[k],
-                       block_others[k]);
+      V e;
+      if (kCompensated) {
+        V lo;
+        const V hi = difference_with_error(xv, block_max[k], lo);
+        e = exp_nonpositive(hi);
+        e = mul_add(e, lo, e);
+      } else {
+        e = exp_nonpositive(xv - block_max[k]);
+      }
+      accumulate_split(xv, block_max[k], splat<V>(1), e, block_count[k], block_others[k]);
     }
   }
   // Fold: the scale factors exp(old max - new max) are computed in the data type (they are 1
@@ -452,8 +460,8 @@ inline void column_strip(const T* x, int64_t r0, int64_t r1, int64_t stride, int
   }
 }
 
-template <class T>
-void column_stats(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out) {
+template <class T, bool kCompensated>
+void column_stats_impl(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out) {
   using W = typename Vec<T>::Wide;
   constexpr int L = Vec<T>::kLanes;
   const int64_t nvec = (ncols + L - 1) / L;
@@ -471,16 +479,22 @@ void column_stats(const T* x, int64_t rows, int64_t stride, int64_t ncols, Slice
       const T* strip_x = x + j * L;
       const int64_t tail = j + kStripVectors >= nvec ? tail_lanes : L;
       switch (nvec - j < kStripVectors ? nvec - j : kStripVectors) {
-        case 1: column_strip<T, 1>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
-        case 2: column_strip<T, 2>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
-        case 3: column_strip<T, 3>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
-        default: column_strip<T, 4>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
+        case 1: column_strip<T, 1, kCompensated>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
+        case 2: column_strip<T, 2, kCompensated>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
+        case 3: column_strip<T, 3, kCompensated>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
+        default: column_strip<T, 4, kCompensated>(strip_x, r0, r1, stride, tail, run_max + j, run_count + j, run_others + j); break;
       }
     }
   }
   for (int64_t c = 0; c < ncols; ++c) {
     out[c] = SliceStats{run_max[c / L][c % L], run_count[c / L][c % L], run_others[c / L][c % L]};
   }
+}
+
+template <class T>
+void column_stats(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out, int flags) {
+  if (flags & kStatsCompensated) column_stats_impl<T, true>(x, rows, stride, ncols, out);
+  else column_stats_impl<T, false>(x, rows, stride, ncols, out);
 }
 
 // out[r, c] = f(x[r, c], c-th parameters) for a tile, row by row.

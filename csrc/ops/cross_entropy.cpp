@@ -31,26 +31,15 @@ bool check_targets(const ArrayCall& call, const CrossEntropyOperands& ops, int64
   return true;
 }
 
+// The class axis is the contiguous one (or strided with no contiguous alternative): one fused
+// kernel call per position.
 template <class T>
-CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropyOperands& ops) {
-  const TypedKernels<T>& k = kernels_for<T>(active_kernels());
+void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const CrossEntropyOperands& ops,
+                        double g_common, std::vector<double>& row_loss) {
   const ReductionLayout& L = call.layout;
   const int64_t C = L.length;
   const T* weight = static_cast<const T*>(ops.weight);
   const double e = ops.label_smoothing;
-  CrossEntropyResult result;
-
-  double denominator = (double)L.rows;  // probability targets: positions
-  if (!ops.probability_targets && !check_targets<T>(call, ops, C, denominator, result.bad_target_value)) {
-    result.bad_target = true;
-    return result;
-  }
-  // d reduced loss / d per-row loss, before any per-row upstream gradient.
-  const double g_common = ops.reduction == LossReduction::kMean ? ops.upstream_scalar / denominator
-                          : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
-                                                                 : 1.0;
-  std::vector<double> row_loss(ops.reduction == LossReduction::kNone ? 0 : (size_t)L.rows);
-
   for_each_row(L, [&](int64_t r, const RowCursor& cur) {
     const T* x = row_input<T>(call.base[ops.input] + cur.offset(ops.input), L.row_stride[ops.input], C, 0);
     char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cur.offset(ops.grad);
@@ -120,8 +109,129 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
     if (grad) finish_row_output(grad_bytes, grad_stride, C, grad);
     finish(loss);
   });
+}
 
-  // 4. Reduction in row order: the same sum whatever the threads.
+// K-dim input (N, C, d1..dk): the class axis is strided and the positions are contiguous. Phase 1
+// takes every position's statistics with the column kernel (no transposed copy); the target terms
+// are summed row by row over the classes; phase 2 writes the gradient row by row over whole
+// contiguous rows; the target lanes and the rows needing edge-case rules are fixed last.
+template <class T>
+void cross_entropy_columns(const TypedKernels<T>& k, const ArrayCall& call, const CrossEntropyOperands& ops,
+                           double g_common, std::vector<double>& row_loss) {
+  const ReductionLayout& L = call.layout;
+  const int64_t C = L.length;
+  const T* weight = static_cast<const T*>(ops.weight);
+  const double e = ops.label_smoothing;
+  const ColumnBlocks cb = column_blocks(L);
+  const int64_t positions = cb.blocks.rows * cb.columns;
+  const std::vector<SliceStats> stats = column_statistics(k, call, ops.input, cb, kStatsCompensated);
+  const double a1 = ops.probability_targets ? (double)(T)(1.0 - e) : 0.0;
+  const double a0 = (double)(T)(e / (double)C);
+  const bool has_terms = a1 != 0 || a0 != 0;
+  auto element = [&](int op, int64_t block, int64_t column, int64_t c) {
+    return column_address(call, cb, op, block, column) + c * L.row_stride[op];
+  };
+  auto target_mass = [&](int64_t block, int64_t column, int64_t c) {  // v_c at a position
+    const double y = ops.probability_targets ? (double)load_scalar<T>(element(ops.target, block, column, c)) : 0.0;
+    return (weight ? (double)weight[c] : 1.0) * (a1 * y + a0);
+  };
+
+  // 1. Per position: target, upstream gradient, target logit (before any in-place write).
+  std::vector<int64_t> y(positions, -1);
+  std::vector<double> g(positions), z_y(positions), gap(positions, 0.0), mass(positions, 0.0);
+  for (int64_t i = 0; i < positions; ++i) {
+    const int64_t block = i / cb.columns, column = i % cb.columns;
+    g[i] = g_common * (ops.upstream == kNoOperand ? 1.0 : (double)load_scalar<T>(column_address(call, cb, ops.upstream, block, column)));
+    if (ops.probability_targets) continue;
+    y[i] = load_scalar<int64_t>(column_address(call, cb, ops.target, block, column));
+    if (y[i] != ops.ignore_index) z_y[i] = (double)load_scalar<T>(element(ops.input, block, column, y[i]));
+  }
+  // 2. Target terms, class by class: gap = sum_c v_c (max - z_c), mass = sum_c v_c.
+  if (has_terms) {
+    for (int64_t block = 0; block < cb.blocks.rows; ++block) {
+      for (int64_t c = 0; c < C; ++c) {
+        for (int64_t column = 0; column < cb.columns; ++column) {
+          const int64_t i = block * cb.columns + column;
+          const double v = target_mass(block, column, c);
+          gap[i] += v * (stats[i].max - (double)load_scalar<T>(element(ops.input, block, column, c)));
+          mass[i] += v;
+        }
+      }
+    }
+  }
+  // 3. Losses and the parameters of the gradient pass.
+  std::vector<T> shift(positions, T(0)), scale(positions, T(0));
+  std::vector<char> regular(positions, 0);
+  for (int64_t i = 0; i < positions; ++i) {
+    const SliceStats& s = stats[i];
+    double loss;
+    if (!ops.probability_targets && y[i] == ops.ignore_index) {
+      loss = 0.0;
+    } else if (!regular_row(s)) {
+      loss = kNan;
+    } else {
+      regular[i] = 1;
+      const double log_sum = log_total(s), total = s.count + s.others;
+      const double w_y = ops.probability_targets ? 0.0 : (weight ? (double)weight[y[i]] : 1.0);
+      loss = gap[i] + mass[i] * log_sum;
+      if (!ops.probability_targets) loss += (1.0 - e) * w_y * ((s.max - z_y[i]) + log_sum);
+      shift[i] = (T)s.max;
+      scale[i] = (T)(g[i] * ((1.0 - e) * w_y + mass[i]) / total);
+    }
+    const int64_t block = i / cb.columns, column = i % cb.columns;
+    if (ops.loss != kNoOperand) store_scalar<T>(const_cast<char*>(column_address(call, cb, ops.loss, block, column)), (T)loss);
+    if (!row_loss.empty()) row_loss[(size_t)i] = loss;
+  }
+  if (ops.grad == kNoOperand) return;
+  // 4. The gradient, row by row over the classes: g (scale p - v).
+  for_each_column_row<T>(call, cb, ops.input, ops.grad, [&](int64_t block, int64_t c, const T* x_row, T* grad_row) {
+    const size_t at = (size_t)(block * cb.columns);
+    k.column_scaled_exp(x_row, 1, 0, cb.columns, shift.data() + at, scale.data() + at, grad_row, 0);
+    if (!has_terms) return;
+    for (int64_t column = 0; column < cb.columns; ++column) {
+      grad_row[column] = (T)((double)grad_row[column] - g[at + column] * target_mass(block, column, c));
+    }
+  });
+  // 5. Target lanes without cancellation; ignored positions 0; edge-case positions nan.
+  for (int64_t i = 0; i < positions; ++i) {
+    const int64_t block = i / cb.columns, column = i % cb.columns;
+    const bool ignored = !ops.probability_targets && y[i] == ops.ignore_index;
+    if (ignored || !regular[i]) {
+      for (int64_t c = 0; c < C; ++c) store_scalar<T>(const_cast<char*>(element(ops.grad, block, column, c)), ignored ? T(0) : (T)kNan);
+      continue;
+    }
+    if (ops.probability_targets) continue;
+    const SliceStats& s = stats[i];
+    const double total = s.count + s.others;
+    const double w_y = weight ? (double)weight[y[i]] : 1.0;
+    const double p_y = std::exp(z_y[i] - s.max) / total;
+    const double p_y_minus_1 = z_y[i] == s.max ? -(s.count - 1.0 + s.others) / total : p_y - 1.0;
+    store_scalar<T>(const_cast<char*>(element(ops.grad, block, column, y[i])),
+                    (T)(g[i] * ((1.0 - e) * w_y * p_y_minus_1 + p_y * mass[i] - w_y * a0)));
+  }
+}
+
+template <class T>
+CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropyOperands& ops) {
+  const TypedKernels<T>& k = kernels_for<T>(active_kernels());
+  const ReductionLayout& L = call.layout;
+  CrossEntropyResult result;
+  double denominator = (double)L.rows;  // probability targets: positions
+  if (!ops.probability_targets && !check_targets<T>(call, ops, L.length, denominator, result.bad_target_value)) {
+    result.bad_target = true;
+    return result;
+  }
+  // d reduced loss / d per-row loss, before any per-row upstream gradient.
+  const double g_common = ops.reduction == LossReduction::kMean ? ops.upstream_scalar / denominator
+                          : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
+                                                                 : 1.0;
+  std::vector<double> row_loss(ops.reduction == LossReduction::kNone ? 0 : (size_t)L.rows);
+  if (use_columns<T>(L, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand})) {
+    cross_entropy_columns(k, call, ops, g_common, row_loss);
+  } else {
+    cross_entropy_rows(k, call, ops, g_common, row_loss);
+  }
+  // Reduction in row order: the same sum whatever the threads.
   double sum = 0.0;
   for (double v : row_loss) sum += v;
   result.loss = ops.reduction == LossReduction::kMean ? sum / denominator : sum;

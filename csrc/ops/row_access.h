@@ -1,15 +1,19 @@
-// What every driver needs to walk rows: the active kernels for a dtype, unaligned scalar access,
-// packing of strided rows into thread-local buffers (and unpacking outputs), and the threaded
-// row loop. Baseline code only (included by csrc/ops/*.cpp, never by an ISA target).
+// What every driver needs to walk an array: the active kernels for a dtype, unaligned scalar
+// access, packing of strided rows into thread-local buffers (and unpacking outputs), the threaded
+// row loop, and column mode (the reduced axis strided, the last kept axis contiguous). Baseline
+// code only (included by csrc/ops/*.cpp, never by an ISA target).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <vector>
 
 #include "kernels/kernel_table.h"
 #include "ops/row_layout.h"
+#include "ops/softmax_family.h"
 #include "runtime/thread_pool.h"
 
 namespace logitloss {
@@ -98,6 +102,79 @@ inline bool regular_row(const SliceStats& s) { return s.max - s.max == 0 && s.ot
 // log(sum exp(x - max)) of a regular row, keeping precision when the maxima dominate.
 inline double log_total(const SliceStats& s) {
   return (s.count == 1 ? 0.0 : std::log(s.count)) + (s.others == 0 ? 0.0 : std::log1p(s.others / s.count));
+}
+
+// Column mode: the reduced axis is strided and the last kept axis is contiguous for every listed
+// operand, so lanes can run across columns.
+template <class T>
+bool use_columns(const ReductionLayout& layout, std::initializer_list<int> operands) {
+  if (layout.outer_shape.empty() || layout.outer_shape.back() < 8) return false;
+  for (int op : operands) {
+    if (op == kNoOperand) continue;
+    const int64_t rs = layout.row_stride[op];
+    if (rs == (int64_t)sizeof(T) || rs % (int64_t)sizeof(T) != 0) return false;
+    if (layout.outer_strides[op].back() != (int64_t)sizeof(T)) return false;
+  }
+  return true;
+}
+
+// Column mode runs in two phases. Phase 1: per-column statistics, tile by tile of columns (the
+// kernel walks down the rows of its tile). Phase 2: outputs row by row over whole contiguous
+// rows, which streams through memory far better than writing tile-wide pieces of every row.
+// "Blocks" enumerate the kept dims other than the last (the columns).
+struct ColumnBlocks {
+  ReductionLayout blocks;
+  int64_t columns;
+};
+
+inline ColumnBlocks column_blocks(const ReductionLayout& layout) {
+  ColumnBlocks cb{layout, layout.outer_shape.back()};
+  cb.blocks.outer_shape.pop_back();
+  for (auto& s : cb.blocks.outer_strides) s.pop_back();
+  cb.blocks.rows = layout.rows / cb.columns;
+  return cb;
+}
+
+// stats[block * columns + column] for operand x_op.
+template <class T>
+std::vector<SliceStats> column_statistics(const TypedKernels<T>& k, const ArrayCall& call, int x_op,
+                                          const ColumnBlocks& cb, int flags) {
+  const ReductionLayout& L = call.layout;
+  std::vector<SliceStats> stats((size_t)(cb.blocks.rows * cb.columns));
+  const int64_t tiles = (cb.columns + kColumnTile - 1) / kColumnTile;
+  auto body = [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t block = item / tiles, first = (item % tiles) * kColumnTile;
+      RowCursor cursor(cb.blocks, block);
+      const T* x = reinterpret_cast<const T*>(call.base[x_op] + cursor.offset(x_op)) + first;
+      k.column_stats(x, L.length, L.row_stride[x_op] / (int64_t)sizeof(T),
+                     cb.columns - first < kColumnTile ? cb.columns - first : kColumnTile,
+                     stats.data() + block * cb.columns + first, flags);
+    }
+  };
+  parallel_for(cb.blocks.rows * tiles, 1, threads_for_work((double)L.rows * L.length), body);
+  return stats;
+}
+
+// Calls per_row(block, r, x row, out row) for every reduced-axis row r of every block, in parallel.
+template <class T, class F>
+void for_each_column_row(const ArrayCall& call, const ColumnBlocks& cb, int x_op, int out_op, F per_row) {
+  const ReductionLayout& L = call.layout;
+  auto body = [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t block = item / L.length, r = item % L.length;
+      RowCursor cursor(cb.blocks, block);
+      per_row(block, r, reinterpret_cast<const T*>(call.base[x_op] + cursor.offset(x_op) + r * L.row_stride[x_op]),
+              reinterpret_cast<T*>(call.base[out_op] + cursor.offset(out_op) + r * L.row_stride[out_op]));
+    }
+  };
+  parallel_for(cb.blocks.rows * L.length, grain_rows(cb.columns), threads_for_work((double)L.rows * L.length), body);
+}
+
+// Byte address of column c of block `block` in operand op.
+inline const char* column_address(const ArrayCall& call, const ColumnBlocks& cb, int op, int64_t block, int64_t c) {
+  RowCursor cursor(cb.blocks, block);
+  return call.base[op] + cursor.offset(op) + c * call.layout.outer_strides[op].back();
 }
 
 }  // namespace row_access

@@ -117,79 +117,6 @@ void softmax_fallback(const char* x, int64_t xs, int64_t n, char* out, int64_t o
   }
 }
 
-// Column mode: the reduced axis is strided and the last kept axis is contiguous for every listed
-// operand, so lanes can run across columns.
-template <class T>
-bool use_columns(const ReductionLayout& layout, std::initializer_list<int> operands) {
-  if (layout.outer_shape.empty() || layout.outer_shape.back() < 8) return false;
-  for (int op : operands) {
-    if (op == kNoOperand) continue;
-    const int64_t rs = layout.row_stride[op];
-    if (rs == (int64_t)sizeof(T) || rs % (int64_t)sizeof(T) != 0) return false;
-    if (layout.outer_strides[op].back() != (int64_t)sizeof(T)) return false;
-  }
-  return true;
-}
-
-// Column mode runs in two phases. Phase 1: per-column statistics, tile by tile of columns (the
-// kernel walks down the rows of its tile). Phase 2: outputs row by row over whole contiguous
-// rows, which streams through memory far better than writing tile-wide pieces of every row.
-// "Blocks" enumerate the kept dims other than the last (the columns).
-struct ColumnBlocks {
-  ReductionLayout blocks;
-  int64_t columns;
-};
-
-ColumnBlocks column_blocks(const ReductionLayout& layout) {
-  ColumnBlocks cb{layout, layout.outer_shape.back()};
-  cb.blocks.outer_shape.pop_back();
-  for (auto& s : cb.blocks.outer_strides) s.pop_back();
-  cb.blocks.rows = layout.rows / cb.columns;
-  return cb;
-}
-
-// stats[block * columns + column] for operand x_op.
-template <class T>
-std::vector<SliceStats> column_statistics(const TypedKernels<T>& k, const ArrayCall& call, int x_op,
-                                          const ColumnBlocks& cb) {
-  const ReductionLayout& L = call.layout;
-  std::vector<SliceStats> stats((size_t)(cb.blocks.rows * cb.columns));
-  const int64_t tiles = (cb.columns + kColumnTile - 1) / kColumnTile;
-  auto body = [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t block = item / tiles, first = (item % tiles) * kColumnTile;
-      RowCursor cursor(cb.blocks, block);
-      const T* x = reinterpret_cast<const T*>(call.base[x_op] + cursor.offset(x_op)) + first;
-      k.column_stats(x, L.length, L.row_stride[x_op] / (int64_t)sizeof(T),
-                     cb.columns - first < kColumnTile ? cb.columns - first : kColumnTile,
-                     stats.data() + block * cb.columns + first);
-    }
-  };
-  parallel_for(cb.blocks.rows * tiles, 1, threads_for_work((double)L.rows * L.length), body);
-  return stats;
-}
-
-// Calls per_row(block, x row, out row) for every reduced-axis row of every block, in parallel.
-template <class T, class F>
-void for_each_column_row(const ArrayCall& call, const ColumnBlocks& cb, int x_op, int out_op, F per_row) {
-  const ReductionLayout& L = call.layout;
-  auto body = [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t block = item / L.length, r = item % L.length;
-      RowCursor cursor(cb.blocks, block);
-      per_row(block, reinterpret_cast<const T*>(call.base[x_op] + cursor.offset(x_op) + r * L.row_stride[x_op]),
-              reinterpret_cast<T*>(call.base[out_op] + cursor.offset(out_op) + r * L.row_stride[out_op]));
-    }
-  };
-  parallel_for(cb.blocks.rows * L.length, grain_rows(cb.columns), threads_for_work((double)L.rows * L.length), body);
-}
-
-// Byte address of column c of block `block` in operand op.
-const char* column_address(const ArrayCall& call, const ColumnBlocks& cb, int op, int64_t block, int64_t c) {
-  RowCursor cursor(cb.blocks, block);
-  return call.base[op] + cursor.offset(op) + c * call.layout.outer_strides[op].back();
-}
-
 // ------------------------------------------------------------------------------------------------
 
 template <class T>
@@ -204,7 +131,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
 
   if (ops.b == kNoOperand && use_columns<T>(L, {ops.a, ops.grad})) {
     const ColumnBlocks cb = column_blocks(L);
-    const std::vector<SliceStats> stats = column_statistics(k, call, ops.a, cb);
+    const std::vector<SliceStats> stats = column_statistics(k, call, ops.a, cb, kStatsPlain);
     std::vector<LogsumexpValue> values(stats.size());
     for (int64_t i = 0; i < (int64_t)stats.size(); ++i) {
       values[i] = finalize_logsumexp(stats[i], ops.return_sign);
@@ -219,7 +146,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
       shift[i] = values[i].regular ? (T)values[i].max : T(0);
       scale[i] = values[i].regular ? (T)(values[i].sign * values[i].inverse_total) : T(0);
     }
-    for_each_column_row<T>(call, cb, ops.a, ops.grad, [&](int64_t block, const T* a_row, T* grad_row) {
+    for_each_column_row<T>(call, cb, ops.a, ops.grad, [&](int64_t block, int64_t, const T* a_row, T* grad_row) {
       const size_t at = (size_t)(block * cb.columns);
       k.column_scaled_exp(a_row, 1, 0, cb.columns, shift.data() + at, scale.data() + at, grad_row, 0);
     });
@@ -270,14 +197,14 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
 
   if (use_columns<T>(L, {x_op, out_op})) {
     const ColumnBlocks cb = column_blocks(L);
-    const std::vector<SliceStats> stats = column_statistics(k, call, x_op, cb);
+    const std::vector<SliceStats> stats = column_statistics(k, call, x_op, cb, kStatsPlain);
     std::vector<T> first_param(stats.size()), second_param(stats.size());
     for (size_t i = 0; i < stats.size(); ++i) {
       const bool regular = regular_row(stats[i]);
       first_param[i] = regular ? (T)stats[i].max : T(0);
       second_param[i] = !regular ? T(0) : log ? (T)log_total(stats[i]) : (T)(1.0 / (stats[i].count + stats[i].others));
     }
-    for_each_column_row<T>(call, cb, x_op, out_op, [&](int64_t block, const T* x_row, T* out_row) {
+    for_each_column_row<T>(call, cb, x_op, out_op, [&](int64_t block, int64_t, const T* x_row, T* out_row) {
       const size_t at = (size_t)(block * cb.columns);
       if (log) k.column_log_softmax(x_row, 1, 0, cb.columns, first_param.data() + at, second_param.data() + at, out_row, 0);
       else k.column_scaled_exp(x_row, 1, 0, cb.columns, first_param.data() + at, second_param.data() + at, out_row, 0);
