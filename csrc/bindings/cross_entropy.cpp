@@ -31,8 +31,17 @@ struct CrossEntropyArgs {
 };
 
 CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py::handle weight_obj,
-                                 py::handle ignore_index_obj, const std::string& reduction, double label_smoothing) {
+                                 py::handle ignore_index_obj, py::handle reduction_obj, py::handle label_smoothing_obj) {
   CrossEntropyArgs a;
+  if (!py::isinstance<py::str>(reduction_obj)) {
+    throw py::type_error("`reduction` must be 'none', 'mean' or 'sum', got " + py::repr(reduction_obj).cast<std::string>());
+  }
+  const std::string reduction = reduction_obj.cast<std::string>();
+  if (py::isinstance<py::bool_>(label_smoothing_obj) || !py::hasattr(label_smoothing_obj, "__float__")) {
+    throw py::type_error("`label_smoothing` must be a real number in [0, 1], got " +
+                         py::repr(label_smoothing_obj).cast<std::string>());
+  }
+  const double label_smoothing = py::reinterpret_borrow<py::object>(label_smoothing_obj).attr("__float__")().cast<double>();
   py::array input = as_numeric_array(input_obj, "input");
   if (input.dtype().kind() != 'f') {
     throw py::type_error("`input` must hold floating-point logits, got dtype " + py::str(input.dtype()).cast<std::string>());
@@ -102,7 +111,14 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
   return a;
 }
 
-py::object reduced_loss_scalar(double value, const py::dtype& dt) { return dt.attr("type")(value); }
+// A reduced loss as a NumPy scalar of the result dtype, rounded once (to +-inf beyond its range,
+// without NumPy's overflow warning: that is the correctly rounded value).
+py::object reduced_loss_scalar(double value, const CrossEntropyArgs& a) {
+  py::array v(a.compute_dtype, std::vector<int64_t>{});
+  if (a.compute == DType::kFloat32) *static_cast<float*>(v.mutable_data()) = (float)value;
+  else *static_cast<double*>(v.mutable_data()) = value;
+  return scalar_if_0d(cast_to(v, a.result_dtype));
+}
 
 // Runs the driver; raises IndexError for an out-of-range target.
 double run(CrossEntropyArgs& a, py::object loss, py::object grad, py::object upstream) {
@@ -156,7 +172,7 @@ py::object finish_gradient(GradientTarget& t) {
 }
 
 py::object cross_entropy(py::handle input, py::handle target, py::handle weight, py::handle ignore_index,
-                         const std::string& reduction, double label_smoothing, bool return_grad, py::handle grad_out) {
+                         py::handle reduction, py::handle label_smoothing, bool return_grad, py::handle grad_out) {
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
   return_grad = return_grad || !grad_out.is_none();
   GradientTarget grad;
@@ -165,7 +181,7 @@ py::object cross_entropy(py::handle input, py::handle target, py::handle weight,
   py::object loss_array = per_row ? py::object(py::array(a.compute_dtype, a.kept_shape)) : py::object();
   const double reduced = run(a, loss_array, return_grad ? grad.compute : py::object(), py::object());
   py::object loss = per_row ? scalar_if_0d(cast_to(loss_array.cast<py::array>(), a.result_dtype))
-                            : reduced_loss_scalar(reduced, a.result_dtype);
+                            : reduced_loss_scalar(reduced, a);
   if (!return_grad) return loss;
   py::object g = finish_gradient(grad);
   if (!grad.user && !a.compute_dtype.equal(a.result_dtype)) g = cast_to(g.cast<py::array>(), a.result_dtype);
@@ -173,7 +189,7 @@ py::object cross_entropy(py::handle input, py::handle target, py::handle weight,
 }
 
 py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::handle target, py::handle weight,
-                                  py::handle ignore_index, const std::string& reduction, double label_smoothing) {
+                                  py::handle ignore_index, py::handle reduction, py::handle label_smoothing) {
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
   py::array upstream = cast_to(as_numeric_array(grad_output, "grad_output"), a.compute_dtype);
   py::object per_row_upstream;
@@ -186,7 +202,7 @@ py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::
     per_row_upstream = upstream;
   } else {
     if (upstream.size() != 1 || upstream.ndim() > 1) {
-      throw py::value_error("`grad_output` must be a scalar for reduction='" + reduction + "', got shape " +
+      throw py::value_error("`grad_output` must be a scalar for reduction='" + reduction.cast<std::string>() + "', got shape " +
                             py::str(upstream.attr("shape")).cast<std::string>());
     }
     a.ops.upstream_scalar = upstream.attr("item")().cast<double>();

@@ -20,6 +20,15 @@
 
 constexpr int64_t kChunk = kRowChunk;  // 16 KiB of float, 32 KiB of double: stays in L1
 constexpr int64_t kBlock = 16;         // iterations (2 vectors each) summed in lanes before widening
+// 2^kSumScale (see exp_nonpositive_sum_term) as a lane value, and its inverse in double.
+template <class T>
+constexpr T sum_scale() {
+  if constexpr (sizeof(T) == 4) return 0x1p64f; else return 0x1p512;
+}
+template <class T>
+constexpr double sum_unscale() {
+  if constexpr (sizeof(T) == 4) return 0x1p-64; else return 0x1p-512;
+}
 
 // Combines the statistics of two parts of a slice, in double (order matters for rounding only).
 inline SliceStats fold_stats(SliceStats a, SliceStats b) {
@@ -73,7 +82,9 @@ inline T chunk_max(const T* x, const T* weight, int64_t n) {
 }
 
 // Pass 2 of a chunk: count of x == max (sum of their weights) and sum of weight * exp(x - max)
-// over the others; optionally stores exp(x - max) (compensated) to `out`. Prefetches `ahead`.
+// over the others; optionally stores exp(x - max) * 2^kSumScale (compensated) to `out`.
+// Prefetches `ahead`. Lanes hold count and others in units of 2^-kSumScale (see
+// exp_nonpositive_sum_term); the flush to double removes the scale exactly.
 template <class T, bool kWeighted, bool kCompensated>
 inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, const T* ahead, double& count_total,
                       double& others_total) {
@@ -83,17 +94,17 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
   const V max_v = splat<V>(max);
   auto term = [&](V xv, V wv, V& count, V& others) {
     if (kWeighted) xv = select(wv == 0, splat<V>(neg_inf), xv);
-    V e;
+    V e;  // exp(x - max) * 2^kSumScale
     if (kCompensated) {
       V lo;
       V hi = difference_with_error(xv, max_v, lo);
-      e = exp_nonpositive(hi);
+      e = exp_nonpositive_sum_term(hi);
       e = mul_add(e, lo, e);
     } else {
-      e = exp_nonpositive(xv - max_v);
+      e = exp_nonpositive_sum_term(xv - max_v);
     }
     if (kWeighted) e = e * wv;
-    accumulate_split(xv, max_v, wv, e, count, others);
+    accumulate_split(xv, max_v, wv * sum_scale<T>(), e, count, others);
     return e;
   };
   using W = typename Vec<T>::Wide;
@@ -135,8 +146,8 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
   }
   count_wide += __builtin_convertvector(c0, W);
   others_wide += __builtin_convertvector(s0, W);
-  count_total += horizontal_sum(count_wide);
-  others_total += horizontal_sum(others_wide);
+  count_total += horizontal_sum(count_wide) * sum_unscale<T>();
+  others_total += horizontal_sum(others_wide) * sum_unscale<T>();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,7 +195,15 @@ inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>&
     V g0 = splat<V>(0), m0 = g0;
     for (int64_t b = 0; b < 2 * kBlock && i + L <= n; ++b, i += L) {
       const V v = target_mass(y ? load(y + i) : a0, w ? load(w + i) : a0);
-      g0 = mul_add(v, max_v - load(x + i), g0);
+      const V xv = load(x + i);
+      const V d = max_v - xv;
+      if (horizontal_max(d) == (T)__builtin_inf() && horizontal_max(xv) != -(T)__builtin_inf()) {
+        // max - x beyond the dtype's range (logits of opposite signs near its limits): take the
+        // difference in double; the loss itself may well be finite.
+        gap_wide += __builtin_convertvector(v, W) * (__builtin_convertvector(max_v, W) - __builtin_convertvector(xv, W));
+      } else {
+        g0 = mul_add(v, d, g0);
+      }
       m0 += v;
     }
     gap_wide += __builtin_convertvector(g0, W);
@@ -194,7 +213,8 @@ inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>&
     const int64_t lanes = n - i;
     V v = target_mass(y ? load_partial(y + i, lanes, T(0)) : a0, w ? load_partial(w + i, lanes, T(0)) : a0);
     v = select(lane_index<V>() < (typename Lanes<V>::Bits)lanes, v, splat<V>(0));
-    gap_wide += __builtin_convertvector(v * (max_v - load_partial(x + i, lanes, max)), W);
+    gap_wide += __builtin_convertvector(v, W) *
+                (__builtin_convertvector(max_v, W) - __builtin_convertvector(load_partial(x + i, lanes, max), W));
     mass_wide += __builtin_convertvector(v, W);
   }
   gap += horizontal_sum(gap_wide);
@@ -218,11 +238,11 @@ FusedStats row_softmax_fused_one_vector(const T* x, int64_t n, T* out, const Tar
   const V max_v = splat<V>(max);
   V lo;
   const V hi = difference_with_error(xv, max_v, lo);
-  V e = exp_nonpositive(hi);
+  V e = exp_nonpositive_sum_term(hi);  // scaled by 2^kSumScale: no term underflows
   e = mul_add(e, lo, e);
   const auto is_max = xv == max_v;
   FusedStats result{{(double)max, horizontal_sum(__builtin_convertvector(select(valid & is_max, splat<V>(1), splat<V>(0)), W)),
-                     horizontal_sum(__builtin_convertvector(select(valid & !is_max, e, splat<V>(0)), W))},
+                     horizontal_sum(__builtin_convertvector(select(valid & !is_max, e, splat<V>(0)), W)) * sum_unscale<T>()},
                     0.0, 0.0};
   const bool has_terms = t.target_scale != 0 || t.target_offset != 0;
   V v = splat<V>(0);
@@ -233,13 +253,14 @@ FusedStats row_softmax_fused_one_vector(const T* x, int64_t n, T* out, const Tar
     v = select(valid, v, splat<V>(0));
     // Relative to the max if it is finite (else 0, and moved to the max below).
     const T reference = max - max == 0 ? max : T(0);
-    result.gap = horizontal_sum(__builtin_convertvector(v * (splat<V>(reference) - load_partial(x, n, reference)), W));
+    result.gap = horizontal_sum(__builtin_convertvector(v, W) * (__builtin_convertvector(splat<V>(reference), W) -
+                                                                 __builtin_convertvector(load_partial(x, n, reference), W)));
     result.mass = horizontal_sum(__builtin_convertvector(v, W));
     if (reference != max) result.gap += result.mass * ((double)max - reference);
   }
   if (out) {
     const SliceStats& s = result.stats;
-    const double scale = (t.scale_base + t.scale_per_mass * result.mass) / (s.count + s.others);
+    const double scale = (t.scale_base + t.scale_per_mass * result.mass) / (s.count + s.others) * sum_unscale<T>();
     store_partial(out, e * (T)scale - splat<V>(t.bias) * v, n);
   }
   return result;
@@ -287,7 +308,8 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, con
     const int64_t len = n - offset < kChunk ? n - offset : kChunk;
     // A chunk of nothing but -inf (a masked block) holds exp(-inf - -inf) = nan: its softmax is 0.
     const bool all_masked = scratch[2 * k] == -__builtin_inf();
-    const V scale = splat<V>(all_masked ? T(0) : (T)(::exp(scratch[2 * k] - row.max) * inverse_total * out_scale));
+    const V scale = splat<V>(
+        all_masked ? T(0) : (T)(::exp(scratch[2 * k] - row.max) * inverse_total * out_scale * sum_unscale<T>()));
     map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) {
       V p = all_masked ? scale : load_n(chunk_out + i, count, T(0)) * scale;
       if (!has_terms) return p;
@@ -429,16 +451,16 @@ inline void column_strip(const T* x, int64_t r0, int64_t r1, int64_t stride, int
     for (int k = 0; k < kWidth; ++k) {
       prefetch(x + (r + kColumnChunkRows) * stride + k * L);
       V xv = packed[r - r0][k];
-      V e;
+      V e;  // scaled by 2^kSumScale, as in chunk_sum
       if (kCompensated) {
         V lo;
         const V hi = difference_with_error(xv, block_max[k], lo);
-        e = exp_nonpositive(hi);
+        e = exp_nonpositive_sum_term(hi);
         e = mul_add(e, lo, e);
       } else {
-        e = exp_nonpositive(xv - block_max[k]);
+        e = exp_nonpositive_sum_term(xv - block_max[k]);
       }
-      accumulate_split(xv, block_max[k], splat<V>(1), e, block_count[k], block_others[k]);
+      accumulate_split(xv, block_max[k], splat<V>(sum_scale<T>()), e, block_count[k], block_others[k]);
     }
   }
   // Fold: the scale factors exp(old max - new max) are computed in the data type (they are 1
@@ -452,7 +474,8 @@ inline void column_strip(const T* x, int64_t r0, int64_t r1, int64_t stride, int
     const W block_scale = __builtin_convertvector(exp_nonpositive(block_max[k] - new_max), W);
     const WideMask run_lower_w = __builtin_convertvector(run_lower, WideMask);
     const WideMask block_lower_w = __builtin_convertvector(block_lower, WideMask);
-    const W count = __builtin_convertvector(block_count[k], W), others = __builtin_convertvector(block_others[k], W);
+    const W count = __builtin_convertvector(block_count[k], W) * sum_unscale<T>();
+    const W others = __builtin_convertvector(block_others[k], W) * sum_unscale<T>();
     run_others[k] = select(run_lower_w, (run_others[k] + run_count[k]) * run_scale, run_others[k]) +
                     select(block_lower_w, (others + count) * block_scale, others);
     run_count[k] = select(run_lower_w, splat<W>(0), run_count[k]) + select(block_lower_w, splat<W>(0), count);

@@ -216,6 +216,10 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
   const TypedKernels<T>& k = kernels_for<T>(active_kernels());
   const ReductionLayout& L = call.layout;
   CrossEntropyResult result;
+  if (L.rows == 0) {  // an empty batch: the mean is 0 / 0, the sum 0 (as torch)
+    result.loss = ops.reduction == LossReduction::kMean ? kNan : 0.0;
+    return result;
+  }
   double denominator = (double)L.rows;  // probability targets: positions
   if (!ops.probability_targets && !check_targets<T>(call, ops, L.length, denominator, result.bad_target_value)) {
     result.bad_target = true;

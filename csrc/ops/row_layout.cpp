@@ -48,6 +48,7 @@ bool make_reduction_layout(const std::vector<int64_t>& shape, const std::vector<
 
 RowCursor::RowCursor(const ReductionLayout& layout, int64_t first_row)
     : layout_(layout), index_(layout.outer_shape.size(), 0), offsets_(layout.outer_strides.size(), 0) {
+  if (layout.rows == 0) return;  // nothing to walk (a kept dim of length 0)
   int64_t rest = first_row;
   for (size_t d = layout.outer_shape.size(); d-- > 0;) {
     index_[d] = rest % layout.outer_shape[d];

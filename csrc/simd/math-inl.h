@@ -30,6 +30,9 @@ struct MathConstants<f32v> {
   static float smallest_normal() { return 0x1p-126f; }
   static float subnormal_scale() { return 0x1p24f; }
   static constexpr int kSubnormalShift = 24;
+  // Sums of exp(x - max) are taken as sums of exp(x - max) * 2^kSumScale: terms that would be
+  // subnormal (or round to 0) alone stay normal, so a sum of them rounds once, at the end.
+  static constexpr int kSumScale = 64;
 };
 
 template <>
@@ -46,6 +49,7 @@ struct MathConstants<f64v> {
   static double smallest_normal() { return 0x1p-1022; }
   static double subnormal_scale() { return 0x1p54; }
   static constexpr int kSubnormalShift = 54;
+  static constexpr int kSumScale = 512;
 };
 
 template <>
@@ -88,6 +92,21 @@ inline V exp_reduced(V r) {
 #pragma GCC unroll 16
   for (int k = kTerms - 1; k >= 0; --k) p = mul_add(p, r, splat<V>((lane_t<V>)c.value[k]));
   return p;
+}
+
+// exp(x) * 2^kSumScale for x <= 0 (and -inf): the terms of the reductions' sums. The result is
+// always a normal number (no subnormal range to round into) and one product is exact, so this
+// is as accurate as exp itself. nan propagates.
+template <class V>
+inline V exp_nonpositive_sum_term(V x) {
+  using C = MathConstants<V>;
+  V xc = clamp_below(x, splat<V>(C::exp_clamp_low()));
+  V n = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic())) - C::round_magic();
+  V r = mul_add(n, splat<V>(-C::ln2_hi()), xc);
+  r = mul_add(n, splat<V>(-C::ln2_lo()), r);
+  // 2^(n + kSumScale) is a normal number and so is the product: one exact multiplication.
+  using I = typename Lanes<V>::I;
+  return exp_reduced(r) * exp2_integer<V>(__builtin_convertvector(n, I) + C::kSumScale);
 }
 
 // exp for x <= 0 (and -inf), the only arguments the reductions produce (x - max): no overflow
