@@ -77,11 +77,17 @@ std::vector<bool> reduced_axes(py::handle axis, int ndim, const char* name) {
     items.push_back(axis);
   }
   for (py::handle item : items) {
-    if (py::isinstance<py::bool_>(item) || !py::hasattr(item, "__index__")) {
-      throw py::type_error(std::string("`") + name + "` must be None, an integer or a tuple of integers, got " +
-                           py::repr(axis).cast<std::string>());
+    int64_t raw;
+    if (PyLong_CheckExact(item.ptr())) {  // the common case, without attribute lookups
+      raw = PyLong_AsLongLong(item.ptr());
+      if (raw == -1 && PyErr_Occurred()) throw py::error_already_set();
+    } else {
+      if (py::isinstance<py::bool_>(item) || !py::hasattr(item, "__index__")) {
+        throw py::type_error(std::string("`") + name + "` must be None, an integer or a tuple of integers, got " +
+                             py::repr(axis).cast<std::string>());
+      }
+      raw = py::reinterpret_borrow<py::object>(item).attr("__index__")().cast<int64_t>();
     }
-    const int64_t raw = py::reinterpret_borrow<py::object>(item).attr("__index__")().cast<int64_t>();
     if (raw < -ndim || raw >= ndim) {
       py::object axis_error = numpy().attr("exceptions").attr("AxisError");
       PyErr_SetObject(axis_error.ptr(), axis_error(raw, ndim, py::str(name)).ptr());

@@ -168,7 +168,16 @@ SliceStats row_stats_impl(const T* x, const T* weight, int64_t n) {
 }
 
 template <class T>
+inline bool is_small_row(int64_t n);
+template <class T>
+FusedStats row_softmax_fused_small_any(const T* x, int64_t n, T* out, const TargetTerms<T>& t);
+
+template <class T>
 SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
+  if (!weight && is_small_row<T>(n)) {  // a row in two vectors or fewer: no chunk machinery
+    const TargetTerms<T> none{nullptr, nullptr, T(0), T(0), 0.0, 0.0, T(0)};
+    return row_softmax_fused_small_any(x, n, (T*)nullptr, none).stats;
+  }
   const bool compensated = flags & kStatsCompensated;
   if (weight) {
     return compensated ? row_stats_impl<T, true, true>(x, weight, n) : row_stats_impl<T, true, false>(x, weight, n);
@@ -225,51 +234,86 @@ inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>&
 // stored to `out` while the sums accumulate; then each chunk is scaled by
 // exp(chunk max - row max) / total (and the target terms applied) while it is still in cache.
 // scratch: two doubles per chunk (its max, its target mass).
-// A row that fits in one vector (tiny classification heads): the same arithmetic as below, with
-// no chunks, no scratch and one load.
-template <class T>
-FusedStats row_softmax_fused_one_vector(const T* x, int64_t n, T* out, const TargetTerms<T>& t) {
+// A row that fits in kVectors vectors (tiny classification heads): the same arithmetic as the
+// chunked path, with no chunks, no scratch and one load per vector.
+template <class T, int kVectors>
+FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTerms<T>& t) {
   using V = typename Vec<T>::V;
   using W = typename Vec<T>::Wide;
+  using Bits = typename Lanes<V>::Bits;
+  constexpr int L = Vec<T>::kLanes;
   const T neg_inf = -__builtin_inf();
-  const auto valid = lane_index<V>() < (typename Lanes<V>::Bits)n;
-  const V xv = load_partial(x, n, neg_inf);
-  const T max = horizontal_max(xv);
-  const V max_v = splat<V>(max);
-  V lo;
-  const V hi = difference_with_error(xv, max_v, lo);
-  V e = exp_nonpositive_sum_term(hi);  // scaled by 2^kSumScale: no term underflows
-  e = mul_add(e, lo, e);
-  const auto is_max = xv == max_v;
-  FusedStats result{{(double)max, horizontal_sum(__builtin_convertvector(select(valid & is_max, splat<V>(1), splat<V>(0)), W)),
-                     horizontal_sum(__builtin_convertvector(select(valid & !is_max, e, splat<V>(0)), W)) * sum_unscale<T>()},
+  auto lanes = [&](int j) { return n - j * L < L ? n - j * L : (int64_t)L; };  // > 0 for j < kVectors
+  V xv[kVectors];
+  V max_v = splat<V>(neg_inf);
+  for (int j = 0; j < kVectors; ++j) {
+    xv[j] = load_n(x + j * L, lanes(j), neg_inf);
+    max_v = max_ignoring_nan(max_v, xv[j]);
+  }
+  const T max = horizontal_max(max_v);
+  max_v = splat<V>(max);
+  V e[kVectors], count = splat<V>(0), others = splat<V>(0);
+  for (int j = 0; j < kVectors; ++j) {
+    V lo;
+    const V hi = difference_with_error(xv[j], max_v, lo);
+    e[j] = exp_nonpositive_sum_term(hi);  // scaled by 2^kSumScale: no term underflows
+    e[j] = mul_add(e[j], lo, e[j]);
+    const auto valid = lane_index<V>() < (Bits)lanes(j);
+    const auto is_max = xv[j] == max_v;
+    count += select(valid & is_max, splat<V>(1), splat<V>(0));
+    others += select(valid & !is_max, e[j], splat<V>(0));
+  }
+  FusedStats result{{(double)max, horizontal_sum(__builtin_convertvector(count, W)),
+                     horizontal_sum(__builtin_convertvector(others, W)) * sum_unscale<T>()},
                     0.0, 0.0};
   const bool has_terms = t.target_scale != 0 || t.target_offset != 0;
-  V v = splat<V>(0);
+  V v[kVectors];
+  // Gap relative to the max if it is finite (else 0, and moved to the max below).
+  const T reference = max - max == 0 ? max : T(0);
+  W gap = splat<W>(0), mass = splat<W>(0);
+  for (int j = 0; j < kVectors; ++j) {
+    v[j] = splat<V>(0);
+    if (!has_terms) continue;
+    v[j] = t.target ? mul_add(splat<V>(t.target_scale), load_n(t.target + j * L, lanes(j), T(0)), splat<V>(t.target_offset))
+                    : splat<V>(t.target_offset);
+    if (t.weight) v[j] = v[j] * load_n(t.weight + j * L, lanes(j), T(0));
+    v[j] = select(lane_index<V>() < (Bits)lanes(j), v[j], splat<V>(0));
+    const W vw = __builtin_convertvector(v[j], W);
+    gap += vw * (__builtin_convertvector(splat<V>(reference), W) - __builtin_convertvector(load_n(x + j * L, lanes(j), reference), W));
+    mass += vw;
+  }
   if (has_terms) {
-    v = t.target ? mul_add(splat<V>(t.target_scale), load_partial(t.target, n, T(0)), splat<V>(t.target_offset))
-                 : splat<V>(t.target_offset);
-    if (t.weight) v = v * load_partial(t.weight, n, T(0));
-    v = select(valid, v, splat<V>(0));
-    // Relative to the max if it is finite (else 0, and moved to the max below).
-    const T reference = max - max == 0 ? max : T(0);
-    result.gap = horizontal_sum(__builtin_convertvector(v, W) * (__builtin_convertvector(splat<V>(reference), W) -
-                                                                 __builtin_convertvector(load_partial(x, n, reference), W)));
-    result.mass = horizontal_sum(__builtin_convertvector(v, W));
+    result.gap = horizontal_sum(gap);
+    result.mass = horizontal_sum(mass);
     if (reference != max) result.gap += result.mass * ((double)max - reference);
   }
   if (out) {
-    const SliceStats& s = result.stats;
-    const double scale = (t.scale_base + t.scale_per_mass * result.mass) / (s.count + s.others) * sum_unscale<T>();
-    store_partial(out, e * (T)scale - splat<V>(t.bias) * v, n);
+    const SliceStats& st = result.stats;
+    const T scale = (T)((t.scale_base + t.scale_per_mass * result.mass) / (st.count + st.others) * sum_unscale<T>());
+    for (int j = 0; j < kVectors; ++j) {
+      const V o = e[j] * scale - splat<V>(t.bias) * v[j];
+      if (lanes(j) == L) store(out + j * L, o);
+      else store_partial(out + j * L, o, lanes(j));
+    }
   }
   return result;
+}
+
+// Rows of at most two vectors take the small path.
+template <class T>
+inline bool is_small_row(int64_t n) {
+  return n <= 2 * Vec<T>::kLanes;
+}
+
+template <class T>
+FusedStats row_softmax_fused_small_any(const T* x, int64_t n, T* out, const TargetTerms<T>& t) {
+  return n <= Vec<T>::kLanes ? row_softmax_fused_small<T, 1>(x, n, out, t) : row_softmax_fused_small<T, 2>(x, n, out, t);
 }
 
 template <class T>
 FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, const TargetTerms<T>& t) {
   using V = typename Vec<T>::V;
-  if (n < Vec<T>::kLanes) return row_softmax_fused_one_vector(x, n, out, t);
+  if (is_small_row<T>(n)) return row_softmax_fused_small_any(x, n, out, t);
   const bool has_terms = t.target_scale != 0 || t.target_offset != 0;
   FusedStats result{{-__builtin_inf(), 0.0, 0.0}, 0.0, 0.0};
   SliceStats& row = result.stats;
