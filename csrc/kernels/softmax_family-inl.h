@@ -187,41 +187,45 @@ SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
 
 // The target terms of one chunk (before pass 2, which may overwrite x when out == x):
 // gap += sum v_c (max - x_c), mass += sum v_c, v_c = w_c (a1 y_c + a0).
-template <class T>
-inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>& t, int64_t offset, double& gap,
-                             double& mass) {
+template <class T, bool kHasTarget, bool kHasWeight>
+inline void chunk_target_gap_impl(const T* x, int64_t n, T max, const TargetTerms<T>& t, int64_t offset, double& gap,
+                                  double& mass) {
   using V = typename Vec<T>::V;
   using W = typename Vec<T>::Wide;
   constexpr int L = Vec<T>::kLanes;
   const V max_v = splat<V>(max), a1 = splat<V>(t.target_scale), a0 = splat<V>(t.target_offset);
-  const T* y = t.target ? t.target + offset : nullptr;
-  const T* w = t.weight ? t.weight + offset : nullptr;
-  auto target_mass = [&](V yv, V wv) { return (y ? mul_add(a1, yv, a0) : a0) * (w ? wv : splat<V>(1)); };
+  const T* y = kHasTarget ? t.target + offset : nullptr;
+  const T* w = kHasWeight ? t.weight + offset : nullptr;
+  auto target_mass = [&](int64_t i, int64_t lanes) {
+    V v = kHasTarget ? mul_add(a1, load_n(y + i, lanes, T(0)), a0) : a0;
+    return kHasWeight ? v * load_n(w + i, lanes, T(0)) : v;
+  };
   // v * (max - x): 0 * inf is nan where a masked (-inf) logit has zero target mass, as torch.
   W gap_wide = splat<W>(0), mass_wide = splat<W>(0);
   int64_t i = 0;
   while (i + L <= n) {
+    const int64_t block_start = i;
     V g0 = splat<V>(0), m0 = g0;
     for (int64_t b = 0; b < 2 * kBlock && i + L <= n; ++b, i += L) {
-      const V v = target_mass(y ? load(y + i) : a0, w ? load(w + i) : a0);
-      const V xv = load(x + i);
-      const V d = max_v - xv;
-      if (horizontal_max(d) == (T)__builtin_inf() && horizontal_max(xv) != -(T)__builtin_inf()) {
-        // max - x beyond the dtype's range (logits of opposite signs near its limits): take the
-        // difference in double; the loss itself may well be finite.
-        gap_wide += __builtin_convertvector(v, W) * (__builtin_convertvector(max_v, W) - __builtin_convertvector(xv, W));
-      } else {
-        g0 = mul_add(v, d, g0);
-      }
+      const V v = target_mass(i, L);
+      g0 = mul_add(v, max_v - load(x + i), g0);
       m0 += v;
+    }
+    if (!(horizontal_max(abs(g0)) < (T)__builtin_inf())) {
+      // An infinite (or nan) partial sum: max - x may have overflowed the dtype (logits of opposite
+      // signs near its limits) although the loss is finite. Redo the block in double.
+      g0 = splat<V>(0);
+      for (int64_t j = block_start; j < i; j += L) {
+        gap_wide += __builtin_convertvector(target_mass(j, L), W) *
+                    (__builtin_convertvector(max_v, W) - __builtin_convertvector(load(x + j), W));
+      }
     }
     gap_wide += __builtin_convertvector(g0, W);
     mass_wide += __builtin_convertvector(m0, W);
   }
   if (i < n) {
     const int64_t lanes = n - i;
-    V v = target_mass(y ? load_partial(y + i, lanes, T(0)) : a0, w ? load_partial(w + i, lanes, T(0)) : a0);
-    v = select(lane_index<V>() < (typename Lanes<V>::Bits)lanes, v, splat<V>(0));
+    const V v = select(lane_index<V>() < (typename Lanes<V>::Bits)lanes, target_mass(i, lanes), splat<V>(0));
     gap_wide += __builtin_convertvector(v, W) *
                 (__builtin_convertvector(max_v, W) - __builtin_convertvector(load_partial(x + i, lanes, max), W));
     mass_wide += __builtin_convertvector(v, W);
@@ -230,10 +234,32 @@ inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>&
   mass += horizontal_sum(mass_wide);
 }
 
-// Softmax of a row with one exp per element: per chunk, exp(x - chunk max) (compensated) is
-// stored to `out` while the sums accumulate; then each chunk is scaled by
-// exp(chunk max - row max) / total (and the target terms applied) while it is still in cache.
-// scratch: two doubles per chunk (its max, its target mass).
+template <class T>
+inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>& t, int64_t offset, double& gap,
+                             double& mass) {
+  if (t.target) {
+    if (t.weight) chunk_target_gap_impl<T, true, true>(x, n, max, t, offset, gap, mass);
+    else chunk_target_gap_impl<T, true, false>(x, n, max, t, offset, gap, mass);
+  } else {
+    if (t.weight) chunk_target_gap_impl<T, false, true>(x, n, max, t, offset, gap, mass);
+    else chunk_target_gap_impl<T, false, false>(x, n, max, t, offset, gap, mass);
+  }
+}
+
+// Pass 3 of row_softmax_fused for one chunk: out = p * scale - bias * v.
+template <class T, bool kHasTarget, bool kHasWeight>
+inline void chunk_apply_terms(T* out, int64_t n, typename Vec<T>::V scale, const TargetTerms<T>& t, int64_t offset) {
+  using V = typename Vec<T>::V;
+  const V a1 = splat<V>(t.target_scale), a0 = splat<V>(t.target_offset), bias = splat<V>(t.bias);
+  const T* y = kHasTarget ? t.target + offset : nullptr;
+  const T* w = kHasWeight ? t.weight + offset : nullptr;
+  map_row<T>(n, out, [&](int64_t i, int64_t count) {
+    V v = kHasTarget ? mul_add(a1, load_n(y + i, count, T(0)), a0) : a0;
+    if (kHasWeight) v = v * load_n(w + i, count, T(0));
+    return load_n(out + i, count, T(0)) * scale - bias * v;
+  });
+}
+
 // A row that fits in kVectors vectors (tiny classification heads): the same arithmetic as the
 // chunked path, with no chunks, no scratch and one load per vector.
 template <class T, int kVectors>
@@ -345,7 +371,6 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, con
   if (!out) return result;
   const double inverse_total = 1.0 / (row.count + row.others);
   const double out_scale = t.scale_base + t.scale_per_mass * result.mass;
-  const V a1 = splat<V>(t.target_scale), a0 = splat<V>(t.target_offset), bias = splat<V>(t.bias);
   for (int64_t k = 0; k < chunks; ++k) {
     T* chunk_out = out + k * kChunk;
     const int64_t offset = k * kChunk;
@@ -354,13 +379,18 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, con
     const bool all_masked = scratch[2 * k] == -__builtin_inf();
     const V scale = splat<V>(
         all_masked ? T(0) : (T)(::exp(scratch[2 * k] - row.max) * inverse_total * out_scale * sum_unscale<T>()));
-    map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) {
-      V p = all_masked ? scale : load_n(chunk_out + i, count, T(0)) * scale;
-      if (!has_terms) return p;
-      V v = t.target ? mul_add(a1, load_n(t.target + offset + i, count, T(0)), a0) : a0;
-      if (t.weight) v = v * load_n(t.weight + offset + i, count, T(0));
-      return p - bias * v;
-    });
+    if (all_masked) {
+      for (int64_t i = 0; i < len; ++i) chunk_out[i] = T(0);
+    }
+    if (!has_terms) {
+      if (!all_masked) map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) { return load_n(chunk_out + i, count, T(0)) * scale; });
+    } else if (t.target) {
+      if (t.weight) chunk_apply_terms<T, true, true>(chunk_out, len, scale, t, offset);
+      else chunk_apply_terms<T, true, false>(chunk_out, len, scale, t, offset);
+    } else {
+      if (t.weight) chunk_apply_terms<T, false, true>(chunk_out, len, scale, t, offset);
+      else chunk_apply_terms<T, false, false>(chunk_out, len, scale, t, offset);
+    }
   }
   return result;
 }

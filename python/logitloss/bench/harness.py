@@ -13,12 +13,15 @@ How a case is measured (:func:`measure`):
    provider, so ratios of medians measured in one run hold on a noisy machine.
 4. Statistics: per provider the median, min and max of the per-call times of the samples.
 
+A call's result is dropped inside the timed loop, so freeing a fresh output is part of every call's time.
+
 Each provider may carry a ``context`` (entered around each sample, outside the timed loop: an ISA or thread
 override) and a ``setup`` (called before each sample, outside the timed loop).  Garbage collection is off
 while a sample runs.
 
-Also here: machine information (:func:`machine_info`), the memory roofline measured on the same bytes
-(:func:`measure_roofline`) and a busy process pinned to a core (:func:`busy_core`).
+Also here: machine information (:func:`machine_info`), the memory roofline of the same bytes (probes that
+a row times interleaved with its providers, :func:`roofline_providers`), the CPU time other processes took
+during a row (:class:`CpuLoadMeter`) and a busy process pinned to a core (:func:`busy_core`).
 """
 
 from __future__ import annotations
@@ -42,14 +45,16 @@ from typing import Any, ContextManager
 import numpy as np
 
 __all__ = [
-    "Provider",
     "CpuLoadMeter",
+    "Provider",
     "Roofline",
     "Timing",
     "busy_core",
     "machine_info",
     "measure",
     "measure_roofline",
+    "roofline_from_timings",
+    "roofline_providers",
     "set_threads",
     "wait_for_quiet",
 ]
@@ -65,6 +70,7 @@ class Provider:
     setup: Callable[[], Any] | None = None
     isa: str = ""
     threads: int | None = None  # set when the provider fixes its own thread count
+    checked: bool = True  # hand the first result to measure()'s ``check``
 
 
 @dataclass
@@ -141,7 +147,7 @@ def measure(
                 start = time.perf_counter()
                 result = provider.fn()
                 first_call = time.perf_counter() - start
-                if check is not None:
+                if check is not None and provider.checked:
                     problem = check(result)
                     if problem:
                         notes.append(f"{provider.name}: WRONG RESULT, {problem}")
@@ -168,7 +174,14 @@ def measure(
     for round_index in range(repeats):
         shift = round_index % max(1, len(alive))
         for provider, provider_number in alive[shift:] + alive[:shift]:
-            timings[provider.name].samples.append(_time_sample(provider, provider_number))
+            if provider.name not in timings:
+                continue
+            try:
+                timings[provider.name].samples.append(_time_sample(provider, provider_number))
+            except Exception as error:
+                notes.append(f"{provider.name}: dropped in round {round_index + 1}, raised "
+                             f"{type(error).__name__}: {error}")
+                del timings[provider.name]
         if on_round is not None:
             on_round(round_index)
     return timings
@@ -202,7 +215,7 @@ def set_threads(threads: int) -> list[str]:
 
 @dataclass
 class Roofline:
-    """Memory bandwidth measured on one array of the run (1 thread, interleaved like any case).
+    """Memory bandwidth measured on one array of the run, at 1 thread (NumPy's reductions and copies).
 
     Units: ``read_gbps`` = bytes of the array / median time of a pure read of it (the faster of ``x.sum()``
     and ``x.max()``); ``copy_gbps`` = 2 * bytes (one read + one write) / median time of ``np.copyto``.
@@ -220,23 +233,39 @@ class Roofline:
         return max(self.read_sum_gbps, self.read_max_gbps)
 
 
-def measure_roofline(x: np.ndarray, *, repeats: int, label: str = "") -> Roofline:
+_ROOFLINE_PROBES = ("roofline read: x.sum()", "roofline read: x.max()", "roofline copy: np.copyto")
+
+
+def roofline_providers(x: np.ndarray) -> list[Provider]:
+    """The three roofline probes of ``x`` as providers, to be timed interleaved with a row's providers
+    (so the roofline sees the same machine state as the row); turn their timings into a
+    :class:`Roofline` with :func:`roofline_from_timings`."""
     destination = np.empty_like(x)
     np.copyto(destination, x)  # fault the pages in before timing
-    providers = [
-        Provider("read: x.sum()", lambda: x.sum()),
-        Provider("read: x.max()", lambda: x.max()),
-        Provider("copy: np.copyto", lambda: np.copyto(destination, x)),
+    read_sum, read_max, copy = _ROOFLINE_PROBES
+    return [
+        Provider(read_sum, lambda: x.sum(), checked=False),
+        Provider(read_max, lambda: x.max(), checked=False),
+        Provider(copy, lambda: np.copyto(destination, x), checked=False),
     ]
-    timings = measure(providers, repeats=repeats, warmup_calls=1, warmup_time=0.05, min_sample_time=0.01)
-    nbytes = x.nbytes
-    return Roofline(
-        label=label or f"{tuple(x.shape)} {x.dtype}",
-        nbytes=nbytes,
-        read_sum_gbps=nbytes / timings["read: x.sum()"].median / 1e9,
-        read_max_gbps=nbytes / timings["read: x.max()"].median / 1e9,
-        copy_gbps=2 * nbytes / timings["copy: np.copyto"].median / 1e9,
-    )
+
+
+def roofline_from_timings(timings: dict[str, Timing], nbytes: int, label: str) -> Roofline | None:
+    """Pops the probe timings out of ``timings`` and returns the Roofline (None if a probe is missing)."""
+    probes = [timings.pop(name, None) for name in _ROOFLINE_PROBES]
+    if any(probe is None for probe in probes):
+        return None
+    read_sum, read_max, copy = (probe.median for probe in probes if probe is not None)
+    return Roofline(label, nbytes, nbytes / read_sum / 1e9, nbytes / read_max / 1e9, 2 * nbytes / copy / 1e9)
+
+
+def measure_roofline(x: np.ndarray, *, repeats: int, label: str = "") -> Roofline:
+    """The roofline of ``x`` on its own (the CLI times the probes inside each row instead)."""
+    timings = measure(roofline_providers(x), repeats=repeats, warmup_calls=1, warmup_time=0.05,
+                      min_sample_time=0.01)
+    roofline = roofline_from_timings(timings, x.nbytes, label or f"{tuple(x.shape)} {x.dtype}")
+    assert roofline is not None
+    return roofline
 
 
 # --- a busy core ------------------------------------------------------------------------------------------

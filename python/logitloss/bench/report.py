@@ -180,11 +180,11 @@ def markdown(run: RunResult) -> str:
         "- bytes moved per call: logsumexp reads the logits once and writes one value per slice "
         "(`x.nbytes + result.nbytes`); softmax and log_softmax read once and write once (`2 * x.nbytes`). "
         "GB/s = bytes per call / median / 1e9.",
-        "- roofline, measured in this run on the same array, 1 thread: read = `x.nbytes` / median of the faster "
-        "of `x.sum()` and `x.max()` (logsumexp rows); copy = `2 * x.nbytes` / median of `np.copyto(y, x)` "
-        "(softmax rows).",
+        "- roofline of each row, measured on the row's own array and timed interleaved with the row's providers "
+        "(same machine state), 1 thread: read = `x.nbytes` / median of the faster of `x.sum()` and `x.max()` "
+        "(logsumexp rows); copy = `2 * x.nbytes` / median of `np.copyto(y, x)` (softmax rows).",
         "",
-        "| array | MB | read GB/s (x.sum) | read GB/s (x.max) | copy GB/s |",
+        "| row (array) | MB | read GB/s (x.sum) | read GB/s (x.max) | copy GB/s |",
         "|---|---|---|---|---|",
     ]
     for roofline in run.rooflines:

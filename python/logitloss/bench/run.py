@@ -85,7 +85,6 @@ def run_suite(
         "wait_quiet_seconds": wait_quiet,
     }
     inputs = InputCache()
-    rooflines: dict[tuple[int, ...], Roofline] = {}
     results: list[CaseResult] = []
     progress = _Progress(stream, len(cases))
     stream.write(
@@ -101,7 +100,7 @@ def run_suite(
                 gave_up = cores is not None and cores > OTHER_LOAD_THRESHOLD_CORES
                 waited = f"waited {seconds:.0f} s for a quiet CPU" + (" (gave up)" if gave_up else "")
                 progress.tick(f"({waited}) ")
-        result = _run_case(case, inputs, rooflines, threads, repeats, progress)
+        result = _run_case(case, inputs, threads, repeats, progress)
         if waited:
             result.notes.append(waited)
         load = "" if result.other_load_cores is None else f", other processes {result.other_load_cores:.2f} cores"
@@ -109,13 +108,13 @@ def run_suite(
         results.append(result)
     by_key = {r.case.key: r for r in results}
     targets = evaluate_targets([t for t in suite.targets if t.case in by_key], by_key, threads)
-    return RunResult(suite, machine, config, results, list(rooflines.values()), targets, notes)
+    rooflines = [r.roofline for r in results if r.roofline is not None]
+    return RunResult(suite, machine, config, results, rooflines, targets, notes)
 
 
 def _run_case(
     case: Case,
     inputs: InputCache,
-    rooflines: dict[tuple[int, ...], Roofline],
     threads: int,
     repeats: int,
     progress: _Progress,
@@ -127,15 +126,10 @@ def _run_case(
     except Exception as error:
         return CaseResult(case, {}, [f"row not built: {type(error).__name__}: {error}"], threads=case_threads)
     notes += build_notes
-    roofline = None
-    if case.roofline is not None:
-        roofline = rooflines.get(case.shape)
-        if roofline is None:
-            progress.tick("(roofline) ")
-            roofline = harness.measure_roofline(x, repeats=max(5, repeats), label=f"{case.shape} float32")
-            rooflines[case.shape] = roofline
     if not providers:
-        return CaseResult(case, {}, notes, roofline, threads=case_threads)
+        return CaseResult(case, {}, notes, None, threads=case_threads)
+    # The roofline probes of this row's array run interleaved with its providers: same machine state.
+    probes = harness.roofline_providers(x) if case.roofline is not None else []
     check = (lambda result: check_result(case.op, x, case.axis, result)) if case.check else None
     load = "none"
     busy: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -146,13 +140,15 @@ def _run_case(
     meter = harness.CpuLoadMeter()
     with meter, busy:
         timings = harness.measure(
-            providers,
+            providers + probes,
             repeats=case.repeats or repeats,
             number=case.number,
             check=check,
             notes=notes,
             on_round=lambda _: progress.tick(),
         )
+    label = f"{case.key} {tuple(x.shape)}"
+    roofline = harness.roofline_from_timings(timings, x.nbytes, label) if probes else None
     # The busy-core process is ours (a child): CpuLoadMeter counts it as our own time, not as other load.
     return CaseResult(case, timings, notes, roofline, threads=case_threads, load=load,
                       other_load_cores=meter.cores)

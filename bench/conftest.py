@@ -1,0 +1,58 @@
+"""pytest-benchmark suites of logitloss (kept out of ``pytest tests``).
+
+Run ``pytest bench/ --benchmark-only`` (add ``--bench-size=full`` for the (4096, 32000) rows and
+``--bench-threads N`` for more than one thread).  Without ``--benchmark-only`` or ``--benchmark-enable``
+every benchmark is skipped, so a plain ``pytest`` that reaches this folder stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# The results are checked against the test suite's exact reference (``logitloss.bench.references``).
+os.environ.setdefault("LOGITLOSS_TESTS_DIR", str(Path(__file__).resolve().parent.parent / "tests"))
+
+from logitloss.bench.harness import set_threads
+from logitloss.bench.inputs import InputCache
+
+SIZES = {
+    "small": [(32, 10), (8192, 1000), (1024, 32000)],
+    "full": [(32, 10), (8192, 1000), (1024, 32000), (4096, 32000)],
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("logitloss bench")
+    group.addoption("--bench-size", choices=sorted(SIZES), default="small",
+                    help="input shapes: small (default) or full (adds (4096, 32000), 524 MB)")
+    group.addoption("--bench-threads", type=int, default=1, help="threads for logitloss and torch (default 1)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "shape" in metafunc.fixturenames:
+        shapes = SIZES[metafunc.config.getoption("--bench-size")]
+        metafunc.parametrize("shape", shapes, ids=["x".join(map(str, s)) for s in shapes])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("benchmark_only", False) or config.getoption("benchmark_enable", False):
+        return
+    skip = pytest.mark.skip(reason="benchmarks run with: pytest bench/ --benchmark-only")
+    for item in items:
+        item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def inputs() -> InputCache:
+    return InputCache()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bench_threads(request: pytest.FixtureRequest) -> int:
+    threads: int = request.config.getoption("--bench-threads")
+    for note in set_threads(threads):
+        print(note)
+    return threads
