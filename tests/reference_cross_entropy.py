@@ -32,7 +32,11 @@ element of an index row is evaluated without cancellation::
 
     A * p_y - B_y = sum_{c != y} B_c - A * q_y,    q_y = sum_{c != y} p_c = 1 - p_y
 
-(for a confident row ``[40, 0]`` the exact gradient is ``-4.2e-18``, not 0).
+(for a confident row ``[40, 0]`` the exact gradient is ``-4.2e-18``, not 0).  ``L - z_max`` (the
+loss of a confident row) is ``log(m) - log1p(-rho)`` with ``rho`` the non-maximal softmax mass, and
+where some ``p_i`` lies in float64's subnormal range the row sums are redone in mpmath from the
+logits (the 50-digit core drops ``s = exp(-700)`` next to 1; a sum of subnormal ``p_i`` would carry
+one rounding per term).
 
 Condition scales (tolerance = units * eps(compute dtype) * scale, ``tolerances.tolerance``)
 -----------------------------------------------------------------------------------------------
@@ -41,9 +45,14 @@ Condition scales (tolerance = units * eps(compute dtype) * scale, ``tolerances.t
   the loss; only the rounding of the exp arguments ``z_i - z_max`` (which an implementation cannot
   avoid) can cost more, and that is ``A * S_y``.  Where ``S_y`` is 0 (or small) the rule reads
   "8 eps relative".  ``sum`` / ``mean``: the sum of the rows' scales (over the denominator).
+  Below the normal range: one subnormal ulp, and never 0 where the exact value rounds to nonzero.
+  A mean / sum that is finite although some row's loss overflows the dtype may also be inf
+  (torch reduces the rounded rows).
 * gradient, normwise per row like ``tolerances.py``: ``max_c mag_c * (1 + (L - z_max) + S_y)``
-  plus each element's own ``A p_c |z_c - z_max|``, where ``mag_c = A p_c + B_c`` (the two terms
-  of the element) except at an index target: ``(1-eps) w_y q_y + (eps/C)(p_y sum w + w_y)`` --
+  plus each element's own ``A p_c |z_c - z_max|`` (``A S_y`` at an index target: the roundings of
+  the other exp arguments enter ``q_y``), times ``|upstream| / denominator``, where
+  ``mag_c = A p_c + B_c`` (the two terms of the element) except at an index target:
+  ``(1-eps) w_y q_y + (eps/C)(p_y sum w + w_y)`` --
   the no-smoothing part must be computed without the ``p_y - 1`` cancellation, as the spec
   demands (for ``eps = 0`` and no weights the rule is "8 eps of the row's max |grad|").
 * torch's own error (for the parity tests) additionally carries ``A * (2 + (L - z_max) + S_y)``

@@ -26,6 +26,10 @@ constexpr T sum_scale() {
   if constexpr (sizeof(T) == 4) return 0x1p64f; else return 0x1p512;
 }
 template <class T>
+constexpr int sum_scale_exponent() {
+  return MathConstants<typename Vec<T>::V>::kSumScale;
+}
+template <class T>
 constexpr double sum_unscale() {
   if constexpr (sizeof(T) == 4) return 0x1p-64; else return 0x1p-512;
 }
@@ -150,6 +154,35 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
   others_total += horizontal_sum(others_wide) * sum_unscale<T>();
 }
 
+// A factor held in double, applied to lanes without underflow or overflow on the way: the
+// factor s = m * 2^k (m in [0.5, 1)) multiplies as (x * m) * 2^k, one rounding in the normal range.
+// (A tiny class weight times 2^-kSumScale would flush to 0 as one float.)
+// (Without AVX-512's scalef the power of two is applied as two normal factors 2^k1 * 2^k2.)
+template <class T>
+struct SplitFactor {
+  typename Vec<T>::V mantissa, exponent, first_power, second_power;
+};
+
+// s * 2^extra_exponent, without forming the product in double (it may be out of range there).
+template <class T>
+inline SplitFactor<T> split_factor(double s, int extra_exponent) {
+  using V = typename Vec<T>::V;
+  int k = 0;
+  const double m = ::frexp(s, &k);
+  k += extra_exponent;
+  const int k1 = k / 2, k2 = k - k1;
+  return {splat<V>((T)m), splat<V>((T)k), splat<V>((T)::ldexp(1.0, k1)), splat<V>((T)::ldexp(1.0, k2))};
+}
+
+template <class T>
+inline typename Vec<T>::V apply_factor(typename Vec<T>::V x, const SplitFactor<T>& f) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  return scale_by_power_of_two(x * f.mantissa, f.exponent);
+#else
+  return x * f.mantissa * f.first_power * f.second_power;
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row kernels
 
@@ -248,7 +281,7 @@ inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>&
 
 // Pass 3 of row_softmax_fused for one chunk: out = p * scale - bias * v.
 template <class T, bool kHasTarget, bool kHasWeight>
-inline void chunk_apply_terms(T* out, int64_t n, typename Vec<T>::V scale, const TargetTerms<T>& t, int64_t offset) {
+inline void chunk_apply_terms(T* out, int64_t n, const SplitFactor<T>& scale, const TargetTerms<T>& t, int64_t offset) {
   using V = typename Vec<T>::V;
   const V a1 = splat<V>(t.target_scale), a0 = splat<V>(t.target_offset), bias = splat<V>(t.bias);
   const T* y = kHasTarget ? t.target + offset : nullptr;
@@ -256,7 +289,7 @@ inline void chunk_apply_terms(T* out, int64_t n, typename Vec<T>::V scale, const
   map_row<T>(n, out, [&](int64_t i, int64_t count) {
     V v = kHasTarget ? mul_add(a1, load_n(y + i, count, T(0)), a0) : a0;
     if (kHasWeight) v = v * load_n(w + i, count, T(0));
-    return load_n(out + i, count, T(0)) * scale - bias * v;
+    return apply_factor(load_n(out + i, count, T(0)), scale) - bias * v;
   });
 }
 
@@ -315,9 +348,10 @@ FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTe
   }
   if (out) {
     const SliceStats& st = result.stats;
-    const T scale = (T)((t.scale_base + t.scale_per_mass * result.mass) / (st.count + st.others) * sum_unscale<T>());
+    const SplitFactor<T> scale =
+        split_factor<T>((t.scale_base + t.scale_per_mass * result.mass) / (st.count + st.others), -sum_scale_exponent<T>());
     for (int j = 0; j < kVectors; ++j) {
-      const V o = e[j] * scale - splat<V>(t.bias) * v[j];
+      const V o = apply_factor(e[j], scale) - splat<V>(t.bias) * v[j];
       if (lanes(j) == L) store(out + j * L, o);
       else store_partial(out + j * L, o, lanes(j));
     }
@@ -377,13 +411,15 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, con
     const int64_t len = n - offset < kChunk ? n - offset : kChunk;
     // A chunk of nothing but -inf (a masked block) holds exp(-inf - -inf) = nan: its softmax is 0.
     const bool all_masked = scratch[2 * k] == -__builtin_inf();
-    const V scale = splat<V>(
-        all_masked ? T(0) : (T)(::exp(scratch[2 * k] - row.max) * inverse_total * out_scale * sum_unscale<T>()));
+    const SplitFactor<T> scale =
+        split_factor<T>(all_masked ? 0.0 : ::exp(scratch[2 * k] - row.max) * inverse_total * out_scale, -sum_scale_exponent<T>());
     if (all_masked) {
       for (int64_t i = 0; i < len; ++i) chunk_out[i] = T(0);
     }
     if (!has_terms) {
-      if (!all_masked) map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) { return load_n(chunk_out + i, count, T(0)) * scale; });
+      if (!all_masked) {
+        map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) { return apply_factor(load_n(chunk_out + i, count, T(0)), scale); });
+      }
     } else if (t.target) {
       if (t.weight) chunk_apply_terms<T, true, true>(chunk_out, len, scale, t, offset);
       else chunk_apply_terms<T, true, false>(chunk_out, len, scale, t, offset);

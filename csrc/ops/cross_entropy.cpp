@@ -225,15 +225,36 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
     result.bad_target = true;
     return result;
   }
+  // The mean is sum(w_y loss_y) / sum(w_y): invariant under scaling every weight by one power of
+  // two. When the denominator is extreme (subnormal or huge weights), rescale so that 1 / sum(w_y)
+  // and the per-row factors stay in range, as torch's w / sum(w) does.
+  CrossEntropyOperands scaled_ops = ops;
+  std::vector<T> scaled_weight;
+  if (ops.weight && ops.reduction == LossReduction::kMean && !ops.probability_targets && denominator > 0 &&
+      std::fabs(std::log2(denominator)) > 64) {
+    int exponent = 0;
+    std::frexp(denominator, &exponent);
+    const T* weight = static_cast<const T*>(ops.weight);
+    scaled_weight.resize((size_t)L.length);
+    bool finite = true;
+    for (int64_t c = 0; c < L.length; ++c) {
+      scaled_weight[c] = (T)std::ldexp((double)weight[c], -exponent);
+      finite &= scaled_weight[c] - scaled_weight[c] == 0;
+    }
+    if (finite) {  // else other weights are so much larger that the mean overflows anyway
+      denominator = std::ldexp(denominator, -exponent);
+      scaled_ops.weight = scaled_weight.data();
+    }
+  }
   // d reduced loss / d per-row loss, before any per-row upstream gradient.
   const double g_common = ops.reduction == LossReduction::kMean ? ops.upstream_scalar / denominator
                           : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
                                                                  : 1.0;
   std::vector<double> row_loss(ops.reduction == LossReduction::kNone ? 0 : (size_t)L.rows);
   if (use_columns<T>(L, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand})) {
-    cross_entropy_columns(k, call, ops, g_common, row_loss);
+    cross_entropy_columns(k, call, scaled_ops, g_common, row_loss);
   } else {
-    cross_entropy_rows(k, call, ops, g_common, row_loss);
+    cross_entropy_rows(k, call, scaled_ops, g_common, row_loss);
   }
   // Reduction in row order: the same sum whatever the threads.
   double sum = 0.0;
