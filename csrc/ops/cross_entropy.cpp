@@ -31,6 +31,25 @@ bool check_targets(const ArrayCall& call, const CrossEntropyOperands& ops, int64
   return true;
 }
 
+// One position's loss from its statistics: sum_c v_c (L - z_c) = gap + mass L, plus for an index
+// target y the (1 - e) w_y (max - z_y + L) term.
+double position_loss(const SliceStats& s, double gap, double mass, bool index_target, double e, double w_y,
+                     double z_y) {
+  const double log_sum = log_total(s);
+  const double loss = gap + mass * log_sum;
+  return index_target ? loss + (1.0 - e) * w_y * ((s.max - z_y) + log_sum) : loss;
+}
+
+// The gradient at an index target y: g ((1 - e) w_y (p_y - 1) + p_y mass - v_y), with p_y - 1
+// taken as -(count - 1 + others) / total when z_y is the max (no cancellation). v_y must be the
+// value the vector lanes used (rounded as they round it), so a one-class row gives exactly 0.
+double target_lane_gradient(const SliceStats& s, double g, double e, double w_y, double z_y, double mass, double v_y) {
+  const double total = s.count + s.others;
+  const double p_y = std::exp(z_y - s.max) / total;
+  const double p_y_minus_1 = z_y == s.max ? -(s.count - 1.0 + s.others) / total : p_y - 1.0;
+  return g * ((1.0 - e) * w_y * p_y_minus_1 + p_y * mass - v_y);
+}
+
 // The class axis is the contiguous one (or strided with no contiguous alternative): one fused
 // kernel call per position.
 template <class T>
@@ -93,18 +112,9 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
     }
 
     // 3. The loss, and the target lane of the gradient without cancellation.
-    const double log_sum = log_total(s);
-    double loss = fused.gap + fused.mass * log_sum;
-    if (!ops.probability_targets) {
-      loss += (1.0 - e) * w_y * ((s.max - z_y) + log_sum);
-      if (grad) {
-        const double total = s.count + s.others;
-        const double p_y = std::exp(z_y - s.max) / total;
-        const double p_y_minus_1 = z_y == s.max ? -(s.count - 1.0 + s.others) / total : p_y - 1.0;
-        // v_y as the vector lanes have it (target_offset is rounded to T): a one-class row's
-        // gradient is then exactly 0.
-        grad[y] = (T)(g * ((1.0 - e) * w_y * p_y_minus_1 + p_y * fused.mass - w_y * (double)terms.target_offset));
-      }
+    const double loss = position_loss(s, fused.gap, fused.mass, !ops.probability_targets, e, w_y, z_y);
+    if (grad && !ops.probability_targets) {
+      grad[y] = (T)target_lane_gradient(s, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset);
     }
     if (grad) finish_row_output(grad_bytes, grad_stride, C, grad);
     finish(loss);
@@ -171,12 +181,10 @@ void cross_entropy_columns(const TypedKernels<T>& k, const ArrayCall& call, cons
       loss = kNan;
     } else {
       regular[i] = 1;
-      const double log_sum = log_total(s), total = s.count + s.others;
       const double w_y = ops.probability_targets ? 0.0 : (weight ? (double)weight[y[i]] : 1.0);
-      loss = gap[i] + mass[i] * log_sum;
-      if (!ops.probability_targets) loss += (1.0 - e) * w_y * ((s.max - z_y[i]) + log_sum);
+      loss = position_loss(s, gap[i], mass[i], !ops.probability_targets, e, w_y, z_y[i]);
       shift[i] = (T)s.max;
-      scale[i] = (T)(g[i] * ((1.0 - e) * w_y + mass[i]) / total);
+      scale[i] = (T)(g[i] * ((1.0 - e) * w_y + mass[i]) / (s.count + s.others));
     }
     const int64_t block = i / cb.columns, column = i % cb.columns;
     if (ops.loss != kNoOperand) store_scalar<T>(const_cast<char*>(column_address(call, cb, ops.loss, block, column)), (T)loss);
@@ -201,13 +209,9 @@ void cross_entropy_columns(const TypedKernels<T>& k, const ArrayCall& call, cons
       continue;
     }
     if (ops.probability_targets) continue;
-    const SliceStats& s = stats[i];
-    const double total = s.count + s.others;
     const double w_y = weight ? (double)weight[y[i]] : 1.0;
-    const double p_y = std::exp(z_y[i] - s.max) / total;
-    const double p_y_minus_1 = z_y[i] == s.max ? -(s.count - 1.0 + s.others) / total : p_y - 1.0;
     store_scalar<T>(const_cast<char*>(element(ops.grad, block, column, y[i])),
-                    (T)(g[i] * ((1.0 - e) * w_y * p_y_minus_1 + p_y * mass[i] - w_y * a0)));
+                    (T)target_lane_gradient(stats[i], g[i], e, w_y, z_y[i], mass[i], w_y * a0));
   }
 }
 
