@@ -238,12 +238,27 @@ inline void chunk_target_gap_impl(const T* x, int64_t n, T max, const TargetTerm
   int64_t i = 0;
   while (i + L <= n) {
     const int64_t block_start = i;
-    V g0 = splat<V>(0), m0 = g0;
-    for (int64_t b = 0; b < 2 * kBlock && i + L <= n; ++b, i += L) {
-      const V v = target_mass(i, L);
-      g0 = mul_add(v, max_v - load(x + i), g0);
-      m0 += v;
+    // Four independent accumulators: one chain of dependent fma would be latency-bound.
+    V g0 = splat<V>(0), g1 = g0, g2 = g0, g3 = g0, m0 = g0, m1 = g0;
+    for (int64_t b = 0; b < kBlock / 2 && i + 4 * L <= n; ++b, i += 4 * L) {
+      const V v0 = target_mass(i, L), v1 = target_mass(i + L, L), v2 = target_mass(i + 2 * L, L),
+              v3 = target_mass(i + 3 * L, L);
+      g0 = mul_add(v0, max_v - load(x + i), g0);
+      g1 = mul_add(v1, max_v - load(x + i + L), g1);
+      g2 = mul_add(v2, max_v - load(x + i + 2 * L), g2);
+      g3 = mul_add(v3, max_v - load(x + i + 3 * L), g3);
+      m0 += v0 + v1;
+      m1 += v2 + v3;
     }
+    if (i == block_start) {  // fewer than four vectors left
+      for (; i + L <= n; i += L) {
+        const V v = target_mass(i, L);
+        g0 = mul_add(v, max_v - load(x + i), g0);
+        m0 += v;
+      }
+    }
+    g0 = (g0 + g1) + (g2 + g3);
+    m0 += m1;
     if (!(horizontal_max(abs(g0)) < (T)__builtin_inf())) {
       // An infinite (or nan) partial sum: max - x may have overflowed the dtype (logits of opposite
       // signs near its limits) although the loss is finite. Redo the block in double.
