@@ -19,6 +19,9 @@ Each provider may carry a ``context`` (entered around each sample, outside the t
 override) and a ``setup`` (called before each sample, outside the timed loop).  Garbage collection is off
 while a sample runs.
 
+Peak memory (:func:`measure_peak_memory`): a call's extra resident memory, measured in a fresh Python
+subprocess from ``getrusage`` and ``/proc/self/statm``, so C++ allocations count as well as NumPy's.
+
 Also here: machine information (:func:`machine_info`), the memory roofline of the same bytes (probes that
 a row times interleaved with its providers, :func:`roofline_providers`), the CPU time other processes took
 during a row (:class:`CpuLoadMeter`) and a busy process pinned to a core (:func:`busy_core`).
@@ -46,12 +49,14 @@ import numpy as np
 
 __all__ = [
     "CpuLoadMeter",
+    "PeakMemory",
     "Provider",
     "Roofline",
     "Timing",
     "busy_core",
     "machine_info",
     "measure",
+    "measure_peak_memory",
     "measure_roofline",
     "roofline_from_timings",
     "roofline_providers",
@@ -71,6 +76,7 @@ class Provider:
     isa: str = ""
     threads: int | None = None  # set when the provider fixes its own thread count
     checked: bool = True  # hand the first result to measure()'s ``check``
+    check: Callable[[Any], str | None] | None = None  # this provider's own check (instead of measure()'s)
 
 
 @dataclass
@@ -147,8 +153,9 @@ def measure(
                 start = time.perf_counter()
                 result = provider.fn()
                 first_call = time.perf_counter() - start
-                if check is not None and provider.checked:
-                    problem = check(result)
+                provider_check = provider.check if provider.check is not None else check
+                if provider_check is not None and provider.checked:
+                    problem = provider_check(result)
                     if problem:
                         notes.append(f"{provider.name}: WRONG RESULT, {problem}")
                 del result
@@ -266,6 +273,87 @@ def measure_roofline(x: np.ndarray, *, repeats: int, label: str = "") -> Rooflin
     roofline = roofline_from_timings(timings, x.nbytes, label or f"{tuple(x.shape)} {x.dtype}")
     assert roofline is not None
     return roofline
+
+
+# --- peak memory of a call, in a subprocess ---------------------------------------------------------------
+
+_PEAK_MEMORY_CHILD = """
+import os
+# ru_maxrss survives exec: a child spawned by a large parent starts with the parent's peak.  A fork of this
+# (still small) interpreter starts a new count, so the measurement runs in that grandchild.
+_pid = os.fork()
+if _pid:
+    os._exit(os.waitstatus_to_exitcode(os.waitpid(_pid, 0)[1]))
+
+import gc, json, resource, sys
+
+def _rss_bytes():
+    with open("/proc/self/statm", encoding="ascii") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+def _maxrss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+report = {{}}
+{setup}
+gc.collect()
+_rss_before, _maxrss_before = _rss_bytes(), _maxrss_bytes()
+{call}
+_maxrss_after = _maxrss_bytes()
+print(json.dumps({{"rss_before": _rss_before, "maxrss_before": _maxrss_before, "maxrss_after": _maxrss_after,
+                  "report": report}}))
+"""
+
+
+@dataclass
+class PeakMemory:
+    """Extra resident memory of one call, in bytes: ``maxrss_after - max(maxrss_before, rss_before)``.
+
+    ``report`` holds what the child's code put in its ``report`` dict (e.g. the size of a result).
+    """
+
+    label: str
+    rss_before: int
+    maxrss_before: int
+    maxrss_after: int
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def peak_extra(self) -> int:
+        return self.maxrss_after - max(self.maxrss_before, self.rss_before)
+
+
+def measure_peak_memory(setup: str, call: str, *, label: str = "", threads: int = 1,
+                        timeout: float = 600.0) -> PeakMemory:
+    """Run ``setup`` then ``call`` (Python statements) in a fresh interpreter; return the call's peak extra RSS.
+
+    The measurement runs in a fork of the fresh interpreter, made before anything is imported: on Linux the
+    peak ``ru_maxrss`` is inherited across ``exec`` (the child of a 1 GB benchmark process would start with a
+    1 GB peak), not across ``fork``.  It reads its resident set size (``/proc/self/statm``) and peak (``getrusage().ru_maxrss``) after
+    ``setup`` and a ``gc.collect()``, runs ``call``, and reads the peak again: peak extra = peak after -
+    max(peak before, current before).  Whatever ``call`` allocates counts (NumPy, C++ ``new``, torch's
+    allocator) as long as it touches the pages; what ``call`` keeps alive (its result) counts too.
+
+    Because the child's peak before the call bounds the measurement from below, ``setup`` must not allocate
+    temporaries larger than what it keeps (make inputs in their dtype: ``rng.standard_normal(shape,
+    dtype=np.float32)``, not a float64 draw), and should warm up lazily initialized libraries on a small
+    input (thread pools, dispatch tables).  ``setup`` may fill the dict ``report``; it comes back in
+    :attr:`PeakMemory.report`.  ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` are set to ``threads``; set the
+    libraries' own thread counts in ``setup``.  Raises RuntimeError when the child fails (with its stderr).
+    """
+    import json
+    import textwrap
+
+    script = _PEAK_MEMORY_CHILD.format(setup=textwrap.dedent(setup), call=textwrap.dedent(call))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                               timeout=timeout, check=False)
+    if completed.returncode != 0:
+        tail = completed.stderr.strip().splitlines()[-3:]
+        raise RuntimeError(f"peak-memory child exited with {completed.returncode}: {' | '.join(tail)}")
+    values = json.loads(completed.stdout.strip().splitlines()[-1])
+    return PeakMemory(label, values["rss_before"], values["maxrss_before"], values["maxrss_after"],
+                      values["report"])
 
 
 # --- a busy core ------------------------------------------------------------------------------------------

@@ -66,5 +66,19 @@ class InputCache:
             self._arrays[key] = np.ascontiguousarray(self.logits(shape, dtype).T)
         return self._arrays[key]
 
+    def targets(self, rows: int, classes: int) -> np.ndarray:
+        """int64 class indices, uniform in [0, classes), one per row (``default_rng(1)``); torch wants int64."""
+        key = ("targets", rows, classes)
+        if key not in self._arrays:
+            self._arrays[key] = np.random.default_rng(1).integers(0, classes, rows, dtype=np.int64)
+        return self._arrays[key]
+
+    def class_weights(self, classes: int) -> np.ndarray:
+        """float32 class weights, uniform in [0.5, 1.5) (``default_rng(2)``)."""
+        key = ("class_weights", classes)
+        if key not in self._arrays:
+            self._arrays[key] = np.random.default_rng(2).uniform(0.5, 1.5, classes).astype(np.float32)
+        return self._arrays[key]
+
     def clear(self) -> None:
         self._arrays.clear()

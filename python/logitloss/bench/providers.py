@@ -13,6 +13,20 @@ Names used in the tables:
 - ``scipy``: ``scipy.special.logsumexp / softmax / log_softmax``.
 - ``torch``: ``torch.logsumexp / softmax / log_softmax`` on ``torch.from_numpy(x)`` (made outside the timing);
   its thread count is set by the harness (``torch.set_num_threads``).
+
+Cross-entropy providers (:func:`cross_entropy_providers`, mean reduction, class-index targets ``y``):
+
+- forward + backward: ``logitloss`` = ``cross_entropy(x, y, return_grad=True)`` (a fresh gradient, its page
+  faults timed); ``logitloss grad_out=`` = into a preallocated buffer; ``logitloss grad_out=input`` = in
+  place on a private copy of ``x`` that ``setup`` restores with ``np.copyto`` before each sample (outside the
+  timing; rows using it time single calls so every call sees the original logits); ``logitloss backward only``
+  = ``cross_entropy_backward(1.0, x, y)``; ``torch`` = the training-loop form
+  ``z = torch.from_numpy(x).requires_grad_(); F.cross_entropy(z, torch.from_numpy(y)).backward(); z.grad``;
+  ``numpy stable`` = ``references.numpy_cross_entropy_fwd_bwd``.
+- forward only: ``logitloss`` = ``cross_entropy(x, y)``; ``torch`` =
+  ``F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y))``; ``numpy stable``.
+
+Each carries its own check (``references.cross_entropy_check``) against float64 on the pristine ``x``.
 """
 
 from __future__ import annotations
@@ -28,7 +42,9 @@ from .harness import Provider
 
 __all__ = [
     "OPS",
+    "CROSS_ENTROPY_VARIANTS",
     "all_providers",
+    "cross_entropy_providers",
     "logitloss_providers",
     "numpy_providers",
     "scipy_providers",
@@ -153,6 +169,99 @@ def all_providers(
         more, more_notes = factories[baseline]()
         providers += more
         notes += more_notes
+    return providers, notes
+
+
+CROSS_ENTROPY_VARIANTS = ("logitloss", "logitloss grad_out=", "logitloss grad_out=input", "logitloss backward only",
+                          "torch", "numpy stable")
+
+
+def cross_entropy_providers(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    backward: bool = True,
+    variants: tuple[str, ...] = CROSS_ENTROPY_VARIANTS,
+    weight: np.ndarray | None = None,
+    label_smoothing: float = 0.0,
+    suffix: str = "",
+) -> Built:
+    """Cross-entropy providers named in ``variants`` (see the module doc), forward + backward if ``backward``.
+
+    ``weight`` / ``label_smoothing`` are passed to every provider; ``suffix`` is appended to each name.
+    """
+    check = references.cross_entropy_check(x, y, weight=weight, label_smoothing=label_smoothing, grad=backward)
+    options: dict[str, Any] = {}
+    if weight is not None:
+        options["weight"] = weight
+    if label_smoothing:
+        options["label_smoothing"] = label_smoothing
+    providers: list[Provider] = []
+    notes: list[str] = []
+    wanted = set(variants)
+    module, note = _import("logitloss")
+    if module is None:
+        notes.append(note or "logitloss: not available")
+    elif getattr(module, "cross_entropy", None) is None:
+        notes.append(f"logitloss.cross_entropy: not available in logitloss {getattr(module, '__version__', '?')}")
+    else:
+        chosen = _safe(lambda: module.get_isa(), "")
+        cross_entropy = module.cross_entropy
+        if not backward:
+            if "logitloss" in wanted:
+                providers.append(Provider("logitloss" + suffix, lambda: cross_entropy(x, y, **options),
+                                          isa=chosen, check=check))
+        else:
+            if "logitloss" in wanted:
+                providers.append(Provider("logitloss" + suffix,
+                                          lambda: cross_entropy(x, y, return_grad=True, **options),
+                                          isa=chosen, check=check))
+            if "logitloss grad_out=" in wanted:
+                buffer = np.empty_like(x)
+                buffer.fill(0)  # fault the pages in before timing
+                providers.append(Provider("logitloss grad_out=" + suffix,
+                                          lambda: cross_entropy(x, y, grad_out=buffer, **options),
+                                          isa=chosen, check=check))
+            if "logitloss grad_out=input" in wanted:
+                work = x.copy()
+                providers.append(Provider("logitloss grad_out=input" + suffix,
+                                          lambda: cross_entropy(work, y, grad_out=work, **options),
+                                          setup=lambda: np.copyto(work, x), isa=chosen, check=check))
+            if "logitloss backward only" in wanted:
+                backward_function = getattr(module, "cross_entropy_backward", None)
+                if backward_function is None:
+                    notes.append("logitloss.cross_entropy_backward: not available")
+                else:
+                    providers.append(Provider("logitloss backward only" + suffix,
+                                              lambda: backward_function(1.0, x, y, **options), isa=chosen,
+                                              check=check))
+    if "torch" in wanted:
+        torch, note = _import("torch")
+        if torch is None:
+            notes.append(note or "torch: not installed")
+        else:
+            functional = torch.nn.functional
+            torch_options = dict(options)
+            if weight is not None:
+                torch_options["weight"] = torch.from_numpy(weight)
+
+            def torch_fwd_bwd() -> Any:
+                z = torch.from_numpy(x).requires_grad_()
+                loss = functional.cross_entropy(z, torch.from_numpy(y), **torch_options)
+                loss.backward()
+                return loss.detach(), z.grad
+
+            def torch_forward() -> Any:
+                return functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), **torch_options)
+
+            providers.append(Provider("torch" + suffix, torch_fwd_bwd if backward else torch_forward, check=check))
+    if "numpy stable" in wanted and weight is None and not label_smoothing:
+        if backward:
+            providers.append(Provider("numpy stable" + suffix,
+                                      lambda: references.numpy_cross_entropy_fwd_bwd(x, y), check=check))
+        else:
+            providers.append(Provider("numpy stable" + suffix,
+                                      lambda: references.numpy_cross_entropy(x, y), check=check))
     return providers, notes
 
 

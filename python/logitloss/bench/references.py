@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +30,9 @@ import numpy as np
 __all__ = [
     "CHECK_TOLERANCES",
     "check_result",
+    "cross_entropy_check",
+    "numpy_cross_entropy",
+    "numpy_cross_entropy_fwd_bwd",
     "numpy_log_softmax",
     "numpy_logsumexp",
     "numpy_softmax",
@@ -58,6 +62,32 @@ def numpy_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``(x - max) - log(sum(exp(x - max)))`` along ``axis``, in ``x.dtype``."""
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def numpy_cross_entropy(x: np.ndarray, y: np.ndarray) -> np.floating:
+    """Mean cross-entropy of logits ``x`` (N, C) and class indices ``y`` (N,), max-shifted, in ``x.dtype``."""
+    rows = np.arange(x.shape[0])
+    x_max = x.max(1, keepdims=True)
+    sums = np.exp(x - x_max).sum(1, keepdims=True)
+    return np.mean(np.log(sums[:, 0]) + x_max[:, 0] - x[rows, y])
+
+
+def numpy_cross_entropy_fwd_bwd(x: np.ndarray, y: np.ndarray) -> tuple[np.floating, np.ndarray]:
+    """Mean cross-entropy and its gradient ``(softmax(x) - onehot(y)) / N``, the stable NumPy code users write::
+
+        m = x.max(1, keepdims=True); e = np.exp(x - m); s = e.sum(1, keepdims=True)
+        loss = np.mean(np.log(s[:, 0]) + m[:, 0] - x[r, y]); e /= s; e[r, y] -= 1; e /= N
+    """
+    n = x.shape[0]
+    rows = np.arange(n)
+    x_max = x.max(1, keepdims=True)
+    exp_shifted = np.exp(x - x_max)
+    sums = exp_shifted.sum(1, keepdims=True)
+    loss = np.mean(np.log(sums[:, 0]) + x_max[:, 0] - x[rows, y])
+    exp_shifted /= sums
+    exp_shifted[rows, y] -= 1
+    exp_shifted /= n
+    return loss, exp_shifted
 
 
 # --- 2. float64 references and the sanity check -----------------------------------------------------------
@@ -173,3 +203,88 @@ def check_result(op: str, x: np.ndarray, axis: int, result: Any) -> str | None:
             f"(rtol={rtol}, atol={atol})"
         )
     return None
+
+
+# --- 3. cross-entropy check (float64, torch semantics, reduction="mean", index targets) --------------------
+
+# loss: relative; gradient: relative plus an absolute floor of 1e-6 of the largest |gradient| of the sampled rows.
+CROSS_ENTROPY_TOLERANCES = {"loss": 1e-5, "grad": 1e-4, "grad_floor": 1e-6}
+
+
+def _cross_entropy_coefficients(
+    z: np.ndarray, y: np.ndarray, weight: np.ndarray | None, label_smoothing: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """float64 ``(loss_row, row_weight, A * p - B, B)`` of the rows ``z`` (see ``tests/reference_cross_entropy``):
+    ``B_c = (1 - eps) w_y [c == y] + (eps / C) w_c``, ``loss_row = sum_c B_c (L - z_c)``, gradient ``A p - B``."""
+    classes = z.shape[1]
+    rows = np.arange(z.shape[0])
+    w = np.ones(classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    coefficients = np.broadcast_to((label_smoothing / classes) * w, z.shape).copy()
+    coefficients[rows, y] += (1.0 - label_smoothing) * w[y]
+    z_max = z.max(1, keepdims=True)
+    exp_shifted = np.exp(z - z_max)
+    sums = exp_shifted.sum(1, keepdims=True)
+    lse = z_max + np.log(sums)
+    loss_rows = (coefficients * (lse - z)).sum(1)
+    grad_rows = coefficients.sum(1, keepdims=True) * (exp_shifted / sums) - coefficients
+    return loss_rows, w[y], grad_rows, coefficients
+
+
+def cross_entropy_check(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    weight: np.ndarray | None = None,
+    label_smoothing: float = 0.0,
+    grad: bool = True,
+) -> Callable[[Any], str | None]:
+    """A check for ``harness.Provider.check``: ``result`` is the loss (``grad=False``) or ``(loss, gradient)``
+    (or the gradient alone, as ``cross_entropy_backward`` returns it) of mean cross-entropy over ``x`` (N, C) with targets ``y``; compared with float64 on the full loss and on
+    16 sampled gradient rows.  The reference is computed at the first call (in chunks of rows), then cached.
+
+    ``x`` must stay the pristine input: providers writing the gradient in place use their own copy.
+    """
+    cache: dict[str, Any] = {}
+    picked = np.unique(np.linspace(0, x.shape[0] - 1, min(_CHECK_SLICES, x.shape[0])).astype(np.intp))
+
+    def reference() -> dict[str, Any]:
+        if not cache:
+            loss_sum, denominator = 0.0, 0.0
+            for start in range(0, x.shape[0], 256):
+                z = np.asarray(x[start : start + 256], dtype=np.float64)
+                loss_rows, row_weights, _, _ = _cross_entropy_coefficients(z, y[start : start + 256], weight,
+                                                                            label_smoothing)
+                loss_sum += float(loss_rows.sum())
+                denominator += float(row_weights.sum())
+            _, _, grad_rows, _ = _cross_entropy_coefficients(np.asarray(x[picked], dtype=np.float64), y[picked],
+                                                             weight, label_smoothing)
+            cache.update(loss=loss_sum / denominator, grad=grad_rows / denominator)
+        return cache
+
+    def check(result: Any) -> str | None:
+        expected = reference()
+        if grad and isinstance(result, np.ndarray) and result.shape == x.shape:
+            loss, gradient = None, result  # cross_entropy_backward: the gradient alone
+        elif grad:
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                return f"expected (loss, gradient), got {type(result).__name__}"
+            loss, gradient = result
+        else:
+            loss, gradient = result, None
+        loss = expected["loss"] if loss is None else float(np.asarray(loss))
+        if not abs(loss - expected["loss"]) <= CROSS_ENTROPY_TOLERANCES["loss"] * abs(expected["loss"]):
+            return f"loss {loss!r}, expected {expected['loss']!r} (rtol={CROSS_ENTROPY_TOLERANCES['loss']})"
+        if gradient is None:
+            return None
+        gradient = np.asarray(gradient)
+        if gradient.shape != x.shape:
+            return f"gradient shape {gradient.shape}, expected {x.shape}"
+        got = gradient[picked].astype(np.float64)
+        floor = CROSS_ENTROPY_TOLERANCES["grad_floor"] * float(np.abs(expected["grad"]).max())
+        if not np.allclose(got, expected["grad"], rtol=CROSS_ENTROPY_TOLERANCES["grad"], atol=floor):
+            error = np.abs(got - expected["grad"])
+            worst = np.unravel_index(np.argmax(error), error.shape)
+            return f"gradient {got[worst]!r}, expected {expected['grad'][worst]!r} at sampled row/class {worst}"
+        return None
+
+    return check

@@ -17,6 +17,7 @@ CSV_COLUMNS = [
     "timestamp_utc", "mode", "case", "op", "shape", "axis", "dtype", "layout", "threads", "load", "provider",
     "isa", "repeats", "calls_per_sample", "median_s", "min_s", "max_s", "bytes_per_call", "gbps",
     "roofline_kind", "roofline_gbps", "roofline_fraction", "time_over_baseline", "baseline", "other_load_cores",
+    "value", "value_unit",
 ]
 
 
@@ -67,7 +68,18 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
                 "time_over_baseline": _optional(result.time_ratio(name), ".4f"),
                 "baseline": case.baseline,
                 "other_load_cores": _optional(result.other_load_cores, ".2f"),
+                "value": "", "value_unit": "",
             })
+        for name, value in result.values.items():  # rows of measured values (peak memory): no times
+            row = dict.fromkeys(CSV_COLUMNS, "")
+            row.update({
+                "timestamp_utc": run.machine["timestamp_utc"], "mode": run.config["mode"], "case": case.key,
+                "op": case.op, "shape": _shape(case.shape), "axis": case.axis, "dtype": "float32",
+                "layout": case.layout, "threads": result.threads, "load": result.load, "provider": name,
+                "other_load_cores": _optional(result.other_load_cores, ".2f"),
+                "value": f"{value:.9g}", "value_unit": case.value_unit,
+            })
+            rows.append(row)
     return rows
 
 
@@ -77,7 +89,10 @@ def _json(run: RunResult) -> dict[str, Any]:
         "config": run.config,
         "units": {
             "time": "seconds per call",
-            "bytes_per_call": "logsumexp: x.nbytes + result.nbytes; softmax, log_softmax: 2 * x.nbytes",
+            "bytes_per_call": "logsumexp: x.nbytes + result.nbytes; softmax, log_softmax, cross_entropy forward + "
+                              "backward: 2 * x.nbytes; cross_entropy forward: x.nbytes",
+            "values": "peak extra resident bytes of one call in a subprocess: ru_maxrss after - "
+                      "max(ru_maxrss, RSS) before",
             "gbps": "bytes_per_call / median / 1e9",
             "other_load_cores": "CPU seconds used by other processes during the row / wall seconds",
             "roofline": "read: x.nbytes / median of the faster of x.sum(), x.max(); "
@@ -94,6 +109,7 @@ def _json(run: RunResult) -> dict[str, Any]:
                 "axis": r.case.axis, "threads": r.threads, "load": r.load, "bytes_per_call": r.case.bytes_per_call(),
                 "baseline": r.case.baseline, "seconds": r.seconds, "notes": r.notes,
                 "other_load_cores": r.other_load_cores,
+                "values": r.values, "value_unit": r.case.value_unit,
                 "timings": [
                     {"provider": t.provider, "isa": t.isa,
                      "threads": t.threads if t.threads is not None else r.threads,
@@ -129,6 +145,17 @@ def _case_table(result: CaseResult) -> list[str]:
             cells += [_optional(result.gbps(name), ".1f"), _optional(_percent(result.roofline_fraction(name)), ".0f")]
         cells += [_optional(result.time_ratio(name), ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _values_table(result: CaseResult) -> list[str]:
+    """Measured values (peak memory): in MB when the unit is bytes, and as a multiple of ``gradient``."""
+    reference = result.values.get("gradient")
+    lines = ["| measurement | value | / gradient |", "|---|---|---|"]
+    for name, value in result.values.items():
+        text = f"{value / 1e6:.1f} MB" if result.case.value_unit == "bytes" else f"{value:g}"
+        ratio = f"{value / reference:.3f}x" if reference else ""
+        lines.append(f"| {name} | {text} | {ratio} |")
     return lines
 
 
@@ -183,6 +210,9 @@ def markdown(run: RunResult) -> str:
         "- roofline of each row, measured on the row's own array and timed interleaved with the row's providers "
         "(same machine state), 1 thread: read = `x.nbytes` / median of the faster of `x.sum()` and `x.max()` "
         "(logsumexp rows); copy = `2 * x.nbytes` / median of `np.copyto(y, x)` (softmax rows).",
+        "- cross_entropy (mean reduction, int64 class indices): forward + backward reads the logits once and "
+        "writes the gradient once (`2 * x.nbytes`, copy roofline); forward only reads them once "
+        "(`x.nbytes`, read roofline); targets are not counted.",
         "",
         "| row (array) | MB | read GB/s (x.sum) | read GB/s (x.max) | copy GB/s |",
         "|---|---|---|---|---|",
@@ -195,8 +225,9 @@ def markdown(run: RunResult) -> str:
         case = result.case
         lines += [f"### {case.title or case.key}", ""]
         threads = str(result.threads) if result.threads else "per provider"
-        facts = [f"`{case.key}`", f"{_shape(case.shape)} float32, axis={case.axis}",
-                 f"{case.bytes_per_call() / 1e6:.3f} MB moved per call", f"threads: {threads}",
+        moved = (f"{case.bytes_per_call() / 1e6:.3f} MB moved per call" if case.values is None
+                 else f"measured values ({case.value_unit})")
+        facts = [f"`{case.key}`", f"{_shape(case.shape)} float32, axis={case.axis}", moved, f"threads: {threads}",
                  f"load: {result.load}", f"{result.seconds:.1f} s"]
         if result.other_load_cores is not None:
             facts.append(f"other load: {result.other_load_cores:.2f} cores")
@@ -205,6 +236,8 @@ def markdown(run: RunResult) -> str:
             lines += [case.note, ""]
         if result.timings:
             lines += _case_table(result) + [""]
+        if result.values:
+            lines += _values_table(result) + [""]
         lines += [f"- {note}" for note in result.notes] + ([""] if result.notes else [])
     if run.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in run.notes] + [""]

@@ -121,6 +121,17 @@ def _run_case(
 ) -> CaseResult:
     notes: list[str] = []
     case_threads = threads if case.threads is None else case.threads
+    if case.values is not None:  # a row of measured values (peak memory), not of times
+        meter = harness.CpuLoadMeter()
+        with meter:
+            try:
+                values, value_notes = case.values()
+            except Exception as error:
+                return CaseResult(case, {}, [f"row not measured: {type(error).__name__}: {error}"],
+                                  threads=case_threads)
+        progress.tick()
+        return CaseResult(case, {}, notes + value_notes, threads=case_threads, other_load_cores=meter.cores,
+                          values=values)
     try:
         x, providers, build_notes = case.build(inputs)
     except Exception as error:

@@ -10,6 +10,12 @@ Units (bytes moved per call, 1 GB = 1e9 bytes):
 - softmax / log_softmax read the logits once and write a result of the same size: ``2 * x.nbytes``;
   their roofline is the copy bandwidth of the same array (``harness.Roofline.copy_gbps``, also 2 bytes per byte).
 
+- cross_entropy forward + backward (mean reduction, class-index targets) reads the logits once and writes the
+  gradient once: ``2 * x.nbytes`` against the copy roofline (the targets are not counted); forward only reads
+  the logits once: ``x.nbytes`` against the read roofline.
+- the cross_entropy memory row is no timing: peak extra resident memory of one forward + backward call in a
+  fresh subprocess (``harness.measure_peak_memory``), as a multiple of the gradient's size.
+
 The ``out=`` targets compare logitloss writing into a preallocated buffer with torch as users call it (a
 fresh output); torch with ``out=`` is reported alongside for information.  (At 1 thread torch with ``out=``
 already runs at about half the copy roofline, so no kernel can be 5x faster than it.)
@@ -63,13 +69,20 @@ class Case:
     busy_core: bool = False  # run with a busy process pinned to the other core
     threads: int | None = None  # None: the run's --threads; 0: each provider sets its own
     note: str = ""
+    # A row that measures values instead of times: returns ({name: value}, notes); ``build`` is not called.
+    values: Callable[[], tuple[dict[str, float], list[str]]] | None = None
+    value_unit: str = ""
 
     def bytes_per_call(self) -> int:
         count = int(np.prod(self.shape))
+        if self.values is not None:
+            return 0
         if self.op == "logsumexp":
             reduced = count // self.shape[self.axis]
             return 4 * (count + reduced)
-        return 4 * 2 * count
+        if self.op == "cross_entropy":  # forward only: read the logits once
+            return 4 * count
+        return 4 * 2 * count  # softmax, log_softmax, cross_entropy_fwd_bwd
 
 
 @dataclass
@@ -82,6 +95,7 @@ class CaseResult:
     load: str = "none"
     seconds: float = 0.0
     other_load_cores: float | None = None  # cores other processes kept busy while the row ran
+    values: dict[str, float] = field(default_factory=dict)  # rows with ``Case.values``
 
     def gbps(self, provider: str) -> float | None:
         timing = self.timings.get(provider)
@@ -109,7 +123,8 @@ class Target:
     key: str
     description: str
     case: str
-    kind: str  # "ratio": median(numerator) / median(denominator); "roofline": fraction of roofline
+    kind: str  # "ratio": median(numerator) / median(denominator); "roofline": fraction of roofline;
+    #            "value": values[numerator] / values[denominator] of a values row
     numerator: str  # provider
     denominator: str = ""  # provider (ratio only)
     required: float = 1.0
@@ -136,6 +151,8 @@ class TargetResult:
             return "n/a"
         if self.target.kind == "roofline":
             return f"{self.measured * 100:.1f}%"
+        if self.target.kind == "value":
+            return f"{self.measured:.3f}x"
         return f"{self.measured:.2f}x"
 
 
@@ -230,6 +247,80 @@ def _thread_scaling(shape: tuple[int, int]) -> Callable[[InputCache], tuple[np.n
     return build
 
 
+def _cross_entropy(
+    shape: tuple[int, int], *, backward: bool = True, variants: tuple[str, ...] = _providers.CROSS_ENTROPY_VARIANTS,
+    options_variant: bool = False,
+) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
+    """cross_entropy providers (``providers.cross_entropy_providers``) on ``shape``; ``options_variant`` adds
+    ``logitloss grad_out= smoothing+weight`` (label_smoothing=0.1 and class weights, into a buffer)."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape)
+        y = inputs.targets(*shape)
+        providers, notes = _providers.cross_entropy_providers(x, y, backward=backward, variants=variants)
+        if options_variant:
+            more, more_notes = _providers.cross_entropy_providers(
+                x, y, variants=("logitloss grad_out=",), weight=inputs.class_weights(shape[1]),
+                label_smoothing=0.1, suffix=" smoothing+weight")
+            providers += more
+            notes += more_notes
+        return x, providers, notes
+
+    return build
+
+
+_MEMORY_SETUP = """
+import numpy as np
+import logitloss
+logitloss.set_num_threads(1)
+{torch_import}
+x = np.random.default_rng(0).standard_normal(({rows}, {classes}), dtype=np.float32)
+y = np.random.default_rng(1).integers(0, {classes}, {rows}, dtype=np.int64)
+report["gradient_bytes"] = x.nbytes
+# warm up on a small input: lazy initialization (thread pools, dispatch) is not the call's memory
+small_x, small_y = np.ascontiguousarray(x[:8]), np.ascontiguousarray(y[:8])
+{warm_up}
+"""
+
+_MEMORY_CALLS = {
+    "logitloss return_grad=True": ("", "logitloss.cross_entropy(small_x, small_y, return_grad=True)",
+                                   "loss, gradient = logitloss.cross_entropy(x, y, return_grad=True)"),
+    "logitloss grad_out=input": ("", "logitloss.cross_entropy(small_x, small_y, grad_out=small_x)",
+                                 "loss, gradient = logitloss.cross_entropy(x, y, grad_out=x)"),
+    "torch": (
+        "import torch\nimport torch.nn.functional as F\ntorch.set_num_threads(1)",
+        "z = torch.from_numpy(small_x).requires_grad_(); F.cross_entropy(z, torch.from_numpy(small_y)).backward()",
+        "z = torch.from_numpy(x).requires_grad_(); F.cross_entropy(z, torch.from_numpy(y)).backward(); "
+        "gradient = z.grad",
+    ),
+}
+
+
+def _cross_entropy_memory(shape: tuple[int, int]) -> Callable[[], tuple[dict[str, float], list[str]]]:
+    """Peak extra RSS of one forward + backward call per provider, each in its own subprocess."""
+
+    def values() -> tuple[dict[str, float], list[str]]:
+        from .harness import measure_peak_memory
+
+        measured: dict[str, float] = {}
+        notes: list[str] = []
+        for name, (torch_import, warm_up, call) in _MEMORY_CALLS.items():
+            setup = _MEMORY_SETUP.format(rows=shape[0], classes=shape[1], torch_import=torch_import,
+                                         warm_up=warm_up)
+            try:
+                peak = measure_peak_memory(setup, call, label=name)
+            except Exception as error:
+                notes.append(f"{name}: not measured, {type(error).__name__}: {error}")
+                continue
+            measured["gradient"] = float(peak.report["gradient_bytes"])
+            measured[name] = float(peak.peak_extra)
+            notes.append(f"{name}: RSS before {peak.rss_before / 1e6:.1f} MB, peak before "
+                         f"{peak.maxrss_before / 1e6:.1f} MB, peak after {peak.maxrss_after / 1e6:.1f} MB")
+        return measured, notes
+
+    return values
+
+
 # --- the suite --------------------------------------------------------------------------------------------
 
 
@@ -272,6 +363,38 @@ def build_suite(quick: bool) -> Suite:
              title="softmax (32, 10), axis=-1 (per-call time)"),
         Case("log_softmax_tiny", "log_softmax", tiny, -1, _standard("log_softmax", tiny, isas=False, out=False),
              title="log_softmax (32, 10), axis=-1 (per-call time)"),
+    ]
+    inplace_note = ("`logitloss grad_out=input`: in place on a private copy of x, restored with np.copyto before "
+                    "each call (outside the timing), so every call sees the original logits; single calls "
+                    "(calls/sample = 1) for every provider of the row.")
+    cases += [
+        Case("cross_entropy_big", "cross_entropy_fwd_bwd", big, -1, _cross_entropy(big),
+             title=f"cross_entropy forward + backward {big_text}" + (" (--quick; targets at (4096, 32000))"
+                                                                     if quick else ""),
+             roofline="copy", check=False, number=1, repeats=5 if quick else None,
+             note=inplace_note + " `logitloss`: return_grad=True (a fresh gradient: its page faults are timed); "
+                  "`torch`: z = torch.from_numpy(x).requires_grad_(); F.cross_entropy(z, y).backward(); z.grad."),
+        Case("cross_entropy_mid", "cross_entropy_fwd_bwd", mid, -1,
+             _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable"),
+                            options_variant=True),
+             title="cross_entropy forward + backward (8192, 1000)", roofline="copy", check=False,
+             note="`smoothing+weight`: label_smoothing=0.1 and class weights of shape (1000,), gradient into a "
+                  "preallocated buffer like `logitloss grad_out=`."),
+        Case("cross_entropy_forward_big", "cross_entropy", big, -1,
+             _cross_entropy(big, backward=False, variants=("logitloss", "torch", "numpy stable")),
+             title=f"cross_entropy forward only {big_text}" + (" (--quick)" if quick else ""),
+             roofline="read", check=False,
+             note="`torch`: F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y)), no autograd."),
+        Case("cross_entropy_tiny", "cross_entropy_fwd_bwd", tiny, -1,
+             _cross_entropy(tiny, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable")),
+             title="cross_entropy forward + backward (32, 10) (per-call time)", check=False),
+        Case("cross_entropy_memory", "cross_entropy_fwd_bwd", big, -1, lambda inputs: (np.empty(0), [], []),
+             title=f"cross_entropy forward + backward {big_text}: peak extra memory" +
+                   (" (--quick)" if quick else ""),
+             values=_cross_entropy_memory(big), value_unit="bytes", check=False,
+             note="Peak extra resident memory of one call, each provider in a fresh subprocess (C++ allocations "
+                  "count): ru_maxrss after the call - max(ru_maxrss, RSS) before it; the input is made in float32 "
+                  "in the child, libraries warmed up on 8 rows, 1 thread. `gradient` = x.nbytes."),
     ]
     for shape, label in ((big, "big"), (mid, "mid")):
         shape_text = f"({shape[0]}, {shape[1]})"
@@ -322,6 +445,40 @@ def build_suite(quick: bool) -> Suite:
                "threads_big_unloaded", "ratio", "logitloss 1 thread", "logitloss 2 threads", informational=True),
         Target("threads_mid_speedup", "logsumexp (8192, 1000), no added load: 2-thread speedup (1-thread / 2-thread)",
                "threads_mid_unloaded", "ratio", "logitloss 1 thread", "logitloss 2 threads", informational=True),
+        Target("ce_big_vs_torch", f"cross_entropy fwd+bwd {big_text}: speedup of return_grad=True vs torch "
+               "training loop", "cross_entropy_big", "ratio", "torch", "logitloss", 10.0),
+        Target("ce_big_vs_numpy", f"cross_entropy fwd+bwd {big_text}: speedup of return_grad=True vs NumPy stable",
+               "cross_entropy_big", "ratio", "numpy stable", "logitloss", 3.0),
+        Target("ce_big_out_roofline", f"cross_entropy fwd+bwd {big_text} grad_out= buffer: fraction of copy "
+               "bandwidth", "cross_entropy_big", "roofline", "logitloss grad_out=", "", 0.50),
+        Target("ce_big_inplace_vs_out", f"cross_entropy fwd+bwd {big_text}: grad_out=input time / grad_out= "
+               "buffer time", "cross_entropy_big", "ratio", "logitloss grad_out=input", "logitloss grad_out=",
+               1.0, at_least=False),
+        Target("ce_big_inplace_roofline", f"cross_entropy fwd+bwd {big_text} grad_out=input: fraction of copy "
+               "bandwidth", "cross_entropy_big", "roofline", "logitloss grad_out=input", informational=True),
+        Target("ce_big_fresh_roofline", f"cross_entropy fwd+bwd {big_text} return_grad=True (fresh gradient, page "
+               "faults): fraction of copy bandwidth", "cross_entropy_big", "roofline", "logitloss",
+               informational=True),
+        Target("ce_big_backward_vs_fused", f"cross_entropy_backward(1.0, x, y) {big_text}: time / fused "
+               "return_grad=True time", "cross_entropy_big", "ratio", "logitloss backward only", "logitloss",
+               1.2, at_least=False),
+        Target("ce_mid_vs_torch", "cross_entropy fwd+bwd (8192, 1000): speedup of return_grad=True vs torch",
+               "cross_entropy_mid", "ratio", "torch", "logitloss", 5.0),
+        Target("ce_mid_options", "cross_entropy fwd+bwd (8192, 1000), grad_out=: label_smoothing=0.1 + weight "
+               "time / plain time", "cross_entropy_mid", "ratio", "logitloss grad_out= smoothing+weight",
+               "logitloss grad_out=", 1.2, at_least=False),
+        Target("ce_forward_big_vs_torch", f"cross_entropy forward {big_text}: speedup vs torch",
+               "cross_entropy_forward_big", "ratio", "torch", "logitloss", 8.0),
+        Target("ce_tiny_vs_torch", "cross_entropy fwd+bwd (32, 10): per-call speedup vs torch training loop",
+               "cross_entropy_tiny", "ratio", "torch", "logitloss", 8.0),
+        Target("ce_memory_fresh", f"cross_entropy fwd+bwd {big_text} return_grad=True: peak extra memory / "
+               "gradient size", "cross_entropy_memory", "value", "logitloss return_grad=True", "gradient",
+               1.05, at_least=False),
+        Target("ce_memory_inplace", f"cross_entropy fwd+bwd {big_text} grad_out=input: peak extra memory / "
+               "gradient size", "cross_entropy_memory", "value", "logitloss grad_out=input", "gradient",
+               0.05, at_least=False),
+        Target("ce_memory_torch", f"cross_entropy fwd+bwd {big_text} torch: peak extra memory / gradient size",
+               "cross_entropy_memory", "value", "torch", "gradient", informational=True),
     ]
     return Suite(cases, targets, quick, big, notes)
 
@@ -335,6 +492,11 @@ def evaluate_targets(targets: list[Target], results: dict[str, CaseResult], thre
             continue
         if target.kind == "roofline":
             measured = result.roofline_fraction(target.numerator)
+        elif target.kind == "value":
+            numerator_value = result.values.get(target.numerator)
+            denominator_value = result.values.get(target.denominator)
+            measured = (None if numerator_value is None or not denominator_value
+                        else numerator_value / denominator_value)
         else:
             numerator = result.timings.get(target.numerator)
             denominator = result.timings.get(target.denominator)
