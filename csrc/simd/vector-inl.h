@@ -230,10 +230,10 @@ inline V abs(V x) {
   return (V)((I)x & ~(I)splat<V>(-0.0));
 }
 
-// Horizontal reductions: fold the upper half onto the lower half until one lane is left -- a
-// fixed order (results depend on nothing but the data), a few vector operations deep.
-template <class V>
-inline lane_t<V> horizontal_max(V v) {
+// Horizontal reductions: fold the upper half onto the lower half with `op` until one lane is
+// left -- a fixed order (results depend on nothing but the data), a few vector operations deep.
+template <class V, class Op>
+inline lane_t<V> horizontal_fold(V v, Op op) {
   using T = lane_t<V>;
   if constexpr (sizeof(V) == sizeof(T)) {
     return v[0];
@@ -242,22 +242,18 @@ inline lane_t<V> horizontal_max(V v) {
     Half lo, hi;
     std::memcpy(&lo, &v, sizeof lo);
     std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
-    return horizontal_max(hi > lo ? hi : lo);
+    return horizontal_fold(op(lo, hi), op);
   }
 }
 
 template <class V>
+inline lane_t<V> horizontal_max(V v) {
+  return horizontal_fold(v, [](auto lo, auto hi) { return hi > lo ? hi : lo; });
+}
+
+template <class V>
 inline lane_t<V> horizontal_add(V v) {
-  using T = lane_t<V>;
-  if constexpr (sizeof(V) == sizeof(T)) {
-    return v[0];
-  } else {
-    typedef T Half __attribute__((vector_size(sizeof(V) / 2)));
-    Half lo, hi;
-    std::memcpy(&lo, &v, sizeof lo);
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
-    return horizontal_add(lo + hi);
-  }
+  return horizontal_fold(v, [](auto lo, auto hi) { return lo + hi; });
 }
 
 // Sum in double: double lanes are added as they are; float lanes are widened first.
