@@ -63,7 +63,7 @@ struct TypedKernels {
   FusedStats (*row_softmax_fused)(const T* x, int64_t n, T* out, double* scratch, const TargetTerms<T>& terms);
   // out = scale * weight * exp(x - shift) with an error-free x - shift; 0 where weight == 0.
   void (*row_scaled_exp)(const T* x, const T* weight, int64_t n, T shift, T scale, T* out);
-  // out = (x - max) - log_total, with an error-free x - max.
+  // out = (x - max) - log_total (no cancellation: both terms are <= 0).
   void (*row_log_softmax)(const T* x, int64_t n, T max, T log_total, T* out);
   // sum(a * b) (sum(a) when b is null), accumulated in double.
   double (*row_dot)(const T* a, const T* b, int64_t n);
