@@ -428,9 +428,7 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, con
     const bool all_masked = scratch[2 * k] == -__builtin_inf();
     const SplitFactor<T> scale =
         split_factor<T>(all_masked ? 0.0 : ::exp(scratch[2 * k] - row.max) * inverse_total * out_scale, -sum_scale_exponent<T>());
-    if (all_masked) {
-      for (int64_t i = 0; i < len; ++i) chunk_out[i] = T(0);
-    }
+    if (all_masked) map_row<T>(len, chunk_out, [&](int64_t, int64_t) { return splat<V>(0); });
     if (!has_terms) {
       if (!all_masked) {
         map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) { return apply_factor(load_n(chunk_out + i, count, T(0)), scale); });

@@ -87,7 +87,8 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
         return;
       }
       w_y = weight ? (double)weight[y] : 1.0;
-      z_y = (double)x[y];  // read before the gradient (possibly in place) overwrites it
+      // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
+      z_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
     }
 
     // 2. One fused pass: statistics, target terms and (if asked) the gradient.
@@ -114,7 +115,8 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
     // 3. The loss, and the target lane of the gradient without cancellation.
     const double loss = position_loss(s, fused.gap, fused.mass, !ops.probability_targets, e, w_y, z_y);
     if (grad && !ops.probability_targets) {
-      grad[y] = (T)target_lane_gradient(s, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset);
+      store_scalar<T>(reinterpret_cast<char*>(grad + y),
+                      (T)target_lane_gradient(s, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset));
     }
     if (grad) finish_row_output(grad_bytes, grad_stride, C, grad);
     finish(loss);

@@ -76,10 +76,11 @@ LogsumexpValue finalize_logsumexp(const SliceStats& s, bool return_sign) {
 template <class T>
 LogsumexpValue weighted_infinite_logsumexp(const T* x, const T* w, int64_t n, bool return_sign) {
   bool positive = false, negative = false;
-  for (int64_t i = 0; i < n; ++i) {
-    if (x[i] != kInf) continue;
-    positive |= w[i] > 0;
-    negative |= w[i] < 0;
+  for (int64_t i = 0; i < n; ++i) {  // memcpy access: arrays may be unaligned
+    if (load_scalar<T>(reinterpret_cast<const char*>(x + i)) != kInf) continue;
+    const T wi = load_scalar<T>(reinterpret_cast<const char*>(w + i));
+    positive |= wi > 0;
+    negative |= wi < 0;
   }
   LogsumexpValue v{kNan, kNan, kInf, kNan, false};
   if (positive != negative) {
