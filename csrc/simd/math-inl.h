@@ -119,16 +119,24 @@ inline V exp_reduced(V r) {
   return p;
 }
 
+// x = n ln2 + r, |r| <= ln2/2, n by the round-to-nearest magic constant. n * ln2_hi is exact
+// (ln2_hi has few bits), so r is exact up to the ln2_lo term. Returns r; n through the argument.
+template <class V>
+inline V reduce_exp_argument(V x, V& n) {
+  using C = MathConstants<V>;
+  n = mul_add(x, splat<V>(C::log2e()), splat<V>(C::round_magic())) - C::round_magic();
+  const V r = mul_add(n, splat<V>(-C::ln2_hi()), x);
+  return mul_add(n, splat<V>(-C::ln2_lo()), r);
+}
+
 // exp(x) * 2^kSumScale for x <= 0 (and -inf): the terms of the reductions' sums. The result is
 // always a normal number (no subnormal range to round into) and one product is exact, so this
 // is as accurate as exp itself. nan propagates.
 template <class V>
 inline V exp_nonpositive_sum_term(V x) {
   using C = MathConstants<V>;
-  V xc = clamp_below(x, splat<V>(C::exp_clamp_low()));
-  V n = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic())) - C::round_magic();
-  V r = mul_add(n, splat<V>(-C::ln2_hi()), xc);
-  r = mul_add(n, splat<V>(-C::ln2_lo()), r);
+  V n;
+  const V r = reduce_exp_argument(clamp_below(x, splat<V>(C::exp_clamp_low())), n);
   // 2^(n + kSumScale) is a normal number and so is the product: one exact multiplication (one
   // instruction on AVX-512).
 #if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
@@ -145,12 +153,9 @@ inline V exp_nonpositive(V x) {
   using C = MathConstants<V>;
   // 1. exp(x) rounds to 0 well above the clamp; clamping keeps the scaling in range (and turns
   //    -inf into an ordinary argument). A nan compares false and passes through.
-  V xc = clamp_below(x, splat<V>(C::exp_clamp_low()));
-  // 2. x = n ln2 + r, |r| <= ln2/2; n by the round-to-nearest magic constant. n * ln2_hi is exact
-  //    (ln2_hi has few bits), so r is exact up to the ln2_lo term.
-  V n = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic())) - C::round_magic();
-  V r = mul_add(n, splat<V>(-C::ln2_hi()), xc);
-  r = mul_add(n, splat<V>(-C::ln2_lo()), r);
+  // 2. x = n ln2 + r, |r| <= ln2/2.
+  V n;
+  const V r = reduce_exp_argument(clamp_below(x, splat<V>(C::exp_clamp_low())), n);
   // 3. exp(x) = exp(r) * 2^n, rounded once.
   return scale_by_power_of_two(exp_reduced(r), n);
 }
@@ -165,9 +170,8 @@ inline V exp(V x) {
   V xc = x < C::exp_clamp_low() ? splat<V>(C::exp_clamp_low()) : x;
   xc = xc > C::exp_clamp_high() ? splat<V>(C::exp_clamp_high()) : xc;
   xc = x != x ? splat<V>(0) : xc;
-  V n = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic())) - C::round_magic();
-  V r = mul_add(n, splat<V>(-C::ln2_hi()), xc);
-  r = mul_add(n, splat<V>(-C::ln2_lo()), r);
+  V n;
+  const V r = reduce_exp_argument(xc, n);
   // exp(r) * 2^n1 * 2^n2 with n1 = n/2, n2 = n - n1: both factors normal, the first product
   // exact, the second rounded once (into the subnormals, or to inf).
   I n_int = __builtin_convertvector(n, I);
