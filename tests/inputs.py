@@ -8,8 +8,17 @@ per input and shared by every ISA the suite runs on.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def dtype_id(dtype):
+    return np.dtype(dtype).name
+
+
+# Parametrize a test over FLOAT_DTYPES, named by dtype.
+dtypes = pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 
 # Sizes around the vector widths of every target (float64x2 .. float32x16, times up to four
 # accumulators), so the masked tails and the accumulator merge are all exercised.

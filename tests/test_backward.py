@@ -10,6 +10,7 @@ import pytest
 import reference
 from checks import per_row_to_elements, same_bits
 from conftest import SUPPORTED_ISAS
+from inputs import dtype_id, dtypes
 from inputs import FLOAT_DTYPES, VECTOR_WIDTH_SIZES, logits, masked_block_rows, strided_views, tricky_rows
 from tolerances import GRADIENT, assert_close_to_exact, assert_close_to_library, tolerance
 
@@ -17,12 +18,6 @@ import logitloss
 
 inf = np.inf
 
-
-def dtype_id(dtype):
-    return np.dtype(dtype).name
-
-
-dtypes = pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 KINDS = ("softmax", "log_softmax")
 kinds = pytest.mark.parametrize("kind", KINDS)
 

@@ -16,6 +16,7 @@ import pytest
 import reference_cross_entropy as rce
 from checks import same_bits
 from conftest import SUPPORTED_ISAS
+from inputs import dtype_id, dtypes
 from inputs import (
     FLOAT_DTYPES,
     VECTOR_WIDTH_SIZES,
@@ -68,12 +69,6 @@ def torch_single_threaded():
     yield
     torch.set_num_threads(before)
 
-
-def dtype_id(dtype):
-    return np.dtype(dtype).name
-
-
-dtypes = pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 KINDS = ("index", "probability")
 kinds = pytest.mark.parametrize("kind", KINDS)
 

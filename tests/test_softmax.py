@@ -9,6 +9,7 @@ import pytest
 import reference
 from checks import assert_same_kind, check_softmax, same_bits, scipy_call
 from conftest import SUPPORTED_ISAS
+from inputs import dtype_id, dtypes
 from inputs import (
     FLOAT_DTYPES,
     VECTOR_WIDTH_SIZES,
@@ -26,12 +27,6 @@ import logitloss
 inf = np.inf
 nan = np.nan
 
-
-def dtype_id(dtype):
-    return np.dtype(dtype).name
-
-
-dtypes = pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
 both = pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 
 
