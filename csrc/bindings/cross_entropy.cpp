@@ -5,18 +5,12 @@
 #include <string>
 
 #include "bindings/arrays.h"
+#include "bindings/loss_arguments.h"
 #include "bindings/reduction_call.h"
 #include "ops/cross_entropy.h"
 
 namespace logitloss {
 namespace {
-
-LossReduction parse_reduction(const std::string& name) {
-  if (name == "mean") return LossReduction::kMean;
-  if (name == "sum") return LossReduction::kSum;
-  if (name == "none") return LossReduction::kNone;
-  throw py::value_error("`reduction` must be 'none', 'mean' or 'sum', got '" + name + "'");
-}
 
 // Everything a cross-entropy call needs, validated: arrays in the compute dtype, the layout
 // (class axis reduced) and the driver's options.
@@ -33,10 +27,7 @@ struct CrossEntropyArgs {
 CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py::handle weight_obj,
                                  py::handle ignore_index_obj, py::handle reduction_obj, py::handle label_smoothing_obj) {
   CrossEntropyArgs a;
-  if (!py::isinstance<py::str>(reduction_obj)) {
-    throw py::type_error("`reduction` must be 'none', 'mean' or 'sum', got " + py::repr(reduction_obj).cast<std::string>());
-  }
-  const std::string reduction = reduction_obj.cast<std::string>();
+  a.ops.reduction = parse_reduction(reduction_obj);
   if (py::isinstance<py::bool_>(label_smoothing_obj) || !py::hasattr(label_smoothing_obj, "__float__")) {
     throw py::type_error("`label_smoothing` must be a real number in [0, 1], got " +
                          py::repr(label_smoothing_obj).cast<std::string>());
@@ -60,7 +51,6 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
     if ((int)i != class_axis) a.kept_shape.push_back(a.shape[i]);
   }
 
-  a.ops.reduction = parse_reduction(reduction);
   if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0)) {
     throw py::value_error("`label_smoothing` must be in [0, 1], got " + std::to_string(label_smoothing));
   }
@@ -111,14 +101,6 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
   return a;
 }
 
-// A reduced loss as a NumPy scalar of the result dtype, rounded once (to +-inf beyond its range,
-// without NumPy's overflow warning: that is the correctly rounded value).
-py::object reduced_loss_scalar(double value, const CrossEntropyArgs& a) {
-  py::array v(a.compute_dtype, std::vector<int64_t>{});
-  if (a.compute == DType::kFloat32) *static_cast<float*>(v.mutable_data()) = (float)value;
-  else *static_cast<double*>(v.mutable_data()) = value;
-  return scalar_if_0d(cast_to(v, a.result_dtype));
-}
 
 // Runs the driver; raises IndexError for an out-of-range target.
 double run(CrossEntropyArgs& a, py::object loss, py::object grad, py::object upstream) {
@@ -139,53 +121,19 @@ double run(CrossEntropyArgs& a, py::object loss, py::object grad, py::object ups
   return result.loss;
 }
 
-// The gradient array: the caller's grad_out (validated; written in place when it has the compute
-// dtype, else through a temporary), or a fresh one.
-struct GradientTarget {
-  py::object compute;  // what the driver writes (a numpy array)
-  py::object user;     // grad_out, when given
-};
-
-GradientTarget gradient_target(const CrossEntropyArgs& a, py::handle grad_out, py::handle input_obj) {
-  GradientTarget t;
-  if (grad_out.is_none()) {
-    t.compute = empty_like_layout(a.input.cast<py::array>(), a.compute_dtype);
-    return t;
-  }
-  if (!py::isinstance<py::array>(grad_out)) throw py::type_error("`grad_out` must be a numpy.ndarray");
-  py::array out = py::reinterpret_borrow<py::array>(grad_out);
-  check_output_array(out, a.shape, a.result_dtype, "grad_out");
-  const bool is_input = out.ptr() == input_obj.ptr();
-  if (!is_input && py::module_::import("numpy").attr("shares_memory")(out, a.input).cast<bool>()) {
-    throw py::value_error("`grad_out` overlaps `input` without being `input` itself; pass `input` for an in-place "
-                          "gradient or a separate array");
-  }
-  t.user = out;
-  t.compute = out.dtype().equal(a.compute_dtype) ? out : py::array(a.compute_dtype, a.shape);
-  return t;
-}
-
-py::object finish_gradient(GradientTarget& t) {
-  if (!t.user) return t.compute;
-  if (!t.user.is(t.compute)) py::module_::import("numpy").attr("copyto")(t.user, t.compute, py::arg("casting") = "unsafe");
-  return t.user;
-}
-
 py::object cross_entropy(py::handle input, py::handle target, py::handle weight, py::handle ignore_index,
                          py::handle reduction, py::handle label_smoothing, bool return_grad, py::handle grad_out) {
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
   return_grad = return_grad || !grad_out.is_none();
   GradientTarget grad;
-  if (return_grad) grad = gradient_target(a, grad_out, input);
+  if (return_grad) grad = gradient_target(a.input.cast<py::array>(), input, a.shape, a.result_dtype, a.compute_dtype, grad_out);
   const bool per_row = a.ops.reduction == LossReduction::kNone;
   py::object loss_array = per_row ? py::object(py::array(a.compute_dtype, a.kept_shape)) : py::object();
   const double reduced = run(a, loss_array, return_grad ? grad.compute : py::object(), py::object());
   py::object loss = per_row ? scalar_if_0d(cast_to(loss_array.cast<py::array>(), a.result_dtype))
-                            : reduced_loss_scalar(reduced, a);
+                            : reduced_loss_scalar(reduced, a.compute, a.result_dtype);
   if (!return_grad) return loss;
-  py::object g = finish_gradient(grad);
-  if (!grad.user && !a.compute_dtype.equal(a.result_dtype)) g = cast_to(g.cast<py::array>(), a.result_dtype);
-  return py::make_tuple(loss, g);
+  return py::make_tuple(loss, finish_gradient(grad, a.result_dtype));
 }
 
 py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::handle target, py::handle weight,
@@ -207,7 +155,7 @@ py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::
     }
     a.ops.upstream_scalar = upstream.attr("item")().cast<double>();
   }
-  GradientTarget grad = gradient_target(a, py::none(), input);
+  GradientTarget grad = gradient_target(a.input.cast<py::array>(), input, a.shape, a.result_dtype, a.compute_dtype, py::none());
   run(a, py::object(), grad.compute, per_row_upstream);
   return cast_to(grad.compute.cast<py::array>(), a.result_dtype);
 }

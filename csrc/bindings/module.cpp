@@ -11,6 +11,7 @@ namespace logitloss {
 
 void bind_softmax_family(py::module_& m);
 void bind_cross_entropy(py::module_& m);
+void bind_binary_cross_entropy(py::module_& m);
 
 namespace {
 
@@ -24,7 +25,8 @@ py::array eval_math(const std::string& isa, const std::string& function, const p
   if (function == "exp") f = MathFunction::kExp;
   else if (function == "log") f = MathFunction::kLog;
   else if (function == "log1p") f = MathFunction::kLog1p;
-  else throw py::value_error("`func` must be 'exp', 'log' or 'log1p', got '" + function + "'");
+  else if (function == "log1p_unit_interval") f = MathFunction::kLog1pUnitInterval;
+  else throw py::value_error("`func` must be 'exp', 'log', 'log1p' or 'log1p_unit_interval', got '" + function + "'");
   if (x.ndim() != 1 || !(x.flags() & py::array::c_style)) throw py::value_error("`x` must be 1-d and contiguous");
   py::array out(x.dtype(), std::vector<int64_t>{x.shape(0)});
   if (x.dtype().equal(py::dtype::of<float>())) {
@@ -87,4 +89,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("_eval_math", &ll::eval_math, pybind11::arg("isa"), pybind11::arg("func"), pybind11::arg("x"));
   ll::bind_softmax_family(m);
   ll::bind_cross_entropy(m);
+  ll::bind_binary_cross_entropy(m);
 }

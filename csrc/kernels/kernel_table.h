@@ -52,6 +52,21 @@ enum StatsFlags : int {
   kStatsCompensated = 1,
 };
 
+// Binary cross-entropy with logits over n contiguous elements of each operand (see
+// binary_cross_entropy-inl.h for the formulas). Null pointers: no weight (1), no pos_weight (1), no
+// per-element upstream gradient (1), no loss or gradient output. `grad` may be `input` itself.
+template <class T>
+struct BinaryCrossEntropySpan {
+  const T* input;
+  const T* target;
+  const T* weight;
+  const T* pos_weight;
+  const T* upstream;
+  T grad_scale;  // multiplies every gradient element (1 / numel for a mean)
+  T* loss;
+  T* grad;
+};
+
 template <class T>
 struct TypedKernels {
   // Row kernels: x[0..n) contiguous, n >= 1. `weight` may be null (all ones).
@@ -71,6 +86,9 @@ struct TypedKernels {
   void (*row_softmax_backward)(const T* g, const T* y, int64_t n, T dot, T* out);
   // out = g - exp(y) * sum_g
   void (*row_log_softmax_backward)(const T* g, const T* y, int64_t n, T sum_g, T* out);
+  // Returns the sum of the (weighted) losses in double when want_loss (or no gradient is asked
+  // for), else 0 and the loss is not computed.
+  double (*binary_cross_entropy_with_logits)(const BinaryCrossEntropySpan<T>& span, int64_t n, bool want_loss);
 
   // Column kernels: `ncols` contiguous columns down `rows` rows that are `stride` elements apart
   // (column_stats: ncols <= kColumnTile). Per-column parameters and results are arrays of
@@ -84,7 +102,7 @@ struct TypedKernels {
 };
 
 // Test-only: the vector math helpers applied elementwise to contiguous data.
-enum class MathFunction { kExp, kLog, kLog1p };
+enum class MathFunction { kExp, kLog, kLog1p, kLog1pUnitInterval };
 
 struct KernelTable {
   const char* name;

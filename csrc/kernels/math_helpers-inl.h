@@ -10,6 +10,7 @@ void apply_math_function(MathFunction f, const T* x, int64_t n, T* out) {
       case MathFunction::kExp: return exp(v);
       case MathFunction::kLog: return log(v);
       case MathFunction::kLog1p: return log1p(v);
+      case MathFunction::kLog1pUnitInterval: return log1p_unit_interval(v);
     }
     return v;
   });

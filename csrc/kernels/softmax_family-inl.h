@@ -54,12 +54,6 @@ inline void map_row(int64_t n, T* out, F f) {
   if (i < n) store_partial(out + i, f(i, n - i), n - i);
 }
 
-// Loads L elements at p, or the first `count` of them (rest `fill`) when count < L.
-template <class T>
-inline typename Vec<T>::V load_n(const T* p, int64_t count, T fill) {
-  return count == Vec<T>::kLanes ? load(p) : load_partial(p, count, fill);
-}
-
 // Pass 1 of a chunk: its max over entries with nonzero weight (nan ignored: a nan shows up in
 // pass 2, where exp(nan - max) poisons `others`).
 template <class T, bool kWeighted>

@@ -20,8 +20,6 @@
 
 namespace logitloss {
 
-enum class LossReduction { kNone, kMean, kSum };
-
 struct CrossEntropyOperands {
   int input = kNoOperand;
   int target = kNoOperand;    // int64 class indices (per-row operand) or probabilities (full)

@@ -47,9 +47,10 @@ void store_scalar(char* p, T v) {
 
 // Thread-local buffers for rows whose elements are not contiguous (packed before the kernel runs,
 // unpacked after).
+constexpr int kScratchSlots = 8;
 template <class T>
 T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buffers[3];
+  thread_local std::vector<T> buffers[kScratchSlots];
   if ((int64_t)buffers[slot].size() < n) buffers[slot].resize(n);
   return buffers[slot].data();
 }

@@ -46,6 +46,27 @@ bool make_reduction_layout(const std::vector<int64_t>& shape, const std::vector<
   return true;
 }
 
+ReductionLayout make_elementwise_layout(const std::vector<int64_t>& shape, const std::vector<std::vector<int64_t>>& strides) {
+  std::vector<bool> row_axes(shape.size(), false);
+  int inner = -1;  // the outermost axis of the row so far
+  for (int axis = (int)shape.size() - 1; axis >= 0; --axis) {
+    if (shape[axis] == 1) {
+      row_axes[axis] = true;  // length 1: joins anything
+      continue;
+    }
+    bool chains = true;
+    for (size_t op = 0; inner >= 0 && op < strides.size(); ++op) {
+      chains = chains && strides[op][axis] == strides[op][inner] * shape[inner];
+    }
+    if (!chains) break;
+    row_axes[axis] = true;
+    inner = axis;
+  }
+  ReductionLayout layout;
+  make_reduction_layout(shape, strides, row_axes, layout);  // the row axes chain by construction
+  return layout;
+}
+
 RowCursor::RowCursor(const ReductionLayout& layout, int64_t first_row)
     : layout_(layout), index_(layout.outer_shape.size(), 0), offsets_(layout.outer_strides.size(), 0) {
   if (layout.rows == 0) return;  // nothing to walk (a kept dim of length 0)

@@ -24,6 +24,11 @@ struct ReductionLayout {
 bool make_reduction_layout(const std::vector<int64_t>& shape, const std::vector<std::vector<int64_t>>& strides,
                            const std::vector<bool>& reduced, ReductionLayout& layout);
 
+// An elementwise walk of operands that share one shape: the longest run of trailing axes that
+// chain for every operand becomes the row (the whole array when all are contiguous alike), the
+// rest the outer dims. Zero strides (broadcast operands) are fine.
+ReductionLayout make_elementwise_layout(const std::vector<int64_t>& shape, const std::vector<std::vector<int64_t>>& strides);
+
 // Byte offsets of consecutive rows for every operand, starting at any row: an odometer over the
 // outer dims, so stepping costs O(1) amortized.
 class RowCursor {

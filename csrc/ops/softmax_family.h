@@ -8,19 +8,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "ops/row_layout.h"
+#include "ops/array_call.h"
 
 namespace logitloss {
-
-enum class DType { kFloat32, kFloat64 };
-
-struct ArrayCall {
-  DType dtype;
-  ReductionLayout layout;
-  std::vector<char*> base;  // per operand, in the order the layout was built
-};
-
-constexpr int kNoOperand = -1;
 
 struct LogsumexpOperands {
   int a = kNoOperand, b = kNoOperand;                            // inputs (b optional)

@@ -8,6 +8,8 @@
 //   log(x)    x > 0 including subnormals; <= 2 ULP (measured ~1). log(0) = -inf, log(x < 0) = nan,
 //             log(+inf) = +inf.
 //   log1p(x)  x > -1; <= 2 ULP (measured ~1). log1p(-1) = -inf, below -1 nan, tiny x exact.
+//   log1p_unit_interval(e)  e in [0, 1] (nan -> nan): log1p without the general range's
+//             special cases, for softplus terms log1p(exp(-|x|)); <= 2 ULP (measured ~1).
 //
 // Polynomials are truncated Taylor series with enough terms that truncation stays below a tenth
 // of an ULP on the reduced range; the error budget is rounding in the evaluation.
@@ -185,10 +187,9 @@ inline V exp(V x) {
 // log(1 + f) = 2 atanh(s) = f - (f^2/2 - s (f^2/2 + R)), R = sum_{i>=1} 2 s^(2i) / (2i + 1):
 // the leading f is exact and everything else is a small correction, so the result is within
 // about one rounding of exact.
-template <class V>
+template <class V, int kTerms = MathConstants<V>::kLogTerms>
 inline V log_reduced(V k, V f, V correction) {
   using C = MathConstants<V>;
-  constexpr int kTerms = MathConstants<V>::kLogTerms;
   constexpr AtanhSeries<kTerms> c{};
   V s = f / (f + 2);
   V z = s * s;
@@ -254,4 +255,17 @@ inline V log1p(V x) {
   // Tiny x: u == 1 and log1p(x) = x to within rounding; return x itself (also keeps -0).
   result = select(u == 1, x, result);
   return result;
+}
+
+// log1p(e) for e in [0, 1] (and nan): the softplus term log1p(exp(-|x|)), cheaper than log1p (no
+// exponent split, no special cases, no correction term). e < 1/2: log1p(e) directly; e >= 1/2:
+// ln 2 + log1p(h) with h = (e - 1) / 2 in [-1/4, 0), exact (Sterbenz). Either way the argument
+// h of log_reduced is exact, in [-1/4, 1/2), where its series (|s| <= 1/5) is accurate to well
+// below an ULP with one more term than log's range needs.
+template <class V>
+inline V log1p_unit_interval(V e) {
+  const auto upper = e >= (lane_t<V>)0.5;  // false for nan: nan flows through h
+  const V h = select(upper, (e - 1) * (lane_t<V>)0.5, e);
+  const V k = select(upper, splat<V>(1), splat<V>(0));
+  return log_reduced<V, MathConstants<V>::kLogTerms + 1>(k, h, splat<V>(0));
 }

@@ -77,9 +77,10 @@ struct Lanes<f64w> {
 template <class V>
 using lane_t = typename std::remove_reference<decltype(V{}[0])>::type;
 
+// s in every lane. s - 0 (not 0 + s, which turns -0.0 into +0.0) is s exactly for every s.
 template <class V>
 inline V splat(lane_t<V> s) {
-  return V{} + s;
+  return s - V{};
 }
 
 template <class T>
@@ -137,6 +138,12 @@ inline void store_partial(T* p, typename Vec<T>::V v, int64_t n) {
   store(buffer, v);
   std::memcpy(p, buffer, (size_t)n * sizeof(T));
 #endif
+}
+
+// Loads L elements at p, or the first `count` of them (rest `fill`) when count < L.
+template <class T>
+inline typename Vec<T>::V load_n(const T* p, int64_t count, T fill) {
+  return count == Vec<T>::kLanes ? load(p) : load_partial(p, count, fill);
 }
 
 // a * b + c with one rounding where the target has FMA, two otherwise. Every use tolerates
@@ -265,6 +272,19 @@ inline double horizontal_sum(V v) {
     return horizontal_add(__builtin_convertvector(v, f64w));
   }
 }
+
+// Adds v's lanes, exactly widened to double, into two accumulators of native width (the low and
+// high halves of a float vector; a double vector goes into `low`). Native-width accumulators stay
+// in registers, where a double vector twice the register width would not.
+inline void add_widened(f32v v, f64v& low, f64v& high) {
+  typedef float Half __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
+  Half lo, hi;
+  std::memcpy(&lo, &v, sizeof lo);
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+  low += __builtin_convertvector(lo, f64v);
+  high += __builtin_convertvector(hi, f64v);
+}
+inline void add_widened(f64v v, f64v& low, f64v&) { low += v; }
 
 // Error-free difference (Knuth's TwoSum): a - b == hi + lo exactly, hi = fl(a - b).
 // Used wherever x - max feeds exp: the rounding of x - max would otherwise cost up to

@@ -1,11 +1,12 @@
 """logitloss: fused SIMD kernels for the computations under every likelihood-based loss.
 
-Softmax cross-entropy (``torch.nn.functional.cross_entropy`` semantics) and logsumexp, softmax
-and log_softmax (drop-ins for ``scipy.special``), forward and backward, on NumPy arrays. See
-``show_config()`` for the SIMD target and thread count in use.
+Softmax cross-entropy and binary cross-entropy with logits (``torch.nn.functional`` semantics),
+and logsumexp, softmax and log_softmax (drop-ins for ``scipy.special``), forward and backward, on
+NumPy arrays. See ``show_config()`` for the SIMD target and thread count in use.
 """
 
 from ._version import __version__
+from ._binary_cross_entropy import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward
 from ._cross_entropy import cross_entropy, cross_entropy_backward
 from ._config import get_isa, get_num_threads, set_num_threads, show_config, supported_isas, use_isa
 from ._softmax_family import (
@@ -19,6 +20,8 @@ from ._softmax_family import (
 
 __all__ = [
     "__version__",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_backward",
     "cross_entropy",
     "cross_entropy_backward",
     "get_isa",

@@ -1,6 +1,6 @@
 # Stubs for the compiled module (csrc/bindings/). Private: the public, documented signatures are
-# the wrappers in python/logitloss/_softmax_family.py, _cross_entropy.py and _config.py, which call
-# these positionally.
+# the wrappers in python/logitloss/_softmax_family.py, _cross_entropy.py, _binary_cross_entropy.py
+# and _config.py, which call these positionally.
 from typing import Any
 
 import numpy as np
@@ -24,4 +24,11 @@ def cross_entropy(
 def cross_entropy_backward(
     grad_output: Any, input: Any, target: Any, weight: Any, ignore_index: Any, reduction: Any,
     label_smoothing: Any, /
+) -> np.ndarray: ...
+def binary_cross_entropy_with_logits(
+    input: Any, target: Any, weight: Any, reduction: Any, pos_weight: Any, return_grad: bool,
+    grad_out: np.ndarray | None, /
+) -> Any: ...
+def binary_cross_entropy_with_logits_backward(
+    grad_output: Any, input: Any, target: Any, weight: Any, reduction: Any, pos_weight: Any, /
 ) -> np.ndarray: ...

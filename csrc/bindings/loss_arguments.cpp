@@ -1,0 +1,51 @@
+#include "bindings/loss_arguments.h"
+
+#include <string>
+
+namespace logitloss {
+
+LossReduction parse_reduction(py::handle reduction) {
+  if (!py::isinstance<py::str>(reduction)) {
+    throw py::type_error("`reduction` must be 'none', 'mean' or 'sum', got " + py::repr(reduction).cast<std::string>());
+  }
+  const std::string name = reduction.cast<std::string>();
+  if (name == "mean") return LossReduction::kMean;
+  if (name == "sum") return LossReduction::kSum;
+  if (name == "none") return LossReduction::kNone;
+  throw py::value_error("`reduction` must be 'none', 'mean' or 'sum', got '" + name + "'");
+}
+
+GradientTarget gradient_target(const py::array& input, py::handle input_obj, const std::vector<int64_t>& shape,
+                               const py::dtype& result_dtype, const py::dtype& compute_dtype, py::handle grad_out) {
+  GradientTarget t;
+  if (grad_out.is_none()) {
+    t.compute = empty_like_layout(input, compute_dtype);
+    return t;
+  }
+  if (!py::isinstance<py::array>(grad_out)) throw py::type_error("`grad_out` must be a numpy.ndarray");
+  py::array out = py::reinterpret_borrow<py::array>(grad_out);
+  check_output_array(out, shape, result_dtype, "grad_out");
+  const bool is_input = out.ptr() == input_obj.ptr();
+  if (!is_input && py::module_::import("numpy").attr("shares_memory")(out, input).cast<bool>()) {
+    throw py::value_error("`grad_out` overlaps `input` without being `input` itself; pass `input` for an in-place "
+                          "gradient or a separate array");
+  }
+  t.user = out;
+  t.compute = out.dtype().equal(compute_dtype) ? out : py::array(compute_dtype, shape);
+  return t;
+}
+
+py::object finish_gradient(GradientTarget& t, const py::dtype& result_dtype) {
+  if (!t.user) return cast_to(t.compute.cast<py::array>(), result_dtype);
+  if (!t.user.is(t.compute)) py::module_::import("numpy").attr("copyto")(t.user, t.compute, py::arg("casting") = "unsafe");
+  return t.user;
+}
+
+py::object reduced_loss_scalar(double value, DType compute, const py::dtype& result_dtype) {
+  py::array v(numpy_dtype(compute), std::vector<int64_t>{});
+  if (compute == DType::kFloat32) *static_cast<float*>(v.mutable_data()) = (float)value;
+  else *static_cast<double*>(v.mutable_data()) = value;
+  return scalar_if_0d(cast_to(v, result_dtype));
+}
+
+}  // namespace logitloss

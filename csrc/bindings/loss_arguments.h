@@ -1,0 +1,33 @@
+// Arguments every loss function shares (cross_entropy, binary_cross_entropy_with_logits): the
+// `reduction` name, the gradient output (`grad_out=`, possibly the input itself), and the reduced
+// loss returned as a NumPy scalar.
+#pragma once
+
+#include "bindings/arrays.h"
+
+namespace logitloss {
+
+// torch's reduction names; TypeError for a non-string, ValueError naming `reduction` otherwise.
+LossReduction parse_reduction(py::handle reduction);
+
+// Where the driver writes the gradient: the caller's grad_out (validated; written in place when it
+// has the compute dtype, else through a temporary), or a fresh array laid out like the input.
+struct GradientTarget {
+  py::object compute;  // what the driver writes (a numpy array of the compute dtype)
+  py::object user;     // grad_out, when given
+};
+
+// input: the input converted to the compute dtype; input_obj: what the caller passed (grad_out may
+// be that very array, for an in-place gradient; any other overlap is an error).
+GradientTarget gradient_target(const py::array& input, py::handle input_obj, const std::vector<int64_t>& shape,
+                               const py::dtype& result_dtype, const py::dtype& compute_dtype, py::handle grad_out);
+
+// The gradient in the result dtype: grad_out itself when given, else the computed array.
+py::object finish_gradient(GradientTarget& target, const py::dtype& result_dtype);
+
+// A reduced loss as a NumPy scalar of the result dtype, rounded once to the compute dtype and then
+// to the result dtype (to +-inf beyond its range, without NumPy's overflow warning: that is the
+// correctly rounded value).
+py::object reduced_loss_scalar(double value, DType compute, const py::dtype& result_dtype);
+
+}  // namespace logitloss

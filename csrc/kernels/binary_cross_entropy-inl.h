@@ -1,0 +1,95 @@
+// Binary cross-entropy with logits, loss and gradient in one pass, written once for every ISA.
+//
+// Included per target inside its anonymous namespace, after vector-inl.h and math-inl.h.
+//
+// Per element, with x the logit, y the target, p the pos_weight (1 when absent), w the weight:
+//   torch:  loss = w [(1 - y) x - (1 + (p - 1) y) log_sigmoid(x)]
+// With e = exp(-|x|) <= 1, t = log1p(e) = softplus(-|x|) and a = (1 - y) + p y, this is
+//   x >= 0:  loss = w [(1 - y) |x| + a t]        grad = w [(1 - y) - a q]
+//   x <  0:  loss = w [p y |x|     + a t]        grad = w [a q - p y]
+// where q = e / (1 + e) = sigmoid(-|x|). For y in [0, 1] and w, p >= 0 every term of the loss is
+// non-negative: no cancellation, so a loss of 4e-18 (x = -40, y = 0) keeps full relative
+// precision where the textbook form returns 0. a is formed as (1 - y) + p y, two non-negative
+// terms, rather than torch's 1 + (p - 1) y, which cancels for p < 1; without pos_weight a is
+// exactly 1 (not recomputed, so targets outside [0, 1] keep torch's value). The gradient never
+// forms sigmoid(x) - y for x >= 0 (1 - tiny - 1 loses the tiny), and is exact at x = 0.
+//
+// Infinite logits take the limit: (1 - y) |x| with y = 1 is 0, not 0 * inf = nan (likewise
+// p y |x| with y = 0); torch returns nan there.
+//
+// Precision policy: lanes hold the data type; the sum of the losses is accumulated in double
+// lanes. Memory: one pass reading x, y (and weights), writing the loss and/or the gradient.
+
+// What one call computes, over n contiguous elements of each operand.
+template <class T, bool kPosWeight, bool kWeight, bool kLoss, bool kGrad>
+double binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n) {
+  using V = typename Vec<T>::V;
+  constexpr int L = Vec<T>::kLanes;
+  const T inf = __builtin_inf();
+  const V one = splat<V>(T(1)), zero = splat<V>(T(0));
+  // Returns the losses of elements i .. i + count - 1 (and stores what is asked for).
+  auto step = [&](int64_t i, int64_t count) {
+    // Tail lanes hold x = -inf, y = 0: a loss of exactly 0 (the limit), so sums need no mask.
+    const V x = load_n(s.input + i, count, -inf);
+    const V y = load_n(s.target + i, count, T(0));
+    const V ax = abs(x);
+    const V e = exp_nonpositive(-ax);
+    const auto nonnegative = x >= 0;  // false for nan: the x < 0 branch, which propagates it
+    const V one_minus_y = one - y;
+    const V p_y = kPosWeight ? load_n(s.pos_weight + i, count, T(1)) * y : y;
+    const V a = kPosWeight ? one_minus_y + p_y : one;
+    const V w = kWeight ? load_n(s.weight + i, count, T(1)) : one;
+    V loss = zero;
+    if constexpr (kLoss) {
+      const V t = log1p_unit_interval(e);
+      const V slope = select(nonnegative, one_minus_y, p_y);
+      const V linear = select(slope == 0, zero, slope * ax);  // the limit at |x| = inf
+      loss = kPosWeight ? mul_add(a, t, linear) : linear + t;
+      if (kWeight) loss = loss * w;
+      if (s.loss) {
+        if (count == L) store(s.loss + i, loss); else store_partial(s.loss + i, loss, count);
+      }
+    }
+    if constexpr (kGrad) {
+      const V q = e / (one + e);
+      const V aq = kPosWeight ? a * q : q;
+      V grad = select(nonnegative, one_minus_y - aq, aq - p_y);
+      V scale = splat<V>(s.grad_scale);
+      if (s.upstream) scale = scale * load_n(s.upstream + i, count, T(0));
+      grad = grad * scale;
+      if (kWeight) grad = grad * w;
+      if (count == L) store(s.grad + i, grad); else store_partial(s.grad + i, grad, count);
+    }
+    return loss;
+  };
+  f64v sum_low{}, sum_high{};
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const V loss = step(i, L);
+    if (kLoss) add_widened(loss, sum_low, sum_high);
+  }
+  if (i < n) {
+    const V loss = step(i, n - i);
+    if (kLoss) add_widened(loss, sum_low, sum_high);
+  }
+  return kLoss ? horizontal_add(sum_low + sum_high) : 0.0;
+}
+
+// The instance for a call's options: pos_weight, weight, and which outputs (the loss is computed
+// when it is stored or summed; backward-only calls skip its log1p).
+template <class T, bool kPosWeight, bool kWeight>
+double binary_cross_entropy_outputs(const BinaryCrossEntropySpan<T>& s, int64_t n, bool want_loss) {
+  if (!s.grad) return binary_cross_entropy_span<T, kPosWeight, kWeight, true, false>(s, n);
+  if (!want_loss) return binary_cross_entropy_span<T, kPosWeight, kWeight, false, true>(s, n);
+  return binary_cross_entropy_span<T, kPosWeight, kWeight, true, true>(s, n);
+}
+
+template <class T>
+double binary_cross_entropy_with_logits(const BinaryCrossEntropySpan<T>& s, int64_t n, bool want_loss) {
+  if (s.pos_weight) {
+    return s.weight ? binary_cross_entropy_outputs<T, true, true>(s, n, want_loss)
+                    : binary_cross_entropy_outputs<T, true, false>(s, n, want_loss);
+  }
+  return s.weight ? binary_cross_entropy_outputs<T, false, true>(s, n, want_loss)
+                  : binary_cross_entropy_outputs<T, false, false>(s, n, want_loss);
+}

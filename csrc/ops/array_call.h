@@ -1,0 +1,25 @@
+// What a driver receives from the bindings: the compute dtype, how to walk the operands (a
+// ReductionLayout over one common shape) and each operand's base address. Shared by every
+// kernel family's driver; no Python here.
+#pragma once
+
+#include <vector>
+
+#include "ops/row_layout.h"
+
+namespace logitloss {
+
+enum class DType { kFloat32, kFloat64 };
+
+struct ArrayCall {
+  DType dtype;
+  ReductionLayout layout;
+  std::vector<char*> base;  // per operand, in the order the layout was built
+};
+
+constexpr int kNoOperand = -1;
+
+// torch's `reduction` argument of the loss functions.
+enum class LossReduction { kNone, kMean, kSum };
+
+}  // namespace logitloss

@@ -1,0 +1,69 @@
+#include "ops/binary_cross_entropy.h"
+
+#include <vector>
+
+#include "ops/row_access.h"
+#include "runtime/dispatch.h"
+
+namespace logitloss {
+namespace {
+
+using namespace row_access;
+
+// Elements per unit of work: rows are cut into segments of this length, each with its own partial
+// sum, so the reduction (partials added in segment order) is the same whatever the threads.
+constexpr int64_t kSegment = 16 * 1024;
+
+template <class T>
+double binary_cross_entropy_typed(const ArrayCall& call, const BinaryCrossEntropyOperands& ops) {
+  const TypedKernels<T>& k = kernels_for<T>(active_kernels());
+  const ReductionLayout& L = call.layout;
+  const int64_t numel = L.rows * L.length;
+  const bool reduced = ops.reduction != LossReduction::kNone && !ops.gradient_only;
+  if (numel == 0) return ops.reduction == LossReduction::kMean && reduced ? kNan : 0.0;
+  const double grad_scale = ops.reduction == LossReduction::kMean ? ops.upstream_scalar / (double)numel
+                            : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
+                                                                   : 1.0;
+  const int64_t segments_per_row = (L.length + kSegment - 1) / kSegment;
+  const int64_t items = L.rows * segments_per_row;
+  std::vector<double> partial(reduced ? (size_t)items : 0);
+
+  auto body = [&](int64_t begin, int64_t end) {
+    RowCursor cursor(L, begin / segments_per_row);
+    int64_t row = begin / segments_per_row;
+    for (int64_t item = begin; item < end; ++item) {
+      for (; row < item / segments_per_row; ++row) cursor.next();
+      const int64_t first = (item % segments_per_row) * kSegment;
+      const int64_t n = L.length - first < kSegment ? L.length - first : kSegment;
+      auto address = [&](int op) { return call.base[op] + cursor.offset(op) + first * L.row_stride[op]; };
+      auto input = [&](int op, int slot) {
+        return op == kNoOperand ? nullptr : row_input<T>(address(op), L.row_stride[op], n, slot);
+      };
+      auto output = [&](int op, int slot) {
+        return op == kNoOperand ? nullptr : row_output<T>(address(op), L.row_stride[op], n, slot);
+      };
+      BinaryCrossEntropySpan<T> span{input(ops.input, 0), input(ops.target, 1),   input(ops.weight, 2),
+                                     input(ops.pos_weight, 3), input(ops.upstream, 4), (T)grad_scale,
+                                     output(ops.loss, 5),   output(ops.grad, 6)};
+      const double sum = k.binary_cross_entropy_with_logits(span, n, reduced || span.loss);
+      if (reduced) partial[(size_t)item] = sum;
+      if (span.loss) finish_row_output(address(ops.loss), L.row_stride[ops.loss], n, span.loss);
+      if (span.grad) finish_row_output(address(ops.grad), L.row_stride[ops.grad], n, span.grad);
+    }
+  };
+  const int64_t segment_length = L.length < kSegment ? L.length : kSegment;
+  parallel_for(items, grain_rows(segment_length), threads_for_work((double)numel), body);
+
+  double sum = 0.0;
+  for (double v : partial) sum += v;
+  return ops.reduction == LossReduction::kMean ? sum / (double)numel : sum;
+}
+
+}  // namespace
+
+double run_binary_cross_entropy(const ArrayCall& call, const BinaryCrossEntropyOperands& ops) {
+  return call.dtype == DType::kFloat32 ? binary_cross_entropy_typed<float>(call, ops)
+                                       : binary_cross_entropy_typed<double>(call, ops);
+}
+
+}  // namespace logitloss
