@@ -18,7 +18,12 @@
 // p y |x| with y = 0); torch returns nan there.
 //
 // Precision policy: lanes hold the data type; the sum of the losses is accumulated in double
-// lanes. Memory: one pass reading x, y (and weights), writing the loss and/or the gradient.
+// lanes. The weight multiplies each term's factor before |x| or t does, so a product overflows
+// only where the weighted loss itself does. Where an element's loss (or gradient) is the softplus
+// term alone and tiny, it is formed at scale 2^S from e * 2^S and rounded once, so below the
+// normal range it is within one subnormal ulp and never 0 where the exact value is not.
+//
+// Memory: one pass reading x, y (and weights), writing the loss and/or the gradient.
 
 // What one call computes, over n contiguous elements of each operand.
 template <class T, bool kPosWeight, bool kWeight, bool kLoss, bool kGrad>
@@ -27,25 +32,36 @@ double binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n) 
   constexpr int L = Vec<T>::kLanes;
   const T inf = __builtin_inf();
   const V one = splat<V>(T(1)), zero = splat<V>(T(0));
+  const V unscale = splat<V>(sum_unscale<T>());
+  // e < 2^-60: log1p(e) and e / (1 + e) round to e in either precision.
+  const V tiny_threshold = splat<V>(sum_scale<T>() * T(0x1p-60));
   // Returns the losses of elements i .. i + count - 1 (and stores what is asked for).
   auto step = [&](int64_t i, int64_t count) {
     // Tail lanes hold x = -inf, y = 0: a loss of exactly 0 (the limit), so sums need no mask.
     const V x = load_n(s.input + i, count, -inf);
     const V y = load_n(s.target + i, count, T(0));
     const V ax = abs(x);
-    const V e = exp_nonpositive(-ax);
+    // e * 2^S, normal even where e is subnormal or 0 (|x| beyond ~87 in float, ~708 in double);
+    // e itself is rounded once from it.
+    const V e_scaled = exp_nonpositive_sum_term(-ax);
+    const V e = e_scaled * unscale;
     const auto nonnegative = x >= 0;  // false for nan: the x < 0 branch, which propagates it
     const V one_minus_y = one - y;
     const V p_y = kPosWeight ? load_n(s.pos_weight + i, count, T(1)) * y : y;
     const V a = kPosWeight ? one_minus_y + p_y : one;
     const V w = kWeight ? load_n(s.weight + i, count, T(1)) : one;
+    const V a_w = kWeight ? a * w : a;
+    // The coefficient of |x| (0: the loss is the softplus term alone).
+    const V slope = select(nonnegative, one_minus_y, p_y);
+    const auto softplus_only_and_tiny = (slope == 0) & (e_scaled < tiny_threshold);
+    const V tiny_scaled = a_w * e_scaled;  // a t w * 2^S there (t = e)
     V loss = zero;
     if constexpr (kLoss) {
       const V t = log1p_unit_interval(e);
-      const V slope = select(nonnegative, one_minus_y, p_y);
-      const V linear = select(slope == 0, zero, slope * ax);  // the limit at |x| = inf
-      loss = kPosWeight ? mul_add(a, t, linear) : linear + t;
-      if (kWeight) loss = loss * w;
+      const V slope_w = kWeight ? slope * w : slope;
+      const V linear = select(slope_w == 0, zero, slope_w * ax);  // the limit at |x| = inf
+      loss = kPosWeight || kWeight ? mul_add(a_w, t, linear) : linear + t;
+      loss = select(softplus_only_and_tiny, tiny_scaled * unscale, loss);
       if (s.loss) {
         if (count == L) store(s.loss + i, loss); else store_partial(s.loss + i, loss, count);
       }
@@ -53,11 +69,13 @@ double binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n) 
     if constexpr (kGrad) {
       const V q = e / (one + e);
       const V aq = kPosWeight ? a * q : q;
-      V grad = select(nonnegative, one_minus_y - aq, aq - p_y);
+      const V d = select(nonnegative, one_minus_y - aq, aq - p_y);
       V scale = splat<V>(s.grad_scale);
       if (s.upstream) scale = scale * load_n(s.upstream + i, count, T(0));
-      grad = grad * scale;
-      if (kWeight) grad = grad * w;
+      V grad = kWeight ? d * scale * w : d * scale;
+      // -a q w (x >= 0) or a q w (x < 0) there: scaled, rounded once.
+      const V tiny_grad = select(nonnegative, -tiny_scaled, tiny_scaled) * scale * unscale;
+      grad = select(softplus_only_and_tiny, tiny_grad, grad);
       if (count == L) store(s.grad + i, grad); else store_partial(s.grad + i, grad, count);
     }
     return loss;
