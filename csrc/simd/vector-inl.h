@@ -277,6 +277,13 @@ inline double horizontal_sum(V v) {
 // high halves of a float vector; a double vector goes into `low`). Native-width accumulators stay
 // in registers, where a double vector twice the register width would not.
 inline void add_widened(f32v v, f64v& low, f64v& high) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  // One conversion per half (generic code converts in quarters through the stack).
+  const __m512 x = (__m512)v;
+  low += (f64v)_mm512_cvtps_pd(_mm512_castps512_ps256(x));
+  high += (f64v)_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+  return;
+#endif
   typedef float Half __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
   Half lo, hi;
   std::memcpy(&lo, &v, sizeof lo);
