@@ -230,6 +230,23 @@ inline void chunk_target_gap_impl(const T* x, int64_t n, T max, const TargetTerm
   // v * (max - x): 0 * inf is nan where a masked (-inf) logit has zero target mass, as torch.
   W gap_wide = splat<W>(0), mass_wide = splat<W>(0);
   int64_t i = 0;
+  if constexpr (kHasTarget && sizeof(T) == 4) {
+    // Probability targets: v_c = w_c (a1 y_c + a0) is subnormal in float for targets near 0, where
+    // it would lose its relative precision (and v_c (max - x_c) far more of the loss's). Form v_c
+    // and its products in double lanes instead.
+    auto wide = [](V v) { return __builtin_convertvector(v, W); };
+    auto wide_mass = [&](int64_t at, int64_t lanes) {
+      W v = wide(a1) * wide(load_n(y + at, lanes, T(0))) + wide(a0);
+      return kHasWeight ? v * wide(load_n(w + at, lanes, T(0))) : v;
+    };
+    const W lane = __builtin_convertvector(lane_index<V>(), W);
+    for (; i < n; i += L) {
+      const int64_t lanes = n - i < L ? n - i : L;
+      const W v = lanes == L ? wide_mass(i, L) : select(lane < (double)lanes, wide_mass(i, lanes), splat<W>(0));
+      gap_wide += v * (wide(max_v) - wide(load_n(x + i, lanes, max)));
+      mass_wide += v;
+    }
+  }
   while (i + L <= n) {
     const int64_t block_start = i;
     // Four independent accumulators: one chain of dependent fma would be latency-bound.
@@ -345,8 +362,16 @@ FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTe
     v[j] = t.target ? mul_add(splat<V>(t.target_scale), load_n(t.target + j * L, lanes(j), T(0)), splat<V>(t.target_offset))
                     : splat<V>(t.target_offset);
     if (t.weight) v[j] = v[j] * load_n(t.weight + j * L, lanes(j), T(0));
-    v[j] = select(lane_index<V>() < (Bits)lanes(j), v[j], splat<V>(0));
-    const W vw = __builtin_convertvector(v[j], W);
+    const auto valid = lane_index<V>() < (Bits)lanes(j);
+    v[j] = select(valid, v[j], splat<V>(0));
+    // The sums take v in double, formed there: in float it is subnormal for targets near 0.
+    W vw = __builtin_convertvector(splat<V>(t.target_offset), W);
+    if (t.target) {
+      vw += __builtin_convertvector(splat<V>(t.target_scale), W) *
+            __builtin_convertvector(load_n(t.target + j * L, lanes(j), T(0)), W);
+    }
+    if (t.weight) vw *= __builtin_convertvector(load_n(t.weight + j * L, lanes(j), T(0)), W);
+    vw = select(__builtin_convertvector(valid, typename Lanes<W>::I) != 0, vw, splat<W>(0));
     gap += vw * (__builtin_convertvector(splat<V>(reference), W) - __builtin_convertvector(load_n(x + j * L, lanes(j), reference), W));
     mass += vw;
   }
