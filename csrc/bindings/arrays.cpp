@@ -28,7 +28,7 @@ py::array as_numeric_array(py::handle obj, const char* name) {
   }();
   const char kind = arr.dtype().kind();
   if (kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b') return arr;
-  const std::string what = kind == 'c' ? "complex input is not supported (SciPy's complex logsumexp is a documented divergence)"
+  const std::string what = kind == 'c' ? "complex values are not supported"
                                        : "expected a real floating, integer or boolean array";
   throw py::type_error(std::string("`") + name + "`: " + what + ", got dtype " + py::str(arr.dtype()).cast<std::string>());
 }

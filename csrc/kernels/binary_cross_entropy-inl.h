@@ -18,8 +18,10 @@
 // p y |x| with y = 0); torch returns nan there.
 //
 // Precision policy: lanes hold the data type; the sum of the losses is accumulated in double
-// lanes. The weight multiplies each term's factor before |x| or t does, so a product overflows
-// only where the weighted loss itself does. Where an element's loss (or gradient) is the softplus
+// lanes. The linear term is w p y |x| (x < 0) or w (1 - y) |x|: the target's factor (<= 1 for y
+// in [0, 1]) meets |x| first, then whichever of w and p keeps the product in range (w first when
+// w <= 1, p first otherwise), so it neither overflows where the loss does not nor forms a
+// subnormal product of two factors (p y) before |x| scales it back up. Where an element's loss (or gradient) is the softplus
 // term alone and tiny, it is formed at scale 2^S from e * 2^S and rounded once, so below the
 // normal range it is within one subnormal ulp and never 0 where the exact value is not.
 //
@@ -27,7 +29,7 @@
 
 // What one call computes, over n contiguous elements of each operand.
 template <class T, bool kPosWeight, bool kWeight, bool kLoss, bool kGrad>
-double binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n) {
+LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n) {
   using V = typename Vec<T>::V;
   constexpr int L = Vec<T>::kLanes;
   const T inf = __builtin_inf();
@@ -47,19 +49,33 @@ double binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n) 
     const V e = e_scaled * unscale;
     const auto nonnegative = x >= 0;  // false for nan: the x < 0 branch, which propagates it
     const V one_minus_y = one - y;
-    const V p_y = kPosWeight ? load_n(s.pos_weight + i, count, T(1)) * y : y;
+    const V p = kPosWeight ? load_n(s.pos_weight + i, count, T(1)) : one;
+    const V p_y = kPosWeight ? p * y : y;
     const V a = kPosWeight ? one_minus_y + p_y : one;
     const V w = kWeight ? load_n(s.weight + i, count, T(1)) : one;
     const V a_w = kWeight ? a * w : a;
-    // The coefficient of |x| (0: the loss is the softplus term alone).
-    const V slope = select(nonnegative, one_minus_y, p_y);
-    const auto softplus_only_and_tiny = (slope == 0) & (e_scaled < tiny_threshold);
+    // The linear term's factors: the target's, and p where x < 0. A zero factor makes the term
+    // 0, also at |x| = inf (the limit).
+    const V target_factor = select(nonnegative, one_minus_y, y);
+    const V p_factor = kPosWeight ? select(nonnegative, one, p) : one;
+    auto no_linear = target_factor == 0;
+    if (kPosWeight) no_linear = no_linear | (p_factor == 0);
+    if (kWeight) no_linear = no_linear | (w == 0);
+    const auto softplus_only_and_tiny = no_linear & (e_scaled < tiny_threshold);
     const V tiny_scaled = a_w * e_scaled;  // a t w * 2^S there (t = e)
     V loss = zero;
     if constexpr (kLoss) {
       const V t = log1p_unit_interval(e);
-      const V slope_w = kWeight ? slope * w : slope;
-      const V linear = select(slope_w == 0, zero, slope_w * ax);  // the limit at |x| = inf
+      const V base = target_factor * ax;
+      V linear = base;
+      if constexpr (kWeight && kPosWeight) {
+        linear = select(w > one, (base * p_factor) * w, (base * w) * p_factor);
+      } else if constexpr (kWeight) {
+        linear = base * w;
+      } else if constexpr (kPosWeight) {
+        linear = base * p_factor;
+      }
+      linear = select(no_linear, zero, linear);
       loss = kPosWeight || kWeight ? mul_add(a_w, t, linear) : linear + t;
       loss = select(softplus_only_and_tiny, tiny_scaled * unscale, loss);
       if (s.loss) {
@@ -80,30 +96,34 @@ double binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n) 
     }
     return loss;
   };
-  f64v sum_low{}, sum_high{};
+  // Double data: a second sum, scaled down, for the mean of losses whose plain sum overflows.
+  constexpr bool kScaledSum = kLoss && sizeof(T) == 8;
+  const V down = splat<V>(T(0x1p-128));
+  static_assert(kLossSumScaleExponent == 128, "the scale above");
+  f64v sum_low{}, sum_high{}, scaled_sum{};
+  auto accumulate = [&](V loss) {
+    if (!kLoss) return;
+    add_widened(loss, sum_low, sum_high);
+    if (kScaledSum) add_widened(loss * down, scaled_sum, scaled_sum);
+  };
   int64_t i = 0;
-  for (; i + L <= n; i += L) {
-    const V loss = step(i, L);
-    if (kLoss) add_widened(loss, sum_low, sum_high);
-  }
-  if (i < n) {
-    const V loss = step(i, n - i);
-    if (kLoss) add_widened(loss, sum_low, sum_high);
-  }
-  return kLoss ? horizontal_add(sum_low + sum_high) : 0.0;
+  for (; i + L <= n; i += L) accumulate(step(i, L));
+  if (i < n) accumulate(step(i, n - i));
+  const double plain = kLoss ? horizontal_add(sum_low + sum_high) : 0.0;
+  return {plain, kScaledSum ? horizontal_add(scaled_sum) : plain * 0x1p-128};
 }
 
 // The instance for a call's options: pos_weight, weight, and which outputs (the loss is computed
 // when it is stored or summed; backward-only calls skip its log1p).
 template <class T, bool kPosWeight, bool kWeight>
-double binary_cross_entropy_outputs(const BinaryCrossEntropySpan<T>& s, int64_t n, bool want_loss) {
+LossSum binary_cross_entropy_outputs(const BinaryCrossEntropySpan<T>& s, int64_t n, bool want_loss) {
   if (!s.grad) return binary_cross_entropy_span<T, kPosWeight, kWeight, true, false>(s, n);
   if (!want_loss) return binary_cross_entropy_span<T, kPosWeight, kWeight, false, true>(s, n);
   return binary_cross_entropy_span<T, kPosWeight, kWeight, true, true>(s, n);
 }
 
 template <class T>
-double binary_cross_entropy_with_logits(const BinaryCrossEntropySpan<T>& s, int64_t n, bool want_loss) {
+LossSum binary_cross_entropy_with_logits(const BinaryCrossEntropySpan<T>& s, int64_t n, bool want_loss) {
   if (s.pos_weight) {
     return s.weight ? binary_cross_entropy_outputs<T, true, true>(s, n, want_loss)
                     : binary_cross_entropy_outputs<T, true, false>(s, n, want_loss);

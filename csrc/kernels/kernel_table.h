@@ -67,6 +67,14 @@ struct BinaryCrossEntropySpan {
   T* grad;
 };
 
+// The sum of a call's losses, and the same sum times 2^-kLossSumScaleExponent, which stays
+// finite where the plain sum of double losses overflows although their mean does not.
+constexpr int kLossSumScaleExponent = 128;
+struct LossSum {
+  double plain;
+  double scaled;
+};
+
 template <class T>
 struct TypedKernels {
   // Row kernels: x[0..n) contiguous, n >= 1. `weight` may be null (all ones).
@@ -86,9 +94,9 @@ struct TypedKernels {
   void (*row_softmax_backward)(const T* g, const T* y, int64_t n, T dot, T* out);
   // out = g - exp(y) * sum_g
   void (*row_log_softmax_backward)(const T* g, const T* y, int64_t n, T sum_g, T* out);
-  // Returns the sum of the (weighted) losses in double when want_loss (or no gradient is asked
-  // for), else 0 and the loss is not computed.
-  double (*binary_cross_entropy_with_logits)(const BinaryCrossEntropySpan<T>& span, int64_t n, bool want_loss);
+  // Returns the sum of the (weighted) losses when want_loss (or no gradient is asked for), else
+  // zeros and the loss is not computed.
+  LossSum (*binary_cross_entropy_with_logits)(const BinaryCrossEntropySpan<T>& span, int64_t n, bool want_loss);
 
   // Column kernels: `ncols` contiguous columns down `rows` rows that are `stride` elements apart
   // (column_stats: ncols <= kColumnTile). Per-column parameters and results are arrays of

@@ -1,5 +1,6 @@
 #include "ops/binary_cross_entropy.h"
 
+#include <cmath>
 #include <vector>
 
 #include "ops/row_access.h"
@@ -26,7 +27,7 @@ double binary_cross_entropy_typed(const ArrayCall& call, const BinaryCrossEntrop
                                                                    : 1.0;
   const int64_t segments_per_row = (L.length + kSegment - 1) / kSegment;
   const int64_t items = L.rows * segments_per_row;
-  std::vector<double> partial(reduced ? (size_t)items : 0);
+  std::vector<LossSum> partial(reduced ? (size_t)items : 0);
 
   auto body = [&](int64_t begin, int64_t end) {
     RowCursor cursor(L, begin / segments_per_row);
@@ -45,7 +46,7 @@ double binary_cross_entropy_typed(const ArrayCall& call, const BinaryCrossEntrop
       BinaryCrossEntropySpan<T> span{input(ops.input, 0), input(ops.target, 1),   input(ops.weight, 2),
                                      input(ops.pos_weight, 3), input(ops.upstream, 4), (T)grad_scale,
                                      output(ops.loss, 5),   output(ops.grad, 6)};
-      const double sum = k.binary_cross_entropy_with_logits(span, n, reduced || span.loss);
+      const LossSum sum = k.binary_cross_entropy_with_logits(span, n, reduced || span.loss);
       if (reduced) partial[(size_t)item] = sum;
       if (span.loss) finish_row_output(address(ops.loss), L.row_stride[ops.loss], n, span.loss);
       if (span.grad) finish_row_output(address(ops.grad), L.row_stride[ops.grad], n, span.grad);
@@ -54,9 +55,15 @@ double binary_cross_entropy_typed(const ArrayCall& call, const BinaryCrossEntrop
   const int64_t segment_length = L.length < kSegment ? L.length : kSegment;
   parallel_for(items, grain_rows(segment_length), threads_for_work((double)numel), body);
 
-  double sum = 0.0;
-  for (double v : partial) sum += v;
-  return ops.reduction == LossReduction::kMean ? sum / (double)numel : sum;
+  double sum = 0.0, scaled = 0.0;
+  for (const LossSum& v : partial) {
+    sum += v.plain;
+    scaled += v.scaled;
+  }
+  if (ops.reduction != LossReduction::kMean) return sum;
+  // Double losses can overflow their sum where their mean is finite: then take the scaled sum.
+  if (std::isinf(sum) && std::isfinite(scaled)) return std::ldexp(scaled / (double)numel, kLossSumScaleExponent);
+  return sum / (double)numel;
 }
 
 }  // namespace
