@@ -64,7 +64,9 @@ def bench_threads(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def run_loss_provider(benchmark: BenchmarkFixture, bench_threads: int) -> Callable[[Provider, str, np.ndarray, int], None]:
+def run_loss_provider(
+    benchmark: BenchmarkFixture, bench_threads: int
+) -> Callable[[Provider, str, np.ndarray, int], None]:
     """``run(provider, label, x, bytes_per_call)``: check a loss provider's first result against its float64
     reference (``Provider.check``), then time it in the group ``"{label} {shape}"``.  A provider with a
     ``setup`` (in place: restores the logits) is timed one call per round with the setup outside the timing."""

@@ -24,7 +24,9 @@ _FORWARD = ("logitloss", "torch", "numpy stable")
 _SHAPES = {"1000000": ((1_000_000,), False), "4096x1000_weighted": ((4096, 1000), True), "2": ((2,), False)}
 
 
-def _provider(inputs: InputCache, shape_id: str, backward: bool, provider_name: str) -> tuple[Provider, np.ndarray, str]:
+def _provider(
+    inputs: InputCache, shape_id: str, backward: bool, provider_name: str
+) -> tuple[Provider, np.ndarray, str]:
     """The provider, its logits and the group label's options part."""
     shape, weighted = _SHAPES[shape_id]
     x, y = inputs.logits(shape), inputs.binary_targets(shape)

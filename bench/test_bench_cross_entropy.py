@@ -41,7 +41,9 @@ def test_forward_backward(
 
 
 @pytest.mark.parametrize("provider_name", _FORWARD, ids=lambda name: name.replace(" ", "_"))
-def test_forward(run_loss_provider: Callable[..., None], inputs: InputCache, provider_name: str, shape: tuple[int, int]) -> None:
+def test_forward(
+    run_loss_provider: Callable[..., None], inputs: InputCache, provider_name: str, shape: tuple[int, int],
+) -> None:
     x, y = inputs.logits(shape), inputs.targets(*shape)
     providers, notes = cross_entropy_providers(x, y, backward=False, variants=(provider_name,))
     chosen = {p.name: p for p in providers}.get(provider_name)

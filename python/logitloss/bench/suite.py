@@ -16,15 +16,20 @@ Units (bytes moved per call, 1 GB = 1e9 bytes):
 - binary_cross_entropy_with_logits (mean reduction, float32 0 / 1 targets of the logits' shape) forward reads
   the logits and the targets: ``2 * x.nbytes`` against the read roofline; forward + backward also writes the
   gradient: ``3 * x.nbytes`` against the copy roofline (weight and pos_weight of shape (C,) are not counted).
-- the cross_entropy and binary_cross_entropy_with_logits memory rows are no timing: peak extra resident memory of one forward + backward call in a
-  fresh subprocess (``harness.measure_peak_memory``), as a multiple of the gradient's size.
+- the cross_entropy and binary_cross_entropy_with_logits memory rows are no timing: peak extra resident memory of
+  one forward + backward call in a fresh subprocess (``harness.measure_peak_memory``), as a multiple of the
+  gradient's size.
 
 The ``out=`` targets compare logitloss writing into a preallocated buffer with torch as users call it (a
 fresh output); torch with ``out=`` is reported alongside for information.  (At 1 thread torch with ``out=``
 already runs at about half the copy roofline, so no kernel can be 5x faster than it.)
 
-``build_suite(quick)`` returns the cases and targets; ``--quick`` uses 1024 rows instead of 4096 for the
-(4096, 32000) rows (131 MB instead of 524 MB: still far larger than the caches) and fewer repeats.
+The width sweep (``sweep_*``) times logsumexp, softmax, log_softmax and cross_entropy forward + backward at every
+width of ``SWEEP_WIDTHS`` on the same number of logits per cell.
+
+``build_suite(quick)`` returns the cases and targets; ``--quick`` uses 512 rows instead of 4096 for the
+(4096, 32000) rows (66 MB instead of 524 MB: still larger than the caches), a smaller sweep, no thread rows,
+fewer repeats and shorter warm-ups.
 """
 
 from __future__ import annotations
@@ -170,6 +175,7 @@ class Suite:
     quick: bool
     big_shape: tuple[int, int]
     notes: list[str]
+    warmup_time: float = 0.2  # seconds of warm-up calls per provider and row (harness.measure)
 
 
 # --- case builders ----------------------------------------------------------------------------------------
@@ -373,11 +379,45 @@ def _loss_memory(op: str, shape: tuple[int, int]) -> Callable[[], tuple[dict[str
     return values
 
 
+# The class-axis widths of the width sweep (classification to large language-model vocabularies) and the logits
+# per sweep cell: full 2**24 (67 MB of float32: beyond the caches, far below the 2**27 cap of every cell),
+# --quick 2**21 on fewer widths and ops.
+SWEEP_WIDTHS = (10, 1000, 32000, 50257, 128256, 262144)
+SWEEP_LOGITS = 2**24
+QUICK_SWEEP_WIDTHS = (10, 32000, 262144)
+QUICK_SWEEP_LOGITS = 2**21
+CELL_CAP_LOGITS = 2**27
+
+
+def _sweep_cases(quick: bool) -> list[Case]:
+    """One row per op and width C, (SWEEP_LOGITS // C, C), logitloss (chosen ISA) against each peer, with the
+    row's roofline: the data of ``time_vs_width.png`` and ``roofline.png``."""
+    widths = QUICK_SWEEP_WIDTHS if quick else SWEEP_WIDTHS
+    logits = QUICK_SWEEP_LOGITS if quick else SWEEP_LOGITS
+    ops = ("logsumexp", "cross_entropy_fwd_bwd") if quick else ("logsumexp", "softmax", "log_softmax",
+                                                                  "cross_entropy_fwd_bwd")
+    cases = []
+    for op in ops:
+        for width in widths:
+            shape = (max(1, logits // width), width)
+            if op == "cross_entropy_fwd_bwd":
+                build = _cross_entropy(shape, variants=("logitloss", "torch", "numpy stable"))
+            else:
+                build = _standard(op, shape, isas=False, out=False)
+            cases.append(Case(
+                f"sweep_{op.removesuffix('_fwd_bwd')}_C{width}", op, shape, -1, build,
+                title=f"width sweep: {op.replace('_fwd_bwd', ' forward + backward')} ({shape[0]}, {width})",
+                roofline="read" if op == "logsumexp" else "copy", check=op != "cross_entropy_fwd_bwd",
+                repeats=None if quick else 7,
+            ))
+    return cases
+
+
 # --- the suite --------------------------------------------------------------------------------------------
 
 
 def build_suite(quick: bool) -> Suite:
-    rows = 1024 if quick else 4096
+    rows = 512 if quick else 4096
     vocab = 32000
     big = (rows, vocab)
     mid = (8192, 1000)
@@ -389,8 +429,15 @@ def build_suite(quick: bool) -> Suite:
     ]
     if quick:
         notes.append(
-            "--quick: the (4096, 32000) rows run at (1024, 32000) and the (32000, 4096) row at (32000, 1024) "
-            "(131 MB instead of 524 MB, still far beyond the caches), with fewer repeats."
+            "--quick: the (4096, 32000) rows run at (512, 32000) and the (32000, 4096) row at (32000, 512) "
+            "(66 MB instead of 524 MB, still beyond the caches), with fewer repeats and shorter warm-ups; "
+            f"the width sweep covers C = {', '.join(map(str, QUICK_SWEEP_WIDTHS))} at {QUICK_SWEEP_LOGITS:,} logits "
+            "per cell for logsumexp and cross_entropy only (in cache); no thread rows."
+        )
+    else:
+        notes.append(
+            f"Width sweep (`sweep_*`): C = {', '.join(map(str, SWEEP_WIDTHS))} at {SWEEP_LOGITS:,} logits per cell "
+            f"(rows = {SWEEP_LOGITS:,} // C), 7 repeats; every cell stays below {CELL_CAP_LOGITS:,} logits."
         )
     load = "with a busy process pinned to the other core"
     cases = [
@@ -452,7 +499,8 @@ def build_suite(quick: bool) -> Suite:
     multilabel = (4096, 1000)
     bce_memory_shape = (16384, 1024)
     cases += [
-        Case("bce_big", "binary_cross_entropy_with_logits_fwd_bwd", bce_elements, -1, _binary_cross_entropy(bce_elements),
+        Case("bce_big", "binary_cross_entropy_with_logits_fwd_bwd", bce_elements, -1,
+             _binary_cross_entropy(bce_elements),
              title="binary_cross_entropy_with_logits forward + backward (1000000,)", roofline="copy", check=False,
              number=1, note=inplace_note + " `logitloss`: return_grad=True; `torch`: z = "
              "torch.from_numpy(x).requires_grad_(); F.binary_cross_entropy_with_logits(z, y).backward(); z.grad; "
@@ -461,7 +509,8 @@ def build_suite(quick: bool) -> Suite:
         Case("bce_forward_big", "binary_cross_entropy_with_logits", bce_elements, -1,
              _binary_cross_entropy(bce_elements, backward=False, variants=("logitloss", "torch", "numpy stable")),
              title="binary_cross_entropy_with_logits forward only (1000000,)", roofline="read", check=False,
-             note="`torch`: F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y)), no autograd."),
+             note="`torch`: F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y)), no "
+                  "autograd."),
         Case("bce_multilabel", "binary_cross_entropy_with_logits_fwd_bwd", multilabel, -1,
              _binary_cross_entropy(multilabel, weighted=True, unweighted_variant=True),
              title="binary_cross_entropy_with_logits forward + backward (4096, 1000), weight and pos_weight (1000,)",
@@ -483,7 +532,9 @@ def build_suite(quick: bool) -> Suite:
              check=False, note="Measured as the cross_entropy memory row; targets 0 / 1 float32. "
                                "`gradient` = x.nbytes."),
     ]
-    for shape, label in ((big, "big"), (mid, "mid")):
+    cases += _sweep_cases(quick)
+    # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
+    for shape, label in ((big, "big"), (mid, "mid")) if not quick else ():
         shape_text = f"({shape[0]}, {shape[1]})"
         cases.append(
             Case(f"threads_{label}_loaded", "logsumexp", shape, -1, _thread_scaling(shape),
@@ -597,7 +648,8 @@ def build_suite(quick: bool) -> Suite:
         Target("bce_memory_torch", "binary_cross_entropy_with_logits fwd+bwd (16384, 1024) torch: peak extra memory / "
                "gradient size", "bce_memory", "value", "torch", "gradient", informational=True),
     ]
-    return Suite(cases, targets, quick, big, notes)
+    assert all(np.prod(case.shape) <= CELL_CAP_LOGITS for case in cases)
+    return Suite(cases, targets, quick, big, notes, warmup_time=0.05 if quick else 0.2)
 
 
 def evaluate_targets(targets: list[Target], results: dict[str, CaseResult], threads: int) -> list[TargetResult]:
