@@ -84,7 +84,8 @@ def plot_width(rows: list[Row], path: str, *, quantity: str) -> str:
     for axis, (op, op_rows) in zip(axes, sorted(by_op.items())):
         lines: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for row in op_rows:
-            label = row["provider"] + (f" ({_run_label(row)})" if len(runs) > 1 else "")
+            label = row["provider"] + (f" {row['dtype']}" if row.get("dtype", "float32") != "float32" else "")
+            label += f" ({_run_label(row)})" if len(runs) > 1 else ""
             width = int(row["shape"].split("x")[-1])
             if quantity == "time":
                 value = float(row["median_s"]) / _elements(row["shape"]) * 1e9

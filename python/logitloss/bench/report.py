@@ -10,6 +10,8 @@ import json
 import os
 from typing import Any
 
+import numpy as np
+
 from .accuracy import accuracy_json, accuracy_markdown
 from .run import RunResult
 from .safety import safety_json, safety_markdown
@@ -58,7 +60,7 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
                 "op": case.op,
                 "shape": _shape(case.shape),
                 "axis": case.axis,
-                "dtype": "float32",
+                "dtype": case.dtype,
                 "layout": case.layout,
                 "threads": timing.threads if timing.threads is not None else result.threads,
                 "load": result.load,
@@ -84,7 +86,7 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
             row.update({
                 **machine,
                 "timestamp_utc": run.machine["timestamp_utc"], "mode": run.config["mode"], "case": case.key,
-                "op": case.op, "shape": _shape(case.shape), "axis": case.axis, "dtype": "float32",
+                "op": case.op, "shape": _shape(case.shape), "axis": case.axis, "dtype": case.dtype,
                 "layout": case.layout, "threads": result.threads, "load": result.load, "provider": name,
                 "other_load_cores": _optional(result.other_load_cores, ".2f"),
                 "value": f"{value:.9g}", "value_unit": case.value_unit,
@@ -100,7 +102,9 @@ def _json(run: RunResult) -> dict[str, Any]:
         "units": {
             "time": "seconds per call",
             "bytes_per_call": "logsumexp: x.nbytes + result.nbytes; softmax, log_softmax, cross_entropy forward + "
-                              "backward: 2 * x.nbytes; cross_entropy forward: x.nbytes",
+                              "backward: 2 * x.nbytes; cross_entropy forward: x.nbytes; "
+                              "binary_cross_entropy_with_logits forward: 2 * x.nbytes (logits and targets), forward + "
+                              "backward: 3 * x.nbytes",
             "values": "peak extra resident bytes of one call in a subprocess: ru_maxrss after - "
                       "max(ru_maxrss, RSS) before",
             "gbps": "bytes_per_call / median / 1e9",
@@ -215,8 +219,8 @@ def _cells_section(run: RunResult) -> list[str]:
         for n in case.shape:
             count *= n
         providers = len(result.timings) if result.timings else len([v for v in result.values if v != "gradient"])
-        lines.append(f"| `{case.key}` | {case.op} | {_shape(case.shape)} | float32 | {count:,} | "
-                     f"{count * 4 / 1e6:.1f} | {providers} |")
+        lines.append(f"| `{case.key}` | {case.op} | {_shape(case.shape)} | {case.dtype} | {count:,} | "
+                     f"{count * np.dtype(case.dtype).itemsize / 1e6:.1f} | {providers} |")
     return lines + [""]
 
 
@@ -227,7 +231,7 @@ def markdown(run: RunResult) -> str:
         "",
         f"- command: `{config['command']}`",
         f"- mode: **{config['mode']}**, {config['repeats']} interleaved repeats per row (unless the row says "
-        f"otherwise), {config['threads']} thread(s) for logitloss and torch, float32 throughout",
+        f"otherwise), {config['threads']} thread(s) for logitloss and torch, float32 unless the row says float64",
         f"- logitloss {machine.get('logitloss_version')} ISA **{machine.get('logitloss_isa')}** "
         f"(supported: {machine.get('logitloss_supported_isas', '?')}), {machine.get('timestamp_utc')}",
         "- every ratio below is a ratio of medians measured in this run, providers interleaved round-robin",
@@ -271,6 +275,9 @@ def markdown(run: RunResult) -> str:
         "- cross_entropy (mean reduction, int64 class indices): forward + backward reads the logits once and "
         "writes the gradient once (`2 * x.nbytes`, copy roofline); forward only reads them once "
         "(`x.nbytes`, read roofline); targets are not counted.",
+        "- binary_cross_entropy_with_logits (mean reduction, float targets of the logits' shape): forward reads "
+        "logits and targets (`2 * x.nbytes`, read roofline); forward + backward also writes the gradient "
+        "(`3 * x.nbytes`, copy roofline); weight and pos_weight of shape (C,) are not counted.",
         "",
         "| row (array) | MB | read GB/s (x.sum) | read GB/s (x.max) | copy GB/s |",
         "|---|---|---|---|---|",
@@ -285,7 +292,7 @@ def markdown(run: RunResult) -> str:
         threads = str(result.threads) if result.threads else "per provider"
         moved = (f"{case.bytes_per_call() / 1e6:.3f} MB moved per call" if case.values is None
                  else f"measured values ({case.value_unit})")
-        facts = [f"`{case.key}`", f"{_shape(case.shape)} float32, axis={case.axis}", moved, f"threads: {threads}",
+        facts = [f"`{case.key}`", f"{_shape(case.shape)} {case.dtype}, axis={case.axis}", moved, f"threads: {threads}",
                  f"load: {result.load}", f"{result.seconds:.1f} s"]
         if result.other_load_cores is not None:
             facts.append(f"other load: {result.other_load_cores:.2f} cores")

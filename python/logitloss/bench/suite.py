@@ -1,7 +1,8 @@
 """The benchmark rows of logitloss and the performance targets they prove.
 
 A :class:`Case` is one op on one input with its providers; a :class:`Target` is a ratio of two medians
-measured in the same case (so interleaved, in one run) with a required bound.  All rows are float32.
+measured in the same case (so interleaved, in one run) with a required bound.  All rows are float32 but the
+``*_f64`` rows (full run only).
 
 Units (bytes moved per call, 1 GB = 1e9 bytes):
 
@@ -80,21 +81,23 @@ class Case:
     # A row that measures values instead of times: returns ({name: value}, notes); ``build`` is not called.
     values: Callable[[], tuple[dict[str, float], list[str]]] | None = None
     value_unit: str = ""
+    dtype: str = "float32"  # of the logits
 
     def bytes_per_call(self) -> int:
         count = int(np.prod(self.shape))
+        size = np.dtype(self.dtype).itemsize
         if self.values is not None:
             return 0
         if self.op == "logsumexp":
             reduced = count // self.shape[self.axis]
-            return 4 * (count + reduced)
+            return size * (count + reduced)
         if self.op == "cross_entropy":  # forward only: read the logits once
-            return 4 * count
+            return size * count
         if self.op == "binary_cross_entropy_with_logits":  # forward only: read the logits and the targets
-            return 4 * 2 * count
+            return size * 2 * count
         if self.op == "binary_cross_entropy_with_logits_fwd_bwd":  # and write the gradient
-            return 4 * 3 * count
-        return 4 * 2 * count  # softmax, log_softmax, cross_entropy_fwd_bwd
+            return size * 3 * count
+        return size * 2 * count  # softmax, log_softmax, cross_entropy_fwd_bwd
 
 
 @dataclass
@@ -182,10 +185,11 @@ class Suite:
 
 
 def _standard(
-    op: str, shape: tuple[int, ...], *, isas: bool, out: bool, baselines: tuple[str, ...] = ("numpy", "scipy", "torch")
+    op: str, shape: tuple[int, ...], *, isas: bool, out: bool, baselines: tuple[str, ...] = ("numpy", "scipy", "torch"),
+    dtype: str = "float32",
 ) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
-        x = inputs.logits(shape)
+        x = inputs.logits(shape, dtype)
         providers, notes = _providers.all_providers(op, x, -1, isas=isas, out=out, baselines=baselines)
         return x, providers, notes
 
@@ -262,13 +266,13 @@ def _thread_scaling(shape: tuple[int, int]) -> Callable[[InputCache], tuple[np.n
 
 def _cross_entropy(
     shape: tuple[int, int], *, backward: bool = True, variants: tuple[str, ...] = _providers.CROSS_ENTROPY_VARIANTS,
-    options_variant: bool = False,
+    options_variant: bool = False, dtype: str = "float32",
 ) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
     """cross_entropy providers (``providers.cross_entropy_providers``) on ``shape``; ``options_variant`` adds
     ``logitloss grad_out= smoothing+weight`` (label_smoothing=0.1 and class weights, into a buffer)."""
 
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
-        x = inputs.logits(shape)
+        x = inputs.logits(shape, dtype)
         y = inputs.targets(*shape)
         providers, notes = _providers.cross_entropy_providers(x, y, backward=backward, variants=variants)
         if options_variant:
@@ -533,6 +537,18 @@ def build_suite(quick: bool) -> Suite:
                                "`gradient` = x.nbytes."),
     ]
     cases += _sweep_cases(quick)
+    if not quick:  # float64: the mid shape of each kernel of the softmax family
+        cases += [
+            Case(f"{op}_mid_f64", op, mid, -1, _standard(op, mid, isas=False, out=op != "logsumexp", dtype="float64"),
+                 title=f"{op} (8192, 1000) float64, axis=-1", roofline="read" if op == "logsumexp" else "copy",
+                 dtype="float64")
+            for op in _providers.OPS
+        ]
+        cases.append(Case("cross_entropy_mid_f64", "cross_entropy_fwd_bwd", mid, -1,
+                          _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable"),
+                                         dtype="float64"),
+                          title="cross_entropy forward + backward (8192, 1000) float64", roofline="copy",
+                          check=False, dtype="float64"))
     # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
     for shape, label in ((big, "big"), (mid, "mid")) if not quick else ():
         shape_text = f"({shape[0]}, {shape[1]})"
