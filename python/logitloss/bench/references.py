@@ -71,10 +71,13 @@ def numpy_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def numpy_cross_entropy(x: np.ndarray, y: np.ndarray) -> np.floating:
-    """Mean cross-entropy of logits ``x`` (N, C) and class indices ``y`` (N,), max-shifted, in ``x.dtype``."""
-    rows = np.arange(x.shape[0])
+    """Mean cross-entropy of logits ``x`` (N, C) and class indices ``y`` (N,) or probability targets ``y`` (N, C),
+    max-shifted, in ``x.dtype``."""
     x_max = x.max(1, keepdims=True)
     sums = np.exp(x - x_max).sum(1, keepdims=True)
+    if y.shape == x.shape:  # probabilities: -sum_c y_c log_softmax_c
+        return -np.mean((y * (x - x_max - np.log(sums))).sum(1))
+    rows = np.arange(x.shape[0])
     return np.mean(np.log(sums[:, 0]) + x_max[:, 0] - x[rows, y])
 
 
@@ -83,12 +86,21 @@ def numpy_cross_entropy_fwd_bwd(x: np.ndarray, y: np.ndarray) -> tuple[np.floati
 
         m = x.max(1, keepdims=True); e = np.exp(x - m); s = e.sum(1, keepdims=True)
         loss = np.mean(np.log(s[:, 0]) + m[:, 0] - x[r, y]); e /= s; e[r, y] -= 1; e /= N
+
+    With probability targets ``y`` of ``x``'s shape (rows summing to 1): ``-mean(sum(y * log_softmax))`` and
+    ``(softmax(x) - y) / N``.
     """
     n = x.shape[0]
-    rows = np.arange(n)
     x_max = x.max(1, keepdims=True)
     exp_shifted = np.exp(x - x_max)
     sums = exp_shifted.sum(1, keepdims=True)
+    if y.shape == x.shape:
+        loss = -np.mean((y * (x - x_max - np.log(sums))).sum(1))
+        exp_shifted /= sums
+        exp_shifted -= y
+        exp_shifted /= n
+        return loss, exp_shifted
+    rows = np.arange(n)
     loss = np.mean(np.log(sums[:, 0]) + x_max[:, 0] - x[rows, y])
     exp_shifted /= sums
     exp_shifted[rows, y] -= 1
@@ -258,19 +270,26 @@ def _cross_entropy_coefficients(
     z: np.ndarray, y: np.ndarray, weight: np.ndarray | None, label_smoothing: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """float64 ``(loss_row, row_weight, A * p - B, B)`` of the rows ``z`` (see ``tests/reference_cross_entropy``):
-    ``B_c = (1 - eps) w_y [c == y] + (eps / C) w_c``, ``loss_row = sum_c B_c (L - z_c)``, gradient ``A p - B``."""
+    ``B_c = (1 - eps) w_y [c == y] + (eps / C) w_c``, ``loss_row = sum_c B_c (L - z_c)``, gradient ``A p - B``.
+    Probability targets ``y`` (of ``z``'s shape): ``B_c = w_c ((1 - eps) y_c + eps / C)`` and row weight 1 (the
+    mean divides by the number of positions)."""
     classes = z.shape[1]
     rows = np.arange(z.shape[0])
     w = np.ones(classes) if weight is None else np.asarray(weight, dtype=np.float64)
-    coefficients = np.broadcast_to((label_smoothing / classes) * w, z.shape).copy()
-    coefficients[rows, y] += (1.0 - label_smoothing) * w[y]
+    if y.shape == z.shape:
+        coefficients = w * ((1.0 - label_smoothing) * np.asarray(y, dtype=np.float64) + label_smoothing / classes)
+        row_weights = np.ones(z.shape[0])
+    else:
+        coefficients = np.broadcast_to((label_smoothing / classes) * w, z.shape).copy()
+        coefficients[rows, y] += (1.0 - label_smoothing) * w[y]
+        row_weights = w[y]
     z_max = z.max(1, keepdims=True)
     exp_shifted = np.exp(z - z_max)
     sums = exp_shifted.sum(1, keepdims=True)
     lse = z_max + np.log(sums)
     loss_rows = (coefficients * (lse - z)).sum(1)
     grad_rows = coefficients.sum(1, keepdims=True) * (exp_shifted / sums) - coefficients
-    return loss_rows, w[y], grad_rows, coefficients
+    return loss_rows, row_weights, grad_rows, coefficients
 
 
 def cross_entropy_check(
@@ -283,7 +302,7 @@ def cross_entropy_check(
 ) -> Callable[[Any], str | None]:
     """A check for ``harness.Provider.check``: ``result`` is the loss (``grad=False``) or ``(loss, gradient)``
     (or the gradient alone, as ``cross_entropy_backward`` returns it) of mean cross-entropy over ``x`` (N, C)
-    with targets ``y``; compared with float64 on the full loss and on 16 sampled gradient rows.  The reference
+    with targets ``y`` (class indices (N,) or probabilities (N, C)); compared with float64 on the full loss and on 16 sampled gradient rows.  The reference
     is computed at the first call (in chunks of rows), then cached.
 
     ``x`` must stay the pristine input: providers writing the gradient in place use their own copy.

@@ -266,14 +266,15 @@ def _thread_scaling(shape: tuple[int, int]) -> Callable[[InputCache], tuple[np.n
 
 def _cross_entropy(
     shape: tuple[int, int], *, backward: bool = True, variants: tuple[str, ...] = _providers.CROSS_ENTROPY_VARIANTS,
-    options_variant: bool = False, dtype: str = "float32",
+    options_variant: bool = False, dtype: str = "float32", probabilities: bool = False,
 ) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
-    """cross_entropy providers (``providers.cross_entropy_providers``) on ``shape``; ``options_variant`` adds
-    ``logitloss grad_out= smoothing+weight`` (label_smoothing=0.1 and class weights, into a buffer)."""
+    """cross_entropy providers (``providers.cross_entropy_providers``) on ``shape``, class-index targets or
+    (``probabilities``) probability targets of the logits' shape; ``options_variant`` adds ``logitloss grad_out=
+    smoothing+weight`` (label_smoothing=0.1 and class weights, into a buffer)."""
 
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
         x = inputs.logits(shape, dtype)
-        y = inputs.targets(*shape)
+        y = inputs.probability_targets(*shape) if probabilities else inputs.targets(*shape)
         providers, notes = _providers.cross_entropy_providers(x, y, backward=backward, variants=variants)
         if options_variant:
             more, more_notes = _providers.cross_entropy_providers(
@@ -483,6 +484,14 @@ def build_suite(quick: bool) -> Suite:
              title="cross_entropy forward + backward (8192, 1000)", roofline="copy", check=False,
              note="`smoothing+weight`: label_smoothing=0.1 and class weights of shape (1000,), gradient into a "
                   "preallocated buffer like `logitloss grad_out=`."),
+        Case("cross_entropy_mid_probabilities", "cross_entropy_fwd_bwd", mid, -1,
+             _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable"),
+                            options_variant=True, probabilities=True),
+             title="cross_entropy forward + backward (8192, 1000), probability targets", roofline="copy",
+             check=False,
+             note="Targets: float32 rows of probabilities of the logits' shape (softmax of 2 N(0, 1)); `numpy "
+                  "stable`: -mean(sum(y * log_softmax)) and (softmax - y) / N; `smoothing+weight` as in the "
+                  "(8192, 1000) index-target row. Bytes moved count the logits and the gradient only."),
         Case("cross_entropy_forward_big", "cross_entropy", big, -1,
              _cross_entropy(big, backward=False, variants=("logitloss", "torch", "numpy stable")),
              title=f"cross_entropy forward only {big_text}" + (" (--quick)" if quick else ""),
