@@ -302,8 +302,8 @@ def cross_entropy_check(
 ) -> Callable[[Any], str | None]:
     """A check for ``harness.Provider.check``: ``result`` is the loss (``grad=False``) or ``(loss, gradient)``
     (or the gradient alone, as ``cross_entropy_backward`` returns it) of mean cross-entropy over ``x`` (N, C)
-    with targets ``y`` (class indices (N,) or probabilities (N, C)); compared with float64 on the full loss and on 16 sampled gradient rows.  The reference
-    is computed at the first call (in chunks of rows), then cached.
+    with targets ``y`` (class indices (N,) or probabilities (N, C)); compared with float64 on the full loss and
+    on 16 sampled gradient rows.  The reference is computed at the first call (in chunks of rows), then cached.
 
     ``x`` must stay the pristine input: providers writing the gradient in place use their own copy.
     """
