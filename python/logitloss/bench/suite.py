@@ -515,7 +515,8 @@ def build_suite(quick: bool) -> Suite:
         Case("bce_big", "binary_cross_entropy_with_logits_fwd_bwd", bce_elements, -1,
              _binary_cross_entropy(bce_elements),
              title="binary_cross_entropy_with_logits forward + backward (1000000,)", roofline="copy", check=False,
-             number=1, note=inplace_note + " `logitloss`: return_grad=True; `torch`: z = "
+             number=1, repeats=41 if quick else 61,  # single calls of about a millisecond: many rounds
+             note=inplace_note + " `logitloss`: return_grad=True; `torch`: z = "
              "torch.from_numpy(x).requires_grad_(); F.binary_cross_entropy_with_logits(z, y).backward(); z.grad; "
              "`numpy stable`: np.mean(np.maximum(x, 0) - x*y + np.log1p(np.exp(-np.abs(x)))) and "
              "(1 / (1 + np.exp(-x)) - y) / x.size."),
@@ -527,7 +528,7 @@ def build_suite(quick: bool) -> Suite:
         Case("bce_multilabel", "binary_cross_entropy_with_logits_fwd_bwd", multilabel, -1,
              _binary_cross_entropy(multilabel, weighted=True, unweighted_variant=True),
              title="binary_cross_entropy_with_logits forward + backward (4096, 1000), weight and pos_weight (1000,)",
-             roofline="copy", check=False, number=1,
+             roofline="copy", check=False, number=1, repeats=7 if quick else 15,
              note=inplace_note + " Every provider gets weight (uniform [0.5, 1.5)) and pos_weight (uniform [1, 4)) of "
                   "shape (1000,) except `logitloss no weights` (return_grad=True without them)."),
         Case("bce_multilabel_forward", "binary_cross_entropy_with_logits", multilabel, -1,
