@@ -100,6 +100,8 @@ def run_suite(
         f"{threads} thread(s), ISA {machine.get('logitloss_isa')}\n"
     )
     for case in cases:
+        if case.own_inputs:
+            inputs.clear()
         started = progress.start(case.title or case.key)
         waited = ""
         if wait_quiet > 0:
