@@ -22,7 +22,7 @@ def test_quick_report_folder(tmp_path):
     out = tmp_path / "report"
     completed = subprocess.run(
         [sys.executable, "-m", "logitloss.bench", "--quick", "--only", "bce_tiny", "--out", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     for name in FILES:
