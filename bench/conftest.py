@@ -15,7 +15,12 @@ import pytest
 # The results are checked against the test suite's exact reference (``logitloss.bench.references``).
 os.environ.setdefault("LOGITLOSS_TESTS_DIR", str(Path(__file__).resolve().parent.parent / "tests"))
 
-from logitloss.bench.harness import set_threads
+from collections.abc import Callable
+
+import numpy as np
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from logitloss.bench.harness import Provider, set_threads
 from logitloss.bench.inputs import InputCache
 
 SIZES = {
@@ -56,3 +61,32 @@ def bench_threads(request: pytest.FixtureRequest) -> int:
     for note in set_threads(threads):
         print(note)
     return threads
+
+
+@pytest.fixture
+def run_loss_provider(
+    benchmark: BenchmarkFixture, bench_threads: int
+) -> Callable[[Provider, str, np.ndarray, int], None]:
+    """``run(provider, label, x, bytes_per_call)``: check a loss provider's first result against its float64
+    reference (``Provider.check``), then time it in the group ``"{label} {shape}"``.  A provider with a
+    ``setup`` (in place: restores the logits) is timed one call per round with the setup outside the timing."""
+
+    def run(provider: Provider, label: str, x: np.ndarray, bytes_per_call: int) -> None:
+        shape = "x".join(map(str, x.shape))
+        benchmark.group = f"{label} {shape}"
+        benchmark.extra_info.update(
+            {"op": label, "shape": list(x.shape), "dtype": str(x.dtype), "provider": provider.name,
+             "isa": provider.isa, "threads": bench_threads, "bytes_per_call": bytes_per_call}
+        )
+        if provider.setup is not None:
+            provider.setup()
+        assert provider.check is not None
+        problem = provider.check(provider.fn())
+        assert problem is None, f"{provider.name}: {problem}"
+        if provider.setup is None:
+            benchmark(provider.fn)
+        else:
+            rounds = 20 if x.size > 1_000_000 else 2000
+            benchmark.pedantic(provider.fn, setup=provider.setup, rounds=rounds, iterations=1, warmup_rounds=1)
+
+    return run

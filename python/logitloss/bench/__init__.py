@@ -5,10 +5,15 @@
 - :mod:`~logitloss.bench.references`: the NumPy baseline as users write it and the float64 sanity check;
 - :mod:`~logitloss.bench.providers`: the timed call of each library;
 - :mod:`~logitloss.bench.suite`: the rows and the performance targets;
-- :mod:`~logitloss.bench.run` and :mod:`~logitloss.bench.report`: running a suite and writing
-  ``report.md``, ``results.csv`` and ``results.json``.
+- :mod:`~logitloss.bench.exact`: exact (mpmath) references and the rule that judges a result against them;
+- :mod:`~logitloss.bench.implementations`: each library's value and gradient of each kernel, for
+  :mod:`~logitloss.bench.safety` (adversarial inputs, ``safety.md``) and :mod:`~logitloss.bench.accuracy`
+  (random logits, ``accuracy.md``);
+- :mod:`~logitloss.bench.run`, :mod:`~logitloss.bench.report` and :mod:`~logitloss.bench.plots`: running a
+  suite and writing ``report.md``, ``results.csv``, ``results.json`` and the PNG plots.
 
-Only NumPy is required; SciPy and torch rows are skipped with a note when those are not installed.
+Only NumPy is required; SciPy and torch rows are skipped with a note when those are not installed; the safety
+and accuracy tables need mpmath and the plots matplotlib (all in the ``bench`` extra).
 """
 
 from .harness import Provider, Timing, measure, measure_roofline

@@ -80,5 +80,29 @@ class InputCache:
             self._arrays[key] = np.random.default_rng(2).uniform(0.5, 1.5, classes).astype(np.float32)
         return self._arrays[key]
 
+    def probability_targets(self, rows: int, classes: int) -> np.ndarray:
+        """float32 probability targets: rows of ``softmax(2 N(0, 1))`` (``default_rng(6)``), each summing to 1."""
+        key = ("probability_targets", rows, classes)
+        if key not in self._arrays:
+            scores = 2.0 * np.random.default_rng(6).standard_normal((rows, classes))
+            scores = np.exp(scores - scores.max(1, keepdims=True))
+            self._arrays[key] = (scores / scores.sum(1, keepdims=True)).astype(np.float32)
+        return self._arrays[key]
+
+    def binary_targets(self, shape: Sequence[int]) -> np.ndarray:
+        """float32 0 / 1 targets of ``shape``, each 1 with probability 1/2 (``default_rng(3)``)."""
+        key = ("binary_targets", tuple(shape))
+        if key not in self._arrays:
+            self._arrays[key] = (np.random.default_rng(3).random(tuple(shape), dtype=np.float32) < 0.5).astype(
+                np.float32)
+        return self._arrays[key]
+
+    def positive_weights(self, classes: int) -> np.ndarray:
+        """float32 pos_weight, uniform in [1, 4) (``default_rng(4)``): positives rarer than negatives."""
+        key = ("positive_weights", classes)
+        if key not in self._arrays:
+            self._arrays[key] = np.random.default_rng(4).uniform(1.0, 4.0, classes).astype(np.float32)
+        return self._arrays[key]
+
     def clear(self) -> None:
         self._arrays.clear()

@@ -26,7 +26,14 @@ Cross-entropy providers (:func:`cross_entropy_providers`, mean reduction, class-
 - forward only: ``logitloss`` = ``cross_entropy(x, y)``; ``torch`` =
   ``F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y))``; ``numpy stable``.
 
-Each carries its own check (``references.cross_entropy_check``) against float64 on the pristine ``x``.
+Binary cross-entropy providers (:func:`binary_cross_entropy_providers`, mean reduction, float targets ``y`` of
+``x``'s shape, optional ``weight`` and ``pos_weight``): the same variants with
+``binary_cross_entropy_with_logits`` / ``..._backward`` and ``F.binary_cross_entropy_with_logits``; ``numpy
+stable`` = ``references.numpy_binary_cross_entropy_fwd_bwd`` (``np.mean(np.maximum(x, 0) - x*y +
+np.log1p(np.exp(-np.abs(x))))`` and ``(1 / (1 + np.exp(-x)) - y) / x.size``).
+
+Each carries its own check (``references.cross_entropy_check`` / ``binary_cross_entropy_check``) against float64
+on the pristine ``x``.
 """
 
 from __future__ import annotations
@@ -42,8 +49,10 @@ from .harness import Provider
 
 __all__ = [
     "OPS",
+    "BINARY_CROSS_ENTROPY_VARIANTS",
     "CROSS_ENTROPY_VARIANTS",
     "all_providers",
+    "binary_cross_entropy_providers",
     "cross_entropy_providers",
     "logitloss_providers",
     "numpy_providers",
@@ -174,6 +183,7 @@ def all_providers(
 
 CROSS_ENTROPY_VARIANTS = ("logitloss", "logitloss grad_out=", "logitloss grad_out=input", "logitloss backward only",
                           "torch", "numpy stable")
+BINARY_CROSS_ENTROPY_VARIANTS = CROSS_ENTROPY_VARIANTS
 
 
 def cross_entropy_providers(
@@ -189,79 +199,121 @@ def cross_entropy_providers(
     """Cross-entropy providers named in ``variants`` (see the module doc), forward + backward if ``backward``.
 
     ``weight`` / ``label_smoothing`` are passed to every provider; ``suffix`` is appended to each name.
+    NumPy stable has neither option: it is left out when one is given.
     """
-    check = references.cross_entropy_check(x, y, weight=weight, label_smoothing=label_smoothing, grad=backward)
     options: dict[str, Any] = {}
     if weight is not None:
         options["weight"] = weight
     if label_smoothing:
         options["label_smoothing"] = label_smoothing
+    plain = weight is None and not label_smoothing
+    return _loss_providers(
+        "cross_entropy", x, y, options,
+        check=references.cross_entropy_check(x, y, weight=weight, label_smoothing=label_smoothing, grad=backward),
+        numpy_forward=(lambda: references.numpy_cross_entropy(x, y)) if plain else None,
+        numpy_fwd_bwd=(lambda: references.numpy_cross_entropy_fwd_bwd(x, y)) if plain else None,
+        backward=backward, variants=variants, suffix=suffix,
+    )
+
+
+def binary_cross_entropy_providers(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    backward: bool = True,
+    variants: tuple[str, ...] = BINARY_CROSS_ENTROPY_VARIANTS,
+    weight: np.ndarray | None = None,
+    pos_weight: np.ndarray | None = None,
+    suffix: str = "",
+) -> Built:
+    """binary_cross_entropy_with_logits providers (mean reduction, targets ``y`` of ``x``'s shape) named in
+    ``variants``, as :func:`cross_entropy_providers`; ``weight`` and ``pos_weight`` go to every provider (NumPy
+    stable included: ``references.numpy_binary_cross_entropy*``)."""
+    options = {name: value for name, value in (("weight", weight), ("pos_weight", pos_weight)) if value is not None}
+    return _loss_providers(
+        "binary_cross_entropy_with_logits", x, y, options,
+        check=references.binary_cross_entropy_check(x, y, weight=weight, pos_weight=pos_weight, grad=backward),
+        numpy_forward=lambda: references.numpy_binary_cross_entropy(x, y, weight, pos_weight),
+        numpy_fwd_bwd=lambda: references.numpy_binary_cross_entropy_fwd_bwd(x, y, weight, pos_weight),
+        backward=backward, variants=variants, suffix=suffix,
+    )
+
+
+def _loss_providers(
+    op: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    options: dict[str, Any],
+    *,
+    check: Callable[[Any], str | None],
+    numpy_forward: Callable[[], Any] | None,
+    numpy_fwd_bwd: Callable[[], Any] | None,
+    backward: bool,
+    variants: tuple[str, ...],
+    suffix: str,
+) -> Built:
+    """The providers of a loss ``op(input, target, **options)`` of logitloss (``op`` and ``op + "_backward"``)
+    and of ``torch.nn.functional.op``, and NumPy stable where given; see the module doc for the variants.
+
+    NumPy array options are passed to torch as tensors (``torch.from_numpy``, made outside the timing).
+    """
     providers: list[Provider] = []
     notes: list[str] = []
     wanted = set(variants)
     module, note = _import("logitloss")
+    function = getattr(module, op, None) if module is not None else None
     if module is None:
         notes.append(note or "logitloss: not available")
-    elif getattr(module, "cross_entropy", None) is None:
-        notes.append(f"logitloss.cross_entropy: not available in logitloss {getattr(module, '__version__', '?')}")
+    elif function is None:
+        notes.append(f"logitloss.{op}: not available in logitloss {getattr(module, '__version__', '?')}")
     else:
         chosen = _safe(lambda: module.get_isa(), "")
-        cross_entropy = module.cross_entropy
+
+        def add(name: str, call: Callable[[], Any], setup: Callable[[], Any] | None = None) -> None:
+            if name in wanted:
+                providers.append(Provider(name + suffix, call, setup=setup, isa=chosen, check=check))
+
         if not backward:
-            if "logitloss" in wanted:
-                providers.append(Provider("logitloss" + suffix, lambda: cross_entropy(x, y, **options),
-                                          isa=chosen, check=check))
+            add("logitloss", lambda: function(x, y, **options))
         else:
-            if "logitloss" in wanted:
-                providers.append(Provider("logitloss" + suffix,
-                                          lambda: cross_entropy(x, y, return_grad=True, **options),
-                                          isa=chosen, check=check))
+            add("logitloss", lambda: function(x, y, return_grad=True, **options))
             if "logitloss grad_out=" in wanted:
                 buffer = np.empty_like(x)
                 buffer.fill(0)  # fault the pages in before timing
-                providers.append(Provider("logitloss grad_out=" + suffix,
-                                          lambda: cross_entropy(x, y, grad_out=buffer, **options),
-                                          isa=chosen, check=check))
+                add("logitloss grad_out=", lambda: function(x, y, grad_out=buffer, **options))
             if "logitloss grad_out=input" in wanted:
                 work = x.copy()
-                providers.append(Provider("logitloss grad_out=input" + suffix,
-                                          lambda: cross_entropy(work, y, grad_out=work, **options),
-                                          setup=lambda: np.copyto(work, x), isa=chosen, check=check))
+                add("logitloss grad_out=input", lambda: function(work, y, grad_out=work, **options),
+                    setup=lambda: np.copyto(work, x))
             if "logitloss backward only" in wanted:
-                backward_function = getattr(module, "cross_entropy_backward", None)
+                backward_function = getattr(module, op + "_backward", None)
                 if backward_function is None:
-                    notes.append("logitloss.cross_entropy_backward: not available")
+                    notes.append(f"logitloss.{op}_backward: not available")
                 else:
-                    providers.append(Provider("logitloss backward only" + suffix,
-                                              lambda: backward_function(1.0, x, y, **options), isa=chosen,
-                                              check=check))
+                    add("logitloss backward only", lambda: backward_function(1.0, x, y, **options))
     if "torch" in wanted:
         torch, note = _import("torch")
         if torch is None:
             notes.append(note or "torch: not installed")
         else:
-            functional = torch.nn.functional
-            torch_options = dict(options)
-            if weight is not None:
-                torch_options["weight"] = torch.from_numpy(weight)
+            torch_function = getattr(torch.nn.functional, op)
+            torch_options = {name: torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+                             for name, value in options.items()}
+            target = torch.from_numpy(y)
 
             def torch_fwd_bwd() -> Any:
                 z = torch.from_numpy(x).requires_grad_()
-                loss = functional.cross_entropy(z, torch.from_numpy(y), **torch_options)
+                loss = torch_function(z, target, **torch_options)
                 loss.backward()
                 return loss.detach(), z.grad
 
             def torch_forward() -> Any:
-                return functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), **torch_options)
+                return torch_function(torch.from_numpy(x), target, **torch_options)
 
             providers.append(Provider("torch" + suffix, torch_fwd_bwd if backward else torch_forward, check=check))
-    if "numpy stable" in wanted and weight is None and not label_smoothing:
-        if backward:
-            providers.append(Provider("numpy stable" + suffix,
-                                      lambda: references.numpy_cross_entropy_fwd_bwd(x, y), check=check))
-        else:
-            providers.append(Provider("numpy stable" + suffix,
-                                      lambda: references.numpy_cross_entropy(x, y), check=check))
+    numpy_call = numpy_fwd_bwd if backward else numpy_forward
+    if "numpy stable" in wanted and numpy_call is not None:
+        providers.append(Provider("numpy stable" + suffix, numpy_call, check=check))
     return providers, notes
 
 

@@ -2,9 +2,10 @@
 
 Two kinds of reference live here.
 
-1. ``numpy_logsumexp`` / ``numpy_softmax`` / ``numpy_log_softmax``: the numerically stable NumPy code a user
-   writes by hand (shift by the maximum, exponentiate, sum), in the input's dtype.  This is the "NumPy
-   stable" provider of the benchmark tables.
+1. ``numpy_logsumexp`` / ``numpy_softmax`` / ``numpy_log_softmax`` / ``numpy_cross_entropy*`` /
+   ``numpy_binary_cross_entropy*``: the numerically stable NumPy code a user writes by hand (shift by the
+   maximum, exponentiate, sum; ``max(x, 0) - x y + log1p(exp(-|x|))``), in the input's dtype.  This is the
+   "NumPy stable" provider of the benchmark tables.
 2. The exact references of the test suite (``tests/reference.py``: float64 with the maximum pulled out and
    ``log1p``, SciPy's formula), used by :func:`check_result` to make sure every provider that is timed
    computes the right thing.  They are found next to the source tree (a checkout or an editable install),
@@ -13,7 +14,9 @@ Two kinds of reference live here.
    The check has loose float32 tolerances on purpose (a wrong axis or a missing normalization fails it by
    orders of magnitude); accuracy in ULPs is the job of the test suite, not of the benchmarks.
 
-Large inputs are checked on a sample of 16 slices (``check_result``), so the check costs milliseconds.
+Large inputs are checked on a sample of 16 slices (``check_result``), so the check costs milliseconds; the loss
+checks (``cross_entropy_check``, ``binary_cross_entropy_check``) compute the whole loss in float64 and sample the
+gradient.  The exact (mpmath) references of the safety and accuracy tables are in :mod:`~logitloss.bench.exact`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ __all__ = [
     "CHECK_TOLERANCES",
     "check_result",
     "cross_entropy_check",
+    "binary_cross_entropy_check",
+    "numpy_binary_cross_entropy",
+    "numpy_binary_cross_entropy_fwd_bwd",
     "numpy_cross_entropy",
     "numpy_cross_entropy_fwd_bwd",
     "numpy_log_softmax",
@@ -65,10 +71,13 @@ def numpy_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def numpy_cross_entropy(x: np.ndarray, y: np.ndarray) -> np.floating:
-    """Mean cross-entropy of logits ``x`` (N, C) and class indices ``y`` (N,), max-shifted, in ``x.dtype``."""
-    rows = np.arange(x.shape[0])
+    """Mean cross-entropy of logits ``x`` (N, C) and class indices ``y`` (N,) or probability targets ``y`` (N, C),
+    max-shifted, in ``x.dtype``."""
     x_max = x.max(1, keepdims=True)
     sums = np.exp(x - x_max).sum(1, keepdims=True)
+    if y.shape == x.shape:  # probabilities: -sum_c y_c log_softmax_c
+        return -np.mean((y * (x - x_max - np.log(sums))).sum(1))
+    rows = np.arange(x.shape[0])
     return np.mean(np.log(sums[:, 0]) + x_max[:, 0] - x[rows, y])
 
 
@@ -77,17 +86,62 @@ def numpy_cross_entropy_fwd_bwd(x: np.ndarray, y: np.ndarray) -> tuple[np.floati
 
         m = x.max(1, keepdims=True); e = np.exp(x - m); s = e.sum(1, keepdims=True)
         loss = np.mean(np.log(s[:, 0]) + m[:, 0] - x[r, y]); e /= s; e[r, y] -= 1; e /= N
+
+    With probability targets ``y`` of ``x``'s shape (rows summing to 1): ``-mean(sum(y * log_softmax))`` and
+    ``(softmax(x) - y) / N``.
     """
     n = x.shape[0]
-    rows = np.arange(n)
     x_max = x.max(1, keepdims=True)
     exp_shifted = np.exp(x - x_max)
     sums = exp_shifted.sum(1, keepdims=True)
+    if y.shape == x.shape:
+        loss = -np.mean((y * (x - x_max - np.log(sums))).sum(1))
+        exp_shifted /= sums
+        exp_shifted -= y
+        exp_shifted /= n
+        return loss, exp_shifted
+    rows = np.arange(n)
     loss = np.mean(np.log(sums[:, 0]) + x_max[:, 0] - x[rows, y])
     exp_shifted /= sums
     exp_shifted[rows, y] -= 1
     exp_shifted /= n
     return loss, exp_shifted
+
+
+def numpy_binary_cross_entropy(
+    x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, pos_weight: np.ndarray | None = None
+) -> np.floating:
+    """Mean binary cross-entropy with logits, the stable form users write (in ``x.dtype``)::
+
+        np.mean(np.maximum(x, 0) - x*y + np.log1p(np.exp(-np.abs(x))))
+
+    With ``pos_weight`` the positive term is weighted (``(1 - y) x + (1 + (pw - 1) y) softplus(-x)``, softplus
+    written the same stable way); ``weight`` multiplies each element.
+    """
+    softplus_minus_x = np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))
+    if pos_weight is None:
+        losses = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    else:
+        losses = (1 - y) * x + (1 + (pos_weight - 1) * y) * softplus_minus_x
+    if weight is not None:
+        losses = losses * weight
+    return np.mean(losses)
+
+
+def numpy_binary_cross_entropy_fwd_bwd(
+    x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, pos_weight: np.ndarray | None = None
+) -> tuple[np.floating, np.ndarray]:
+    """:func:`numpy_binary_cross_entropy` and its gradient as users write it: ``(1 / (1 + np.exp(-x)) - y) / x.size``
+    (with ``pos_weight``: ``((1 + (pw - 1) y) sigmoid(x) - pw y) / x.size``; times ``weight``)."""
+    loss = numpy_binary_cross_entropy(x, y, weight, pos_weight)
+    sigmoid = 1 / (1 + np.exp(-x))
+    if pos_weight is None:
+        gradient = (sigmoid - y) / x.size
+    else:
+        gradient = ((1 + (pos_weight - 1) * y) * sigmoid - pos_weight * y) / x.size
+    if weight is not None:
+        gradient *= weight
+    return loss, gradient
 
 
 # --- 2. float64 references and the sanity check -----------------------------------------------------------
@@ -209,25 +263,33 @@ def check_result(op: str, x: np.ndarray, axis: int, result: Any) -> str | None:
 
 # loss: relative; gradient: relative plus an absolute floor of 1e-6 of the largest |gradient| of the sampled rows.
 CROSS_ENTROPY_TOLERANCES = {"loss": 1e-5, "grad": 1e-4, "grad_floor": 1e-6}
+_CHUNK_ELEMENTS = 1 << 20  # the float64 references are computed this many elements at a time
 
 
 def _cross_entropy_coefficients(
     z: np.ndarray, y: np.ndarray, weight: np.ndarray | None, label_smoothing: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """float64 ``(loss_row, row_weight, A * p - B, B)`` of the rows ``z`` (see ``tests/reference_cross_entropy``):
-    ``B_c = (1 - eps) w_y [c == y] + (eps / C) w_c``, ``loss_row = sum_c B_c (L - z_c)``, gradient ``A p - B``."""
+    ``B_c = (1 - eps) w_y [c == y] + (eps / C) w_c``, ``loss_row = sum_c B_c (L - z_c)``, gradient ``A p - B``.
+    Probability targets ``y`` (of ``z``'s shape): ``B_c = w_c ((1 - eps) y_c + eps / C)`` and row weight 1 (the
+    mean divides by the number of positions)."""
     classes = z.shape[1]
     rows = np.arange(z.shape[0])
     w = np.ones(classes) if weight is None else np.asarray(weight, dtype=np.float64)
-    coefficients = np.broadcast_to((label_smoothing / classes) * w, z.shape).copy()
-    coefficients[rows, y] += (1.0 - label_smoothing) * w[y]
+    if y.shape == z.shape:
+        coefficients = w * ((1.0 - label_smoothing) * np.asarray(y, dtype=np.float64) + label_smoothing / classes)
+        row_weights = np.ones(z.shape[0])
+    else:
+        coefficients = np.broadcast_to((label_smoothing / classes) * w, z.shape).copy()
+        coefficients[rows, y] += (1.0 - label_smoothing) * w[y]
+        row_weights = w[y]
     z_max = z.max(1, keepdims=True)
     exp_shifted = np.exp(z - z_max)
     sums = exp_shifted.sum(1, keepdims=True)
     lse = z_max + np.log(sums)
     loss_rows = (coefficients * (lse - z)).sum(1)
     grad_rows = coefficients.sum(1, keepdims=True) * (exp_shifted / sums) - coefficients
-    return loss_rows, w[y], grad_rows, coefficients
+    return loss_rows, row_weights, grad_rows, coefficients
 
 
 def cross_entropy_check(
@@ -239,8 +301,9 @@ def cross_entropy_check(
     grad: bool = True,
 ) -> Callable[[Any], str | None]:
     """A check for ``harness.Provider.check``: ``result`` is the loss (``grad=False``) or ``(loss, gradient)``
-    (or the gradient alone, as ``cross_entropy_backward`` returns it) of mean cross-entropy over ``x`` (N, C) with targets ``y``; compared with float64 on the full loss and on
-    16 sampled gradient rows.  The reference is computed at the first call (in chunks of rows), then cached.
+    (or the gradient alone, as ``cross_entropy_backward`` returns it) of mean cross-entropy over ``x`` (N, C)
+    with targets ``y`` (class indices (N,) or probabilities (N, C)); compared with float64 on the full loss and
+    on 16 sampled gradient rows.  The reference is computed at the first call (in chunks of rows), then cached.
 
     ``x`` must stay the pristine input: providers writing the gradient in place use their own copy.
     """
@@ -250,9 +313,10 @@ def cross_entropy_check(
     def reference() -> dict[str, Any]:
         if not cache:
             loss_sum, denominator = 0.0, 0.0
-            for start in range(0, x.shape[0], 256):
-                z = np.asarray(x[start : start + 256], dtype=np.float64)
-                loss_rows, row_weights, _, _ = _cross_entropy_coefficients(z, y[start : start + 256], weight,
+            step = max(1, _CHUNK_ELEMENTS // x.shape[1])  # about 8 MB of float64 per chunk
+            for start in range(0, x.shape[0], step):
+                z = np.asarray(x[start : start + step], dtype=np.float64)
+                loss_rows, row_weights, _, _ = _cross_entropy_coefficients(z, y[start : start + step], weight,
                                                                             label_smoothing)
                 loss_sum += float(loss_rows.sum())
                 denominator += float(row_weights.sum())
@@ -285,6 +349,94 @@ def cross_entropy_check(
             error = np.abs(got - expected["grad"])
             worst = np.unravel_index(np.argmax(error), error.shape)
             return f"gradient {got[worst]!r}, expected {expected['grad'][worst]!r} at sampled row/class {worst}"
+        return None
+
+    return check
+
+
+# --- 4. binary cross-entropy check (float64, torch semantics, reduction="mean") ----------------------------
+
+
+def _binary_cross_entropy_terms(
+    x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, pos_weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """float64 per-element loss ``w ((1 - y) sp(x) + pw y sp(-x))`` and gradient ``w ((1 - y) s(x) - pw y s(-x))``
+    (``sp`` softplus, ``s`` sigmoid, both from ``exp(-|x|)``)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    decay = np.exp(-np.abs(x))
+    softplus_abs = np.log1p(decay)
+    softplus_plus, softplus_minus = np.maximum(x, 0) + softplus_abs, np.maximum(-x, 0) + softplus_abs
+    sigmoid_plus = np.where(x >= 0, 1, decay) / (1 + decay)
+    sigmoid_minus = np.where(x >= 0, decay, 1) / (1 + decay)
+    pw = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+    w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
+    loss = w * ((1 - y) * softplus_plus + pw * y * softplus_minus)
+    gradient = w * ((1 - y) * sigmoid_plus - pw * y * sigmoid_minus)
+    return loss, gradient
+
+
+def binary_cross_entropy_check(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    weight: np.ndarray | None = None,
+    pos_weight: np.ndarray | None = None,
+    grad: bool = True,
+) -> Callable[[Any], str | None]:
+    """A check for ``harness.Provider.check`` of mean binary cross-entropy with logits ``x`` and targets ``y``
+    (``weight`` / ``pos_weight`` broadcast to ``x``): ``result`` is the loss (``grad=False``), ``(loss, gradient)``
+    or the gradient alone (the backward function).  Compared with float64 on the full loss and on 4096 sampled
+    gradient elements, with the tolerances of the cross-entropy check.  The reference is computed at the first
+    call (in chunks), then cached.  ``x`` must stay the pristine input.
+    """
+    cache: dict[str, Any] = {}
+    picked = np.unique(np.linspace(0, x.size - 1, min(4096, x.size)).astype(np.intp))
+
+    def broadcast(values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None else np.broadcast_to(values, x.shape).reshape(-1)
+
+    def reference() -> dict[str, Any]:
+        if not cache:
+            flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+            flat_w, flat_pw = broadcast(weight), broadcast(pos_weight)
+            total = 0.0
+            for start in range(0, x.size, _CHUNK_ELEMENTS):
+                part = slice(start, start + _CHUNK_ELEMENTS)
+                loss, _ = _binary_cross_entropy_terms(flat_x[part], flat_y[part],
+                                                      None if flat_w is None else flat_w[part],
+                                                      None if flat_pw is None else flat_pw[part])
+                total += float(loss.sum())
+            _, gradient = _binary_cross_entropy_terms(flat_x[picked], flat_y[picked],
+                                                      None if flat_w is None else flat_w[picked],
+                                                      None if flat_pw is None else flat_pw[picked])
+            cache.update(loss=total / x.size, grad=gradient / x.size)
+        return cache
+
+    def check(result: Any) -> str | None:
+        expected = reference()
+        loss_tolerance, grad_tolerance = CROSS_ENTROPY_TOLERANCES["loss"], CROSS_ENTROPY_TOLERANCES["grad"]
+        if grad and isinstance(result, np.ndarray) and result.shape == x.shape:
+            loss, gradient = None, result  # the backward function: the gradient alone
+        elif grad:
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                return f"expected (loss, gradient), got {type(result).__name__}"
+            loss, gradient = result
+        else:
+            loss, gradient = result, None
+        if loss is not None:
+            value = float(np.asarray(loss))
+            if not abs(value - expected["loss"]) <= loss_tolerance * abs(expected["loss"]):
+                return f"loss {value!r}, expected {expected['loss']!r} (rtol={loss_tolerance})"
+        if gradient is None:
+            return None
+        gradient = np.asarray(gradient)
+        if gradient.shape != x.shape:
+            return f"gradient shape {gradient.shape}, expected {x.shape}"
+        got = gradient.reshape(-1)[picked].astype(np.float64)
+        floor = CROSS_ENTROPY_TOLERANCES["grad_floor"] * float(np.abs(expected["grad"]).max())
+        if not np.allclose(got, expected["grad"], rtol=grad_tolerance, atol=floor):
+            worst = int(np.argmax(np.abs(got - expected["grad"])))
+            return f"gradient {got[worst]!r}, expected {expected['grad'][worst]!r} at element {int(picked[worst])}"
         return None
 
     return check

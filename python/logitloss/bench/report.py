@@ -1,5 +1,7 @@
-"""Writes a run as ``report.md``, a long-format ``results.csv`` (one line per row and provider) and
-``results.json`` (machine, config, rooflines, every sample, targets, notes)."""
+"""Writes a run as ``report.md``, a long-format ``results.csv`` (one line per row and provider, with the machine,
+versions and thread count on every line), ``results.json`` (machine, config, rooflines, every sample, targets,
+the safety and accuracy tables, notes), ``safety.md``, ``accuracy.md`` and the PNG plots of
+:mod:`~logitloss.bench.plots` (when matplotlib is installed)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,23 @@ import json
 import os
 from typing import Any
 
+import numpy as np
+
+from .accuracy import accuracy_json, accuracy_markdown
 from .run import RunResult
+from .safety import safety_json, safety_markdown
 from .suite import OTHER_LOAD_THRESHOLD_CORES, CaseResult
 
-__all__ = ["CSV_COLUMNS", "csv_rows", "markdown", "write_all"]
+__all__ = ["CSV_COLUMNS", "csv_rows", "header_lines", "markdown", "numerics_markdown", "write_all"]
 
+# machine and versions, repeated on every line so one CSV line (or a concatenation of runs) stands alone
+_MACHINE_COLUMNS = ["cpu_model", "logical_cores", "logitloss_isa", "logitloss_version", "numpy_version",
+                    "scipy_version", "torch_version"]
 CSV_COLUMNS = [
     "timestamp_utc", "mode", "case", "op", "shape", "axis", "dtype", "layout", "threads", "load", "provider",
     "isa", "repeats", "calls_per_sample", "median_s", "min_s", "max_s", "bytes_per_call", "gbps",
     "roofline_kind", "roofline_gbps", "roofline_fraction", "time_over_baseline", "baseline", "other_load_cores",
-    "value", "value_unit",
+    "value", "value_unit", *_MACHINE_COLUMNS,
 ]
 
 
@@ -38,18 +47,20 @@ def _optional(value: float | None, fmt: str) -> str:
 
 
 def csv_rows(run: RunResult) -> list[dict[str, Any]]:
+    machine = {column: run.machine.get(column, "") for column in _MACHINE_COLUMNS}
     rows = []
     for result in run.cases:
         case = result.case
         for name, timing in result.timings.items():
             rows.append({
+                **machine,
                 "timestamp_utc": run.machine["timestamp_utc"],
                 "mode": run.config["mode"],
                 "case": case.key,
                 "op": case.op,
                 "shape": _shape(case.shape),
                 "axis": case.axis,
-                "dtype": "float32",
+                "dtype": case.dtype,
                 "layout": case.layout,
                 "threads": timing.threads if timing.threads is not None else result.threads,
                 "load": result.load,
@@ -73,8 +84,9 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
         for name, value in result.values.items():  # rows of measured values (peak memory): no times
             row = dict.fromkeys(CSV_COLUMNS, "")
             row.update({
+                **machine,
                 "timestamp_utc": run.machine["timestamp_utc"], "mode": run.config["mode"], "case": case.key,
-                "op": case.op, "shape": _shape(case.shape), "axis": case.axis, "dtype": "float32",
+                "op": case.op, "shape": _shape(case.shape), "axis": case.axis, "dtype": case.dtype,
                 "layout": case.layout, "threads": result.threads, "load": result.load, "provider": name,
                 "other_load_cores": _optional(result.other_load_cores, ".2f"),
                 "value": f"{value:.9g}", "value_unit": case.value_unit,
@@ -90,7 +102,9 @@ def _json(run: RunResult) -> dict[str, Any]:
         "units": {
             "time": "seconds per call",
             "bytes_per_call": "logsumexp: x.nbytes + result.nbytes; softmax, log_softmax, cross_entropy forward + "
-                              "backward: 2 * x.nbytes; cross_entropy forward: x.nbytes",
+                              "backward: 2 * x.nbytes; cross_entropy forward: x.nbytes; "
+                              "binary_cross_entropy_with_logits forward: 2 * x.nbytes (logits and targets), forward + "
+                              "backward: 3 * x.nbytes",
             "values": "peak extra resident bytes of one call in a subprocess: ru_maxrss after - "
                       "max(ru_maxrss, RSS) before",
             "gbps": "bytes_per_call / median / 1e9",
@@ -127,6 +141,8 @@ def _json(run: RunResult) -> dict[str, Any]:
             for t in run.targets
         ],
         "notes": run.notes,
+        "safety": None if run.safety is None else safety_json(run.safety),
+        "accuracy": None if run.accuracy is None else accuracy_json(run.accuracy),
     }
 
 
@@ -163,6 +179,51 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else value * 100
 
 
+def header_lines(run: RunResult) -> list[str]:
+    """Command, machine and versions: the first lines of every markdown file of a run."""
+    machine = run.machine
+    libraries = ("logitloss", "numpy", "scipy", "torch")
+    versions = ", ".join(f"{name} {machine.get(f'{name}_version')}" for name in libraries)
+    return [
+        f"- command: `{run.config['command']}` ({run.config['mode']}), {machine.get('timestamp_utc')}",
+        f"- machine: {machine.get('cpu_model')}, {machine.get('logical_cores')} logical cores, logitloss ISA "
+        f"**{machine.get('logitloss_isa')}**, {run.config['threads']} thread(s); {versions}",
+    ]
+
+
+def _files_section(run: RunResult) -> list[str]:
+    lines = ["## Files of this run", ""]
+    if run.safety is not None:
+        lines.append("- `safety.md`: adversarial inputs (+-1e4, +-3e38, -inf masks, +inf, nan, float16 extremes, "
+                     "tiny exact losses, subnormal losses): value and gradient of each provider right, nan, inf, "
+                     "0 or wrong, against an exact mpmath reference")
+    if run.accuracy is not None:
+        lines.append("- `accuracy.md`: error in units of eps against the exact reference on random logits of "
+                     "spread 1, 10, 100 and several widths, per provider and kernel")
+    lines += [
+        "- `time_vs_width.png`, `roofline.png`, `memory.png`: plots of the rows below (`python "
+        "bench/plot_results.py results.csv --out ratios.png` draws every row's ratios, and compares runs)",
+        "- `results.csv` (one line per row and provider), `results.json` (also every sample and both tables)",
+        "",
+    ]
+    return lines
+
+
+def _cells_section(run: RunResult) -> list[str]:
+    """The cells (rows) this run measured, with their sizes."""
+    lines = ["## Cells", "", "| row | op | shape | dtype | logits | MB of logits | providers |",
+             "|---|---|---|---|---|---|---|"]
+    for result in run.cases:
+        case = result.case
+        count = 1
+        for n in case.shape:
+            count *= n
+        providers = len(result.timings) if result.timings else len([v for v in result.values if v != "gradient"])
+        lines.append(f"| `{case.key}` | {case.op} | {_shape(case.shape)} | {case.dtype} | {count:,} | "
+                     f"{count * np.dtype(case.dtype).itemsize / 1e6:.1f} | {providers} |")
+    return lines + [""]
+
+
 def markdown(run: RunResult) -> str:
     machine, config = run.machine, run.config
     lines = [
@@ -170,7 +231,7 @@ def markdown(run: RunResult) -> str:
         "",
         f"- command: `{config['command']}`",
         f"- mode: **{config['mode']}**, {config['repeats']} interleaved repeats per row (unless the row says "
-        f"otherwise), {config['threads']} thread(s) for logitloss and torch, float32 throughout",
+        f"otherwise), {config['threads']} thread(s) for logitloss and torch, float32 unless the row says float64",
         f"- logitloss {machine.get('logitloss_version')} ISA **{machine.get('logitloss_isa')}** "
         f"(supported: {machine.get('logitloss_supported_isas', '?')}), {machine.get('timestamp_utc')}",
         "- every ratio below is a ratio of medians measured in this run, providers interleaved round-robin",
@@ -188,6 +249,7 @@ def markdown(run: RunResult) -> str:
             "providers of a row stay fair (interleaved), absolute times and the thread rows do not.",
             "",
         ]
+    lines += _files_section(run)
     lines += ["## Targets", "", "| target | measured | required | result |", "|---|---|---|---|"]
     for target in run.targets:
         description = target.target.description + (f" ({target.detail})" if target.detail else "")
@@ -213,6 +275,9 @@ def markdown(run: RunResult) -> str:
         "- cross_entropy (mean reduction, int64 class indices): forward + backward reads the logits once and "
         "writes the gradient once (`2 * x.nbytes`, copy roofline); forward only reads them once "
         "(`x.nbytes`, read roofline); targets are not counted.",
+        "- binary_cross_entropy_with_logits (mean reduction, float targets of the logits' shape): forward reads "
+        "logits and targets (`2 * x.nbytes`, read roofline); forward + backward also writes the gradient "
+        "(`3 * x.nbytes`, copy roofline); weight and pos_weight of shape (C,) are not counted.",
         "",
         "| row (array) | MB | read GB/s (x.sum) | read GB/s (x.max) | copy GB/s |",
         "|---|---|---|---|---|",
@@ -220,14 +285,14 @@ def markdown(run: RunResult) -> str:
     for roofline in run.rooflines:
         lines.append(f"| {roofline.label} | {roofline.nbytes / 1e6:.1f} | {roofline.read_sum_gbps:.1f} | "
                      f"{roofline.read_max_gbps:.1f} | {roofline.copy_gbps:.1f} |")
-    lines += ["", "## Rows", ""]
+    lines += [""] + _cells_section(run) + ["## Rows", ""]
     for result in run.cases:
         case = result.case
         lines += [f"### {case.title or case.key}", ""]
         threads = str(result.threads) if result.threads else "per provider"
         moved = (f"{case.bytes_per_call() / 1e6:.3f} MB moved per call" if case.values is None
                  else f"measured values ({case.value_unit})")
-        facts = [f"`{case.key}`", f"{_shape(case.shape)} float32, axis={case.axis}", moved, f"threads: {threads}",
+        facts = [f"`{case.key}`", f"{_shape(case.shape)} {case.dtype}, axis={case.axis}", moved, f"threads: {threads}",
                  f"load: {result.load}", f"{result.seconds:.1f} s"]
         if result.other_load_cores is not None:
             facts.append(f"other load: {result.other_load_cores:.2f} cores")
@@ -244,15 +309,46 @@ def markdown(run: RunResult) -> str:
     return "\n".join(lines)
 
 
+def numerics_markdown(run: RunResult) -> dict[str, str]:
+    """``safety.md`` and ``accuracy.md`` of the run (those it made), by file name."""
+    texts = {}
+    if run.safety is not None:
+        texts["safety.md"] = safety_markdown(run.safety, header_lines(run))
+    if run.accuracy is not None:
+        texts["accuracy.md"] = accuracy_markdown(run.accuracy, header_lines(run))
+    return texts
+
+
 def write_all(run: RunResult, directory: str) -> list[str]:
+    """Writes every file of the run into ``directory``; returns their paths.  Plots are skipped with a note in
+    ``run.notes`` (and in ``results.json``) when matplotlib is missing."""
     os.makedirs(directory, exist_ok=True)
-    paths = [os.path.join(directory, name) for name in ("report.md", "results.csv", "results.json")]
-    with open(paths[0], "w", encoding="utf-8") as handle:
-        handle.write(markdown(run))
-    with open(paths[1], "w", encoding="utf-8", newline="") as handle:
+    rows = csv_rows(run)
+    paths: list[str] = []
+    try:
+        from .plots import write_plots
+
+        paths += write_plots(rows, directory)
+    except ImportError as error:
+        run.notes.append(f"plots not drawn: {error} (install matplotlib, or logitloss[bench])")
+    texts = {"report.md": markdown(run), **numerics_markdown(run)}
+    for name, text in texts.items():
+        paths.append(os.path.join(directory, name))
+        with open(paths[-1], "w", encoding="utf-8") as handle:
+            handle.write(text)
+    paths.append(os.path.join(directory, "results.csv"))
+    with open(paths[-1], "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        writer.writerows(csv_rows(run))
-    with open(paths[2], "w", encoding="utf-8") as handle:
-        json.dump(_json(run), handle, indent=1)
+        writer.writerows(rows)
+    paths.append(os.path.join(directory, "results.json"))
+    with open(paths[-1], "w", encoding="utf-8") as handle:
+        json.dump(_json(run), handle, indent=1, default=_json_default)
     return paths
+
+
+def _json_default(value: Any) -> Any:
+    """NumPy scalars in the tables as plain numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

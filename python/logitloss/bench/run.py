@@ -1,4 +1,5 @@
-"""Runs a :class:`~logitloss.bench.suite.Suite`: thread setup, rooflines, busy core, progress display."""
+"""Runs a :class:`~logitloss.bench.suite.Suite`: thread setup, rooflines, busy core, progress display; then the
+safety and accuracy tables (:mod:`~logitloss.bench.safety`, :mod:`~logitloss.bench.accuracy`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from . import harness
+from .accuracy import AccuracyResult, run_accuracy
 from .harness import Roofline
 from .inputs import InputCache
 from .references import check_result, reference_source
+from .safety import SafetyResult, run_safety
 from .suite import OTHER_LOAD_THRESHOLD_CORES, Case, CaseResult, Suite, TargetResult, evaluate_targets
 
 __all__ = ["RunResult", "run_suite"]
@@ -28,6 +31,8 @@ class RunResult:
     rooflines: list[Roofline]
     targets: list[TargetResult]
     notes: list[str] = field(default_factory=list)
+    safety: SafetyResult | None = None
+    accuracy: AccuracyResult | None = None
 
 
 class _Progress:
@@ -65,8 +70,10 @@ def run_suite(
     stream: TextIO = sys.stderr,
     command: str = "",
     wait_quiet: float = 0.0,
+    numerics: bool = True,
 ) -> RunResult:
-    """Run the cases of ``suite`` whose key matches one of the ``only`` glob patterns (all if None).
+    """Run the cases of ``suite`` whose key matches one of the ``only`` glob patterns (all if None), then (if
+    ``numerics``) the safety and accuracy tables, which ``only`` does not filter.
 
     ``wait_quiet > 0``: before each row wait up to that many seconds for other processes to leave the CPU
     (at most ``OTHER_LOAD_THRESHOLD_CORES`` over a 1-second sample).
@@ -83,15 +90,18 @@ def run_suite(
         "cases": [c.key for c in cases],
         "check_reference": reference_source(),
         "wait_quiet_seconds": wait_quiet,
+        "warmup_seconds": suite.warmup_time,
     }
     inputs = InputCache()
     results: list[CaseResult] = []
-    progress = _Progress(stream, len(cases))
+    progress = _Progress(stream, len(cases) + (2 if numerics else 0))
     stream.write(
         f"logitloss bench ({config['mode']}): {len(cases)} rows, {repeats} interleaved repeats, "
         f"{threads} thread(s), ISA {machine.get('logitloss_isa')}\n"
     )
     for case in cases:
+        if case.own_inputs:
+            inputs.clear()
         started = progress.start(case.title or case.key)
         waited = ""
         if wait_quiet > 0:
@@ -100,7 +110,7 @@ def run_suite(
                 gave_up = cores is not None and cores > OTHER_LOAD_THRESHOLD_CORES
                 waited = f"waited {seconds:.0f} s for a quiet CPU" + (" (gave up)" if gave_up else "")
                 progress.tick(f"({waited}) ")
-        result = _run_case(case, inputs, threads, repeats, progress)
+        result = _run_case(case, inputs, threads, repeats, progress, suite.warmup_time)
         if waited:
             result.notes.append(waited)
         load = "" if result.other_load_cores is None else f", other processes {result.other_load_cores:.2f} cores"
@@ -109,7 +119,16 @@ def run_suite(
     by_key = {r.case.key: r for r in results}
     targets = evaluate_targets([t for t in suite.targets if t.case in by_key], by_key, threads)
     rooflines = [r.roofline for r in results if r.roofline is not None]
-    return RunResult(suite, machine, config, results, rooflines, targets, notes)
+    inputs.clear()
+    safety = accuracy = None
+    if numerics:
+        started = progress.start("safety table: adversarial inputs x kernels x providers vs mpmath")
+        safety = run_safety(on_entry=lambda _: progress.tick())
+        progress.done(started)
+        started = progress.start("accuracy table: random logits vs mpmath")
+        accuracy = run_accuracy(suite.quick, on_step=lambda _: progress.tick())
+        progress.done(started)
+    return RunResult(suite, machine, config, results, rooflines, targets, notes, safety, accuracy)
 
 
 def _run_case(
@@ -118,6 +137,7 @@ def _run_case(
     threads: int,
     repeats: int,
     progress: _Progress,
+    warmup_time: float,
 ) -> CaseResult:
     notes: list[str] = []
     case_threads = threads if case.threads is None else case.threads
@@ -154,6 +174,7 @@ def _run_case(
             providers + probes,
             repeats=case.repeats or repeats,
             number=case.number,
+            warmup_time=warmup_time,
             check=check,
             notes=notes,
             on_round=lambda _: progress.tick(),

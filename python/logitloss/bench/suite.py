@@ -1,7 +1,8 @@
 """The benchmark rows of logitloss and the performance targets they prove.
 
 A :class:`Case` is one op on one input with its providers; a :class:`Target` is a ratio of two medians
-measured in the same case (so interleaved, in one run) with a required bound.  All rows are float32.
+measured in the same case (so interleaved, in one run) with a required bound.  All rows are float32 but the
+``*_f64`` rows (full run only).
 
 Units (bytes moved per call, 1 GB = 1e9 bytes):
 
@@ -13,15 +14,23 @@ Units (bytes moved per call, 1 GB = 1e9 bytes):
 - cross_entropy forward + backward (mean reduction, class-index targets) reads the logits once and writes the
   gradient once: ``2 * x.nbytes`` against the copy roofline (the targets are not counted); forward only reads
   the logits once: ``x.nbytes`` against the read roofline.
-- the cross_entropy memory row is no timing: peak extra resident memory of one forward + backward call in a
-  fresh subprocess (``harness.measure_peak_memory``), as a multiple of the gradient's size.
+- binary_cross_entropy_with_logits (mean reduction, float32 0 / 1 targets of the logits' shape) forward reads
+  the logits and the targets: ``2 * x.nbytes`` against the read roofline; forward + backward also writes the
+  gradient: ``3 * x.nbytes`` against the copy roofline (weight and pos_weight of shape (C,) are not counted).
+- the cross_entropy and binary_cross_entropy_with_logits memory rows are no timing: peak extra resident memory of
+  one forward + backward call in a fresh subprocess (``harness.measure_peak_memory``), as a multiple of the
+  gradient's size.
 
 The ``out=`` targets compare logitloss writing into a preallocated buffer with torch as users call it (a
 fresh output); torch with ``out=`` is reported alongside for information.  (At 1 thread torch with ``out=``
 already runs at about half the copy roofline, so no kernel can be 5x faster than it.)
 
-``build_suite(quick)`` returns the cases and targets; ``--quick`` uses 1024 rows instead of 4096 for the
-(4096, 32000) rows (131 MB instead of 524 MB: still far larger than the caches) and fewer repeats.
+The width sweep (``sweep_*``) times logsumexp, softmax, log_softmax and cross_entropy forward + backward at every
+width of ``SWEEP_WIDTHS`` on the same number of logits per cell.
+
+``build_suite(quick)`` returns the cases and targets; ``--quick`` uses 512 rows instead of 4096 for the
+(4096, 32000) rows (66 MB instead of 524 MB: still larger than the caches), a smaller sweep, no thread rows,
+fewer repeats and shorter warm-ups.
 """
 
 from __future__ import annotations
@@ -72,17 +81,24 @@ class Case:
     # A row that measures values instead of times: returns ({name: value}, notes); ``build`` is not called.
     values: Callable[[], tuple[dict[str, float], list[str]]] | None = None
     value_unit: str = ""
+    dtype: str = "float32"  # of the logits
+    own_inputs: bool = False  # no later row uses its inputs: the run drops the cached inputs before this row
 
     def bytes_per_call(self) -> int:
         count = int(np.prod(self.shape))
+        size = np.dtype(self.dtype).itemsize
         if self.values is not None:
             return 0
         if self.op == "logsumexp":
             reduced = count // self.shape[self.axis]
-            return 4 * (count + reduced)
+            return size * (count + reduced)
         if self.op == "cross_entropy":  # forward only: read the logits once
-            return 4 * count
-        return 4 * 2 * count  # softmax, log_softmax, cross_entropy_fwd_bwd
+            return size * count
+        if self.op == "binary_cross_entropy_with_logits":  # forward only: read the logits and the targets
+            return size * 2 * count
+        if self.op == "binary_cross_entropy_with_logits_fwd_bwd":  # and write the gradient
+            return size * 3 * count
+        return size * 2 * count  # softmax, log_softmax, cross_entropy_fwd_bwd
 
 
 @dataclass
@@ -163,16 +179,18 @@ class Suite:
     quick: bool
     big_shape: tuple[int, int]
     notes: list[str]
+    warmup_time: float = 0.2  # seconds of warm-up calls per provider and row (harness.measure)
 
 
 # --- case builders ----------------------------------------------------------------------------------------
 
 
 def _standard(
-    op: str, shape: tuple[int, ...], *, isas: bool, out: bool, baselines: tuple[str, ...] = ("numpy", "scipy", "torch")
+    op: str, shape: tuple[int, ...], *, isas: bool, out: bool, baselines: tuple[str, ...] = ("numpy", "scipy", "torch"),
+    dtype: str = "float32",
 ) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
-        x = inputs.logits(shape)
+        x = inputs.logits(shape, dtype)
         providers, notes = _providers.all_providers(op, x, -1, isas=isas, out=out, baselines=baselines)
         return x, providers, notes
 
@@ -249,14 +267,15 @@ def _thread_scaling(shape: tuple[int, int]) -> Callable[[InputCache], tuple[np.n
 
 def _cross_entropy(
     shape: tuple[int, int], *, backward: bool = True, variants: tuple[str, ...] = _providers.CROSS_ENTROPY_VARIANTS,
-    options_variant: bool = False,
+    options_variant: bool = False, dtype: str = "float32", probabilities: bool = False,
 ) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
-    """cross_entropy providers (``providers.cross_entropy_providers``) on ``shape``; ``options_variant`` adds
-    ``logitloss grad_out= smoothing+weight`` (label_smoothing=0.1 and class weights, into a buffer)."""
+    """cross_entropy providers (``providers.cross_entropy_providers``) on ``shape``, class-index targets or
+    (``probabilities``) probability targets of the logits' shape; ``options_variant`` adds ``logitloss grad_out=
+    smoothing+weight`` (label_smoothing=0.1 and class weights, into a buffer)."""
 
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
-        x = inputs.logits(shape)
-        y = inputs.targets(*shape)
+        x = inputs.logits(shape, dtype)
+        y = inputs.probability_targets(*shape) if probabilities else inputs.targets(*shape)
         providers, notes = _providers.cross_entropy_providers(x, y, backward=backward, variants=variants)
         if options_variant:
             more, more_notes = _providers.cross_entropy_providers(
@@ -269,44 +288,89 @@ def _cross_entropy(
     return build
 
 
+def _binary_cross_entropy(
+    shape: tuple[int, ...], *, backward: bool = True,
+    variants: tuple[str, ...] = _providers.BINARY_CROSS_ENTROPY_VARIANTS, weighted: bool = False,
+    unweighted_variant: bool = False,
+) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
+    """binary_cross_entropy_with_logits providers (``providers.binary_cross_entropy_providers``) on ``shape``
+    with 0 / 1 targets; ``weighted``: ``weight`` and ``pos_weight`` of shape (C,) (the last axis) for every
+    provider; ``unweighted_variant`` adds ``logitloss no weights`` (return_grad=True without them)."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape)
+        y = inputs.binary_targets(shape)
+        weight = inputs.class_weights(shape[-1]) if weighted else None
+        pos_weight = inputs.positive_weights(shape[-1]) if weighted else None
+        providers, notes = _providers.binary_cross_entropy_providers(
+            x, y, backward=backward, variants=variants, weight=weight, pos_weight=pos_weight)
+        if unweighted_variant:
+            more, more_notes = _providers.binary_cross_entropy_providers(x, y, variants=("logitloss",),
+                                                                         suffix=" no weights")
+            providers += more
+            notes += more_notes
+        return x, providers, notes
+
+    return build
+
+
 _MEMORY_SETUP = """
 import numpy as np
 import logitloss
+from logitloss.bench import references
 logitloss.set_num_threads(1)
 {torch_import}
 x = np.random.default_rng(0).standard_normal(({rows}, {classes}), dtype=np.float32)
-y = np.random.default_rng(1).integers(0, {classes}, {rows}, dtype=np.int64)
+{targets}
 report["gradient_bytes"] = x.nbytes
 # warm up on a small input: lazy initialization (thread pools, dispatch) is not the call's memory
 small_x, small_y = np.ascontiguousarray(x[:8]), np.ascontiguousarray(y[:8])
 {warm_up}
 """
 
-_MEMORY_CALLS = {
-    "logitloss return_grad=True": ("", "logitloss.cross_entropy(small_x, small_y, return_grad=True)",
-                                   "loss, gradient = logitloss.cross_entropy(x, y, return_grad=True)"),
-    "logitloss grad_out=input": ("", "logitloss.cross_entropy(small_x, small_y, grad_out=small_x)",
-                                 "loss, gradient = logitloss.cross_entropy(x, y, grad_out=x)"),
-    "torch": (
-        "import torch\nimport torch.nn.functional as F\ntorch.set_num_threads(1)",
-        "z = torch.from_numpy(small_x).requires_grad_(); F.cross_entropy(z, torch.from_numpy(small_y)).backward()",
-        "z = torch.from_numpy(x).requires_grad_(); F.cross_entropy(z, torch.from_numpy(y)).backward(); "
-        "gradient = z.grad",
-    ),
+# Targets made without a temporary larger than what is kept (see harness.measure_peak_memory).
+_MEMORY_TARGETS = {
+    "cross_entropy": "y = np.random.default_rng(1).integers(0, {classes}, {rows}, dtype=np.int64)",
+    "binary_cross_entropy_with_logits": "y = np.random.default_rng(1).standard_normal(({rows}, {classes}), "
+                                        "dtype=np.float32)\nnp.heaviside(y, np.float32(0), out=y)",
 }
+_MEMORY_NUMPY = {
+    "cross_entropy": "references.numpy_cross_entropy_fwd_bwd",
+    "binary_cross_entropy_with_logits": "references.numpy_binary_cross_entropy_fwd_bwd",
+}
+_TORCH_IMPORT = "import torch\nimport torch.nn.functional as F\ntorch.set_num_threads(1)"
 
 
-def _cross_entropy_memory(shape: tuple[int, int]) -> Callable[[], tuple[dict[str, float], list[str]]]:
-    """Peak extra RSS of one forward + backward call per provider, each in its own subprocess."""
+def _memory_calls(op: str) -> dict[str, tuple[str, str, str]]:
+    """provider -> (torch import, warm-up on ``small_x``, the measured forward + backward call) of a loss ``op``."""
+    return {
+        "logitloss return_grad=True": ("", f"logitloss.{op}(small_x, small_y, return_grad=True)",
+                                       f"loss, gradient = logitloss.{op}(x, y, return_grad=True)"),
+        "logitloss grad_out=input": ("", f"logitloss.{op}(small_x, small_y, grad_out=small_x)",
+                                     f"loss, gradient = logitloss.{op}(x, y, grad_out=x)"),
+        "torch": (
+            _TORCH_IMPORT,
+            f"z = torch.from_numpy(small_x).requires_grad_(); F.{op}(z, torch.from_numpy(small_y)).backward()",
+            f"z = torch.from_numpy(x).requires_grad_(); F.{op}(z, torch.from_numpy(y)).backward(); "
+            "gradient = z.grad",
+        ),
+        "numpy stable": ("", f"{_MEMORY_NUMPY[op]}(small_x, small_y)", f"loss, gradient = {_MEMORY_NUMPY[op]}(x, y)"),
+    }
+
+
+def _loss_memory(op: str, shape: tuple[int, int]) -> Callable[[], tuple[dict[str, float], list[str]]]:
+    """Peak extra RSS of one forward + backward call of the loss ``op`` per provider, each in its own
+    subprocess."""
 
     def values() -> tuple[dict[str, float], list[str]]:
         from .harness import measure_peak_memory
 
         measured: dict[str, float] = {}
         notes: list[str] = []
-        for name, (torch_import, warm_up, call) in _MEMORY_CALLS.items():
+        for name, (torch_import, warm_up, call) in _memory_calls(op).items():
+            targets = _MEMORY_TARGETS[op].format(rows=shape[0], classes=shape[1])
             setup = _MEMORY_SETUP.format(rows=shape[0], classes=shape[1], torch_import=torch_import,
-                                         warm_up=warm_up)
+                                         targets=targets, warm_up=warm_up)
             try:
                 peak = measure_peak_memory(setup, call, label=name)
             except Exception as error:
@@ -321,11 +385,45 @@ def _cross_entropy_memory(shape: tuple[int, int]) -> Callable[[], tuple[dict[str
     return values
 
 
+# The class-axis widths of the width sweep (classification to large language-model vocabularies) and the logits
+# per sweep cell: full 2**24 (67 MB of float32: beyond the caches, far below the 2**27 cap of every cell),
+# --quick 2**21 on fewer widths and ops.
+SWEEP_WIDTHS = (10, 1000, 32000, 50257, 128256, 262144)
+SWEEP_LOGITS = 2**24
+QUICK_SWEEP_WIDTHS = (10, 32000, 262144)
+QUICK_SWEEP_LOGITS = 2**21
+CELL_CAP_LOGITS = 2**27
+
+
+def _sweep_cases(quick: bool) -> list[Case]:
+    """One row per op and width C, (SWEEP_LOGITS // C, C), logitloss (chosen ISA) against each peer, with the
+    row's roofline: the data of ``time_vs_width.png`` and ``roofline.png``."""
+    widths = QUICK_SWEEP_WIDTHS if quick else SWEEP_WIDTHS
+    logits = QUICK_SWEEP_LOGITS if quick else SWEEP_LOGITS
+    ops = ("logsumexp", "cross_entropy_fwd_bwd") if quick else ("logsumexp", "softmax", "log_softmax",
+                                                                  "cross_entropy_fwd_bwd")
+    cases = []
+    for op in ops:
+        for width in widths:
+            shape = (max(1, logits // width), width)
+            if op == "cross_entropy_fwd_bwd":
+                build = _cross_entropy(shape, variants=("logitloss", "torch", "numpy stable"))
+            else:
+                build = _standard(op, shape, isas=False, out=False)
+            cases.append(Case(
+                f"sweep_{op.removesuffix('_fwd_bwd')}_C{width}", op, shape, -1, build,
+                title=f"width sweep: {op.replace('_fwd_bwd', ' forward + backward')} ({shape[0]}, {width})",
+                roofline="read" if op == "logsumexp" else "copy", check=op != "cross_entropy_fwd_bwd",
+                repeats=None if quick else 7, own_inputs=True,
+            ))
+    return cases
+
+
 # --- the suite --------------------------------------------------------------------------------------------
 
 
 def build_suite(quick: bool) -> Suite:
-    rows = 1024 if quick else 4096
+    rows = 512 if quick else 4096
     vocab = 32000
     big = (rows, vocab)
     mid = (8192, 1000)
@@ -337,8 +435,15 @@ def build_suite(quick: bool) -> Suite:
     ]
     if quick:
         notes.append(
-            "--quick: the (4096, 32000) rows run at (1024, 32000) and the (32000, 4096) row at (32000, 1024) "
-            "(131 MB instead of 524 MB, still far beyond the caches), with fewer repeats."
+            "--quick: the (4096, 32000) rows run at (512, 32000) and the (32000, 4096) row at (32000, 512) "
+            "(66 MB instead of 524 MB, still beyond the caches), with fewer repeats and shorter warm-ups; "
+            f"the width sweep covers C = {', '.join(map(str, QUICK_SWEEP_WIDTHS))} at {QUICK_SWEEP_LOGITS:,} logits "
+            "per cell for logsumexp and cross_entropy only (in cache); no thread rows."
+        )
+    else:
+        notes.append(
+            f"Width sweep (`sweep_*`): C = {', '.join(map(str, SWEEP_WIDTHS))} at {SWEEP_LOGITS:,} logits per cell "
+            f"(rows = {SWEEP_LOGITS:,} // C), 7 repeats; every cell stays below {CELL_CAP_LOGITS:,} logits."
         )
     load = "with a busy process pinned to the other core"
     cases = [
@@ -380,6 +485,14 @@ def build_suite(quick: bool) -> Suite:
              title="cross_entropy forward + backward (8192, 1000)", roofline="copy", check=False,
              note="`smoothing+weight`: label_smoothing=0.1 and class weights of shape (1000,), gradient into a "
                   "preallocated buffer like `logitloss grad_out=`."),
+        Case("cross_entropy_mid_probabilities", "cross_entropy_fwd_bwd", mid, -1,
+             _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable"),
+                            options_variant=True, probabilities=True),
+             title="cross_entropy forward + backward (8192, 1000), probability targets", roofline="copy",
+             check=False,
+             note="Targets: float32 rows of probabilities of the logits' shape (softmax of 2 N(0, 1)); `numpy "
+                  "stable`: -mean(sum(y * log_softmax)) and (softmax - y) / N; `smoothing+weight` as in the "
+                  "(8192, 1000) index-target row. Bytes moved count the logits and the gradient only."),
         Case("cross_entropy_forward_big", "cross_entropy", big, -1,
              _cross_entropy(big, backward=False, variants=("logitloss", "torch", "numpy stable")),
              title=f"cross_entropy forward only {big_text}" + (" (--quick)" if quick else ""),
@@ -391,12 +504,63 @@ def build_suite(quick: bool) -> Suite:
         Case("cross_entropy_memory", "cross_entropy_fwd_bwd", big, -1, lambda inputs: (np.empty(0), [], []),
              title=f"cross_entropy forward + backward {big_text}: peak extra memory" +
                    (" (--quick)" if quick else ""),
-             values=_cross_entropy_memory(big), value_unit="bytes", check=False,
+             values=_loss_memory("cross_entropy", big), value_unit="bytes", check=False,
              note="Peak extra resident memory of one call, each provider in a fresh subprocess (C++ allocations "
                   "count): ru_maxrss after the call - max(ru_maxrss, RSS) before it; the input is made in float32 "
                   "in the child, libraries warmed up on 8 rows, 1 thread. `gradient` = x.nbytes."),
     ]
-    for shape, label in ((big, "big"), (mid, "mid")):
+    bce_elements = (1_000_000,)
+    multilabel = (4096, 1000)
+    bce_memory_shape = (16384, 1024)
+    cases += [
+        Case("bce_big", "binary_cross_entropy_with_logits_fwd_bwd", bce_elements, -1,
+             _binary_cross_entropy(bce_elements),
+             title="binary_cross_entropy_with_logits forward + backward (1000000,)", roofline="copy", check=False,
+             number=1, repeats=41 if quick else 61,  # single calls of about a millisecond: many rounds
+             note=inplace_note + " `logitloss`: return_grad=True; `torch`: z = "
+             "torch.from_numpy(x).requires_grad_(); F.binary_cross_entropy_with_logits(z, y).backward(); z.grad; "
+             "`numpy stable`: np.mean(np.maximum(x, 0) - x*y + np.log1p(np.exp(-np.abs(x)))) and "
+             "(1 / (1 + np.exp(-x)) - y) / x.size."),
+        Case("bce_forward_big", "binary_cross_entropy_with_logits", bce_elements, -1,
+             _binary_cross_entropy(bce_elements, backward=False, variants=("logitloss", "torch", "numpy stable")),
+             title="binary_cross_entropy_with_logits forward only (1000000,)", roofline="read", check=False,
+             note="`torch`: F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y)), no "
+                  "autograd."),
+        Case("bce_multilabel", "binary_cross_entropy_with_logits_fwd_bwd", multilabel, -1,
+             _binary_cross_entropy(multilabel, weighted=True, unweighted_variant=True),
+             title="binary_cross_entropy_with_logits forward + backward (4096, 1000), weight and pos_weight (1000,)",
+             roofline="copy", check=False, number=1, repeats=7 if quick else 15,
+             note=inplace_note + " Every provider gets weight (uniform [0.5, 1.5)) and pos_weight (uniform [1, 4)) of "
+                  "shape (1000,) except `logitloss no weights` (return_grad=True without them)."),
+        Case("bce_multilabel_forward", "binary_cross_entropy_with_logits", multilabel, -1,
+             _binary_cross_entropy(multilabel, backward=False, weighted=True,
+                                   variants=("logitloss", "torch", "numpy stable")),
+             title="binary_cross_entropy_with_logits forward only (4096, 1000), weight and pos_weight (1000,)",
+             roofline="read", check=False),
+        Case("bce_tiny", "binary_cross_entropy_with_logits_fwd_bwd", (2,), -1,
+             _binary_cross_entropy((2,), variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable")),
+             title="binary_cross_entropy_with_logits forward + backward (2,) (per-call time)", check=False),
+        Case("bce_memory", "binary_cross_entropy_with_logits_fwd_bwd", bce_memory_shape, -1,
+             lambda inputs: (np.empty(0), [], []),
+             title="binary_cross_entropy_with_logits forward + backward (16384, 1024): peak extra memory",
+             values=_loss_memory("binary_cross_entropy_with_logits", bce_memory_shape), value_unit="bytes",
+             check=False, note="Measured as the cross_entropy memory row; targets 0 / 1 float32. "
+                               "`gradient` = x.nbytes."),
+    ]
+    if not quick:  # float64: the mid shape of each kernel of the softmax family
+        cases += [
+            Case(f"{op}_mid_f64", op, mid, -1, _standard(op, mid, isas=False, out=op != "logsumexp", dtype="float64"),
+                 title=f"{op} (8192, 1000) float64, axis=-1", roofline="read" if op == "logsumexp" else "copy",
+                 dtype="float64")
+            for op in _providers.OPS
+        ]
+        cases.append(Case("cross_entropy_mid_f64", "cross_entropy_fwd_bwd", mid, -1,
+                          _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable"),
+                                         dtype="float64"),
+                          title="cross_entropy forward + backward (8192, 1000) float64", roofline="copy",
+                          check=False, dtype="float64"))
+    # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
+    for shape, label in ((big, "big"), (mid, "mid")) if not quick else ():
         shape_text = f"({shape[0]}, {shape[1]})"
         cases.append(
             Case(f"threads_{label}_loaded", "logsumexp", shape, -1, _thread_scaling(shape),
@@ -411,6 +575,7 @@ def build_suite(quick: bool) -> Suite:
                  roofline="read", repeats=21, number=1, busy_core=False, threads=0, check=False,
                  note="21 single calls per thread count, interleaved; each after one untimed call.")
         )
+    cases += _sweep_cases(quick)  # last: each sweep row drops the inputs of the rows before it
 
     targets = [
         Target("lse_big_vs_torch", f"logsumexp {big_text} axis=-1: speedup vs torch.logsumexp",
@@ -479,8 +644,39 @@ def build_suite(quick: bool) -> Suite:
                0.05, at_least=False),
         Target("ce_memory_torch", f"cross_entropy fwd+bwd {big_text} torch: peak extra memory / gradient size",
                "cross_entropy_memory", "value", "torch", "gradient", informational=True),
+        Target("bce_big_vs_torch", "binary_cross_entropy_with_logits fwd+bwd (1000000,): speedup of return_grad=True "
+               "vs torch training loop", "bce_big", "ratio", "torch", "logitloss", 3.0),
+        Target("bce_big_vs_numpy", "binary_cross_entropy_with_logits fwd+bwd (1000000,): speedup of return_grad=True "
+               "vs NumPy stable", "bce_big", "ratio", "numpy stable", "logitloss", 6.0),
+        Target("bce_big_inplace_vs_out", "binary_cross_entropy_with_logits fwd+bwd (1000000,): grad_out=input time / "
+               "grad_out= buffer time", "bce_big", "ratio", "logitloss grad_out=input", "logitloss grad_out=",
+               informational=True),
+        Target("bce_big_backward_vs_fused", "binary_cross_entropy_with_logits_backward(1.0, x, y) (1000000,): time / "
+               "fused return_grad=True time", "bce_big", "ratio", "logitloss backward only", "logitloss",
+               informational=True),
+        Target("bce_multilabel_vs_torch", "binary_cross_entropy_with_logits fwd+bwd (4096, 1000), weight + pos_weight "
+               "(1000,): speedup of return_grad=True vs torch", "bce_multilabel", "ratio", "torch", "logitloss", 3.0),
+        Target("bce_multilabel_options", "binary_cross_entropy_with_logits fwd+bwd (4096, 1000): weight + pos_weight "
+               "time / no weights time", "bce_multilabel", "ratio", "logitloss", "logitloss no weights",
+               informational=True),
+        Target("bce_multilabel_forward_vs_torch", "binary_cross_entropy_with_logits forward (4096, 1000), weight + "
+               "pos_weight: speedup vs torch", "bce_multilabel_forward", "ratio", "torch", "logitloss",
+               informational=True),
+        Target("bce_forward_big_vs_torch", "binary_cross_entropy_with_logits forward (1000000,): speedup vs torch",
+               "bce_forward_big", "ratio", "torch", "logitloss", 3.0),
+        Target("bce_tiny_vs_torch", "binary_cross_entropy_with_logits fwd+bwd (2,): per-call speedup vs torch "
+               "training loop", "bce_tiny", "ratio", "torch", "logitloss", 8.0),
+        Target("bce_memory_fresh", "binary_cross_entropy_with_logits fwd+bwd (16384, 1024) return_grad=True: peak "
+               "extra memory / gradient size", "bce_memory", "value", "logitloss return_grad=True", "gradient",
+               informational=True),
+        Target("bce_memory_inplace", "binary_cross_entropy_with_logits fwd+bwd (16384, 1024) grad_out=input: peak "
+               "extra memory / gradient size", "bce_memory", "value", "logitloss grad_out=input", "gradient",
+               informational=True),
+        Target("bce_memory_torch", "binary_cross_entropy_with_logits fwd+bwd (16384, 1024) torch: peak extra memory / "
+               "gradient size", "bce_memory", "value", "torch", "gradient", informational=True),
     ]
-    return Suite(cases, targets, quick, big, notes)
+    assert all(np.prod(case.shape) <= CELL_CAP_LOGITS for case in cases)
+    return Suite(cases, targets, quick, big, notes, warmup_time=0.05 if quick else 0.2)
 
 
 def evaluate_targets(targets: list[Target], results: dict[str, CaseResult], threads: int) -> list[TargetResult]:
