@@ -37,11 +37,20 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
     throw py::type_error("`reduction` must be 'none', 'mean' or 'sum', got " + py::repr(reduction_obj).cast<std::string>());
   }
   const std::string reduction = reduction_obj.cast<std::string>();
+  const auto bad_label_smoothing = [&] {
+    return py::type_error("`label_smoothing` must be a real number in [0, 1], got " +
+                          py::repr(label_smoothing_obj).cast<std::string>());
+  };
   if (py::isinstance<py::bool_>(label_smoothing_obj) || !py::hasattr(label_smoothing_obj, "__float__")) {
-    throw py::type_error("`label_smoothing` must be a real number in [0, 1], got " +
-                         py::repr(label_smoothing_obj).cast<std::string>());
+    throw bad_label_smoothing();
   }
-  const double label_smoothing = py::reinterpret_borrow<py::object>(label_smoothing_obj).attr("__float__")().cast<double>();
+  double label_smoothing;
+  try {  // an array of several elements has __float__ too, and raises in it
+    label_smoothing = py::reinterpret_borrow<py::object>(label_smoothing_obj).attr("__float__")().cast<double>();
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_TypeError) && !e.matches(PyExc_ValueError)) throw;
+    throw bad_label_smoothing();
+  }
   py::array input = as_numeric_array(input_obj, "input");
   if (input.dtype().kind() != 'f') {
     throw py::type_error("`input` must hold floating-point logits, got dtype " + py::str(input.dtype()).cast<std::string>());
@@ -65,10 +74,7 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
     throw py::value_error("`label_smoothing` must be in [0, 1], got " + std::to_string(label_smoothing));
   }
   a.ops.label_smoothing = label_smoothing;
-  if (py::isinstance<py::bool_>(ignore_index_obj) || !py::hasattr(ignore_index_obj, "__index__")) {
-    throw py::type_error("`ignore_index` must be an integer, got " + py::repr(ignore_index_obj).cast<std::string>());
-  }
-  a.ops.ignore_index = py::reinterpret_borrow<py::object>(ignore_index_obj).attr("__index__")().cast<int64_t>();
+  a.ops.ignore_index = as_int64(ignore_index_obj, "ignore_index");
 
   py::array target = as_numeric_array(target_obj, "target");
   a.ops.probability_targets = shape_of(target) == a.shape;
@@ -146,7 +152,7 @@ struct GradientTarget {
   py::object user;     // grad_out, when given
 };
 
-GradientTarget gradient_target(const CrossEntropyArgs& a, py::handle grad_out, py::handle input_obj) {
+GradientTarget gradient_target(const CrossEntropyArgs& a, py::handle grad_out) {
   GradientTarget t;
   if (grad_out.is_none()) {
     t.compute = empty_like_layout(a.input.cast<py::array>(), a.compute_dtype);
@@ -155,13 +161,13 @@ GradientTarget gradient_target(const CrossEntropyArgs& a, py::handle grad_out, p
   if (!py::isinstance<py::array>(grad_out)) throw py::type_error("`grad_out` must be a numpy.ndarray");
   py::array out = py::reinterpret_borrow<py::array>(grad_out);
   check_output_array(out, a.shape, a.result_dtype, "grad_out");
-  const bool is_input = out.ptr() == input_obj.ptr();
-  if (!is_input && py::module_::import("numpy").attr("shares_memory")(out, a.input).cast<bool>()) {
-    throw py::value_error("`grad_out` overlaps `input` without being `input` itself; pass `input` for an in-place "
-                          "gradient or a separate array");
-  }
   t.user = out;
   t.compute = out.dtype().equal(a.compute_dtype) ? out : py::array(a.compute_dtype, a.shape);
+  if (t.compute.is(out)) {  // the kernels write into the caller's array while reading the inputs
+    check_no_overlap(out, "grad_out", a.input.cast<py::array>(), "input", /*alias_allowed=*/true);
+    check_no_overlap(out, "grad_out", a.target.cast<py::array>(), "target", false);
+    if (a.weight) check_no_overlap(out, "grad_out", a.weight.cast<py::array>(), "weight", false);
+  }
   return t;
 }
 
@@ -172,11 +178,11 @@ py::object finish_gradient(GradientTarget& t) {
 }
 
 py::object cross_entropy(py::handle input, py::handle target, py::handle weight, py::handle ignore_index,
-                         py::handle reduction, py::handle label_smoothing, bool return_grad, py::handle grad_out) {
+                         py::handle reduction, py::handle label_smoothing, py::handle return_grad_obj, py::handle grad_out) {
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
-  return_grad = return_grad || !grad_out.is_none();
+  const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none();
   GradientTarget grad;
-  if (return_grad) grad = gradient_target(a, grad_out, input);
+  if (return_grad) grad = gradient_target(a, grad_out);
   const bool per_row = a.ops.reduction == LossReduction::kNone;
   py::object loss_array = per_row ? py::object(py::array(a.compute_dtype, a.kept_shape)) : py::object();
   const double reduced = run(a, loss_array, return_grad ? grad.compute : py::object(), py::object());
@@ -207,7 +213,7 @@ py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::
     }
     a.ops.upstream_scalar = upstream.attr("item")().cast<double>();
   }
-  GradientTarget grad = gradient_target(a, py::none(), input);
+  GradientTarget grad = gradient_target(a, py::none());
   run(a, py::object(), grad.compute, per_row_upstream);
   return cast_to(grad.compute.cast<py::array>(), a.result_dtype);
 }
