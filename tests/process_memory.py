@@ -1,0 +1,13 @@
+"""The process's resident memory, for tests that check a call does not need (or keep) memory."""
+
+from __future__ import annotations
+
+import os
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes():
+    """Resident set size now (Linux /proc/self/statm, field 2, in pages)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE_BYTES
