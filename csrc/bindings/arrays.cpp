@@ -1,5 +1,7 @@
 #include "bindings/arrays.h"
 
+#include <pybind11/gil_safe_call_once.h>
+
 #include <string>
 
 namespace logitloss {
@@ -12,9 +14,12 @@ std::string describe_shape(const std::vector<int64_t>& shape) {
   return s + ")";
 }
 
-py::module_& numpy() {
-  static py::module_ np = py::module_::import("numpy");
-  return np;
+// Stored once and never destroyed: a static py::module_ would be released by the C++ exit
+// handlers after Python has finalized (a crash at exit), and a plain function-local static could
+// deadlock (its initialization guard held across an import that releases the GIL).
+const py::module_& numpy() {
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::module_> storage;
+  return storage.call_once_and_store_result([] { return py::module_::import("numpy"); }).get_stored();
 }
 
 }  // namespace
