@@ -11,3 +11,10 @@ def resident_bytes():
     """Resident set size now (Linux /proc/self/statm, field 2, in pages)."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * PAGE_BYTES
+
+
+def under_address_sanitizer():
+    """Whether AddressSanitizer's runtime is loaded (.ci/sanitize): its quarantine keeps freed
+    memory resident by design, so RSS says nothing about leaks there."""
+    with open("/proc/self/maps") as maps:
+        return "libasan" in maps.read()

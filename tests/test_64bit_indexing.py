@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from process_memory import resident_bytes
+from process_memory import resident_bytes, under_address_sanitizer
 
 import logitloss
 
@@ -41,7 +41,7 @@ def test_row_longer_than_int32():
     assert_float32_close(logitloss.logsumexp(x), 10.0 + math.log1p(others), "logsumexp")
     # class index 2^31 + 4: loss = logsumexp(x) - x[target]
     assert_float32_close(logitloss.cross_entropy(x, np.array(BEYOND_INT32 - 1)), math.log1p(others), "cross_entropy")
-    assert resident_bytes() - rss_before < 256 * 2**20, "the test itself should not have needed real memory"
+    assert resident_bytes() - rss_before < 256 * 2**20 or under_address_sanitizer(), "the test needed real memory"
 
 
 def test_more_than_int32_elements_in_rows():

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from checks import same_bits
 from conftest import KNOWN_ISAS, SUPPORTED_ISAS
-from inputs import logits, negative_stride_view
+from inputs import logits, misaligned_copy, negative_stride_view
 
 import logitloss
 
@@ -393,10 +393,12 @@ def test_out_of_range_target_on_every_isa(isa, error, match, call):
 
 def odd_layouts(base):
     """Views of a 2-D ``base`` (the (N, C) axes of every function below), none of them a writable
-    contiguous array: read-only, every stride negative, zero strides between rows, zero strides
-    along the reduced (last) axis, and negative row strides with zero element strides."""
+    aligned contiguous array: read-only, misaligned, every stride negative, zero strides between
+    rows, zero strides along the reduced (last) axis, and negative row strides with zero element
+    strides."""
     return {
         "read_only": read_only(base),
+        "misaligned": misaligned_copy(base),
         "negative_strides": negative_stride_view(negative_stride_view(base).copy()),
         "zero_row_stride": np.broadcast_to(base[:1], base.shape),
         "zero_element_stride": np.broadcast_to(base[:, :1], base.shape),
@@ -436,8 +438,9 @@ def test_read_only_and_negative_or_zero_strides_work(isa, layout):
     views = {name: odd_layouts(base)[layout] for name, base in bases.items()}
     t = np.array([0, 36, 5, 17, 2])
     w = np.linspace(0.5, 2.0, shape[1])
-    odd_t = read_only(t) if layout == "read_only" else negative_stride_view(t[::-1].copy())
-    odd_w = read_only(w) if layout == "read_only" else negative_stride_view(w[::-1].copy())
+    odd_vector = {"read_only": read_only, "misaligned": misaligned_copy}.get(
+        layout, lambda v: negative_stride_view(v[::-1].copy()))
+    odd_t, odd_w = odd_vector(t), odd_vector(w)  # the weight is indexed directly: misaligned once crashed UBSan
     got = odd_layout_results(views["x"], views["g"], views["p"], odd_t, odd_w, views["y"])
     copies = {name: np.ascontiguousarray(view) for name, view in views.items()}
     expected = odd_layout_results(copies["x"], copies["g"], copies["p"], t, w, copies["y"])

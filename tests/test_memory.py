@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import require
 from inputs import logits
-from process_memory import resident_bytes
+from process_memory import resident_bytes, under_address_sanitizer
 
 import logitloss
 
@@ -52,7 +52,8 @@ SMALL_CALLS = {
         SMALL_F32, SMALL_TARGET, SMALL_WEIGHT, label_smoothing=0.1, return_grad=True),
     "cross_entropy_grad_out": lambda: logitloss.cross_entropy(SMALL_F32, SMALL_TARGET, grad_out=SMALL_GRAD),
     "cross_entropy_probabilities_none": lambda: logitloss.cross_entropy(SMALL_F32, SMALL_P, reduction="none"),
-    "cross_entropy_backward": lambda: logitloss.cross_entropy_backward(np.ones(4), SMALL, SMALL_TARGET, reduction="none"),
+    "cross_entropy_backward": lambda: logitloss.cross_entropy_backward(
+        np.ones(4), SMALL, SMALL_TARGET, reduction="none"),
     # failures after the arguments were converted and outputs allocated
     "error_target_out_of_range": lambda: _raises(
         lambda: logitloss.cross_entropy(SMALL_F32, np.array([0, 3, 10, 1]), return_grad=True), IndexError),
@@ -99,14 +100,14 @@ def test_many_small_calls_keep_nothing():
     rss_growth, traced_growth = measure_growth(SMALL_CALLS, repeats)
     calls = repeats * len(SMALL_CALLS)
     assert traced_growth < 64 * 1024, f"{traced_growth} bytes more allocated after {calls} calls"
-    assert rss_growth < 2 * MB, f"RSS grew by {rss_growth / MB:.1f} MB over {calls} calls"
+    assert rss_growth < 2 * MB or under_address_sanitizer(), f"RSS grew by {rss_growth / MB:.1f} MB over {calls} calls"
 
 
 def test_large_calls_keep_nothing():
     repeats = 6  # x 6 calls, most returning a 4 MB array
     rss_growth, traced_growth = measure_growth(BIG_CALLS, repeats)
     assert traced_growth < 1 * MB, f"{traced_growth / MB:.1f} MB more allocated"
-    assert rss_growth < 8 * MB, f"RSS grew by {rss_growth / MB:.1f} MB"
+    assert rss_growth < 8 * MB or under_address_sanitizer(), f"RSS grew by {rss_growth / MB:.1f} MB"
 
 
 @pytest.mark.parametrize("name", list(SMALL_CALLS))

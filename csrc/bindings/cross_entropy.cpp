@@ -110,8 +110,12 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
       throw py::value_error("`weight` must have shape (" + std::to_string(classes) + ",) (one per class), got " +
                             py::str(weight.attr("shape")).cast<std::string>());
     }
+    // The drivers index weight[] directly: contiguous and aligned (ascontiguousarray alone keeps
+    // a misaligned buffer, found by the fuzzer under UBSan).
     a.weight = py::reinterpret_steal<py::array>(
-        py::module_::import("numpy").attr("ascontiguousarray")(weight, a.compute_dtype).release());
+        py::module_::import("numpy")
+            .attr("require")(weight, a.compute_dtype, py::make_tuple("C_CONTIGUOUS", "ALIGNED"))
+            .release());
     a.ops.weight = a.weight.cast<py::array>().data();
   }
   return a;
