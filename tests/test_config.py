@@ -1,20 +1,17 @@
-"""Runtime configuration: ISA choice and override, threads, show_config, version, fork safety."""
+"""Runtime configuration: ISA choice and override, threads, show_config, version (fork safety and
+concurrency: test_concurrency.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import multiprocessing
 import os
 import re
 import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 from conftest import KNOWN_ISAS, SUPPORTED_ISAS
-from inputs import logits
 
 import logitloss
 
@@ -167,37 +164,3 @@ def test_num_threads_env(tmp_path, n):
     _, _, threads, config = state(tmp_path, LOGITLOSS_NUM_THREADS=str(n))
     assert threads == n
     assert re.search(rf"threads\D*{n}\b", config), config
-
-
-def _child_digest(queue, a):
-    import logitloss as child
-
-    child.set_num_threads(2)
-    out = child.logsumexp(a, axis=-1)
-    p = child.softmax(a, axis=-1)
-    queue.put(hashlib.sha256(out.tobytes() + p.tobytes()).hexdigest())
-
-
-@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
-def test_fork_after_pool_started(restore_threads):
-    """A child forked after the thread pool ran must compute (with threads) what the parent does."""
-    a = logits((64, 50000), np.float32, seed=5)
-    logitloss.set_num_threads(2)
-    expected_out = logitloss.logsumexp(a, axis=-1)  # the pool is up now
-    expected_p = logitloss.softmax(a, axis=-1)
-    expected = hashlib.sha256(expected_out.tobytes() + expected_p.tobytes()).hexdigest()
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_child_digest, args=(queue, a))
-    child.start()
-    try:
-        digest = queue.get(timeout=60)
-    except Exception:
-        child.kill()
-        child.join()
-        pytest.fail("the forked child did not answer within 60 s (deadlocked thread pool?)")
-    child.join(timeout=60)
-    assert child.exitcode == 0
-    assert digest == expected, "the forked child computed a different result"
-    # and the parent still works afterwards
-    assert np.array_equal(logitloss.logsumexp(a, axis=-1), expected_out)

@@ -1,5 +1,7 @@
 #include "bindings/arrays.h"
 
+#include <pybind11/gil_safe_call_once.h>
+
 #include <string>
 
 namespace logitloss {
@@ -12,9 +14,12 @@ std::string describe_shape(const std::vector<int64_t>& shape) {
   return s + ")";
 }
 
-py::module_& numpy() {
-  static py::module_ np = py::module_::import("numpy");
-  return np;
+// Stored once and never destroyed: a static py::module_ would be released by the C++ exit
+// handlers after Python has finalized (a crash at exit), and a plain function-local static could
+// deadlock (its initialization guard held across an import that releases the GIL).
+const py::module_& numpy() {
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::module_> storage;
+  return storage.call_once_and_store_result([] { return py::module_::import("numpy"); }).get_stored();
 }
 
 }  // namespace
@@ -23,7 +28,13 @@ py::array as_numeric_array(py::handle obj, const char* name) {
   py::array arr = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : [&] {
     PyObject* converted = py::detail::npy_api::get().PyArray_FromAny_(obj.ptr(), nullptr, 0, 0,
                                                                       py::detail::npy_api::NPY_ARRAY_ENSUREARRAY_, nullptr);
-    if (!converted) throw py::error_already_set();
+    if (!converted) {
+      py::error_already_set error;
+      const std::string what = std::string("`") + name + "`: " + py::str(error.value()).cast<std::string>();
+      if (error.matches(PyExc_TypeError)) throw py::type_error(what);
+      if (error.matches(PyExc_ValueError)) throw py::value_error(what);
+      throw error;  // MemoryError, KeyboardInterrupt ...: as they are
+    }
     return py::reinterpret_steal<py::array>(converted);
   }();
   const char kind = arr.dtype().kind();
@@ -31,6 +42,31 @@ py::array as_numeric_array(py::handle obj, const char* name) {
   const std::string what = kind == 'c' ? "complex values are not supported"
                                        : "expected a real floating, integer or boolean array";
   throw py::type_error(std::string("`") + name + "`: " + what + ", got dtype " + py::str(arr.dtype()).cast<std::string>());
+}
+
+bool as_flag(py::handle obj, const char* name) {
+  py::detail::make_caster<bool> flag;
+  if (!flag.load(obj, /*convert=*/true)) {
+    throw py::type_error(std::string("`") + name + "` must be a bool, got " + py::repr(obj).cast<std::string>());
+  }
+  return static_cast<bool>(flag);
+}
+
+int64_t as_int64(py::handle obj, const char* name) {
+  const auto describe = [&] { return py::repr(obj).cast<std::string>(); };
+  const auto not_integer = [&] { return py::type_error(std::string("`") + name + "` must be an integer, got " + describe()); };
+  if (py::isinstance<py::bool_>(obj) || !PyIndex_Check(obj.ptr())) throw not_integer();
+  py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+  if (!index) {
+    py::error_already_set error;
+    if (error.matches(PyExc_TypeError)) throw not_integer();
+    throw error;
+  }
+  int overflow = 0;
+  const long long value = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (value == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (overflow) throw py::value_error(std::string("`") + name + "` does not fit in a 64-bit integer: " + describe());
+  return value;
 }
 
 py::dtype floating_dtype(const py::dtype& dt) {
@@ -76,21 +112,25 @@ std::vector<bool> reduced_axes(py::handle axis, int ndim, const char* name) {
   } else {
     items.push_back(axis);
   }
+  const auto not_integers = [&] {
+    return py::type_error(std::string("`") + name + "` must be None, an integer or a tuple of integers, got " +
+                          py::repr(axis).cast<std::string>());
+  };
   for (py::handle item : items) {
-    int64_t raw;
-    if (PyLong_CheckExact(item.ptr())) {  // the common case, without attribute lookups
-      raw = PyLong_AsLongLong(item.ptr());
-      if (raw == -1 && PyErr_Occurred()) throw py::error_already_set();
-    } else {
-      if (py::isinstance<py::bool_>(item) || !py::hasattr(item, "__index__")) {
-        throw py::type_error(std::string("`") + name + "` must be None, an integer or a tuple of integers, got " +
-                             py::repr(axis).cast<std::string>());
-      }
-      raw = py::reinterpret_borrow<py::object>(item).attr("__index__")().cast<int64_t>();
+    if (py::isinstance<py::bool_>(item) || !PyIndex_Check(item.ptr())) throw not_integers();
+    // (an array of several integers has __index__, and raises TypeError in it)
+    py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(item.ptr()));
+    if (!index) {
+      py::error_already_set error;
+      if (error.matches(PyExc_TypeError)) throw not_integers();
+      throw error;
     }
-    if (raw < -ndim || raw >= ndim) {
+    int overflow = 0;
+    const long long raw = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+    if (raw == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (overflow || raw < -ndim || raw >= ndim) {  // an int beyond int64 is out of range too
       py::object axis_error = numpy().attr("exceptions").attr("AxisError");
-      PyErr_SetObject(axis_error.ptr(), axis_error(raw, ndim, py::str(name)).ptr());
+      PyErr_SetObject(axis_error.ptr(), axis_error(index, ndim, py::str(name)).ptr());
       throw py::error_already_set();
     }
     const int64_t a = raw < 0 ? raw + ndim : raw;
@@ -135,6 +175,21 @@ void check_output_array(const py::array& out, const std::vector<int64_t>& shape,
                          ", expected " + py::str(dt).cast<std::string>());
   }
   if (!out.writeable()) throw py::value_error(std::string("`") + name + "` is read-only");
+}
+
+void check_no_overlap(const py::array& out, const char* out_name, const py::array& input, const char* input_name,
+                      bool alias_allowed) {
+  if (!numpy().attr("shares_memory")(out, input).cast<bool>()) return;
+  if (alias_allowed && out.data() == input.data() && out.itemsize() == input.itemsize() &&
+      shape_of(out) == shape_of(input)) {
+    bool same_strides = true;
+    for (py::ssize_t i = 0; i < out.ndim(); ++i) same_strides &= out.shape(i) == 1 || out.strides(i) == input.strides(i);
+    if (same_strides) return;
+  }
+  throw py::value_error(std::string("`") + out_name + "` overlaps `" + input_name + "`" +
+                        (alias_allowed ? std::string(" without being laid out exactly as it; pass `") + input_name +
+                                             "` itself for an in-place result, or a separate array"
+                                       : std::string("; pass a separate array")));
 }
 
 }  // namespace logitloss

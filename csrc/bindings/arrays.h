@@ -15,8 +15,17 @@ namespace logitloss {
 namespace py = pybind11;
 
 // np.asarray(obj) for a real or boolean numeric argument; TypeError naming `name` for complex,
-// object, string, datetime and other dtypes.
+// object, string, datetime and other dtypes (and NumPy's own conversion errors, e.g. a ragged
+// list, re-raised with `name` in front).
 py::array as_numeric_array(py::handle obj, const char* name);
+
+// A bool argument (keepdims, return_grad ...): what Python's truth test accepts for bool, None and
+// numbers; TypeError naming `name` otherwise (a str, an array of several elements).
+bool as_flag(py::handle obj, const char* name);
+
+// An integer argument (not bool) as int64: TypeError naming `name` if it is not an integer,
+// ValueError if it does not fit.
+int64_t as_int64(py::handle obj, const char* name);
 
 // The floating dtype of a result: float16/32/64 (and longdouble) stay; bool and integers become
 // float64 (SciPy's rule: result_type forced to floating).
@@ -50,5 +59,12 @@ py::object scalar_if_0d(const py::array& a);
 // `out=` / `grad_out=` argument checks: exact shape, dtype and writeability. Raises naming `name`.
 void check_output_array(const py::array& out, const std::vector<int64_t>& shape, const py::dtype& dt,
                         const char* name);
+
+// An output the kernels write while reading `input` must not share memory with it: a partial
+// overlap (a shifted or transposed view) would be read after it was written. ValueError naming
+// both. With alias_allowed, the one exception is `out` laid out exactly as `input` (an in-place
+// result: every element is read before it is written, at the same address).
+void check_no_overlap(const py::array& out, const char* out_name, const py::array& input, const char* input_name,
+                      bool alias_allowed);
 
 }  // namespace logitloss

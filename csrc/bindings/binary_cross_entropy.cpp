@@ -66,12 +66,15 @@ BinaryCrossEntropyOperands add_operands(ElementwiseCall& call, const BinaryCross
 }
 
 py::object binary_cross_entropy_with_logits(py::handle input, py::handle target, py::handle weight,
-                                            py::handle reduction, py::handle pos_weight, bool return_grad,
+                                            py::handle reduction, py::handle pos_weight, py::handle return_grad_obj,
                                             py::handle grad_out) {
   BinaryCrossEntropyArgs a = parse_arguments(input, target, weight, reduction, pos_weight);
-  return_grad = return_grad || !grad_out.is_none();
+  const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none();
   GradientTarget grad;
-  if (return_grad) grad = gradient_target(a.input.cast<py::array>(), input, a.shape, a.result_dtype, a.compute_dtype, grad_out);
+  if (return_grad) {
+    grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, grad_out,
+                           {{a.target, "target"}, {a.weight, "weight"}, {a.pos_weight, "pos_weight"}});
+  }
   const bool per_element = a.reduction == LossReduction::kNone;
   py::object loss_array = per_element ? py::object(empty_like_layout(a.input.cast<py::array>(), a.compute_dtype)) : py::object();
 
@@ -92,7 +95,7 @@ py::object binary_cross_entropy_with_logits_backward(py::handle grad_output, py:
                                                      py::handle weight, py::handle reduction, py::handle pos_weight) {
   BinaryCrossEntropyArgs a = parse_arguments(input, target, weight, reduction, pos_weight);
   py::array upstream = cast_to(as_numeric_array(grad_output, "grad_output"), a.compute_dtype);
-  GradientTarget grad = gradient_target(a.input.cast<py::array>(), input, a.shape, a.result_dtype, a.compute_dtype, py::none());
+  GradientTarget grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, py::none(), {});
 
   ElementwiseCall call(a.compute, a.shape);
   BinaryCrossEntropyOperands ops = add_operands(call, a);

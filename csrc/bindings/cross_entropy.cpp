@@ -28,11 +28,20 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
                                  py::handle ignore_index_obj, py::handle reduction_obj, py::handle label_smoothing_obj) {
   CrossEntropyArgs a;
   a.ops.reduction = parse_reduction(reduction_obj);
+  const auto bad_label_smoothing = [&] {
+    return py::type_error("`label_smoothing` must be a real number in [0, 1], got " +
+                          py::repr(label_smoothing_obj).cast<std::string>());
+  };
   if (py::isinstance<py::bool_>(label_smoothing_obj) || !py::hasattr(label_smoothing_obj, "__float__")) {
-    throw py::type_error("`label_smoothing` must be a real number in [0, 1], got " +
-                         py::repr(label_smoothing_obj).cast<std::string>());
+    throw bad_label_smoothing();
   }
-  const double label_smoothing = py::reinterpret_borrow<py::object>(label_smoothing_obj).attr("__float__")().cast<double>();
+  double label_smoothing;
+  try {  // an array of several elements has __float__ too, and raises in it
+    label_smoothing = py::reinterpret_borrow<py::object>(label_smoothing_obj).attr("__float__")().cast<double>();
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_TypeError) && !e.matches(PyExc_ValueError)) throw;
+    throw bad_label_smoothing();
+  }
   py::array input = as_numeric_array(input_obj, "input");
   if (input.dtype().kind() != 'f') {
     throw py::type_error("`input` must hold floating-point logits, got dtype " + py::str(input.dtype()).cast<std::string>());
@@ -55,10 +64,7 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
     throw py::value_error("`label_smoothing` must be in [0, 1], got " + std::to_string(label_smoothing));
   }
   a.ops.label_smoothing = label_smoothing;
-  if (py::isinstance<py::bool_>(ignore_index_obj) || !py::hasattr(ignore_index_obj, "__index__")) {
-    throw py::type_error("`ignore_index` must be an integer, got " + py::repr(ignore_index_obj).cast<std::string>());
-  }
-  a.ops.ignore_index = py::reinterpret_borrow<py::object>(ignore_index_obj).attr("__index__")().cast<int64_t>();
+  a.ops.ignore_index = as_int64(ignore_index_obj, "ignore_index");
 
   py::array target = as_numeric_array(target_obj, "target");
   a.ops.probability_targets = shape_of(target) == a.shape;
@@ -94,8 +100,12 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
       throw py::value_error("`weight` must have shape (" + std::to_string(classes) + ",) (one per class), got " +
                             py::str(weight.attr("shape")).cast<std::string>());
     }
+    // The drivers index weight[] directly: contiguous and aligned (ascontiguousarray alone keeps
+    // a misaligned buffer, found by the fuzzer under UBSan).
     a.weight = py::reinterpret_steal<py::array>(
-        py::module_::import("numpy").attr("ascontiguousarray")(weight, a.compute_dtype).release());
+        py::module_::import("numpy")
+            .attr("require")(weight, a.compute_dtype, py::make_tuple("C_CONTIGUOUS", "ALIGNED"))
+            .release());
     a.ops.weight = a.weight.cast<py::array>().data();
   }
   return a;
@@ -122,11 +132,12 @@ double run(CrossEntropyArgs& a, py::object loss, py::object grad, py::object ups
 }
 
 py::object cross_entropy(py::handle input, py::handle target, py::handle weight, py::handle ignore_index,
-                         py::handle reduction, py::handle label_smoothing, bool return_grad, py::handle grad_out) {
+                         py::handle reduction, py::handle label_smoothing, py::handle return_grad_obj, py::handle grad_out) {
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
-  return_grad = return_grad || !grad_out.is_none();
+  const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none();
   GradientTarget grad;
-  if (return_grad) grad = gradient_target(a.input.cast<py::array>(), input, a.shape, a.result_dtype, a.compute_dtype, grad_out);
+  if (return_grad) grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, grad_out,
+                                          {{a.target, "target"}, {a.weight, "weight"}});
   const bool per_row = a.ops.reduction == LossReduction::kNone;
   py::object loss_array = per_row ? py::object(py::array(a.compute_dtype, a.kept_shape)) : py::object();
   const double reduced = run(a, loss_array, return_grad ? grad.compute : py::object(), py::object());
@@ -155,7 +166,7 @@ py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::
     }
     a.ops.upstream_scalar = upstream.attr("item")().cast<double>();
   }
-  GradientTarget grad = gradient_target(a.input.cast<py::array>(), input, a.shape, a.result_dtype, a.compute_dtype, py::none());
+  GradientTarget grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, py::none(), {});
   run(a, py::object(), grad.compute, per_row_upstream);
   return cast_to(grad.compute.cast<py::array>(), a.result_dtype);
 }

@@ -15,8 +15,9 @@ LossReduction parse_reduction(py::handle reduction) {
   throw py::value_error("`reduction` must be 'none', 'mean' or 'sum', got '" + name + "'");
 }
 
-GradientTarget gradient_target(const py::array& input, py::handle input_obj, const std::vector<int64_t>& shape,
-                               const py::dtype& result_dtype, const py::dtype& compute_dtype, py::handle grad_out) {
+GradientTarget gradient_target(const py::array& input, const std::vector<int64_t>& shape, const py::dtype& result_dtype,
+                               const py::dtype& compute_dtype, py::handle grad_out,
+                               std::initializer_list<ReadOperand> others) {
   GradientTarget t;
   if (grad_out.is_none()) {
     t.compute = empty_like_layout(input, compute_dtype);
@@ -25,13 +26,14 @@ GradientTarget gradient_target(const py::array& input, py::handle input_obj, con
   if (!py::isinstance<py::array>(grad_out)) throw py::type_error("`grad_out` must be a numpy.ndarray");
   py::array out = py::reinterpret_borrow<py::array>(grad_out);
   check_output_array(out, shape, result_dtype, "grad_out");
-  const bool is_input = out.ptr() == input_obj.ptr();
-  if (!is_input && py::module_::import("numpy").attr("shares_memory")(out, input).cast<bool>()) {
-    throw py::value_error("`grad_out` overlaps `input` without being `input` itself; pass `input` for an in-place "
-                          "gradient or a separate array");
-  }
   t.user = out;
   t.compute = out.dtype().equal(compute_dtype) ? out : py::array(compute_dtype, shape);
+  if (t.compute.is(out)) {  // the kernels write into the caller's array while reading the operands
+    check_no_overlap(out, "grad_out", input, "input", /*alias_allowed=*/true);
+    for (const ReadOperand& other : others) {
+      if (other.array) check_no_overlap(out, "grad_out", other.array.cast<py::array>(), other.name, false);
+    }
+  }
   return t;
 }
 

@@ -3,6 +3,8 @@
 // loss returned as a NumPy scalar.
 #pragma once
 
+#include <initializer_list>
+
 #include "bindings/arrays.h"
 
 namespace logitloss {
@@ -17,10 +19,17 @@ struct GradientTarget {
   py::object user;     // grad_out, when given
 };
 
-// input: the input converted to the compute dtype; input_obj: what the caller passed (grad_out may
-// be that very array, for an in-place gradient; any other overlap is an error).
-GradientTarget gradient_target(const py::array& input, py::handle input_obj, const std::vector<int64_t>& shape,
-                               const py::dtype& result_dtype, const py::dtype& compute_dtype, py::handle grad_out);
+// An array the kernels read while they write the gradient, named for error messages (null: absent).
+struct ReadOperand {
+  py::object array;
+  const char* name;
+};
+
+// input: the input in the compute dtype. grad_out may be laid out exactly as the input (an in-place
+// gradient); any other overlap with the input or with `others` is a ValueError.
+GradientTarget gradient_target(const py::array& input, const std::vector<int64_t>& shape, const py::dtype& result_dtype,
+                               const py::dtype& compute_dtype, py::handle grad_out,
+                               std::initializer_list<ReadOperand> others);
 
 // The gradient in the result dtype: grad_out itself when given, else the computed array.
 py::object finish_gradient(GradientTarget& target, const py::dtype& result_dtype);

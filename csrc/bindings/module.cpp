@@ -1,5 +1,6 @@
 // The extension module logitloss._core: configuration (ISA dispatch, threads), the test-only
 // math helper, and each kernel family's entry points (bind_* in the sibling files).
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -74,17 +75,24 @@ PYBIND11_MODULE(_core, m) {
     }
   });
   m.def("_config", &ll::config);
-  m.def("_set_isa", [](const std::string& name) {
+  m.def("_set_isa", [](pybind11::handle name) {
+    if (!pybind11::isinstance<pybind11::str>(name)) {
+      throw pybind11::type_error("`name` must be a str naming an ISA target, got " + pybind11::repr(name).cast<std::string>());
+    }
     try {
-      ll::set_active_isa(name);
+      ll::set_active_isa(name.cast<std::string>());
     } catch (const std::invalid_argument& e) {
-      throw pybind11::value_error(e.what());
+      throw pybind11::value_error(std::string("`name`: ") + e.what());
     }
   });
   m.def("get_num_threads", &ll::get_num_threads);
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw pybind11::value_error("`n` must be >= 1, got " + std::to_string(n));
-    ll::set_num_threads(n);
+  m.def("set_num_threads", [](pybind11::handle n_obj) {
+    const int64_t n = ll::as_int64(n_obj, "n");
+    if (n < 1 || n > std::numeric_limits<int>::max()) {
+      throw pybind11::value_error("`n` must be in [1, " + std::to_string(std::numeric_limits<int>::max()) + "], got " +
+                                  std::to_string(n));
+    }
+    ll::set_num_threads((int)n);
   }, pybind11::arg("n"));
   m.def("_eval_math", &ll::eval_math, pybind11::arg("isa"), pybind11::arg("func"), pybind11::arg("x"));
   ll::bind_softmax_family(m);

@@ -133,6 +133,7 @@ py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj,
   // Compute straight into the caller's array when it has the compute dtype.
   const bool direct = has_out && r.compute_dtype.equal(r.result_dtype);
   py::array out = direct ? user_out.reshape(r.shape) : empty_like_layout(x, r.compute_dtype);
+  if (direct) check_no_overlap(out, "out", x, "x", /*alias_allowed=*/true);
   if (r.rows > 0) {
     ReductionCall call(r.compute, r.shape, r.reduced);
     const int x_op = call.add_input(x);
@@ -193,10 +194,17 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
 void bind_softmax_family(py::module_& m) {
   // Positional only: the public signatures (keywords, defaults, docs) are the Python wrappers in
   // python/logitloss/_softmax_family.py; this keeps the per-call cost of tiny calls low.
-  m.def("logsumexp", &logsumexp);
+  m.def("logsumexp", [](py::handle a, py::handle axis, py::handle b, py::handle keepdims, py::handle return_sign,
+                        py::handle return_grad) {
+    return logsumexp(a, axis, b, as_flag(keepdims, "keepdims"), as_flag(return_sign, "return_sign"),
+                     as_flag(return_grad, "return_grad"));
+  });
   m.def("softmax", [](py::handle x, py::handle axis, py::handle out) { return softmax_common(x, axis, out, false); });
   m.def("log_softmax", [](py::handle x, py::handle axis, py::handle out) { return softmax_common(x, axis, out, true); });
-  m.def("logsumexp_backward", &logsumexp_backward);
+  m.def("logsumexp_backward", [](py::handle g, py::handle a, py::handle axis, py::handle b, py::handle keepdims,
+                                 py::handle result) {
+    return logsumexp_backward(g, a, axis, b, as_flag(keepdims, "keepdims"), result);
+  });
   m.def("softmax_backward",
         [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, false); });
   m.def("log_softmax_backward",

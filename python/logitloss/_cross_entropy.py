@@ -52,7 +52,8 @@ def cross_entropy(
         Also return d loss / d input (for 'none': of ``loss.sum()``), from the same pass.
     grad_out : ndarray, keyword-only, optional
         Where to write the gradient (implies `return_grad`): the input's shape and dtype; may be
-        `input` itself for an in-place gradient. `input` is never modified otherwise.
+        `input` itself for an in-place gradient, but no other view overlapping `input`, `target` or
+        `weight`. `input` is never modified otherwise.
 
     Returns
     -------
@@ -68,7 +69,7 @@ def cross_entropy(
     ValueError
         Mismatched shapes, `weight` of the wrong length, an unknown `reduction`,
         `label_smoothing` outside [0, 1] (torch accepts negatives), `ignore_index` >= 0 with
-        probability targets, or a bad `grad_out`.
+        probability targets, or a bad `grad_out` (wrong shape, read-only, overlapping an argument).
     TypeError
         Non-floating logits, non-integer class indices, non-floating probabilities, a `grad_out`
         of the wrong dtype.

@@ -92,7 +92,8 @@ def softmax(x: ArrayLike, axis: int | tuple[int, ...] | None = None, *, out: np.
     axis : None or int or tuple of ints, optional
         Axes to normalize over; None (default) normalizes over all elements.
     out : ndarray, keyword-only, optional
-        Array to write the result into (the shape of `x` and the result dtype); returned.
+        Array to write the result into (the shape of `x` and the result dtype); returned. It may
+        be `x` itself (in place), but no other view overlapping `x`.
 
     Returns
     -------
@@ -102,7 +103,7 @@ def softmax(x: ArrayLike, axis: int | tuple[int, ...] | None = None, *, out: np.
     Raises
     ------
     ValueError
-        `axis` has length 0, or `out` has the wrong shape or is read-only.
+        `axis` has length 0, or `out` has the wrong shape, is read-only or overlaps `x`.
     TypeError
         Complex or non-numeric input, or `out` of the wrong dtype.
 
@@ -128,7 +129,8 @@ def log_softmax(x: ArrayLike, axis: int | tuple[int, ...] | None = None, *, out:
     axis : None or int or tuple of ints, optional
         Axes to normalize over; None (default) normalizes over all elements.
     out : ndarray, keyword-only, optional
-        Array to write the result into (the shape of `x` and the result dtype); returned.
+        Array to write the result into (the shape of `x` and the result dtype); returned. It may
+        be `x` itself (in place), but no other view overlapping `x`.
 
     Returns
     -------
@@ -138,7 +140,7 @@ def log_softmax(x: ArrayLike, axis: int | tuple[int, ...] | None = None, *, out:
     Raises
     ------
     ValueError
-        `axis` has length 0, or `out` has the wrong shape or is read-only.
+        `axis` has length 0, or `out` has the wrong shape, is read-only or overlaps `x`.
     TypeError
         Complex or non-numeric input, or `out` of the wrong dtype.
 
