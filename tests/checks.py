@@ -110,4 +110,27 @@ def check_softmax(x, axis=None, *, log=False, what=None):
     return out, exact
 
 
-__all__ = ["FORWARD", "GRADIENT", "assert_same_kind", "check_logsumexp", "check_softmax", "same_bits", "scipy_call"]
+def per_isa(call):
+    """{target: call()} for every SIMD target this CPU supports."""
+    from conftest import SUPPORTED_ISAS
+
+    results = {}
+    for name in SUPPORTED_ISAS:
+        with logitloss.use_isa(name):
+            results[name] = call()
+    return results
+
+
+def snapshot(*arrays):
+    """Copies of the arguments (None stays None), to prove later that a call left them alone."""
+    return [None if a is None else np.array(a, copy=True) for a in arrays]
+
+
+def assert_unchanged(before, after, what):
+    for k, (b, a) in enumerate(zip(before, after)):
+        if b is not None:
+            assert same_bits(b, a), f"{what}: argument {k} was modified"
+
+
+__all__ = ["FORWARD", "GRADIENT", "assert_same_kind", "assert_unchanged", "check_logsumexp", "check_softmax", "per_isa", "same_bits",
+           "scipy_call", "snapshot"]

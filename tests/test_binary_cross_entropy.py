@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import reference_binary_cross_entropy as rbce
 import reference_cross_entropy as rce
-from checks import same_bits
+from checks import assert_unchanged, same_bits, snapshot
 from inputs import (
     VECTOR_WIDTH_SIZES,
     big_endian_copy,
@@ -52,16 +52,6 @@ DTYPE_PAIRS = [(np.float16, np.float16), (np.float32, np.float32), (np.float64, 
 dtype_pairs = pytest.mark.parametrize(
     "x_dtype,y_dtype", DTYPE_PAIRS, ids=[f"{dtype_id(a)}-{dtype_id(b)}" for a, b in DTYPE_PAIRS]
 )
-
-
-def snapshot(*arrays):
-    return [None if a is None else np.array(a, copy=True) for a in arrays]
-
-
-def assert_unchanged(before, after, what):
-    for k, (b, a) in enumerate(zip(before, after)):
-        if b is not None:
-            assert same_bits(b, a), f"{what}: argument {k} was modified"
 
 
 def operand_shapes(shape):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference_binary_cross_entropy as rbce
+from checks import per_isa
 from conftest import SUPPORTED_ISAS, require
 from reference_binary_cross_entropy import REDUCTIONS, grad_tolerance, loss_tolerance
 from tolerances import _float64, check_special_values, rounded_range
@@ -76,14 +77,6 @@ def problems(draw, dtype, *, infinities=False, grid_targets=False, pos_weight=Tr
     weight = non_negative_operand(draw, n, dtype)
     pw = non_negative_operand(draw, n, dtype) if pos_weight else None
     return Problem(x, y, weight, pw)
-
-
-def per_isa(call):
-    results = {}
-    for name in SUPPORTED_ISAS:
-        with logitloss.use_isa(name):
-            results[name] = call()
-    return results
 
 
 @dtypes

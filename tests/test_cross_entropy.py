@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import reference_cross_entropy as rce
-from checks import same_bits
+from checks import assert_unchanged, same_bits, snapshot
 from conftest import SUPPORTED_ISAS
 from inputs import dtype_id, dtypes
 from inputs import (
@@ -85,16 +85,6 @@ def make_targets(kind, shape, dtype, seed, ignore_index=-100):
     if len(shape) == 1:  # a 0-d target
         return np.asarray(np.random.default_rng(seed).integers(0, C)).astype(tdtype)
     return index_targets(shape, seed, ignore_index=ignore_index, dtype=tdtype)
-
-
-def snapshot(*arrays):
-    return [None if a is None else np.array(a, copy=True) for a in arrays]
-
-
-def assert_unchanged(before, after, what):
-    for k, (b, a) in enumerate(zip(before, after)):
-        if b is not None:
-            assert same_bits(b, a), f"{what}: argument {k} was modified"
 
 
 # ---- 1. the feature matrix against torch and the exact reference ------------------------------

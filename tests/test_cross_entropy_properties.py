@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference_cross_entropy as rce
+from checks import per_isa
 from conftest import SUPPORTED_ISAS, require
 from reference import _two_sum
 from reference_cross_entropy import grad_tolerance, loss_tolerance
@@ -85,14 +86,6 @@ def problems(draw, dtype, bound=1e3):
         # their own tests in test_cross_entropy.py.
         weight = draw(hnp.arrays(dtype, c, elements=st.floats(2.0**-6, 4.0, width=width)))
     return Problem(x, target, weight, smoothing, kind)
-
-
-def per_isa(call):
-    results = {}
-    for name in SUPPORTED_ISAS:
-        with logitloss.use_isa(name):
-            results[name] = call()
-    return results
 
 
 @dtypes
