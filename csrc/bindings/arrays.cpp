@@ -22,6 +22,24 @@ const py::module_& numpy() {
   return storage.call_once_and_store_result([] { return py::module_::import("numpy"); }).get_stored();
 }
 
+// f() under np.errstate(over="ignore"): narrowing a result (float32 -> float16) rounds values
+// beyond the range to +-inf, as the exact value would; that is the answer, not an overflow to
+// warn about.
+template <class F>
+py::object ignoring_overflow(F f) {
+  py::object quiet = numpy().attr("errstate")(py::arg("over") = "ignore");
+  quiet.attr("__enter__")();
+  py::object result;
+  try {
+    result = f();
+  } catch (...) {
+    quiet.attr("__exit__")(py::none(), py::none(), py::none());
+    throw;
+  }
+  quiet.attr("__exit__")(py::none(), py::none(), py::none());
+  return result;
+}
+
 }  // namespace
 
 py::array as_numeric_array(py::handle obj, const char* name) {
@@ -87,15 +105,13 @@ py::dtype numpy_dtype(DType d) { return d == DType::kFloat32 ? py::dtype::of<flo
 py::array cast_to(const py::array& arr, const py::dtype& dt) {
   if (arr.dtype().is(dt) || arr.dtype().equal(dt)) return arr;
   if (dt.itemsize() < arr.dtype().itemsize()) {
-    // Narrowing a result (float32 -> float16): values beyond the range round to +-inf, as the
-    // exact value would; that is the answer, not an overflow to warn about.
-    py::object quiet = numpy().attr("errstate")(py::arg("over") = "ignore");
-    quiet.attr("__enter__")();
-    py::object narrowed = arr.attr("astype")(dt);
-    quiet.attr("__exit__")(py::none(), py::none(), py::none());
-    return py::reinterpret_steal<py::array>(narrowed.release());
+    return py::reinterpret_steal<py::array>(ignoring_overflow([&] { return arr.attr("astype")(dt); }).release());
   }
   return py::reinterpret_steal<py::array>(arr.attr("astype")(dt).release());
+}
+
+void copy_rounded(const py::array& dst, const py::array& src) {
+  ignoring_overflow([&] { return numpy().attr("copyto")(dst, src, py::arg("casting") = "unsafe"); });
 }
 
 std::vector<bool> reduced_axes(py::handle axis, int ndim, const char* name) {

@@ -38,8 +38,11 @@ py::dtype floating_result_type(const py::array& a, const py::array& b);
 DType compute_dtype(const py::dtype& result);
 py::dtype numpy_dtype(DType d);
 
-// arr as `dt` (no copy when it already is).
+// arr as `dt` (no copy when it already is); narrowing rounds beyond the range to +-inf silently.
 py::array cast_to(const py::array& arr, const py::dtype& dt);
+// dst[...] = src in dst's dtype (an out= / grad_out= narrower than the compute dtype), rounding
+// as cast_to does.
+void copy_rounded(const py::array& dst, const py::array& src);
 
 // SciPy's axis argument: None (all axes), an int or a tuple of ints, negative allowed. Raises
 // numpy's AxisError when out of range, ValueError when repeated, TypeError when not integers.

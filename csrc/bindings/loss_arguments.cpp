@@ -39,7 +39,7 @@ GradientTarget gradient_target(const py::array& input, const std::vector<int64_t
 
 py::object finish_gradient(GradientTarget& t, const py::dtype& result_dtype) {
   if (!t.user) return cast_to(t.compute.cast<py::array>(), result_dtype);
-  if (!t.user.is(t.compute)) py::module_::import("numpy").attr("copyto")(t.user, t.compute, py::arg("casting") = "unsafe");
+  if (!t.user.is(t.compute)) copy_rounded(t.user.cast<py::array>(), t.compute.cast<py::array>());
   return t.user;
 }
 

@@ -141,7 +141,7 @@ py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj,
     call.run([&](const ArrayCall& c) { run_softmax(c, x_op, out_op, log); });
   }
   if (has_out) {
-    if (!direct) py::module_::import("numpy").attr("copyto")(user_out, out.reshape(r.input_shape), py::arg("casting") = "unsafe");
+    if (!direct) copy_rounded(user_out, out.reshape(r.input_shape));
     return user_out;
   }
   return scalar_if_0d(as_result_dtype(out, r).reshape(r.input_shape));

@@ -111,11 +111,19 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n)
   };
   int64_t i = 0;
   // Float: four vectors of losses are added in float (two roundings, <= 1 eps for losses >= 0)
-  // before one widening, which would cost a tenth of the loop. (Double needs no widening, and
-  // its scaled sum must see each loss before any addition can overflow.)
-  for (; sizeof(T) == 4 && i + 4 * L <= n; i += 4 * L) {
-    const V l0 = step(i, L), l1 = step(i + L, L), l2 = step(i + 2 * L, L), l3 = step(i + 3 * L, L);
-    accumulate((l0 + l1) + (l2 + l3));
+  // before one widening, which would cost a tenth of the loop; where that sum overflows (losses
+  // near the float range) each is widened instead. (Double needs no widening, and its scaled sum
+  // must see each loss before any addition can overflow.)
+  if constexpr (sizeof(T) == 4) {
+    for (; i + 4 * L <= n; i += 4 * L) {
+      const V l0 = step(i, L), l1 = step(i + L, L), l2 = step(i + 2 * L, L), l3 = step(i + 3 * L, L);
+      const V four = (l0 + l1) + (l2 + l3);
+      if (!kLoss || all_finite(four)) {
+        accumulate(four);
+      } else {
+        accumulate(l0), accumulate(l1), accumulate(l2), accumulate(l3);
+      }
+    }
   }
   for (; i + L <= n; i += L) accumulate(step(i, L));
   if (i < n) accumulate(step(i, n - i));

@@ -273,6 +273,20 @@ inline double horizontal_sum(V v) {
   }
 }
 
+// Whether every lane of a float vector is finite (two instructions with AVX-512 or AVX2).
+inline bool all_finite(f32v v) {
+  const f32v difference = v - v;  // 0 where finite, nan where inf or nan
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  return _mm512_cmp_ps_mask((__m512)difference, _mm512_setzero_ps(), _CMP_EQ_OQ) == 0xFFFF;
+#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
+  return _mm256_movemask_ps(_mm256_cmp_ps((__m256)difference, _mm256_setzero_ps(), _CMP_NEQ_UQ)) == 0;
+#else
+  bool finite = true;
+  for (int i = 0; i < LOGITLOSS_VECTOR_BYTES / 4; ++i) finite &= difference[i] == 0;
+  return finite;
+#endif
+}
+
 // Adds v's lanes, exactly widened to double, into two accumulators of native width (the low and
 // high halves of a float vector; a double vector goes into `low`). Native-width accumulators stay
 // in registers, where a double vector twice the register width would not.
