@@ -14,7 +14,8 @@ strings), values (normal, huge, tiny, +-inf, nan, -inf masks), layouts (transpos
 zero strides, offset and misaligned views, non-native byte order, read-only), and every kind of
 argument (axis as None / int / tuple / out of range / repeated, b, keepdims, return_sign,
 return_grad, out= and grad_out= right or wrong or aliased, class targets in and out of range,
-probability targets, weights, reductions, label_smoothing, ignore_index).
+probability targets, weights, reductions, label_smoothing, ignore_index; binary targets of any
+real dtype, weight and pos_weight broadcasting or not).
 
 Accepted: a result, or TypeError / ValueError (numpy's AxisError included) / IndexError. Anything
 else (another exception, a warning, a crash) is a finding. Each result is also checked: finite
@@ -45,6 +46,7 @@ NONSENSE_DTYPES = (np.complex64, object, "U2", "M8[s]")
 FUNCTIONS = (
     "logsumexp", "softmax", "log_softmax", "logsumexp_backward", "softmax_backward", "log_softmax_backward",
     "cross_entropy", "cross_entropy_backward",
+    "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
 )
 REDUCTIONS = ("mean", "sum", "none", "avg", None)
 MAX_ELEMENTS = 20_000
@@ -235,6 +237,37 @@ def build_call(draw):
         finite = finite and moderate(kwargs["grad_output"], dtype, x.size) and axes_of(kwargs["axis"], x.ndim) is not None
         if name == "log_softmax_backward":
             finite = finite and bool((np.asarray(x, dtype=np.float64) <= 0).all())
+    elif name.startswith("binary_cross_entropy"):
+        key = "input"
+        # Targets of the input's shape (sometimes not), any real dtype, usually in [0, 1]; weight and
+        # pos_weight of a trailing part of the shape (broadcasting), sometimes of a wrong one.
+        target_shape = shape if draw.int(0, 7) else draw.shape()
+        target = draw.values(target_shape, draw.dtype(), kind=0)
+        if target.dtype.kind == "f" and draw.int(0, 3):
+            with np.errstate(all="ignore"):
+                target = np.clip(np.nan_to_num(np.abs(target)), 0, 1).astype(target.dtype)
+        kwargs["target"] = draw.layout(target)
+        for operand in ("weight", "pos_weight"):
+            if draw.bool():
+                operand_shape = shape[len(shape) - draw.int(0, len(shape)):] if draw.int(0, 7) else draw.shape()
+                value = draw.values(tuple(n if draw.int(0, 3) else 1 for n in operand_shape), draw.dtype(), kind=0)
+                if value.dtype.kind in "fiu" and draw.int(0, 3):
+                    with np.errstate(all="ignore"):
+                        value = (np.abs(value) % 8 + 0.25).astype(value.dtype)
+                kwargs[operand] = draw.layout(value)
+                finite = finite and value.dtype.kind in "fiub" and bool((np.asarray(value) >= 0).all())
+        kwargs["reduction"] = draw.pick(REDUCTIONS)
+        finite = finite and dtype.kind == "f" and target.dtype.kind in "fiub" and x.size > 0
+        finite = finite and bool(np.isfinite(np.asarray(target, dtype=np.float64)).all())
+        finite = finite and bool(((np.asarray(target, dtype=np.float64) >= 0) & (np.asarray(target) <= 1)).all())
+        if name == "binary_cross_entropy_with_logits":
+            kwargs["return_grad"] = draw.bool()
+            if draw.int(0, 4) == 0:
+                kwargs["grad_out"] = "input" if draw.bool() else np.zeros(shape if draw.int(0, 3) else draw.shape(), dtype)
+        else:
+            g_shape = shape if kwargs["reduction"] == "none" and draw.int(0, 5) else ()
+            kwargs["grad_output"] = draw.values(g_shape, dtype, kind=0)
+            finite = finite and moderate(kwargs["grad_output"], dtype, x.size)
     else:
         key = "input"
         classes = shape[1] if len(shape) > 1 else (shape[0] if shape else 0)
@@ -289,7 +322,9 @@ def call(name, key, kwargs):
             kwargs[alias_key] = kwargs[key]
     positional = {"logsumexp_backward": ("grad_output", "a"), "softmax_backward": ("grad_output", "output"),
                   "log_softmax_backward": ("grad_output", "output"), "cross_entropy": ("input", "target"),
-                  "cross_entropy_backward": ("grad_output", "input", "target")}.get(name, (key,))
+                  "cross_entropy_backward": ("grad_output", "input", "target"),
+                  "binary_cross_entropy_with_logits": ("input", "target"),
+                  "binary_cross_entropy_with_logits_backward": ("grad_output", "input", "target")}.get(name, (key,))
     args = [kwargs.pop(p) for p in positional]
     return getattr(logitloss, name)(*args, **kwargs)
 
