@@ -256,6 +256,7 @@ def build_call(draw):
                         value = (np.abs(value) % 8 + 0.25).astype(value.dtype)
                 kwargs[operand] = draw.layout(value)
                 finite = finite and value.dtype.kind in "fiub" and bool((np.asarray(value) >= 0).all())
+                finite = finite and moderate(value, dtype, x.size)
         kwargs["reduction"] = draw.pick(REDUCTIONS)
         finite = finite and dtype.kind == "f" and target.dtype.kind in "fiub" and x.size > 0
         finite = finite and bool(np.isfinite(np.asarray(target, dtype=np.float64)).all())
