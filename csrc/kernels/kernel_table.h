@@ -116,6 +116,10 @@ struct KernelTable {
   const char* name;
   TypedKernels<float> f32;
   TypedKernels<double> f64;
+  // out[i] = log(count) + log1p(others / count) of stats[i], for statistics with a finite max,
+  // count >= 1 and finite others >= 0 (other entries give unspecified values: the caller checks).
+  // Rows' logs in double lanes: for short rows the scalar libm calls would cost more than the row.
+  void (*log_totals)(const SliceStats* stats, int64_t n, double* out);
   void (*math_f32)(MathFunction f, const float* x, int64_t n, float* out);
   void (*math_f64)(MathFunction f, const double* x, int64_t n, double* out);
 };

@@ -90,23 +90,23 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
   constexpr int L = Vec<T>::kLanes;
   const T neg_inf = -__builtin_inf();
   const V max_v = splat<V>(max);
+  auto sum_term = [&](V xv) {  // exp(x - max) * 2^kSumScale
+    if (!kCompensated) return exp_nonpositive_sum_term(xv - max_v);
+    V lo;
+    const V hi = difference_with_error(xv, max_v, lo);
+    const V e = exp_nonpositive_sum_term(hi);
+    return mul_add(e, lo, e);
+  };
   auto term = [&](V xv, V wv, V& count, V& others) {
     if (kWeighted) xv = select(wv == 0, splat<V>(neg_inf), xv);
-    V e;  // exp(x - max) * 2^kSumScale
-    if (kCompensated) {
-      V lo;
-      V hi = difference_with_error(xv, max_v, lo);
-      e = exp_nonpositive_sum_term(hi);
-      e = mul_add(e, lo, e);
-    } else {
-      e = exp_nonpositive_sum_term(xv - max_v);
-    }
+    V e = sum_term(xv);
     if (kWeighted) e = e * wv;
     accumulate_split(xv, max_v, wv * sum_scale<T>(), e, count, others);
     return e;
   };
   using W = typename Vec<T>::Wide;
   W count_wide = splat<W>(0), others_wide = splat<W>(0);
+  int64_t equal_lanes = 0;  // unweighted: the count, as an integer
   int64_t i = 0;
   while (i + 2 * L <= n) {
     // Blocks of at most kBlock iterations: lane sums of that many terms, then widened to double.
@@ -114,8 +114,17 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
     for (int64_t b = 0; b < kBlock && i + 2 * L <= n; ++b, i += 2 * L) {
       prefetch(ahead + i);
       prefetch(ahead + i + (64 / sizeof(T)));
-      V e0 = term(load(x + i), kWeighted ? load(weight + i) : splat<V>(1), c0, s0);
-      V e1 = term(load(x + i + L), kWeighted ? load(weight + i + L) : splat<V>(1), c1, s1);
+      V e0, e1;
+      if (kWeighted) {
+        e0 = term(load(x + i), load(weight + i), c0, s0);
+        e1 = term(load(x + i + L), load(weight + i + L), c1, s1);
+      } else {
+        const V x0 = load(x + i), x1 = load(x + i + L);
+        e0 = sum_term(x0);
+        e1 = sum_term(x1);
+        equal_lanes += count_equal_accumulate_others(x0, max_v, e0, s0);
+        equal_lanes += count_equal_accumulate_others(x1, max_v, e1, s1);
+      }
       if (out) {
         store(out + i, e0);
         store(out + i + L, e1);
@@ -144,17 +153,19 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
   }
   count_wide += __builtin_convertvector(c0, W);
   others_wide += __builtin_convertvector(s0, W);
-  count_total += horizontal_sum(count_wide) * sum_unscale<T>();
+  count_total += horizontal_sum(count_wide) * sum_unscale<T>() + (double)equal_lanes;
   others_total += horizontal_sum(others_wide) * sum_unscale<T>();
 }
 
-// A factor held in double, applied to lanes without underflow or overflow on the way: the
-// factor s = m * 2^k (m in [0.5, 1)) multiplies as (x * m) * 2^k, one rounding in the normal range.
-// (A tiny class weight times 2^-kSumScale would flush to 0 as one float.)
-// (Without AVX-512's scalef the power of two is applied as two normal factors 2^k1 * 2^k2.)
+// A factor held in double, applied to lanes without underflow or overflow on the way. When the
+// factor (its mantissa rounded to T) is a normal number of T, one multiplication by it: one
+// rounding. Otherwise s = m * 2^k (m in [0.5, 1)) multiplies as (x * m) * 2^k (a tiny class weight
+// times 2^-kSumScale would flush to 0 as one float); without AVX-512's scalef the power of two is
+// applied as two normal factors 2^k1 * 2^k2.
 template <class T>
 struct SplitFactor {
-  typename Vec<T>::V mantissa, exponent, first_power, second_power;
+  bool is_whole;
+  typename Vec<T>::V whole, mantissa, exponent, first_power, second_power;
 };
 
 // s * 2^extra_exponent, without forming the product in double (it may be out of range there).
@@ -162,14 +173,20 @@ template <class T>
 inline SplitFactor<T> split_factor(double s, int extra_exponent) {
   using V = typename Vec<T>::V;
   int k = 0;
-  const double m = ::frexp(s, &k);
+  const T m = (T)::frexp(s, &k);
   k += extra_exponent;
   const int k1 = k / 2, k2 = k - k1;
-  return {splat<V>((T)m), splat<V>((T)k), splat<V>((T)::ldexp(1.0, k1)), splat<V>((T)::ldexp(1.0, k2))};
+  const double smallest_normal = sizeof(T) == 4 ? 0x1p-126 : 0x1p-1022;
+  const double largest = sizeof(T) == 4 ? 0x1.fffffep127 : 0x1.fffffffffffffp1023;
+  const double whole = ::ldexp((double)m, k);  // exact in double for the range tested below
+  const bool is_whole = whole >= smallest_normal && whole <= largest;
+  return {is_whole, splat<V>(is_whole ? (T)whole : T(0)), splat<V>(m), splat<V>((T)k), splat<V>((T)::ldexp(1.0, k1)),
+          splat<V>((T)::ldexp(1.0, k2))};
 }
 
 template <class T>
 inline typename Vec<T>::V apply_factor(typename Vec<T>::V x, const SplitFactor<T>& f) {
+  if (f.is_whole) return x * f.whole;
 #if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
   return scale_by_power_of_two(x * f.mantissa, f.exponent);
 #else
@@ -199,13 +216,53 @@ inline bool is_small_row(int64_t n);
 template <class T>
 FusedStats row_softmax_fused_small_any(const T* x, int64_t n, T* out, const TargetTerms<T>& t);
 
+// Statistics of a row of at most kVectors vectors (tiny classification heads): the chunked
+// path's arithmetic with one load per vector, no chunks and no target terms.
+template <class T, int kVectors, bool kCompensated>
+SliceStats row_stats_small(const T* x, int64_t n) {
+  using V = typename Vec<T>::V;
+  using Bits = typename Lanes<V>::Bits;
+  constexpr int L = Vec<T>::kLanes;
+  const T neg_inf = -__builtin_inf();
+  auto lanes = [&](int j) { return n - j * L < L ? n - j * L : (int64_t)L; };  // > 0 for j < kVectors
+  V xv[kVectors];
+  V max_v = splat<V>(neg_inf);
+  for (int j = 0; j < kVectors; ++j) {
+    xv[j] = load_n(x + j * L, lanes(j), neg_inf);
+    max_v = max_ignoring_nan(max_v, xv[j]);
+  }
+  const T max = horizontal_max(max_v);
+  max_v = splat<V>(max);
+  V others = splat<V>(0);
+  int64_t equal = 0;
+  for (int j = 0; j < kVectors; ++j) {
+    V e;  // exp(x - max) * 2^kSumScale
+    if (kCompensated) {
+      V lo;
+      const V hi = difference_with_error(xv[j], max_v, lo);
+      e = exp_nonpositive_sum_term(hi);
+      e = mul_add(e, lo, e);
+    } else {
+      e = exp_nonpositive_sum_term(xv[j] - max_v);
+    }
+    V compared = xv[j];
+    if (lanes(j) < L) {  // padding lanes: a nan (never equal to the max) with a term of 0
+      const auto valid = lane_index<V>() < (Bits)lanes(j);
+      e = select(valid, e, splat<V>(0));
+      compared = select(valid, compared, splat<V>(__builtin_nan("")));
+    }
+    equal += count_equal_accumulate_others(compared, max_v, e, others);
+  }
+  return {(double)max, (double)equal, horizontal_sum(others) * sum_unscale<T>()};
+}
+
 template <class T>
 SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
-  if (!weight && is_small_row<T>(n)) {  // a row in two vectors or fewer: no chunk machinery
-    const TargetTerms<T> none{nullptr, nullptr, T(0), T(0), 0.0, 0.0, T(0)};
-    return row_softmax_fused_small_any(x, n, (T*)nullptr, none).stats;
-  }
   const bool compensated = flags & kStatsCompensated;
+  if (!weight && is_small_row<T>(n)) {  // a row in two vectors or fewer: no chunk machinery
+    if (n <= Vec<T>::kLanes) return compensated ? row_stats_small<T, 1, true>(x, n) : row_stats_small<T, 1, false>(x, n);
+    return compensated ? row_stats_small<T, 2, true>(x, n) : row_stats_small<T, 2, false>(x, n);
+  }
   if (weight) {
     return compensated ? row_stats_impl<T, true, true>(x, weight, n) : row_stats_impl<T, true, false>(x, weight, n);
   }
@@ -686,6 +743,23 @@ void column_log_softmax(const T* x, int64_t rows, int64_t x_stride, int64_t ncol
   column_map(x, rows, x_stride, ncols, out, out_stride, [&](V xv, int64_t column, int64_t lanes) {
     return (xv - load_n(max + column, lanes, T(0))) - load_n(log_total + column, lanes, T(0));  // as row_log_softmax
   });
+}
+
+inline void log_totals(const SliceStats* stats, int64_t n, double* out) {
+  constexpr int L = Vec<double>::kLanes;
+  for (int64_t i = 0; i < n; i += L) {
+    const int64_t lanes = n - i < L ? n - i : L;
+    f64v count = splat<f64v>(1.0), others = splat<f64v>(0.0);  // padding lanes: log 1 = 0
+    for (int64_t j = 0; j < lanes; ++j) {
+      count[j] = stats[i + j].count;
+      others[j] = stats[i + j].others;
+    }
+    // log(1) and log1p(0) are exactly 0; a single maximum per row (count 1) is the common case.
+    bool single_maxima = true;
+    for (int j = 0; j < L; ++j) single_maxima &= count[j] == 1.0;
+    const f64v total = single_maxima ? log1p(others) : log(count) + log1p(others / count);
+    for (int64_t j = 0; j < lanes; ++j) out[i + j] = total[j];
+  }
 }
 
 template <class T>

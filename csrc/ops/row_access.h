@@ -97,6 +97,17 @@ void for_each_row(const ReductionLayout& layout, F per_row) {
   parallel_for(layout.rows, grain_rows(layout.length), threads_for_work((double)layout.rows * layout.length), body);
 }
 
+// Calls per_range(begin, end, cursor) for ranges of consecutive rows, across threads, the cursor
+// at row `begin` (per_range steps it): for drivers that batch work over a few rows.
+template <class F>
+void for_each_row_range(const ReductionLayout& layout, F per_range) {
+  auto body = [&](int64_t begin, int64_t end) {
+    RowCursor cursor(layout, begin);
+    per_range(begin, end, cursor);
+  };
+  parallel_for(layout.rows, grain_rows(layout.length), threads_for_work((double)layout.rows * layout.length), body);
+}
+
 // A row's statistics allow the vector kernels (finite max, no nan); otherwise edge-case rules.
 inline bool regular_row(const SliceStats& s) { return s.max - s.max == 0 && s.others == s.others; }
 

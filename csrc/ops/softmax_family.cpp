@@ -161,6 +161,37 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     return;
   }
 
+  if (ops.b == kNoOperand && ops.grad == kNoOperand) {
+    // Values only: the statistics of a batch of rows, then their logs in one vector call (for
+    // short rows, scalar log / log1p per row would cost more than the row's statistics).
+    const KernelTable& table = active_kernels();
+    for_each_row_range(L, [&](int64_t begin, int64_t end, RowCursor& cur) {
+      constexpr int64_t kBatch = 64;
+      SliceStats stats[kBatch];
+      double totals[kBatch];
+      int64_t out_at[kBatch], sign_at[kBatch];
+      for (int64_t r = begin; r < end;) {
+        const int64_t batch = end - r < kBatch ? end - r : kBatch;
+        for (int64_t i = 0; i < batch; ++i, cur.next()) {
+          const T* a = row_input<T>(call.base[ops.a] + cur.offset(ops.a), L.row_stride[ops.a], n, 0);
+          stats[i] = k.row_stats(a, nullptr, n, kStatsPlain);
+          out_at[i] = cur.offset(ops.out);
+          sign_at[i] = ops.sign == kNoOperand ? 0 : cur.offset(ops.sign);
+        }
+        table.log_totals(stats, batch, totals);
+        for (int64_t i = 0; i < batch; ++i) {
+          const SliceStats& s = stats[i];
+          const bool plain = regular_row(s) && s.count >= 1 && s.others >= 0;
+          const LogsumexpValue v = plain ? LogsumexpValue{s.max + totals[i], 1.0, s.max, kNan, true}
+                                         : finalize_logsumexp(s, ops.return_sign);
+          store_value(call.base[ops.out] + out_at[i], ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + sign_at[i], v);
+        }
+        r += batch;
+      }
+    });
+    return;
+  }
+
   for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const char* a_bytes = call.base[ops.a] + cur.offset(ops.a);
     const T* a = row_input<T>(a_bytes, L.row_stride[ops.a], n, 0);

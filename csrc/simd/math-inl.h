@@ -11,6 +11,9 @@
 //   log1p_unit_interval(e)  e in [0, 1] (nan -> nan): log1p without the general range's
 //             special cases, for softplus terms log1p(exp(-|x|)); <= 2 ULP (measured ~1).
 //
+// The exp pieces are always inlined: a call would pass its vectors through memory, which costs
+// more than the function in a short row's kernel.
+//
 // Polynomials are truncated Taylor series with enough terms that truncation stays below a tenth
 // of an ULP on the reduced range; the error budget is rounding in the evaluation.
 
@@ -112,19 +115,29 @@ struct ExpPolynomial<f32v> {
   }
 };
 
-template <class V>
-inline V exp_reduced(V r) {
+// 2^k as a compile-time double (k >= 0).
+constexpr double power_of_two(int k) {
+  double p = 1.0;
+  for (int i = 0; i < k; ++i) p *= 2.0;
+  return p;
+}
+
+// exp(r) * 2^kScale. Coefficients scaled by a power of two hold exactly the scaled values of every
+// Horner step, so the result is bit for bit 2^kScale times the unscaled one, at no cost.
+template <class V, int kScale = 0>
+LOGITLOSS_ALWAYS_INLINE V exp_reduced(V r) {
   using P = ExpPolynomial<V>;
-  V p = splat<V>((lane_t<V>)P::at(P::kDegree));
+  constexpr double scale = power_of_two(kScale);
+  V p = splat<V>((lane_t<V>)(P::at(P::kDegree) * scale));
 #pragma GCC unroll 16
-  for (int k = P::kDegree - 1; k >= 0; --k) p = mul_add(p, r, splat<V>((lane_t<V>)P::at(k)));
+  for (int k = P::kDegree - 1; k >= 0; --k) p = mul_add(p, r, splat<V>((lane_t<V>)(P::at(k) * scale)));
   return p;
 }
 
 // x = n ln2 + r, |r| <= ln2/2, n by the round-to-nearest magic constant. n * ln2_hi is exact
 // (ln2_hi has few bits), so r is exact up to the ln2_lo term. Returns r; n through the argument.
 template <class V>
-inline V reduce_exp_argument(V x, V& n) {
+LOGITLOSS_ALWAYS_INLINE V reduce_exp_argument(V x, V& n) {
   using C = MathConstants<V>;
   n = mul_add(x, splat<V>(C::log2e()), splat<V>(C::round_magic())) - C::round_magic();
   const V r = mul_add(n, splat<V>(-C::ln2_hi()), x);
@@ -132,26 +145,27 @@ inline V reduce_exp_argument(V x, V& n) {
 }
 
 // exp(x) * 2^kSumScale for x <= 0 (and -inf): the terms of the reductions' sums. The result is
-// always a normal number (no subnormal range to round into) and one product is exact, so this
-// is as accurate as exp itself. nan propagates.
+// always a normal number (no subnormal range to round into) and the scaling is exact, so this is
+// as accurate as exp itself. nan propagates.
 template <class V>
-inline V exp_nonpositive_sum_term(V x) {
+LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V x) {
   using C = MathConstants<V>;
+  using Traits = Lanes<V>;
+  using U = typename Traits::U;
   V n;
   const V r = reduce_exp_argument(clamp_below(x, splat<V>(C::exp_clamp_low())), n);
-  // 2^(n + kSumScale) is a normal number and so is the product: one exact multiplication (one
-  // instruction on AVX-512).
-#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
-  if constexpr (sizeof(V) == 64) return scale_by_power_of_two(exp_reduced(r), n + (lane_t<V>)C::kSumScale);
-#endif
-  using I = typename Lanes<V>::I;
-  return exp_reduced(r) * exp2_integer<V>(__builtin_convertvector(n, I) + C::kSumScale);
+  // exp(r) * 2^kSumScale (scaled coefficients) times 2^n, by adding n to the exponent field:
+  // n >= the clamp keeps the product a normal number, so the add is the exact product. Integer
+  // work, off the multiply pipes the polynomial keeps busy (AVX-512's scalef takes two cycles
+  // there). A nan n converts to INT_MIN (x86) or 0 (ARM), whose shift leaves the nan intact.
+  const U scaled = (U)exp_reduced<V, C::kSumScale>(r);
+  return (V)(scaled + ((U)__builtin_convertvector(n, typename Traits::I) << Traits::kMantissaBits));
 }
 
 // exp for x <= 0 (and -inf), the only arguments the reductions produce (x - max): no overflow
 // path; nan propagates through the arithmetic (the clamp keeps it), at no extra cost.
 template <class V>
-inline V exp_nonpositive(V x) {
+LOGITLOSS_ALWAYS_INLINE V exp_nonpositive(V x) {
   using C = MathConstants<V>;
   // 1. exp(x) rounds to 0 well above the clamp; clamping keeps the scaling in range (and turns
   //    -inf into an ordinary argument). A nan compares false and passes through.

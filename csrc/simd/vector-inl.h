@@ -17,10 +17,15 @@
 #error "define LOGITLOSS_VECTOR_BYTES before including vector-inl.h"
 #endif
 
+// For the few helpers whose call would cost more than their body (vectors passed in memory).
+#define LOGITLOSS_ALWAYS_INLINE inline __attribute__((always_inline))
+
 typedef float f32v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
 typedef double f64v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
 typedef int32_t i32v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
 typedef int64_t i64v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
+typedef uint32_t u32v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
+typedef uint64_t u64v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
 // Doubles with as many lanes as an f32v: float statistics are widened into these.
 typedef double f64w __attribute__((vector_size(2 * LOGITLOSS_VECTOR_BYTES)));
 typedef int64_t i64w __attribute__((vector_size(2 * LOGITLOSS_VECTOR_BYTES)));
@@ -52,6 +57,7 @@ struct Lanes;
 template <>
 struct Lanes<f32v> {
   using I = i32v;
+  using U = u32v;  // bit arithmetic that may wrap (exponent-field adds)
   using Bits = int32_t;
   static constexpr int kMantissaBits = 23;
   static constexpr int kExponentBias = 127;
@@ -60,6 +66,7 @@ struct Lanes<f32v> {
 template <>
 struct Lanes<f64v> {
   using I = i64v;
+  using U = u64v;
   using Bits = int64_t;
   static constexpr int kMantissaBits = 52;
   static constexpr int kExponentBias = 1023;
@@ -231,6 +238,41 @@ inline void accumulate_split(V a, V b, V if_equal, V if_other, V& equal_sum, V& 
   other_sum += select(eq, splat<V>(0), if_other);
 }
 
+// Where a != b (nan included): other_sum += if_other; returns the number of lanes where a == b.
+// The unweighted form of accumulate_split: the count comes from the comparison mask by a scalar
+// popcount, off the vector pipes that exp keeps busy (x86); elsewhere a lane sum.
+template <class V>
+inline int count_equal_accumulate_others(V a, V b, V if_other, V& other_sum) {
+  constexpr int kLanes = sizeof(V) / sizeof(lane_t<V>);
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) {
+    const __mmask16 ne = _mm512_cmp_ps_mask((__m512)a, (__m512)b, _CMP_NEQ_UQ);
+    other_sum = (V)_mm512_mask_add_ps((__m512)other_sum, ne, (__m512)other_sum, (__m512)if_other);
+    return kLanes - __builtin_popcount(ne);
+  }
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) {
+    const __mmask8 ne = _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_NEQ_UQ);
+    other_sum = (V)_mm512_mask_add_pd((__m512d)other_sum, ne, (__m512d)other_sum, (__m512d)if_other);
+    return kLanes - __builtin_popcount(ne);
+  }
+#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
+  if constexpr (sizeof(lane_t<V>) == 4) {
+    const __m256 eq = _mm256_cmp_ps((__m256)a, (__m256)b, _CMP_EQ_OQ);
+    other_sum += (V)_mm256_andnot_ps(eq, (__m256)if_other);
+    return __builtin_popcount(_mm256_movemask_ps(eq));
+  } else {
+    const __m256d eq = _mm256_cmp_pd((__m256d)a, (__m256d)b, _CMP_EQ_OQ);
+    other_sum += (V)_mm256_andnot_pd(eq, (__m256d)if_other);
+    return __builtin_popcount(_mm256_movemask_pd(eq));
+  }
+#endif
+  const auto eq = a == b;
+  other_sum += select(eq, splat<V>(0), if_other);
+  int count = 0;
+  for (int i = 0; i < kLanes; ++i) count += eq[i] != 0;
+  return count;
+}
+
 template <class V>
 inline V abs(V x) {
   using I = typename Lanes<V>::I;
@@ -269,6 +311,14 @@ inline double horizontal_sum(V v) {
   if constexpr (sizeof(lane_t<V>) == 8) {
     return horizontal_add(v);
   } else {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+    // The same sums in registers (generic code widens through the stack): halves added lane by
+    // lane first, as the fold does.
+    const __m512 x = (__m512)v;
+    const f64v low = (f64v)_mm512_cvtps_pd(_mm512_castps512_ps256(x));
+    const f64v high = (f64v)_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    return horizontal_add(low + high);
+#endif
     return horizontal_add(__builtin_convertvector(v, f64w));
   }
 }
