@@ -104,8 +104,7 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
     accumulate_split(xv, max_v, wv * sum_scale<T>(), e, count, others);
     return e;
   };
-  using W = typename Vec<T>::Wide;
-  W count_wide = splat<W>(0), others_wide = splat<W>(0);
+  WideSum count_wide, others_wide;
   int64_t equal_lanes = 0;  // unweighted: the count, as an integer
   int64_t i = 0;
   while (i + 2 * L <= n) {
@@ -130,8 +129,8 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
         store(out + i + L, e1);
       }
     }
-    count_wide += __builtin_convertvector(c0 + c1, W);
-    others_wide += __builtin_convertvector(s0 + s1, W);
+    if (kWeighted) count_wide.add(c0 + c1);
+    others_wide.add(s0 + s1);
   }
   V c0 = splat<V>(0), s0 = c0;
   if (i + L <= n) {
@@ -151,10 +150,10 @@ inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, con
     s0 += select(is_valid, others, splat<V>(0));
     if (out) store_partial(out + i, e, lanes);
   }
-  count_wide += __builtin_convertvector(c0, W);
-  others_wide += __builtin_convertvector(s0, W);
-  count_total += horizontal_sum(count_wide) * sum_unscale<T>() + (double)equal_lanes;
-  others_total += horizontal_sum(others_wide) * sum_unscale<T>();
+  count_wide.add(c0);
+  others_wide.add(s0);
+  count_total += count_wide.total() * sum_unscale<T>() + (double)equal_lanes;
+  others_total += others_wide.total() * sum_unscale<T>();
 }
 
 // A factor held in double, applied to lanes without underflow or overflow on the way. When the
@@ -168,30 +167,68 @@ struct SplitFactor {
   typename Vec<T>::V whole, mantissa, exponent, first_power, second_power;
 };
 
-// s * 2^extra_exponent, without forming the product in double (it may be out of range there).
+// AVX-512 always takes the split form: scalef produces subnormal results at full speed, where a
+// plain multiplication into the subnormals takes a microcode assist (tiny softmax outputs, padding
+// lanes of short rows).
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+constexpr bool kAlwaysSplitFactor = true;
+#else
+constexpr bool kAlwaysSplitFactor = false;
+#endif
+
+// 2^k for k in double's normal exponent range, from the bits (no libm call).
+inline double power_of_two_double(int k) {
+  const uint64_t bits = (uint64_t)(k + 1023) << 52;
+  double p;
+  std::memcpy(&p, &bits, sizeof p);
+  return p;
+}
+
+// s * 2^extra_exponent, without forming the product in double where it may be out of range there.
+// (Called per row: short rows feel a libm call.)
 template <class T>
 inline SplitFactor<T> split_factor(double s, int extra_exponent) {
   using V = typename Vec<T>::V;
+  const double smallest_normal = sizeof(T) == 4 ? 0x1p-126 : 0x1p-1022;
+  const double largest = sizeof(T) == 4 ? 0x1.fffffep127 : 0x1.fffffffffffffp1023;
+  // Rounding s 2^e to T rounds its mantissa, as the split form below does, wherever it is normal.
+  const double scaled = s * power_of_two_double(extra_exponent);
+  if (!kAlwaysSplitFactor && scaled >= smallest_normal && scaled <= largest) {
+    const V zero = splat<V>(0);
+    return {true, splat<V>((T)scaled), zero, zero, zero, zero};
+  }
   int k = 0;
   const T m = (T)::frexp(s, &k);
   k += extra_exponent;
   const int k1 = k / 2, k2 = k - k1;
-  const double smallest_normal = sizeof(T) == 4 ? 0x1p-126 : 0x1p-1022;
-  const double largest = sizeof(T) == 4 ? 0x1.fffffep127 : 0x1.fffffffffffffp1023;
-  const double whole = ::ldexp((double)m, k);  // exact in double for the range tested below
-  const bool is_whole = whole >= smallest_normal && whole <= largest;
-  return {is_whole, splat<V>(is_whole ? (T)whole : T(0)), splat<V>(m), splat<V>((T)k), splat<V>((T)::ldexp(1.0, k1)),
-          splat<V>((T)::ldexp(1.0, k2))};
+  return {false, splat<V>(0), splat<V>(m), splat<V>((T)k), splat<V>((T)::ldexp(1.0, k1)), splat<V>((T)::ldexp(1.0, k2))};
 }
 
 template <class T>
-inline typename Vec<T>::V apply_factor(typename Vec<T>::V x, const SplitFactor<T>& f) {
-  if (f.is_whole) return x * f.whole;
+inline typename Vec<T>::V apply_split_factor(typename Vec<T>::V x, const SplitFactor<T>& f) {
 #if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
   return scale_by_power_of_two(x * f.mantissa, f.exponent);
 #else
   return x * f.mantissa * f.first_power * f.second_power;
 #endif
+}
+
+template <class T>
+inline typename Vec<T>::V apply_factor(typename Vec<T>::V x, const SplitFactor<T>& f) {
+  return f.is_whole ? x * f.whole : apply_split_factor(x, f);
+}
+
+// Calls body(apply), apply(x) = x times the factor, with the choice of form made once, outside
+// the loop that body runs.
+template <class T, class Body>
+inline void with_factor(const SplitFactor<T>& f, Body body) {
+  using V = typename Vec<T>::V;
+  if (f.is_whole) {
+    const V whole = f.whole;
+    body([whole](V x) { return x * whole; });
+  } else {
+    body([&f](V x) { return apply_split_factor(x, f); });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,7 +322,8 @@ inline void chunk_target_gap_impl(const T* x, int64_t n, T max, const TargetTerm
     return kHasWeight ? v * load_n(w + i, lanes, T(0)) : v;
   };
   // v * (max - x): 0 * inf is nan where a masked (-inf) logit has zero target mass, as torch.
-  W gap_wide = splat<W>(0), mass_wide = splat<W>(0);
+  W gap_wide = splat<W>(0), mass_wide = splat<W>(0);  // rare paths: tails, overflow, probabilities
+  WideSum gap_lanes, mass_lanes;
   int64_t i = 0;
   if constexpr (kHasTarget && sizeof(T) == 4) {
     // Probability targets: v_c = w_c (a1 y_c + a0) is subnormal in float for targets near 0, where
@@ -336,8 +374,8 @@ inline void chunk_target_gap_impl(const T* x, int64_t n, T max, const TargetTerm
                     (__builtin_convertvector(max_v, W) - __builtin_convertvector(load(x + j), W));
       }
     }
-    gap_wide += __builtin_convertvector(g0, W);
-    mass_wide += __builtin_convertvector(m0, W);
+    gap_lanes.add(g0);
+    mass_lanes.add(m0);
   }
   if (i < n) {
     const int64_t lanes = n - i;
@@ -346,8 +384,8 @@ inline void chunk_target_gap_impl(const T* x, int64_t n, T max, const TargetTerm
                 (__builtin_convertvector(max_v, W) - __builtin_convertvector(load_partial(x + i, lanes, max), W));
     mass_wide += __builtin_convertvector(v, W);
   }
-  gap += horizontal_sum(gap_wide);
-  mass += horizontal_sum(mass_wide);
+  gap += horizontal_sum(gap_wide) + gap_lanes.total();
+  mass += horizontal_sum(mass_wide) + mass_lanes.total();
 }
 
 template <class T>
@@ -369,10 +407,23 @@ inline void chunk_apply_terms(T* out, int64_t n, const SplitFactor<T>& scale, co
   const V a1 = splat<V>(t.target_scale), a0 = splat<V>(t.target_offset), bias = splat<V>(t.bias);
   const T* y = kHasTarget ? t.target + offset : nullptr;
   const T* w = kHasWeight ? t.weight + offset : nullptr;
-  map_row<T>(n, out, [&](int64_t i, int64_t count) {
-    V v = kHasTarget ? mul_add(a1, load_n(y + i, count, T(0)), a0) : a0;
-    if (kHasWeight) v = v * load_n(w + i, count, T(0));
-    return apply_factor(load_n(out + i, count, T(0)), scale) - bias * v;
+  if constexpr (!kHasTarget) {
+    // v_c = a0 w_c: bias * v_c as (bias a0) w_c, one fused multiply-add per vector.
+    const V bias_a0 = splat<V>(t.bias * t.target_offset);
+    with_factor(scale, [&](auto apply) {
+      map_row<T>(n, out, [&](int64_t i, int64_t count) {
+        const V p = apply(load_n(out + i, count, T(0)));
+        return kHasWeight ? mul_add(-bias_a0, load_n(w + i, count, T(0)), p) : p - bias_a0;
+      });
+    });
+    return;
+  }
+  with_factor(scale, [&](auto apply) {
+    map_row<T>(n, out, [&](int64_t i, int64_t count) {
+      V v = mul_add(a1, load_n(y + i, count, T(0)), a0);
+      if (kHasWeight) v = v * load_n(w + i, count, T(0));
+      return apply(load_n(out + i, count, T(0))) - bias * v;
+    });
   });
 }
 
@@ -507,7 +558,9 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, con
     if (all_masked) map_row<T>(len, chunk_out, [&](int64_t, int64_t) { return splat<V>(0); });
     if (!has_terms) {
       if (!all_masked) {
-        map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) { return apply_factor(load_n(chunk_out + i, count, T(0)), scale); });
+        with_factor(scale, [&](auto apply) {
+          map_row<T>(len, chunk_out, [&](int64_t i, int64_t count) { return apply(load_n(chunk_out + i, count, T(0))); });
+        });
       }
     } else if (t.target) {
       if (t.weight) chunk_apply_terms<T, true, true>(chunk_out, len, scale, t, offset);

@@ -357,6 +357,16 @@ inline void add_widened(f32v v, f64v& low, f64v& high) {
 }
 inline void add_widened(f64v v, f64v& low, f64v&) { low += v; }
 
+// A sum of lanes in double, held as native-width halves (registers, where a double vector of
+// twice the register width would live on the stack). total() adds in the order a horizontal sum
+// of the widened lanes would: lane by lane across the halves, then folded.
+struct WideSum {
+  f64v low = splat<f64v>(0), high = splat<f64v>(0);
+  template <class V>
+  void add(V v) { add_widened(v, low, high); }
+  double total() const { return horizontal_add(low + high); }
+};
+
 // Error-free difference (Knuth's TwoSum): a - b == hi + lo exactly, hi = fl(a - b).
 // Used wherever x - max feeds exp: the rounding of x - max would otherwise cost up to
 // |x - max| * eps / 2 of relative accuracy in exp(x - max).
