@@ -65,6 +65,8 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n)
     if (kPosWeight) no_linear = no_linear | (p_factor == 0);
     if (kWeight) no_linear = no_linear | (w == 0);
     const auto softplus_only_and_tiny = no_linear & (e_scaled < tiny_threshold);
+    // Almost never set (|x| beyond ~41 with the linear term 0): skip its blends otherwise.
+    const bool any_tiny = kTinyPath && any_lane(softplus_only_and_tiny);
     const V tiny_scaled = a_w * e_scaled;  // a t w * 2^S there (t = e)
     V loss = zero;
     if constexpr (kLoss) {
@@ -80,7 +82,7 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n)
       }
       linear = select(no_linear, zero, linear);
       loss = kPosWeight || kWeight ? mul_add(a_w, t, linear) : linear + t;
-      if (kTinyPath) loss = select(softplus_only_and_tiny, tiny_scaled * unscale, loss);
+      if (any_tiny) loss = select(softplus_only_and_tiny, tiny_scaled * unscale, loss);
       if (s.loss) {
         if (count == L) store(s.loss + i, loss); else store_partial(s.loss + i, loss, count);
       }
@@ -92,9 +94,11 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n)
       V scale = splat<V>(s.grad_scale);
       if (s.upstream) scale = scale * load_n(s.upstream + i, count, T(0));
       V grad = kWeight ? d * scale * w : d * scale;
-      // -a q w (x >= 0) or a q w (x < 0) there: scaled, rounded once.
-      const V tiny_grad = select(nonnegative, -tiny_scaled, tiny_scaled) * scale * unscale;
-      grad = select(softplus_only_and_tiny, tiny_grad, grad);
+      if (any_tiny) {
+        // -a q w (x >= 0) or a q w (x < 0) there: scaled, rounded once.
+        const V tiny_grad = select(nonnegative, -tiny_scaled, tiny_scaled) * scale * unscale;
+        grad = select(softplus_only_and_tiny, tiny_grad, grad);
+      }
       if (count == L) store(s.grad + i, grad); else store_partial(s.grad + i, grad, count);
     }
     return loss;

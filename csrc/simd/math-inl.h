@@ -276,8 +276,77 @@ inline V log1p(V x) {
 // ln 2 + log1p(h) with h = (e - 1) / 2 in [-1/4, 0), exact (Sterbenz). Either way the argument
 // h of log_reduced is exact, in [-1/4, 1/2), where its series (|s| <= 1/5) is accurate to well
 // below an ULP with one more term than log's range needs.
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+// log1p_unit_interval for float lanes on AVX-512, without a division: e is split at the nearest
+// of 32 points e_j = j / 31 (two-register permutes look up per-point constants), and
+//   log1p(e) = log1p(e_j) + log1p(r),  r = (e - e_j) / (1 + e_j),  |r| <= 1/62,
+// an identity for any e_j. e - e_j is exact (Sterbenz: e is within e_j / 2 of e_j for j >= 1, and
+// e_0 = 0), r takes one rounding of itself (~1 ULP of r, a small part of the result for j >= 1;
+// all of it, relative, for j = 0, where r = e exactly), log1p(e_j) is held as two floats, and the
+// series to r^5 truncates at r^6 / 6 < 2e-12.
+inline f32v log1p_unit_interval_avx512(f32v e) {
+  static constexpr float kPoint[32] = {
+      0x0.0p+0f, 0x1.0842100000000p-5f, 0x1.0842100000000p-4f, 0x1.8c63180000000p-4f,
+      0x1.0842100000000p-3f, 0x1.4a52940000000p-3f, 0x1.8c63180000000p-3f, 0x1.ce739c0000000p-3f,
+      0x1.0842100000000p-2f, 0x1.294a520000000p-2f, 0x1.4a52940000000p-2f, 0x1.6b5ad60000000p-2f,
+      0x1.8c63180000000p-2f, 0x1.ad6b5a0000000p-2f, 0x1.ce739c0000000p-2f, 0x1.ef7bde0000000p-2f,
+      0x1.0842100000000p-1f, 0x1.18c6320000000p-1f, 0x1.294a520000000p-1f, 0x1.39ce740000000p-1f,
+      0x1.4a52940000000p-1f, 0x1.5ad6b60000000p-1f, 0x1.6b5ad60000000p-1f, 0x1.7bdef80000000p-1f,
+      0x1.8c63180000000p-1f, 0x1.9ce73a0000000p-1f, 0x1.ad6b5a0000000p-1f, 0x1.bdef7c0000000p-1f,
+      0x1.ce739c0000000p-1f, 0x1.def7be0000000p-1f, 0x1.ef7bde0000000p-1f, 0x1.0000000000000p+0f,
+  };
+  static constexpr float kInverse[32] = {
+      0x1.0000000000000p+0f, 0x1.f000000000000p-1f, 0x1.e0f83e0000000p-1f, 0x1.d2d2d20000000p-1f,
+      0x1.c57c580000000p-1f, 0x1.b8e38e0000000p-1f, 0x1.acf9140000000p-1f, 0x1.a1af280000000p-1f,
+      0x1.96f9700000000p-1f, 0x1.8ccccc0000000p-1f, 0x1.831f380000000p-1f, 0x1.79e79e0000000p-1f,
+      0x1.711dc40000000p-1f, 0x1.68ba2e0000000p-1f, 0x1.60b60c0000000p-1f, 0x1.590b220000000p-1f,
+      0x1.51b3be0000000p-1f, 0x1.4aaaaa0000000p-1f, 0x1.43eb1a0000000p-1f, 0x1.3d70a40000000p-1f,
+      0x1.3737380000000p-1f, 0x1.313b140000000p-1f, 0x1.2b78c20000000p-1f, 0x1.25ed0a0000000p-1f,
+      0x1.2094f20000000p-1f, 0x1.1b6db60000000p-1f, 0x1.1674c60000000p-1f, 0x1.11a7ba0000000p-1f,
+      0x1.0d04580000000p-1f, 0x1.0888880000000p-1f, 0x1.04325c0000000p-1f, 0x1.0000000000000p-1f,
+  };
+  static constexpr float kLogHigh[32] = {
+      0x0.0p+0f, 0x1.0415d80000000p-5f, 0x1.0015580000000p-4f, 0x1.7a5c720000000p-4f,
+      0x1.f118140000000p-4f, 0x1.323db20000000p-3f, 0x1.6a5aa60000000p-3f, 0x1.a0f87c0000000p-3f,
+      0x1.d62b200000000p-3f, 0x1.0502780000000p-2f, 0x1.1e4b7e0000000p-2f, 0x1.36f8860000000p-2f,
+      0x1.4f10e60000000p-2f, 0x1.669b760000000p-2f, 0x1.7d9e960000000p-2f, 0x1.94203a0000000p-2f,
+      0x1.aa25f20000000p-2f, 0x1.bfb4fa0000000p-2f, 0x1.d4d2320000000p-2f, 0x1.e982380000000p-2f,
+      0x1.fdc95a0000000p-2f, 0x1.08d5d80000000p-1f, 0x1.1296880000000p-1f, 0x1.1c288c0000000p-1f,
+      0x1.258d9a0000000p-1f, 0x1.2ec7540000000p-1f, 0x1.37d73e0000000p-1f, 0x1.40bed00000000p-1f,
+      0x1.497f6a0000000p-1f, 0x1.521a5c0000000p-1f, 0x1.5a90e20000000p-1f, 0x1.62e4300000000p-1f,
+  };
+  static constexpr float kLogLow[32] = {
+      0x0.0p+0f, 0x1.e744440000000p-33f, 0x1.9f7ccc0000000p-33f, -0x1.93bdf60000000p-30f,
+      0x1.38235e0000000p-32f, -0x1.ea88760000000p-28f, -0x1.f8e2e60000000p-28f, 0x1.d5d27c0000000p-29f,
+      -0x1.b6554a0000000p-28f, 0x1.bae04c0000000p-27f, 0x1.dfb2080000000p-34f, -0x1.6f1ef00000000p-27f,
+      0x1.97f1000000000p-29f, 0x1.3c9d460000000p-27f, 0x1.a814c20000000p-28f, -0x1.3b4aae0000000p-29f,
+      0x1.a32cda0000000p-27f, 0x1.d4758a0000000p-28f, 0x1.48298c0000000p-30f, 0x1.0b2e4a0000000p-31f,
+      0x1.2e44140000000p-27f, 0x1.71351e0000000p-26f, -0x1.0bfe960000000p-26f, -0x1.bb21420000000p-30f,
+      0x1.25fc700000000p-27f, -0x1.ce9be00000000p-27f, 0x1.ede5c60000000p-28f, 0x1.a100140000000p-26f,
+      0x1.1730440000000p-27f, 0x1.6d6f7c0000000p-29f, 0x1.ce08bc0000000p-26f, -0x1.05c6100000000p-29f,
+  };
+
+  auto lookup = [](const float* table, __m512i index) {
+    return (f32v)_mm512_permutex2var_ps(_mm512_loadu_ps(table), index, _mm512_loadu_ps(table + 16));
+  };
+  // j = round(e * 31) in the low bits of the magic-constant sum (only its low 5 bits are read).
+  const __m512i j = (__m512i)mul_add(e, splat<f32v>(31.0f), splat<f32v>(0x1.8p23f));
+  const f32v d = e - lookup(kPoint, j);
+  const f32v r = d * lookup(kInverse, j);
+  f32v series = splat<f32v>(0.2f);
+  series = mul_add(series, r, splat<f32v>(-0.25f));
+  series = mul_add(series, r, splat<f32v>(0x1.555556p-2f));
+  series = mul_add(series, r, splat<f32v>(-0.5f));
+  const f32v log1p_r = mul_add(series * r, r, r);
+  return lookup(kLogHigh, j) + (log1p_r + lookup(kLogLow, j));
+}
+#endif
+
 template <class V>
 inline V log1p_unit_interval(V e) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return log1p_unit_interval_avx512(e);
+#endif
   const auto upper = e >= (lane_t<V>)0.5;  // false for nan: nan flows through h
   const V h = select(upper, (e - 1) * (lane_t<V>)0.5, e);
   const V k = select(upper, splat<V>(1), splat<V>(0));

@@ -194,6 +194,19 @@ inline V select(M mask, V if_true, V if_false) {
   return mask ? if_true : if_false;
 }
 
+// Whether any lane of a comparison mask is set (one instruction and a flag test on AVX-512): for
+// branching around rare-case work that every lane would otherwise pay for.
+template <class M>
+inline bool any_lane(M mask) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(M) == 64 && sizeof(mask[0]) == 4) return _mm512_test_epi32_mask((__m512i)mask, (__m512i)mask) != 0;
+  if constexpr (sizeof(M) == 64 && sizeof(mask[0]) == 8) return _mm512_test_epi64_mask((__m512i)mask, (__m512i)mask) != 0;
+#endif
+  bool any = false;
+  for (int i = 0; i < (int)(sizeof(M) / sizeof(mask[0])); ++i) any |= mask[i] != 0;
+  return any;
+}
+
 // max that ignores a nan in `x` (keeps `accumulator`): maxima never turn into nan, so nan is
 // detected where it belongs, in the sum of exponentials.
 template <class V>
