@@ -42,6 +42,29 @@ def test_vector_width_sizes(isa, dtype, n):
 
 
 @dtypes
+@pytest.mark.parametrize("n", [1, 3, 10, 17, 33])
+def test_short_rows_values_only(isa, dtype, n):
+    # Values without a gradient take the batched path (row statistics, then their logs in vector
+    # lanes, 64 rows at a time): rows of every kind side by side in one batch and across batches.
+    kinds = np.concatenate([tricky_rows(n, dtype, seed=100 + n), np.full((1, n), -inf, dtype=dtype)])
+    a = np.concatenate([np.tile(kinds, (25, 1)), np.tile(kinds[::-1], (7, 1))])
+    check_logsumexp(a, axis=-1, grad=False, what=f"short rows n={n}")
+    check_logsumexp(a, axis=-1, grad=False, return_sign=True, what=f"short rows n={n}, return_sign")
+    check_logsumexp(a.reshape(-1, 6, n), axis=-1, grad=False, keepdims=True, what=f"short rows n={n}, 3-d")
+    # nan and +inf rows in the same batches (the reference takes finite and -inf inputs only)
+    b = a.copy()
+    b[5::6, 0] = nan
+    b[3::6, -1] = inf
+    out = logitloss.logsumexp(b, axis=-1)
+    assert np.isnan(out[5::6]).all()
+    if n > 1:
+        assert (out[3::6] == inf).all()
+    kept = np.ones(len(b), dtype=bool)
+    kept[5::6] = kept[3::6] = False
+    np.testing.assert_array_equal(out[kept], logitloss.logsumexp(a[kept], axis=-1))
+
+
+@dtypes
 @pytest.mark.parametrize("n", VOCAB_SIZES)
 def test_vocabulary_widths(isa, dtype, n):
     rows = 1 if dtype == np.float64 else 2
