@@ -47,6 +47,30 @@ def test_vector_width_sizes(isa, dtype, n, log):
     check_softmax(x.T, axis=0, log=log, what=f"{name_of(log)} columns n={n}")
 
 
+@dtypes
+@pytest.mark.parametrize("n", [1, 3, 10, 17, 33, 256, 257])
+def test_short_rows_in_batches(isa, dtype, n, scipy_special):
+    # log_softmax batches rows up to 256 long (statistics, then their logs in vector lanes, 64
+    # rows at a time): rows of every kind side by side within a batch and across batches.
+    kinds = tricky_rows(n, dtype, seed=200 + n)
+    a = np.concatenate([np.tile(kinds, (27, 1)), np.tile(kinds[::-1], (5, 1))])
+    for log in (False, True):
+        check_softmax(a, axis=-1, log=log, what=f"short rows n={n}")
+        check_softmax(a.T, axis=0, log=log, what=f"short columns n={n}")
+    # nan, +inf and all -inf rows in the same batches: SciPy's rules, the other rows unchanged
+    b = a.copy()
+    b[5::7, 0] = nan
+    b[3::7, -1] = inf
+    b[6::7] = -inf
+    out = logitloss.log_softmax(b, axis=-1)
+    expected = scipy_call(scipy_special.log_softmax, b.astype(np.float64), axis=-1).astype(b.dtype)
+    special = np.zeros(len(b), dtype=bool)
+    special[5::7] = special[3::7] = special[6::7] = True
+    np.testing.assert_array_equal(np.isnan(out[special]), np.isnan(expected[special]))
+    np.testing.assert_array_equal(out[special][~np.isnan(out[special])], expected[special][~np.isnan(expected[special])])
+    np.testing.assert_array_equal(out[~special], logitloss.log_softmax(a[~special], axis=-1))
+
+
 @both
 @dtypes
 @pytest.mark.parametrize("n", VOCAB_SIZES)

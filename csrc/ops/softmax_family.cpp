@@ -15,6 +15,10 @@ namespace {
 
 using namespace row_access;
 
+// Rows up to this length are batched (their statistics, then one vector call for their logs): a
+// batch of them stays in cache for the pass that writes outputs.
+constexpr int64_t kShortRow = 256;
+
 // Target terms that make row_softmax_fused a plain softmax.
 template <class T>
 const TargetTerms<T>& plain_softmax() {
@@ -231,10 +235,12 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
     const ColumnBlocks cb = column_blocks(L);
     const std::vector<SliceStats> stats = column_statistics(k, call, x_op, cb, kStatsPlain);
     std::vector<T> first_param(stats.size()), second_param(stats.size());
+    std::vector<double> totals(log ? stats.size() : 0);
+    if (log) active_kernels().log_totals(stats.data(), (int64_t)stats.size(), totals.data());
     for (size_t i = 0; i < stats.size(); ++i) {
       const bool regular = regular_row(stats[i]);
       first_param[i] = regular ? (T)stats[i].max : T(0);
-      second_param[i] = !regular ? T(0) : log ? (T)log_total(stats[i]) : (T)(1.0 / (stats[i].count + stats[i].others));
+      second_param[i] = !regular ? T(0) : log ? (T)totals[i] : (T)(1.0 / (stats[i].count + stats[i].others));
     }
     for_each_column_row<T>(call, cb, x_op, out_op, [&](int64_t block, int64_t, const T* x_row, T* out_row) {
       const size_t at = (size_t)(block * cb.columns);
@@ -247,6 +253,40 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
       softmax_fallback<T>(column_address(call, cb, x_op, block, c), L.row_stride[x_op], n,
                           const_cast<char*>(column_address(call, cb, out_op, block, c)), L.row_stride[out_op], log);
     }
+    return;
+  }
+
+  if (log && n <= kShortRow) {
+    // Short rows: the statistics of a batch of rows, their logs in one vector call (scalar libm
+    // calls would cost more than such a row), then the outputs, the rows still in cache.
+    const KernelTable& table = active_kernels();
+    for_each_row_range(L, [&](int64_t begin, int64_t end, RowCursor& cur) {
+      constexpr int64_t kBatch = 64;
+      SliceStats stats[kBatch];
+      double totals[kBatch];
+      int64_t x_at[kBatch], out_at[kBatch];
+      for (int64_t r = begin; r < end;) {
+        const int64_t batch = end - r < kBatch ? end - r : kBatch;
+        for (int64_t i = 0; i < batch; ++i, cur.next()) {
+          x_at[i] = cur.offset(x_op);
+          out_at[i] = cur.offset(out_op);
+          stats[i] = k.row_stats(row_input<T>(call.base[x_op] + x_at[i], L.row_stride[x_op], n, 0), nullptr, n, kStatsPlain);
+        }
+        table.log_totals(stats, batch, totals);
+        for (int64_t i = 0; i < batch; ++i) {
+          const T* x = row_input<T>(call.base[x_op] + x_at[i], L.row_stride[x_op], n, 0);
+          char* out_bytes = call.base[out_op] + out_at[i];
+          if (!regular_row(stats[i])) {
+            softmax_fallback<T>(reinterpret_cast<const char*>(x), sizeof(T), n, out_bytes, L.row_stride[out_op], log);
+            continue;
+          }
+          T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
+          k.row_log_softmax(x, n, (T)stats[i].max, (T)totals[i], out);
+          finish_row_output(out_bytes, L.row_stride[out_op], n, out);
+        }
+        r += batch;
+      }
+    });
     return;
   }
 
