@@ -156,8 +156,9 @@ LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V x) {
   const V r = reduce_exp_argument(clamp_below(x, splat<V>(C::exp_clamp_low())), n);
   // exp(r) * 2^kSumScale (scaled coefficients) times 2^n, by adding n to the exponent field:
   // n >= the clamp keeps the product a normal number, so the add is the exact product. Integer
-  // work, off the multiply pipes the polynomial keeps busy (AVX-512's scalef takes two cycles
-  // there). A nan n converts to INT_MIN (x86) or 0 (ARM), whose shift leaves the nan intact.
+  // work, off the multiply pipes the polynomial keeps busy (AVX-512's scalef has half an FMA's
+  // throughput on Zen 4). A nan n converts to INT_MIN (x86) or 0 (ARM), whose shift leaves the
+  // nan intact.
   const U scaled = (U)exp_reduced<V, C::kSumScale>(r);
   return (V)(scaled + ((U)__builtin_convertvector(n, typename Traits::I) << Traits::kMantissaBits));
 }
@@ -271,11 +272,6 @@ inline V log1p(V x) {
   return result;
 }
 
-// log1p(e) for e in [0, 1] (and nan): the softplus term log1p(exp(-|x|)), cheaper than log1p (no
-// exponent split, no special cases, no correction term). e < 1/2: log1p(e) directly; e >= 1/2:
-// ln 2 + log1p(h) with h = (e - 1) / 2 in [-1/4, 0), exact (Sterbenz). Either way the argument
-// h of log_reduced is exact, in [-1/4, 1/2), where its series (|s| <= 1/5) is accurate to well
-// below an ULP with one more term than log's range needs.
 #if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
 // log1p_unit_interval for float lanes on AVX-512, without a division: e is split at the nearest
 // of 32 points e_j = j / 31 (two-register permutes look up per-point constants), and
@@ -285,45 +281,47 @@ inline V log1p(V x) {
 // all of it, relative, for j = 0, where r = e exactly), log1p(e_j) is held as two floats, and the
 // series to r^5 truncates at r^6 / 6 < 2e-12.
 inline f32v log1p_unit_interval_avx512(f32v e) {
+  // e_j = float(j / 31); 1 / (1 + e_j) rounded to float; log1p(e_j) = high + low, each rounded
+  // to float (computed with mpmath at 200 bits).
   static constexpr float kPoint[32] = {
-      0x0.0p+0f, 0x1.0842100000000p-5f, 0x1.0842100000000p-4f, 0x1.8c63180000000p-4f,
-      0x1.0842100000000p-3f, 0x1.4a52940000000p-3f, 0x1.8c63180000000p-3f, 0x1.ce739c0000000p-3f,
-      0x1.0842100000000p-2f, 0x1.294a520000000p-2f, 0x1.4a52940000000p-2f, 0x1.6b5ad60000000p-2f,
-      0x1.8c63180000000p-2f, 0x1.ad6b5a0000000p-2f, 0x1.ce739c0000000p-2f, 0x1.ef7bde0000000p-2f,
-      0x1.0842100000000p-1f, 0x1.18c6320000000p-1f, 0x1.294a520000000p-1f, 0x1.39ce740000000p-1f,
-      0x1.4a52940000000p-1f, 0x1.5ad6b60000000p-1f, 0x1.6b5ad60000000p-1f, 0x1.7bdef80000000p-1f,
-      0x1.8c63180000000p-1f, 0x1.9ce73a0000000p-1f, 0x1.ad6b5a0000000p-1f, 0x1.bdef7c0000000p-1f,
-      0x1.ce739c0000000p-1f, 0x1.def7be0000000p-1f, 0x1.ef7bde0000000p-1f, 0x1.0000000000000p+0f,
+      0x0p+0f, 0x1.08421p-5f, 0x1.08421p-4f, 0x1.8c6318p-4f,
+      0x1.08421p-3f, 0x1.4a5294p-3f, 0x1.8c6318p-3f, 0x1.ce739cp-3f,
+      0x1.08421p-2f, 0x1.294a52p-2f, 0x1.4a5294p-2f, 0x1.6b5ad6p-2f,
+      0x1.8c6318p-2f, 0x1.ad6b5ap-2f, 0x1.ce739cp-2f, 0x1.ef7bdep-2f,
+      0x1.08421p-1f, 0x1.18c632p-1f, 0x1.294a52p-1f, 0x1.39ce74p-1f,
+      0x1.4a5294p-1f, 0x1.5ad6b6p-1f, 0x1.6b5ad6p-1f, 0x1.7bdef8p-1f,
+      0x1.8c6318p-1f, 0x1.9ce73ap-1f, 0x1.ad6b5ap-1f, 0x1.bdef7cp-1f,
+      0x1.ce739cp-1f, 0x1.def7bep-1f, 0x1.ef7bdep-1f, 0x1p+0f,
   };
   static constexpr float kInverse[32] = {
-      0x1.0000000000000p+0f, 0x1.f000000000000p-1f, 0x1.e0f83e0000000p-1f, 0x1.d2d2d20000000p-1f,
-      0x1.c57c580000000p-1f, 0x1.b8e38e0000000p-1f, 0x1.acf9140000000p-1f, 0x1.a1af280000000p-1f,
-      0x1.96f9700000000p-1f, 0x1.8ccccc0000000p-1f, 0x1.831f380000000p-1f, 0x1.79e79e0000000p-1f,
-      0x1.711dc40000000p-1f, 0x1.68ba2e0000000p-1f, 0x1.60b60c0000000p-1f, 0x1.590b220000000p-1f,
-      0x1.51b3be0000000p-1f, 0x1.4aaaaa0000000p-1f, 0x1.43eb1a0000000p-1f, 0x1.3d70a40000000p-1f,
-      0x1.3737380000000p-1f, 0x1.313b140000000p-1f, 0x1.2b78c20000000p-1f, 0x1.25ed0a0000000p-1f,
-      0x1.2094f20000000p-1f, 0x1.1b6db60000000p-1f, 0x1.1674c60000000p-1f, 0x1.11a7ba0000000p-1f,
-      0x1.0d04580000000p-1f, 0x1.0888880000000p-1f, 0x1.04325c0000000p-1f, 0x1.0000000000000p-1f,
+      0x1p+0f, 0x1.fp-1f, 0x1.e0f83ep-1f, 0x1.d2d2d2p-1f,
+      0x1.c57c58p-1f, 0x1.b8e38ep-1f, 0x1.acf914p-1f, 0x1.a1af28p-1f,
+      0x1.96f97p-1f, 0x1.8cccccp-1f, 0x1.831f38p-1f, 0x1.79e79ep-1f,
+      0x1.711dc4p-1f, 0x1.68ba2ep-1f, 0x1.60b60cp-1f, 0x1.590b22p-1f,
+      0x1.51b3bep-1f, 0x1.4aaaaap-1f, 0x1.43eb1ap-1f, 0x1.3d70a4p-1f,
+      0x1.373738p-1f, 0x1.313b14p-1f, 0x1.2b78c2p-1f, 0x1.25ed0ap-1f,
+      0x1.2094f2p-1f, 0x1.1b6db6p-1f, 0x1.1674c6p-1f, 0x1.11a7bap-1f,
+      0x1.0d0458p-1f, 0x1.088888p-1f, 0x1.04325cp-1f, 0x1p-1f,
   };
   static constexpr float kLogHigh[32] = {
-      0x0.0p+0f, 0x1.0415d80000000p-5f, 0x1.0015580000000p-4f, 0x1.7a5c720000000p-4f,
-      0x1.f118140000000p-4f, 0x1.323db20000000p-3f, 0x1.6a5aa60000000p-3f, 0x1.a0f87c0000000p-3f,
-      0x1.d62b200000000p-3f, 0x1.0502780000000p-2f, 0x1.1e4b7e0000000p-2f, 0x1.36f8860000000p-2f,
-      0x1.4f10e60000000p-2f, 0x1.669b760000000p-2f, 0x1.7d9e960000000p-2f, 0x1.94203a0000000p-2f,
-      0x1.aa25f20000000p-2f, 0x1.bfb4fa0000000p-2f, 0x1.d4d2320000000p-2f, 0x1.e982380000000p-2f,
-      0x1.fdc95a0000000p-2f, 0x1.08d5d80000000p-1f, 0x1.1296880000000p-1f, 0x1.1c288c0000000p-1f,
-      0x1.258d9a0000000p-1f, 0x1.2ec7540000000p-1f, 0x1.37d73e0000000p-1f, 0x1.40bed00000000p-1f,
-      0x1.497f6a0000000p-1f, 0x1.521a5c0000000p-1f, 0x1.5a90e20000000p-1f, 0x1.62e4300000000p-1f,
+      0x0p+0f, 0x1.0415d8p-5f, 0x1.001558p-4f, 0x1.7a5c72p-4f,
+      0x1.f11814p-4f, 0x1.323db2p-3f, 0x1.6a5aa6p-3f, 0x1.a0f87cp-3f,
+      0x1.d62b2p-3f, 0x1.050278p-2f, 0x1.1e4b7ep-2f, 0x1.36f886p-2f,
+      0x1.4f10e6p-2f, 0x1.669b76p-2f, 0x1.7d9e96p-2f, 0x1.94203ap-2f,
+      0x1.aa25f2p-2f, 0x1.bfb4fap-2f, 0x1.d4d232p-2f, 0x1.e98238p-2f,
+      0x1.fdc95ap-2f, 0x1.08d5d8p-1f, 0x1.129688p-1f, 0x1.1c288cp-1f,
+      0x1.258d9ap-1f, 0x1.2ec754p-1f, 0x1.37d73ep-1f, 0x1.40bedp-1f,
+      0x1.497f6ap-1f, 0x1.521a5cp-1f, 0x1.5a90e2p-1f, 0x1.62e43p-1f,
   };
   static constexpr float kLogLow[32] = {
-      0x0.0p+0f, 0x1.e744440000000p-33f, 0x1.9f7ccc0000000p-33f, -0x1.93bdf60000000p-30f,
-      0x1.38235e0000000p-32f, -0x1.ea88760000000p-28f, -0x1.f8e2e60000000p-28f, 0x1.d5d27c0000000p-29f,
-      -0x1.b6554a0000000p-28f, 0x1.bae04c0000000p-27f, 0x1.dfb2080000000p-34f, -0x1.6f1ef00000000p-27f,
-      0x1.97f1000000000p-29f, 0x1.3c9d460000000p-27f, 0x1.a814c20000000p-28f, -0x1.3b4aae0000000p-29f,
-      0x1.a32cda0000000p-27f, 0x1.d4758a0000000p-28f, 0x1.48298c0000000p-30f, 0x1.0b2e4a0000000p-31f,
-      0x1.2e44140000000p-27f, 0x1.71351e0000000p-26f, -0x1.0bfe960000000p-26f, -0x1.bb21420000000p-30f,
-      0x1.25fc700000000p-27f, -0x1.ce9be00000000p-27f, 0x1.ede5c60000000p-28f, 0x1.a100140000000p-26f,
-      0x1.1730440000000p-27f, 0x1.6d6f7c0000000p-29f, 0x1.ce08bc0000000p-26f, -0x1.05c6100000000p-29f,
+      0x0p+0f, 0x1.e74444p-33f, 0x1.9f7cccp-33f, -0x1.93bdf6p-30f,
+      0x1.38235ep-32f, -0x1.ea8876p-28f, -0x1.f8e2e6p-28f, 0x1.d5d27cp-29f,
+      -0x1.b6554ap-28f, 0x1.bae04cp-27f, 0x1.dfb208p-34f, -0x1.6f1efp-27f,
+      0x1.97f1p-29f, 0x1.3c9d46p-27f, 0x1.a814c2p-28f, -0x1.3b4aaep-29f,
+      0x1.a32cdap-27f, 0x1.d4758ap-28f, 0x1.48298cp-30f, 0x1.0b2e4ap-31f,
+      0x1.2e4414p-27f, 0x1.71351ep-26f, -0x1.0bfe96p-26f, -0x1.bb2142p-30f,
+      0x1.25fc7p-27f, -0x1.ce9bep-27f, 0x1.ede5c6p-28f, 0x1.a10014p-26f,
+      0x1.173044p-27f, 0x1.6d6f7cp-29f, 0x1.ce08bcp-26f, -0x1.05c61p-29f,
   };
 
   auto lookup = [](const float* table, __m512i index) {
@@ -341,6 +339,12 @@ inline f32v log1p_unit_interval_avx512(f32v e) {
   return lookup(kLogHigh, j) + (log1p_r + lookup(kLogLow, j));
 }
 #endif
+
+// log1p(e) for e in [0, 1] (and nan): the softplus term log1p(exp(-|x|)), cheaper than log1p (no
+// exponent split, no special cases, no correction term). e < 1/2: log1p(e) directly; e >= 1/2:
+// ln 2 + log1p(h) with h = (e - 1) / 2 in [-1/4, 0), exact (Sterbenz). Either way the argument
+// h of log_reduced is exact, in [-1/4, 1/2), where its series (|s| <= 1/5) is accurate to well
+// below an ULP with one more term than log's range needs.
 
 template <class V>
 inline V log1p_unit_interval(V e) {
