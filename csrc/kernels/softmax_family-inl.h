@@ -250,55 +250,63 @@ SliceStats row_stats_impl(const T* x, const T* weight, int64_t n) {
 
 template <class T>
 inline bool is_small_row(int64_t n);
-template <class T>
-FusedStats row_softmax_fused_small_any(const T* x, int64_t n, T* out, const TargetTerms<T>& t);
 
-// Statistics of a row of at most kVectors vectors (tiny classification heads): the chunked
-// path's arithmetic with one load per vector, no chunks and no target terms.
+// A row of at most kVectors vectors (tiny classification heads) held in registers: the chunked
+// path's arithmetic with one load per vector and no chunks. Padding lanes load as -inf and get a
+// term of 0.
+template <class T, int kVectors>
+struct SmallRow {
+  typename Vec<T>::V x[kVectors];
+  typename Vec<T>::V e[kVectors];  // exp(x - max) * 2^kSumScale
+  SliceStats stats;
+};
+
 template <class T, int kVectors, bool kCompensated>
-SliceStats row_stats_small(const T* x, int64_t n) {
+SmallRow<T, kVectors> small_row(const T* x, int64_t n) {
   using V = typename Vec<T>::V;
   using Bits = typename Lanes<V>::Bits;
   constexpr int L = Vec<T>::kLanes;
   const T neg_inf = -__builtin_inf();
   auto lanes = [&](int j) { return n - j * L < L ? n - j * L : (int64_t)L; };  // > 0 for j < kVectors
-  V xv[kVectors];
+  SmallRow<T, kVectors> row;
   V max_v = splat<V>(neg_inf);
   for (int j = 0; j < kVectors; ++j) {
-    xv[j] = load_n(x + j * L, lanes(j), neg_inf);
-    max_v = max_ignoring_nan(max_v, xv[j]);
+    row.x[j] = load_n(x + j * L, lanes(j), neg_inf);
+    max_v = max_ignoring_nan(max_v, row.x[j]);
   }
   const T max = horizontal_max(max_v);
   max_v = splat<V>(max);
   V others = splat<V>(0);
   int64_t equal = 0;
   for (int j = 0; j < kVectors; ++j) {
-    V e;  // exp(x - max) * 2^kSumScale
+    V e;
     if (kCompensated) {
       V lo;
-      const V hi = difference_with_error(xv[j], max_v, lo);
+      const V hi = difference_with_error(row.x[j], max_v, lo);
       e = exp_nonpositive_sum_term(hi);
       e = mul_add(e, lo, e);
     } else {
-      e = exp_nonpositive_sum_term(xv[j] - max_v);
+      e = exp_nonpositive_sum_term(row.x[j] - max_v);
     }
-    V compared = xv[j];
+    V compared = row.x[j];
     if (lanes(j) < L) {  // padding lanes: a nan (never equal to the max) with a term of 0
       const auto valid = lane_index<V>() < (Bits)lanes(j);
       e = select(valid, e, splat<V>(0));
       compared = select(valid, compared, splat<V>(__builtin_nan("")));
     }
+    row.e[j] = e;
     equal += count_equal_accumulate_others(compared, max_v, e, others);
   }
-  return {(double)max, (double)equal, horizontal_sum(others) * sum_unscale<T>()};
+  row.stats = {(double)max, (double)equal, horizontal_sum(others) * sum_unscale<T>()};
+  return row;
 }
 
 template <class T>
 SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
   const bool compensated = flags & kStatsCompensated;
   if (!weight && is_small_row<T>(n)) {  // a row in two vectors or fewer: no chunk machinery
-    if (n <= Vec<T>::kLanes) return compensated ? row_stats_small<T, 1, true>(x, n) : row_stats_small<T, 1, false>(x, n);
-    return compensated ? row_stats_small<T, 2, true>(x, n) : row_stats_small<T, 2, false>(x, n);
+    if (n <= Vec<T>::kLanes) return compensated ? small_row<T, 1, true>(x, n).stats : small_row<T, 1, false>(x, n).stats;
+    return compensated ? small_row<T, 2, true>(x, n).stats : small_row<T, 2, false>(x, n).stats;
   }
   if (weight) {
     return compensated ? row_stats_impl<T, true, true>(x, weight, n) : row_stats_impl<T, true, false>(x, weight, n);
@@ -435,30 +443,11 @@ FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTe
   using W = typename Vec<T>::Wide;
   using Bits = typename Lanes<V>::Bits;
   constexpr int L = Vec<T>::kLanes;
-  const T neg_inf = -__builtin_inf();
   auto lanes = [&](int j) { return n - j * L < L ? n - j * L : (int64_t)L; };  // > 0 for j < kVectors
-  V xv[kVectors];
-  V max_v = splat<V>(neg_inf);
-  for (int j = 0; j < kVectors; ++j) {
-    xv[j] = load_n(x + j * L, lanes(j), neg_inf);
-    max_v = max_ignoring_nan(max_v, xv[j]);
-  }
-  const T max = horizontal_max(max_v);
-  max_v = splat<V>(max);
-  V e[kVectors], count = splat<V>(0), others = splat<V>(0);
-  for (int j = 0; j < kVectors; ++j) {
-    V lo;
-    const V hi = difference_with_error(xv[j], max_v, lo);
-    e[j] = exp_nonpositive_sum_term(hi);  // scaled by 2^kSumScale: no term underflows
-    e[j] = mul_add(e[j], lo, e[j]);
-    const auto valid = lane_index<V>() < (Bits)lanes(j);
-    const auto is_max = xv[j] == max_v;
-    count += select(valid & is_max, splat<V>(1), splat<V>(0));
-    others += select(valid & !is_max, e[j], splat<V>(0));
-  }
-  FusedStats result{{(double)max, horizontal_sum(__builtin_convertvector(count, W)),
-                     horizontal_sum(__builtin_convertvector(others, W)) * sum_unscale<T>()},
-                    0.0, 0.0};
+  const SmallRow<T, kVectors> row = small_row<T, kVectors, true>(x, n);
+  const V(&e)[kVectors] = row.e;
+  const T max = (T)row.stats.max;
+  FusedStats result{row.stats, 0.0, 0.0};
   const bool has_terms = t.target_scale != 0 || t.target_offset != 0;
   V v[kVectors];
   // Gap relative to the max if it is finite (else 0, and moved to the max below).

@@ -108,6 +108,37 @@ void for_each_row_range(const ReductionLayout& layout, F per_range) {
   parallel_for(layout.rows, grain_rows(layout.length), threads_for_work((double)layout.rows * layout.length), body);
 }
 
+// Rows in batches, for drivers that need log(sum exp(x - max)) of each row: per batch of up to
+// kRowBatch rows, the rows' statistics (operand x_op, kStatsPlain), their log totals in one vector
+// call (for short rows, scalar log / log1p would cost more than the row's statistics), then
+// per_row(offsets, stats, log_total) in row order, offsets[op] being the row's byte offset in
+// operand op. Per batch the rows are read twice when per_row reads them: keep rows short.
+constexpr int64_t kRowBatch = 64;
+
+template <class T, class F>
+void for_each_row_batch(const KernelTable& table, const ArrayCall& call, int x_op, F per_row) {
+  const TypedKernels<T>& k = kernels_for<T>(table);
+  const ReductionLayout& L = call.layout;
+  const size_t operands = call.base.size();
+  for_each_row_range(L, [&](int64_t begin, int64_t end, RowCursor& cursor) {
+    SliceStats stats[kRowBatch];
+    double log_totals[kRowBatch];
+    std::vector<int64_t> offsets((size_t)kRowBatch * operands);
+    for (int64_t r = begin; r < end;) {
+      const int64_t batch = end - r < kRowBatch ? end - r : kRowBatch;
+      for (int64_t i = 0; i < batch; ++i, cursor.next()) {
+        int64_t* at = &offsets[(size_t)i * operands];
+        for (size_t op = 0; op < operands; ++op) at[op] = cursor.offset(op);
+        const T* x = row_input<T>(call.base[x_op] + at[x_op], L.row_stride[x_op], L.length, 0);
+        stats[i] = k.row_stats(x, nullptr, L.length, kStatsPlain);
+      }
+      table.log_totals(stats, batch, log_totals);
+      for (int64_t i = 0; i < batch; ++i) per_row(&offsets[(size_t)i * operands], stats[i], log_totals[i]);
+      r += batch;
+    }
+  });
+}
+
 // A row's statistics allow the vector kernels (finite max, no nan); otherwise edge-case rules.
 inline bool regular_row(const SliceStats& s) { return s.max - s.max == 0 && s.others == s.others; }
 

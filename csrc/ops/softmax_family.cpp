@@ -15,8 +15,8 @@ namespace {
 
 using namespace row_access;
 
-// Rows up to this length are batched (their statistics, then one vector call for their logs): a
-// batch of them stays in cache for the pass that writes outputs.
+// log_softmax rows up to this length go in batches (for_each_row_batch): a batch of them stays in
+// cache for the pass that writes the outputs.
 constexpr int64_t kShortRow = 256;
 
 // Target terms that make row_softmax_fused a plain softmax.
@@ -165,33 +165,12 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     return;
   }
 
-  if (ops.b == kNoOperand && ops.grad == kNoOperand) {
-    // Values only: the statistics of a batch of rows, then their logs in one vector call (for
-    // short rows, scalar log / log1p per row would cost more than the row's statistics).
-    const KernelTable& table = active_kernels();
-    for_each_row_range(L, [&](int64_t begin, int64_t end, RowCursor& cur) {
-      constexpr int64_t kBatch = 64;
-      SliceStats stats[kBatch];
-      double totals[kBatch];
-      int64_t out_at[kBatch], sign_at[kBatch];
-      for (int64_t r = begin; r < end;) {
-        const int64_t batch = end - r < kBatch ? end - r : kBatch;
-        for (int64_t i = 0; i < batch; ++i, cur.next()) {
-          const T* a = row_input<T>(call.base[ops.a] + cur.offset(ops.a), L.row_stride[ops.a], n, 0);
-          stats[i] = k.row_stats(a, nullptr, n, kStatsPlain);
-          out_at[i] = cur.offset(ops.out);
-          sign_at[i] = ops.sign == kNoOperand ? 0 : cur.offset(ops.sign);
-        }
-        table.log_totals(stats, batch, totals);
-        for (int64_t i = 0; i < batch; ++i) {
-          const SliceStats& s = stats[i];
-          const bool plain = regular_row(s) && s.count >= 1 && s.others >= 0;
-          const LogsumexpValue v = plain ? LogsumexpValue{s.max + totals[i], 1.0, s.max, kNan, true}
-                                         : finalize_logsumexp(s, ops.return_sign);
-          store_value(call.base[ops.out] + out_at[i], ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + sign_at[i], v);
-        }
-        r += batch;
-      }
+  if (ops.b == kNoOperand && ops.grad == kNoOperand) {  // values only: rows in batches
+    for_each_row_batch<T>(active_kernels(), call, ops.a, [&](const int64_t* at, const SliceStats& s, double log_total) {
+      const bool plain = regular_row(s) && s.count >= 1 && s.others >= 0;
+      const LogsumexpValue v = plain ? LogsumexpValue{s.max + log_total, 1.0, s.max, kNan, true}
+                                     : finalize_logsumexp(s, ops.return_sign);
+      store_value(call.base[ops.out] + at[ops.out], ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + at[ops.sign], v);
     });
     return;
   }
@@ -256,36 +235,17 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
     return;
   }
 
-  if (log && n <= kShortRow) {
-    // Short rows: the statistics of a batch of rows, their logs in one vector call (scalar libm
-    // calls would cost more than such a row), then the outputs, the rows still in cache.
-    const KernelTable& table = active_kernels();
-    for_each_row_range(L, [&](int64_t begin, int64_t end, RowCursor& cur) {
-      constexpr int64_t kBatch = 64;
-      SliceStats stats[kBatch];
-      double totals[kBatch];
-      int64_t x_at[kBatch], out_at[kBatch];
-      for (int64_t r = begin; r < end;) {
-        const int64_t batch = end - r < kBatch ? end - r : kBatch;
-        for (int64_t i = 0; i < batch; ++i, cur.next()) {
-          x_at[i] = cur.offset(x_op);
-          out_at[i] = cur.offset(out_op);
-          stats[i] = k.row_stats(row_input<T>(call.base[x_op] + x_at[i], L.row_stride[x_op], n, 0), nullptr, n, kStatsPlain);
-        }
-        table.log_totals(stats, batch, totals);
-        for (int64_t i = 0; i < batch; ++i) {
-          const T* x = row_input<T>(call.base[x_op] + x_at[i], L.row_stride[x_op], n, 0);
-          char* out_bytes = call.base[out_op] + out_at[i];
-          if (!regular_row(stats[i])) {
-            softmax_fallback<T>(reinterpret_cast<const char*>(x), sizeof(T), n, out_bytes, L.row_stride[out_op], log);
-            continue;
-          }
-          T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
-          k.row_log_softmax(x, n, (T)stats[i].max, (T)totals[i], out);
-          finish_row_output(out_bytes, L.row_stride[out_op], n, out);
-        }
-        r += batch;
+  if (log && n <= kShortRow) {  // short rows in batches, still in cache when their outputs are written
+    for_each_row_batch<T>(active_kernels(), call, x_op, [&](const int64_t* at, const SliceStats& s, double log_total) {
+      const T* x = row_input<T>(call.base[x_op] + at[x_op], L.row_stride[x_op], n, 0);
+      char* out_bytes = call.base[out_op] + at[out_op];
+      if (!regular_row(s)) {
+        softmax_fallback<T>(reinterpret_cast<const char*>(x), sizeof(T), n, out_bytes, L.row_stride[out_op], log);
+        return;
       }
+      T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
+      k.row_log_softmax(x, n, (T)s.max, (T)log_total, out);
+      finish_row_output(out_bytes, L.row_stride[out_op], n, out);
     });
     return;
   }
