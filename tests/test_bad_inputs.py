@@ -282,6 +282,12 @@ for name, x, target, ignore_index, value in (
 ):
     calls = cross_entropy_calls(x, target, ignore_index=ignore_index)
     TARGET_CASES += expand(f"target-out-of-range-{name}", calls, IndexError, out_of_range(value))
+# uint64 indices above 2^63 - 1 wrapped to negative int64: 2^64 - 100 became -100 (the default
+# ignore_index) and was silently ignored.
+for value in (2**64 - 100, 2**64 - 1, 2**63):
+    for reduction in ("mean", "none"):
+        calls = cross_entropy_calls(XF, np.array([0, value, 1], np.uint64), reduction=reduction)
+        TARGET_CASES += expand(f"target-out-of-range-uint64-{value}-{reduction}", calls, IndexError, out_of_range(value))
 
 WEIGHT_CASES = []
 for name, shape in {"short": (3,), "long": (5,), "row": (1, 4), "column": (4, 1), "scalar": (), "empty": (0,)}.items():
