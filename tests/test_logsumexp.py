@@ -211,6 +211,36 @@ def test_weights_beyond_the_kernel_range(isa, dtype, side, axis, keepdims):
 
 
 @FLOAT32_64
+def test_subnormal_weight_at_the_largest_a(isa, dtype):
+    """A subnormal weight on the largest a makes the total tiny: 1 / total overflowed the dtype and
+    the gradient was inf / nan (float32 b = [1e-45, 1], a = [100, 0]: gradient [0.036, 0.964])."""
+    tiny = float(np.finfo(dtype).smallest_subnormal) * 3
+    far = 100.0 if dtype == np.float32 else 740.0
+    a = np.array([[far, 0.0, -1.0, 2.0], [far, far - 1, 0.0, 1.0], [0.0, far, 1.0, -far]], dtype=dtype)
+    b = np.array([[tiny, 1.0, 2.0, 0.5], [tiny, tiny * 4, 1.0, 1.0], [1.0, tiny, 0.0, 3.0]], dtype=dtype)
+    check_logsumexp(a, axis=-1, b=b, what="subnormal weight at the max")
+    check_logsumexp(a.T, axis=0, b=b.T, what="subnormal weight at the max, columns")
+    check_logsumexp(a, axis=-1, b=b, return_sign=True, grad=False, what="subnormal weight at the max, sign")
+    g = np.array([1.0, -2.0, 0.5], dtype=dtype)
+    for result in (None, logitloss.logsumexp(a, axis=-1, b=b)):
+        exact = reference.logsumexp(a, axis=-1, b=b, grad_output=g)
+        got = logitloss.logsumexp_backward(g, a, axis=-1, b=b, result=result)
+        assert_close_to_exact(got, exact.grad, dtype, exact.grad_scale, lo=exact.grad_lo, direction=GRADIENT,
+                              what=f"logsumexp_backward result={result is not None}")
+
+
+@FLOAT32_64
+@pytest.mark.parametrize("n", [64, 4096, 5000])
+def test_long_rows_of_weights_below_the_rescale_threshold(isa, dtype, n):
+    """float64 lanes sum a whole 4096-element chunk before unscaling: 4096 weights of 2^500 gave inf."""
+    exponent = 56 if dtype == np.float32 else 500
+    a = np.zeros((2, n), dtype=dtype)
+    a[1, ::3] = -1.0
+    for b in (np.full((2, n), 2.0**exponent, dtype), np.full((2, n), 2.0 ** (exponent - 20), dtype)):
+        check_logsumexp(a, axis=-1, b=b, what=f"n={n} b={float(b[0, 0]):g}")
+
+
+@FLOAT32_64
 def test_weights_beyond_the_kernel_range_match_scipy(isa, dtype, scipy_special):
     """SciPy (in float64, or float128-free exact for float64 through the shift by log b) agrees."""
     a = logits((3, 19), dtype, seed=62)

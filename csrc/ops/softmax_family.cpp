@@ -99,43 +99,46 @@ LogsumexpValue weighted_infinite_logsumexp(const T* x, const T* w, int64_t n, bo
 
 
 // Weights beyond the kernels' range. The kernels hold weights in lanes scaled by 2^64 (float) /
-// 2^512 (double) and sum 32 of them per lane before widening, so a weight above ~2^58 / ~2^506
+// 2^512 (double): float lanes sum 32 terms before widening to double, double lanes a whole chunk
+// (4096 terms, then 8 lanes) before unscaling, so a weight above ~2^58 (float) / ~2^497 (double)
 // overflows there; and sums of weights below ~2^-60 (float lanes) / ~2^-500 (double sums) fall
-// into the subnormal range and lose precision. Such a row's weights are rescaled by 2^-k, k the
-// exponent of the largest |b| (the largest becomes [0.5, 1)), and k ln 2 is added to the value:
+// into the subnormal range and lose precision. Such a row's weights (largest |b| above 2^56 /
+// 2^480 or below 2^-60 / 2^-500) are rescaled by 2^-k, k the exponent of the largest |b| (which
+// becomes [0.5, 1)), and k ln 2 is added to the value:
 //   log sum b exp(a) = k ln 2 + log sum (b 2^-k) exp(a),
 // while the gradient b exp(a - value) is unchanged: (b 2^-k) exp(a - (value - k ln 2)).
-// Scaling by a power of two is exact unless it pushes a weight below the normal range; when it
-// would round one (weights spanning more than the format's range), the row takes the scalar
-// wide-range path instead.
+// Scaling by a power of two is exact while every nonzero weight stays normal. A row with a
+// nonzero weight below the normal range after rescaling (weights spanning more than the format,
+// or a subnormal weight next to normal ones) takes the scalar wide-range path instead: there the
+// kernels' 1 / total and exp(a - value) could overflow (a subnormal weight at the largest a:
+// total ~ 1e-45, the gradient inf where it is 0.04), and the rescale would round.
 template <class T>
 struct RowWeights {
   const T* b;        // the weights the kernels see: the caller's, or the rescaled copy
   int exponent;      // k: b = caller's weights * 2^-k
-  bool exact;        // false: rescaling would round a weight; use weighted_logsumexp_wide_range
+  bool in_range;     // false: use weighted_logsumexp_wide_range / lse_gradient_wide_range
 };
 
 template <class T>
 RowWeights<T> normalize_row_weights(const T* b, int64_t n, int slot) {
-  constexpr double kLargest = sizeof(T) == 4 ? 0x1p56 : 0x1p500;
+  constexpr double kLargest = sizeof(T) == 4 ? 0x1p56 : 0x1p480;
   constexpr double kSmallest = sizeof(T) == 4 ? 0x1p-60 : 0x1p-500;
+  constexpr double kSmallestNormal = (double)std::numeric_limits<T>::min();
   const char* bytes = reinterpret_cast<const char*>(b);
-  double largest = 0.0;
-  for (int64_t i = 0; i < n; ++i) {  // nan compares false: ignored (it makes the value nan anyway)
+  double largest = 0.0, smallest = kInf;  // of the nonzero |b| (nan compares false: ignored,
+  for (int64_t i = 0; i < n; ++i) {       // it makes the value nan anyway)
     const double w = std::fabs((double)load_scalar<T>(bytes + i * (int64_t)sizeof(T)));
     if (w > largest) largest = w;
+    if (w > 0 && w < smallest) smallest = w;
   }
-  if (largest == kInf || largest == 0.0 || (largest <= kLargest && largest >= kSmallest)) return {b, 0, true};
+  if (largest == kInf || largest == 0.0) return {b, 0, true};  // edge-case rules, or nothing left
   int k = 0;
-  std::frexp(largest, &k);
+  if (largest > kLargest || largest < kSmallest) std::frexp(largest, &k);
+  if (smallest < std::ldexp(kSmallestNormal, k)) return {b, 0, false};
+  if (k == 0) return {b, 0, true};
   T* scaled = scratch<T>(slot, n);
-  bool exact = true;
-  for (int64_t i = 0; i < n; ++i) {
-    const T w = load_scalar<T>(bytes + i * (int64_t)sizeof(T));
-    scaled[i] = std::ldexp(w, -k);
-    exact = exact && (std::ldexp(scaled[i], k) == w || std::isnan(w));
-  }
-  return {scaled, k, exact};
+  for (int64_t i = 0; i < n; ++i) scaled[i] = std::ldexp(load_scalar<T>(bytes + i * (int64_t)sizeof(T)), -k);
+  return {scaled, k, true};
 }
 
 // log|b| of a nonzero finite weight as e ln 2 + log|m| (b = m 2^e, m in [0.5, 1)).
@@ -145,8 +148,8 @@ inline double log_magnitude(double w) {
   return add_ln2_multiple(std::log(m), e);
 }
 
-// SciPy's weighted logsumexp of a row whose weights span more than the format's range, in double
-// and in the log domain: terms s_i exp(t_i), t_i = a_i + log|b_i|, then finalize_logsumexp of
+// SciPy's weighted logsumexp of a row whose weights are not in the kernels' range (see
+// normalize_row_weights), in double and in the log domain: terms s_i exp(t_i), t_i = a_i + log|b_i|, then finalize_logsumexp of
 // the largest t against the others. Never regular: the gradient takes lse_gradient_wide_range.
 template <class T>
 LogsumexpValue weighted_logsumexp_wide_range(const T* a, const T* b, int64_t n, bool return_sign) {
@@ -274,7 +277,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     const int64_t grad_stride = ops.grad == kNoOperand ? 0 : L.row_stride[ops.grad];
     char* sign_bytes = ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + cur.offset(ops.sign);
     const RowWeights<T> weights = caller_b ? normalize_row_weights(caller_b, n, 3) : RowWeights<T>{nullptr, 0, true};
-    if (!weights.exact) {
+    if (!weights.in_range) {
       const LogsumexpValue v = weighted_logsumexp_wide_range(a, caller_b, n, ops.return_sign);
       store_value(call.base[ops.out] + cur.offset(ops.out), sign_bytes, v);
       if (grad_bytes) lse_gradient_wide_range(a, caller_b, n, v.value, 1.0, grad_bytes, grad_stride);
@@ -362,7 +365,7 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
     // Weights beyond the kernels' range: rescaled by 2^-k (the shift below moves by k ln 2), or
     // the wide-range path (see normalize_row_weights).
     const RowWeights<T> weights = caller_b ? normalize_row_weights(caller_b, n, 3) : RowWeights<T>{nullptr, 0, true};
-    if (!weights.exact) {
+    if (!weights.in_range) {
       const double value = ops.result != kNoOperand
                                ? (double)load_scalar<T>(call.base[ops.result] + cur.offset(ops.result))
                                : weighted_logsumexp_wide_range(a, caller_b, n, false).value;
