@@ -104,6 +104,32 @@ def test_logsumexp_backward_with_b(isa, dtype):
     check_lse_backward(upstream((2, 4), dtype, seed=33), a, axis=-1, b=big_b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", [-1, 0], ids=repr)
+def test_logsumexp_backward_with_b_beyond_the_kernel_range(isa, dtype, axis, keepdims):
+    """Weights above ~2^58 (float32) / ~2^506 (float64) overflowed the kernels' scaled sums and
+    tiny ones lost precision; the gradient must not change when the driver rescales them."""
+    a = logits((4, 37), dtype, seed=34)
+    exponents = (64, 126, -70, -140) if dtype == np.float32 else (520, 1000, -600, -1060)
+    for exponent in exponents:
+        b = np.ldexp(np.random.default_rng(exponent + 2000).uniform(0.5, 2.0, a.shape), exponent).astype(dtype)
+        reduced = np.shape(logitloss.logsumexp(a, axis=axis, b=b, keepdims=keepdims))
+        g = upstream(reduced, dtype, seed=35)
+        what = f"b ~ 2^{exponent} axis={axis} keepdims={keepdims}"
+        check_lse_backward(g, a, axis=axis, b=b, keepdims=keepdims, what=what)
+        result = logitloss.logsumexp(a, axis=axis, b=b, keepdims=keepdims)
+        assert np.isfinite(result).all(), what
+        check_lse_backward(g, a, axis=axis, b=b, keepdims=keepdims, result=result, what=what + " result=")
+    # weights spanning the whole format in one row (rescaling would round the smallest)
+    top, bottom, far = (127, -140, 300.0) if dtype == np.float32 else (1023, -1074, 2000.0)
+    a = np.array([[0.0, far, 1.0], [0.0, -far, 1.0]], dtype=dtype)
+    b = np.array([[2.0**top, 2.0**bottom, 3.0], [2.0**top, 2.0**bottom, 1.0]]).astype(dtype)
+    g = upstream(2, dtype, seed=36)
+    check_lse_backward(g, a, axis=-1, b=b, what="weights spanning the format")
+    check_lse_backward(g, a, axis=-1, b=b, result=logitloss.logsumexp(a, axis=-1, b=b), what="spanning, result=")
+
+
 @dtypes
 def test_logsumexp_backward_uses_result(isa, dtype):
     a = logits((6, 45), dtype, seed=41)

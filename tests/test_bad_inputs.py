@@ -10,6 +10,7 @@ and failed calls that must leave nothing behind.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from functools import partial
 
 import numpy as np
@@ -281,6 +282,12 @@ for name, x, target, ignore_index, value in (
 ):
     calls = cross_entropy_calls(x, target, ignore_index=ignore_index)
     TARGET_CASES += expand(f"target-out-of-range-{name}", calls, IndexError, out_of_range(value))
+# uint64 indices above 2^63 - 1 wrapped to negative int64: 2^64 - 100 became -100 (the default
+# ignore_index) and was silently ignored.
+for value in (2**64 - 100, 2**64 - 1, 2**63):
+    for reduction in ("mean", "none"):
+        calls = cross_entropy_calls(XF, np.array([0, value, 1], np.uint64), reduction=reduction)
+        TARGET_CASES += expand(f"target-out-of-range-uint64-{value}-{reduction}", calls, IndexError, out_of_range(value))
 
 WEIGHT_CASES = []
 for name, shape in {"short": (3,), "long": (5,), "row": (1, 4), "column": (4, 1), "scalar": (), "empty": (0,)}.items():
@@ -357,10 +364,11 @@ GRAD_OUT_CASES += [
 ]
 
 CONFIG_CASES = [
-    *[bad(f"set_num_threads-{n!r}", ValueError, arg("n"), partial(logitloss.set_num_threads, n))
-      for n in (0, -1, 2**31, 2**70)],
-    *[bad(f"set_num_threads-{n!r}", TypeError, arg("n"), partial(logitloss.set_num_threads, n))
-      for n in (1.5, "2", None, True, np.array([1, 2]))],
+    *[bad(f"set_num_threads-{n!r}", ValueError, arg("n") + ".*>= 1", partial(logitloss.set_num_threads, n))
+      for n in (0, -1, -(2**31), -(2**70), np.int64(0), np.uint8(0))],
+    *[bad(f"set_num_threads-{n!r}", TypeError, arg("n") + ".*integer", partial(logitloss.set_num_threads, n))
+      for n in (1.5, 2.0, np.float64(2.0), "2", None, True, False, np.True_, np.array([1, 2]), 1 + 0j,
+                Fraction(2, 1))],
     *[bad(f"use_isa-{name!r}", ValueError, arg("name") + f".*'{name}'", partial(enter_use_isa, name))
       for name in ("sse9", "", "AVX2", *sorted(set(KNOWN_ISAS) - set(SUPPORTED_ISAS)))],
     *[bad(f"use_isa-{name!r}", TypeError, arg("name"), partial(enter_use_isa, name)) for name in (None, 3, b"avx2")],
@@ -516,6 +524,27 @@ def test_narrow_out_rounds_without_warnings(isa):
     out = np.empty(3, np.float16)
     assert logitloss.log_softmax(x, out=out) is out
     assert same_bits(out, logitloss.log_softmax(x)) and out[1] == -np.inf
+
+
+MAX_THREADS = 1024  # documented: set_num_threads caps larger counts here
+
+
+@pytest.mark.parametrize("n", [MAX_THREADS, MAX_THREADS + 1, 10**6, 2**31, 2**63, 2**70, 10**100])
+def test_set_num_threads_caps_huge_counts(n, restore_threads):
+    """torch accepts any positive count; logitloss caps it at 1024 (each thread costs a stack and
+    a start), so a huge request neither fails nor tries to start millions of threads."""
+    logitloss.set_num_threads(n)
+    assert logitloss.get_num_threads() == MAX_THREADS
+    x = logits((64, 40_000), np.float32, seed=4)  # enough work for many threads
+    got = logitloss.logsumexp(x, axis=-1)
+    logitloss.set_num_threads(1)
+    assert same_bits(got, logitloss.logsumexp(x, axis=-1))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, np.int32(2), np.uint64(3), MAX_THREADS - 1])
+def test_set_num_threads_accepts_integers(n, restore_threads):
+    logitloss.set_num_threads(n)
+    assert logitloss.get_num_threads() == int(n) and type(logitloss.get_num_threads()) is int
 
 
 def test_errors_leave_no_state(isa, restore_threads):

@@ -139,6 +139,27 @@ def test_isa_env_cap_above_cpu_is_lowered(tmp_path):
         assert chosen and name in chosen[0] and isa in chosen[0], f"show_config must say the cap was lowered:\n{config}"
 
 
+@pytest.mark.parametrize("value,threads", [("3", 3), (" 2 ", 2), ("0004", 4), ("5000", 1024), ("9" * 30, 1024)])
+def test_num_threads_env_values(tmp_path, value, threads):
+    """Decimal integers >= 1, capped at 1024 as set_num_threads (30 digits once overflowed atoi)."""
+    _, _, got, _ = state(tmp_path, LOGITLOSS_NUM_THREADS=value)
+    assert got == threads
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "2.5", "4,2", "0x10", "3 4"])
+def test_num_threads_env_invalid_fails_at_import(tmp_path, value):
+    """A typo was silently ignored (atoi: the default count); now it is reported, as LOGITLOSS_ISA."""
+    proc = run_python("import logitloss", tmp_path, LOGITLOSS_NUM_THREADS=value)
+    assert proc.returncode != 0
+    assert "ValueError" in proc.stderr and "LOGITLOSS_NUM_THREADS" in proc.stderr, proc.stderr
+
+
+def test_num_threads_env_blank_means_default(tmp_path):
+    _, _, blank, _ = state(tmp_path, LOGITLOSS_NUM_THREADS="  ")
+    _, _, default, _ = state(tmp_path)
+    assert blank == default
+
+
 def test_isa_env_unknown_name_fails_at_import(tmp_path):
     proc = run_python("import logitloss", tmp_path, LOGITLOSS_ISA="avx9000")
     assert proc.returncode != 0

@@ -635,6 +635,79 @@ def test_empty_batch(isa, dtype, kind):
     assert logitloss.cross_entropy_backward(dtype(1), k, tk, reduction="sum").shape == (2, 5, 0)
 
 
+ZERO_CLASS_SHAPES = [(3, 0), (0, 0), (2, 0, 4), (2, 0, 9), (0,)]
+
+
+def same_values(x, y):
+    """Same dtype, shape and values, the sign of zero included (any nan matches any nan)."""
+    x, y = np.asarray(x), np.asarray(y)
+    signs = np.where(np.isnan(x), False, np.signbit(x)), np.where(np.isnan(y), False, np.signbit(y))
+    return (x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y, equal_nan=True)
+            and np.array_equal(*signs))
+
+
+@dtypes
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", ZERO_CLASS_SHAPES, ids=str)
+def test_zero_classes_probability_targets_match_torch(isa, dtype, shape, reduction, smoothing, torch):
+    """No classes: every position's loss is an empty sum, negated (torch: -0.0), the mean is nan
+    (numel / C = 0 / 0), the gradient empty; these were nan (the statistics of an empty row)."""
+    x = np.zeros(shape, dtype=dtype)
+    for weight in (None, np.ones(0, dtype=dtype)):
+        kwargs = dict(reduction=reduction, label_smoothing=smoothing)
+        xt = torch.from_numpy(x.astype(np.float32)).requires_grad_(True)
+        expected = torch.nn.functional.cross_entropy(
+            xt, torch.from_numpy(x.astype(np.float32)), weight=None if weight is None else torch.ones(0), **kwargs)
+        expected.backward(torch.ones_like(expected))
+        expected = expected.detach().numpy()
+        loss, grad = logitloss.cross_entropy(x, x.copy(), weight=weight, return_grad=True, **kwargs)
+        loss = np.asarray(loss)
+        what = f"{shape} {reduction} smoothing={smoothing} weight={weight is not None}"
+        assert loss.shape == expected.shape and loss.dtype == dtype, (what, loss.shape, loss.dtype)
+        assert same_values(loss, expected.astype(dtype)), (what, loss, expected)  # -0.0 / nan as torch
+        assert grad.shape == shape and grad.dtype == dtype, what
+        upstream = np.ones(loss.shape, dtype=dtype) if reduction == "none" else dtype(1)
+        assert logitloss.cross_entropy_backward(upstream, x, x.copy(), weight=weight, **kwargs).shape == shape
+
+
+@dtypes
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_zero_classes_index_targets_match_torch(isa, dtype, reduction, torch):
+    """No classes, every target ignored (any other index is out of range): 0 losses, nan mean; with
+    label smoothing torch's e / C is inf and 0 * inf makes every loss nan."""
+    for shape, smoothing in itertools.product([(3, 0), (0, 0)], [0.0, 0.2]):
+        x = np.zeros(shape, dtype=dtype)
+        t = np.full(shape[:1], -100, dtype=np.int64)
+        kwargs = dict(reduction=reduction, label_smoothing=smoothing)
+        expected = torch.nn.functional.cross_entropy(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(t), **kwargs)
+        loss, grad = logitloss.cross_entropy(x, t, return_grad=True, **kwargs)
+        what = f"{shape} {reduction} smoothing={smoothing}"
+        assert same_values(np.asarray(loss), expected.numpy().astype(dtype)), (what, loss, expected)
+        assert grad.shape == shape, what
+        if shape[0]:
+            with pytest.raises(IndexError, match="out of bounds"):
+                logitloss.cross_entropy(x, np.zeros(shape[:1], dtype=np.int64), **kwargs)
+
+
+@dtypes
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_zero_loss_sign_matches_torch(isa, dtype, reduction, torch):
+    """torch negates a sum of log-probabilities: an exactly zero loss is -0.0 per position and for
+    probability targets in every reduction; index-target sums and means start from +0.0."""
+    x = np.zeros((2, 1, 9), dtype=dtype)  # one class: every log-probability is exactly 0
+    for target in (np.ones_like(x), np.zeros_like(x), np.zeros((2, 9), dtype=np.int64)):
+        expected = torch.nn.functional.cross_entropy(
+            torch.from_numpy(x.astype(np.float32)), torch.from_numpy(target if target.dtype.kind == "i" else target.astype(np.float32)),
+            reduction=reduction)
+        loss = np.asarray(logitloss.cross_entropy(x, target, reduction=reduction))
+        assert same_values(loss, expected.numpy().astype(dtype)), (target.dtype, loss, expected)
+    x = np.zeros((3, 4), dtype=dtype)  # probability targets all zero: 0 loss
+    expected = torch.nn.functional.cross_entropy(torch.zeros(3, 4), torch.zeros(3, 4), reduction=reduction)
+    assert same_values(np.asarray(logitloss.cross_entropy(x, np.zeros_like(x), reduction=reduction)),
+                     expected.numpy().astype(dtype))
+
+
 @dtypes
 def test_all_ignored(isa, dtype):
     """mean over nothing: nan loss, all-zero gradient; sum 0; none zeros (also with smoothing)."""

@@ -193,6 +193,110 @@ def test_return_sign(isa, dtype):
     check_logsumexp(a[0], b=b[0], return_sign=True, what="full reduction with sign")
 
 
+# ---- weights beyond the kernels' range ---------------------------------------------------------
+# The kernels hold weights scaled by 2^64 (float32) / 2^512 (float64): larger weights overflowed
+# there (inf or nan where the exact value is finite), and weights near the bottom of the range made
+# subnormal sums. The driver rescales such a row's weights by a power of two.
+
+# Exponents E of the weights: above ~2^58 / ~2^506 overflowed, below ~2^-60 / ~2^-500 lost precision.
+HUGE_EXPONENTS = {np.float32: (60, 64, 100, 126), np.float64: (507, 520, 800, 1022)}
+TINY_EXPONENTS = {np.float32: (-70, -126, -140), np.float64: (-600, -1022, -1060)}
+FLOAT32_64 = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+
+
+def scaled_weights(shape, dtype, exponent, seed, *, negative=False):
+    """Weights of magnitude in [0.5, 2) * 2^exponent (subnormal ones keep fewer bits), some
+    negative if asked."""
+    rng = np.random.default_rng(seed)
+    b = np.ldexp(rng.uniform(0.5, 2.0, shape), exponent)
+    if negative:
+        b[..., 1::3] *= -0.25  # a positive total, with cancellation
+    b = b.astype(dtype)
+    assert np.isfinite(b).all() and (b != 0).all()
+    return b
+
+
+@FLOAT32_64
+@pytest.mark.parametrize("side", ["huge", "tiny"])
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", [-1, 0, None], ids=repr)
+def test_weights_beyond_the_kernel_range(isa, dtype, side, axis, keepdims):
+    a = logits((5, 37), dtype, seed=61, spread=3.0)
+    for exponent in (HUGE_EXPONENTS if side == "huge" else TINY_EXPONENTS)[dtype]:
+        for negative in (False, True):
+            b = scaled_weights(a.shape, dtype, exponent, seed=exponent + 2000, negative=negative)
+            what = f"b ~ 2^{exponent} negative={negative} axis={axis} keepdims={keepdims}"
+            check_logsumexp(a, axis=axis, b=b, keepdims=keepdims, what=what)
+            check_logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=True, grad=False, what=what + " sign")
+    # one weight per row (a column of b) and a scalar b broadcasting
+    check_logsumexp(a, axis=-1, b=scaled_weights((5, 1), dtype, HUGE_EXPONENTS[dtype][-1], seed=3), what="column b")
+    check_logsumexp(a, axis=None, b=dtype(np.ldexp(1.5, TINY_EXPONENTS[dtype][-1])), what="scalar b")
+
+
+@FLOAT32_64
+def test_subnormal_weight_at_the_largest_a(isa, dtype):
+    """A subnormal weight on the largest a makes the total tiny: 1 / total overflowed the dtype and
+    the gradient was inf / nan (float32 b = [1e-45, 1], a = [100, 0]: gradient [0.036, 0.964])."""
+    tiny = float(np.finfo(dtype).smallest_subnormal) * 3
+    far = 100.0 if dtype == np.float32 else 740.0
+    a = np.array([[far, 0.0, -1.0, 2.0], [far, far - 1, 0.0, 1.0], [0.0, far, 1.0, -far]], dtype=dtype)
+    b = np.array([[tiny, 1.0, 2.0, 0.5], [tiny, tiny * 4, 1.0, 1.0], [1.0, tiny, 0.0, 3.0]], dtype=dtype)
+    check_logsumexp(a, axis=-1, b=b, what="subnormal weight at the max")
+    check_logsumexp(a.T, axis=0, b=b.T, what="subnormal weight at the max, columns")
+    check_logsumexp(a, axis=-1, b=b, return_sign=True, grad=False, what="subnormal weight at the max, sign")
+    g = np.array([1.0, -2.0, 0.5], dtype=dtype)
+    for result in (None, logitloss.logsumexp(a, axis=-1, b=b)):
+        exact = reference.logsumexp(a, axis=-1, b=b, grad_output=g)
+        got = logitloss.logsumexp_backward(g, a, axis=-1, b=b, result=result)
+        assert_close_to_exact(got, exact.grad, dtype, exact.grad_scale, lo=exact.grad_lo, direction=GRADIENT,
+                              what=f"logsumexp_backward result={result is not None}")
+
+
+@FLOAT32_64
+@pytest.mark.parametrize("n", [64, 4096, 5000])
+def test_long_rows_of_weights_below_the_rescale_threshold(isa, dtype, n):
+    """float64 lanes sum a whole 4096-element chunk before unscaling: 4096 weights of 2^500 gave inf."""
+    exponent = 56 if dtype == np.float32 else 500
+    a = np.zeros((2, n), dtype=dtype)
+    a[1, ::3] = -1.0
+    for b in (np.full((2, n), 2.0**exponent, dtype), np.full((2, n), 2.0 ** (exponent - 20), dtype)):
+        check_logsumexp(a, axis=-1, b=b, what=f"n={n} b={float(b[0, 0]):g}")
+
+
+@FLOAT32_64
+def test_weights_beyond_the_kernel_range_match_scipy(isa, dtype, scipy_special):
+    """SciPy (in float64, or float128-free exact for float64 through the shift by log b) agrees."""
+    a = logits((3, 19), dtype, seed=62)
+    for exponent in HUGE_EXPONENTS[dtype] + TINY_EXPONENTS[dtype]:
+        b = scaled_weights(a.shape, dtype, exponent, seed=7)
+        # SciPy's own float64 sums overflow / go subnormal too: shift b to 1 and the result back.
+        shift = float(exponent) * np.log(2.0)
+        expected = scipy_special.logsumexp(a.astype(np.float64), axis=-1, b=np.ldexp(b.astype(np.float64), -exponent))
+        got = logitloss.logsumexp(a, axis=-1, b=b)
+        assert np.isfinite(got).all(), (exponent, got)
+        np.testing.assert_allclose(got, expected + shift, rtol=8 * np.finfo(dtype).eps, atol=0, err_msg=str(exponent))
+
+
+def test_float16_input_with_huge_float32_weights(isa):
+    a = logits((4, 21), np.float16, seed=63)
+    b = scaled_weights(a.shape, np.float32, 100, seed=8)
+    out, grad = check_logsumexp(a, axis=-1, b=b, what="float16 a, float32 b ~ 2^100")[0]
+    assert out.dtype == np.float32 and grad.dtype == np.float32
+
+
+@FLOAT32_64
+def test_weights_spanning_the_whole_format(isa, dtype):
+    """Weights from the top to the bottom of the format in one row: rescaling the largest into
+    range would round the smallest, which may still dominate (a far larger a)."""
+    top, bottom, far = {np.float32: (127, -140, 300.0), np.float64: (1023, -1074, 2000.0)}[dtype]
+    a = np.array([[0.0, far, 1.0], [0.0, -far, 1.0], [far, 0.0, far - 1]], dtype=dtype)
+    b = np.array([[2.0**top, 2.0**bottom, 3.0], [2.0**top, 2.0**bottom, -1.0], [2.0**bottom, 2.0**top, -(2.0**bottom)]])
+    b = b.astype(dtype)
+    check_logsumexp(a, axis=-1, b=b, what="weights spanning the format")
+    check_logsumexp(a, axis=-1, b=b, return_sign=True, grad=False, what="weights spanning the format, sign")
+    check_logsumexp(a.T, axis=0, b=b.T, what="weights spanning the format, columns")
+
+
 # ---- extreme and special values ----------------------------------------------------------------
 
 

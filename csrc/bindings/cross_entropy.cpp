@@ -2,6 +2,8 @@
 // (class axis 1, index or probability targets, weight, ignore_index, reduction, label smoothing),
 // then the driver in csrc/ops/cross_entropy.cpp without the GIL.
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "bindings/arrays.h"
@@ -87,6 +89,15 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
     if (target.dtype().kind() != 'i' && target.dtype().kind() != 'u') {
       throw py::type_error("`target` holds class indices and must be an integer array, got dtype " +
                            py::str(target.dtype()).cast<std::string>());
+    }
+    // uint64 indices above 2^63 - 1 would wrap to negative int64 (2^64 - 100 to -100, the default
+    // ignore_index, silently ignored): out of bounds for any input, reported with their value.
+    if (target.dtype().kind() == 'u' && target.dtype().itemsize() == 8 && target.size() > 0) {
+      const py::object largest = target.attr("max")();
+      if (largest.cast<uint64_t>() > (uint64_t)std::numeric_limits<int64_t>::max()) {
+        throw py::index_error("`target`: Target " + py::str(largest).cast<std::string>() + " is out of bounds (classes 0.." +
+                              std::to_string(classes - 1) + ")");
+      }
     }
     a.target = cast_to(target, py::dtype::of<int64_t>());
   }

@@ -87,12 +87,27 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("get_num_threads", &ll::get_num_threads);
   m.def("set_num_threads", [](pybind11::handle n_obj) {
-    const int64_t n = ll::as_int64(n_obj, "n");
-    if (n < 1 || n > std::numeric_limits<int>::max()) {
-      throw pybind11::value_error("`n` must be in [1, " + std::to_string(std::numeric_limits<int>::max()) + "], got " +
-                                  std::to_string(n));
+    // Any integer >= 1 (not a bool); counts above kMaxThreads, however large, are capped there.
+    if (pybind11::isinstance<pybind11::bool_>(n_obj) || !PyIndex_Check(n_obj.ptr())) {
+      throw pybind11::type_error("`n` must be an integer, got " + pybind11::repr(n_obj).cast<std::string>());
     }
-    ll::set_num_threads((int)n);
+    const pybind11::int_ n = pybind11::reinterpret_steal<pybind11::int_>(PyNumber_Index(n_obj.ptr()));
+    if (!n) {
+      pybind11::error_already_set error;
+      if (error.matches(PyExc_TypeError)) {
+        throw pybind11::type_error("`n` must be an integer, got " + pybind11::repr(n_obj).cast<std::string>());
+      }
+      throw error;
+    }
+    const auto greater = [&](int bound) {
+      const int r = PyObject_RichCompareBool(n.ptr(), pybind11::int_(bound).ptr(), Py_GT);
+      if (r < 0) throw pybind11::error_already_set();
+      return r == 1;
+    };
+    if (!greater(0)) {
+      throw pybind11::value_error("`n` must be an integer >= 1 (threads), got " + pybind11::repr(n).cast<std::string>());
+    }
+    ll::set_num_threads(greater(ll::kMaxThreads) ? ll::kMaxThreads : n.cast<int>());
   }, pybind11::arg("n"));
   m.def("_eval_math", &ll::eval_math, pybind11::arg("isa"), pybind11::arg("func"), pybind11::arg("x"));
   ll::bind_softmax_family(m);

@@ -32,12 +32,14 @@ bool check_targets(const ArrayCall& call, const CrossEntropyOperands& ops, int64
 }
 
 // One position's loss from its statistics: sum_c v_c (L - z_c) = gap + mass L, plus for an index
-// target y the (1 - e) w_y (max - z_y + L) term.
+// target y the (1 - e) w_y (max - z_y + L) term. A zero loss is -0.0, as torch's (a negated
+// log-probability: -(w_y logp_y), -sum_c(w_c y_c logp_c)).
 double position_loss(const SliceStats& s, double gap, double mass, bool index_target, double e, double w_y,
                      double z_y) {
   const double log_sum = log_total(s);
-  const double loss = gap + mass * log_sum;
-  return index_target ? loss + (1.0 - e) * w_y * ((s.max - z_y) + log_sum) : loss;
+  double loss = gap + mass * log_sum;
+  if (index_target) loss += (1.0 - e) * w_y * ((s.max - z_y) + log_sum);
+  return loss == 0 ? -0.0 : loss;
 }
 
 // The gradient at an index target y: g ((1 - e) w_y (p_y - 1) + p_y mass - v_y), with p_y - 1
@@ -83,12 +85,21 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
         if (grad_bytes) {
           for (int64_t c = 0; c < C; ++c) store_scalar<T>(grad_bytes + c * grad_stride, T(0));
         }
-        finish(0.0);
+        // With no classes, label smoothing's e / C is inf and torch's 0 * inf makes the loss nan.
+        finish(C == 0 && e > 0 ? kNan : 0.0);
         return;
       }
       w_y = weight ? (double)weight[y] : 1.0;
+      // (C == 0 never gets here: every class index is out of range)
       // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
       z_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
+    }
+
+    // No classes (probability targets of shape (N, 0, ...)): the loss is an empty sum, negated
+    // (-0.0, as torch), and the gradient is empty. (Index targets get here only if ignored.)
+    if (C == 0) {
+      finish(-0.0);
+      return;
     }
 
     // 2. One fused pass: statistics, target terms and (if asked) the gradient.
@@ -222,11 +233,17 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
   const TypedKernels<T>& k = kernels_for<T>(active_kernels());
   const ReductionLayout& L = call.layout;
   CrossEntropyResult result;
+  // torch negates the sum of probability-target terms: a zero total is -0.0 there (index targets
+  // sum per-position losses from +0.0).
+  const double zero_total = ops.probability_targets ? -0.0 : 0.0;
   if (L.rows == 0) {  // an empty batch: the mean is 0 / 0, the sum 0 (as torch)
-    result.loss = ops.reduction == LossReduction::kMean ? kNan : 0.0;
+    // (index targets, no classes and label smoothing: torch's 0 * (e / C) = 0 * inf is nan)
+    const bool smoothing_without_classes = !ops.probability_targets && L.length == 0 && ops.label_smoothing > 0;
+    result.loss = ops.reduction == LossReduction::kMean || smoothing_without_classes ? kNan : zero_total;
     return result;
   }
-  double denominator = (double)L.rows;  // probability targets: positions
+  // Probability targets: the positions, numel / C (torch: nan when numel is 0, also for C == 0).
+  double denominator = ops.probability_targets && L.length == 0 ? kNan : (double)L.rows;
   if (!ops.probability_targets && !check_targets<T>(call, ops, L.length, denominator, result.bad_target_value)) {
     result.bad_target = true;
     return result;
@@ -257,7 +274,7 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
                           : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
                                                                  : 1.0;
   std::vector<double> row_loss(ops.reduction == LossReduction::kNone ? 0 : (size_t)L.rows);
-  if (use_columns<T>(L, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand})) {
+  if (L.length > 0 && use_columns<T>(L, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand})) {
     cross_entropy_columns(k, call, scaled_ops, g_common, row_loss);
   } else {
     cross_entropy_rows(k, call, scaled_ops, g_common, row_loss);
@@ -265,6 +282,7 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
   // Reduction in row order: the same sum whatever the threads.
   double sum = 0.0;
   for (double v : row_loss) sum += v;
+  if (sum == 0) sum = zero_total;
   result.loss = ops.reduction == LossReduction::kMean ? sum / denominator : sum;
   return result;
 }

@@ -19,6 +19,12 @@ using namespace row_access;
 // cache for the pass that writes the outputs.
 constexpr int64_t kShortRow = 256;
 
+// ln 2 = kLn2High + kLn2Low, kLn2High with trailing zero bits so that k * kLn2High is exact.
+constexpr double kLn2High = 0x1.62e42fefa3800p-1, kLn2Low = 0x1.ef35793c76730p-45;
+
+// value + k ln 2, ln 2 in two parts.
+inline double add_ln2_multiple(double value, int k) { return (value + k * kLn2High) + k * kLn2Low; }
+
 // Target terms that make row_softmax_fused a plain softmax.
 template <class T>
 const TargetTerms<T>& plain_softmax() {
@@ -95,6 +101,107 @@ LogsumexpValue weighted_infinite_logsumexp(const T* x, const T* w, int64_t n, bo
 }
 
 
+
+// Weights beyond the kernels' range. The kernels hold weights in lanes scaled by 2^64 (float) /
+// 2^512 (double): float lanes sum 32 terms before widening to double, double lanes a whole chunk
+// (4096 terms, then 8 lanes) before unscaling, so a weight above ~2^58 (float) / ~2^497 (double)
+// overflows there; and sums of weights below ~2^-60 (float lanes) / ~2^-500 (double sums) fall
+// into the subnormal range and lose precision. Such a row's weights (largest |b| above 2^56 /
+// 2^480 or below 2^-60 / 2^-500) are rescaled by 2^-k, k the exponent of the largest |b| (which
+// becomes [0.5, 1)), and k ln 2 is added to the value:
+//   log sum b exp(a) = k ln 2 + log sum (b 2^-k) exp(a),
+// while the gradient b exp(a - value) is unchanged: (b 2^-k) exp(a - (value - k ln 2)).
+// Scaling by a power of two is exact while every nonzero weight stays normal. A row with a
+// nonzero weight below the normal range after rescaling (weights spanning more than the format,
+// or a subnormal weight next to normal ones) takes the scalar wide-range path instead: there the
+// kernels' 1 / total and exp(a - value) could overflow (a subnormal weight at the largest a:
+// total ~ 1e-45, the gradient inf where it is 0.04), and the rescale would round.
+template <class T>
+struct RowWeights {
+  const T* b;        // the weights the kernels see: the caller's, or the rescaled copy
+  int exponent;      // k: b = caller's weights * 2^-k
+  bool in_range;     // false: use weighted_logsumexp_wide_range / lse_gradient_wide_range
+};
+
+template <class T>
+RowWeights<T> normalize_row_weights(const T* b, int64_t n, int slot) {
+  constexpr double kLargest = sizeof(T) == 4 ? 0x1p56 : 0x1p480;
+  constexpr double kSmallest = sizeof(T) == 4 ? 0x1p-60 : 0x1p-500;
+  constexpr double kSmallestNormal = (double)std::numeric_limits<T>::min();
+  const char* bytes = reinterpret_cast<const char*>(b);
+  double largest = 0.0, smallest = kInf;  // of the nonzero |b| (nan compares false: ignored,
+  for (int64_t i = 0; i < n; ++i) {       // it makes the value nan anyway)
+    const double w = std::fabs((double)load_scalar<T>(bytes + i * (int64_t)sizeof(T)));
+    if (w > largest) largest = w;
+    if (w > 0 && w < smallest) smallest = w;
+  }
+  if (largest == kInf || largest == 0.0) return {b, 0, true};  // edge-case rules, or nothing left
+  int k = 0;
+  if (largest > kLargest || largest < kSmallest) std::frexp(largest, &k);
+  if (smallest < std::ldexp(kSmallestNormal, k)) return {b, 0, false};
+  if (k == 0) return {b, 0, true};
+  T* scaled = scratch<T>(slot, n);
+  for (int64_t i = 0; i < n; ++i) scaled[i] = std::ldexp(load_scalar<T>(bytes + i * (int64_t)sizeof(T)), -k);
+  return {scaled, k, true};
+}
+
+// log|b| of a nonzero finite weight as e ln 2 + log|m| (b = m 2^e, m in [0.5, 1)).
+inline double log_magnitude(double w) {
+  int e = 0;
+  const double m = std::frexp(std::fabs(w), &e);
+  return add_ln2_multiple(std::log(m), e);
+}
+
+// SciPy's weighted logsumexp of a row whose weights are not in the kernels' range (see
+// normalize_row_weights), in double and in the log domain: terms s_i exp(t_i), t_i = a_i + log|b_i|, then finalize_logsumexp of
+// the largest t against the others. Never regular: the gradient takes lse_gradient_wide_range.
+template <class T>
+LogsumexpValue weighted_logsumexp_wide_range(const T* a, const T* b, int64_t n, bool return_sign) {
+  const char* a_bytes = reinterpret_cast<const char*>(a);
+  const char* b_bytes = reinterpret_cast<const char*>(b);
+  double top = -kInf, top_sign = 0.0;
+  bool has_nan = false, has_inf = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const double w = load_scalar<T>(b_bytes + i * (int64_t)sizeof(T));
+    if (w == 0) continue;
+    const double x = load_scalar<T>(a_bytes + i * (int64_t)sizeof(T));
+    has_nan |= std::isnan(x) || std::isnan(w);
+    has_inf |= x == kInf;
+    const double t = x + log_magnitude(w);
+    if (t > top) {
+      top = t;
+      top_sign = w > 0 ? 1.0 : -1.0;
+    }
+  }
+  if (has_nan) return {kNan, kNan, kNan, kNan, false};
+  if (has_inf) return weighted_infinite_logsumexp(a, b, n, return_sign);
+  double others = 0.0;
+  bool top_seen = false;
+  for (int64_t i = 0; i < n && top != -kInf; ++i) {
+    const double w = load_scalar<T>(b_bytes + i * (int64_t)sizeof(T));
+    if (w == 0) continue;
+    const double t = (double)load_scalar<T>(a_bytes + i * (int64_t)sizeof(T)) + log_magnitude(w);
+    if (t == top && !top_seen) {
+      top_seen = true;
+      continue;
+    }
+    others += (w > 0 ? 1.0 : -1.0) * std::exp(t - top);
+  }
+  LogsumexpValue v = finalize_logsumexp(SliceStats{top, top == -kInf ? 0.0 : top_sign, others}, return_sign);
+  v.regular = false;
+  return v;
+}
+
+// d value / d x of a wide-range row: g s_i exp(a_i - value + log|b_i|), 0 where b == 0.
+template <class T>
+void lse_gradient_wide_range(const T* a, const T* b, int64_t n, double value, double g, char* out, int64_t os) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double w = load_scalar<T>(reinterpret_cast<const char*>(b + i));
+    const double x = load_scalar<T>(reinterpret_cast<const char*>(a + i));
+    const double grad = w == 0 ? 0.0 : g * (w > 0 ? 1.0 : -1.0) * std::exp((x - value) + log_magnitude(w));
+    store_scalar<T>(out + i * os, (T)grad);
+  }
+}
 
 // d value / d x for one slice when the vector kernels do not apply (non-finite value):
 // g * w * exp(x - value), 0 where w == 0, in double. Matches torch (nan for all -inf slices).
@@ -179,17 +286,28 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     const char* a_bytes = call.base[ops.a] + cur.offset(ops.a);
     const T* a = row_input<T>(a_bytes, L.row_stride[ops.a], n, 0);
     const char* b_bytes = ops.b == kNoOperand ? nullptr : call.base[ops.b] + cur.offset(ops.b);
-    const T* b = b_bytes ? row_input<T>(b_bytes, L.row_stride[ops.b], n, 1) : nullptr;
+    const T* caller_b = b_bytes ? row_input<T>(b_bytes, L.row_stride[ops.b], n, 1) : nullptr;
     char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cur.offset(ops.grad);
     const int64_t grad_stride = ops.grad == kNoOperand ? 0 : L.row_stride[ops.grad];
+    char* sign_bytes = ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + cur.offset(ops.sign);
+    const RowWeights<T> weights = caller_b ? normalize_row_weights(caller_b, n, 3) : RowWeights<T>{nullptr, 0, true};
+    if (!weights.in_range) {
+      const LogsumexpValue v = weighted_logsumexp_wide_range(a, caller_b, n, ops.return_sign);
+      store_value(call.base[ops.out] + cur.offset(ops.out), sign_bytes, v);
+      if (grad_bytes) lse_gradient_wide_range(a, caller_b, n, v.value, 1.0, grad_bytes, grad_stride);
+      return;
+    }
+    const T* b = weights.b;
     // Unweighted with a gradient: the gradient is the softmax, and its pass yields the statistics.
     const bool fused_softmax = grad_bytes && !b;
     T* grad = fused_softmax ? row_output<T>(grad_bytes, grad_stride, n, 2) : nullptr;
     const SliceStats stats = fused_softmax ? k.row_softmax_fused(a, n, grad, chunk_scratch(n), plain_softmax<T>()).stats : k.row_stats(a, b, n, kStatsPlain);
     LogsumexpValue v = finalize_logsumexp(stats, ops.return_sign);
     if (b && stats.max == kInf && !std::isnan(stats.others)) v = weighted_infinite_logsumexp(a, b, n, ops.return_sign);
-    store_value(call.base[ops.out] + cur.offset(ops.out),
-                ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + cur.offset(ops.sign), v);
+    // v describes the rescaled weights (the gradient needs it so); the value gets k ln 2 back.
+    LogsumexpValue stored = v;
+    if (weights.exponent != 0 && std::isfinite(v.value)) stored.value = add_ln2_multiple(v.value, weights.exponent);
+    store_value(call.base[ops.out] + cur.offset(ops.out), sign_bytes, stored);
     if (!grad_bytes) return;
     if (!v.regular) {
       lse_gradient_fallback<T>(reinterpret_cast<const char*>(a), sizeof(T), reinterpret_cast<const char*>(b),
@@ -271,15 +389,28 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
   const int64_t n = L.length;
   for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const T* a = row_input<T>(call.base[ops.a] + cur.offset(ops.a), L.row_stride[ops.a], n, 0);
-    const T* b = ops.b == kNoOperand ? nullptr : row_input<T>(call.base[ops.b] + cur.offset(ops.b), L.row_stride[ops.b], n, 1);
+    const T* caller_b = ops.b == kNoOperand ? nullptr : row_input<T>(call.base[ops.b] + cur.offset(ops.b), L.row_stride[ops.b], n, 1);
     const double g = (double)load_scalar<T>(call.base[ops.g] + cur.offset(ops.g));
     char* out_bytes = call.base[ops.out] + cur.offset(ops.out);
     const int64_t out_stride = L.row_stride[ops.out];
+    // Weights beyond the kernels' range: rescaled by 2^-k (the shift below moves by k ln 2), or
+    // the wide-range path (see normalize_row_weights).
+    const RowWeights<T> weights = caller_b ? normalize_row_weights(caller_b, n, 3) : RowWeights<T>{nullptr, 0, true};
+    if (!weights.in_range) {
+      const double value = ops.result != kNoOperand
+                               ? (double)load_scalar<T>(call.base[ops.result] + cur.offset(ops.result))
+                               : weighted_logsumexp_wide_range(a, caller_b, n, false).value;
+      lse_gradient_wide_range(a, caller_b, n, value, g, out_bytes, out_stride);
+      return;
+    }
+    const T* b = weights.b;
     // The gradient is g * w * exp(a - value), computed as exp(a - shift) * scale.
     double value, shift, scale;
     bool regular;
     if (ops.result != kNoOperand) {
-      value = shift = (double)load_scalar<T>(call.base[ops.result] + cur.offset(ops.result));
+      value = (double)load_scalar<T>(call.base[ops.result] + cur.offset(ops.result));
+      if (weights.exponent != 0 && std::isfinite(value)) value = add_ln2_multiple(value, -weights.exponent);
+      shift = value;
       scale = g;
       regular = std::isfinite(value);
     } else {

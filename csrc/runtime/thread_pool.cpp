@@ -16,17 +16,33 @@ namespace {
 // Below this much work per thread, waking a thread costs more than it saves (~10 us).
 constexpr double kMinWorkPerThread = 64.0 * 1024;
 
-int default_num_threads() {
-  if (const char* env = std::getenv("LOGITLOSS_NUM_THREADS")) {
-    int n = std::atoi(env);
-    if (n >= 1) return n;
+int capped(long long n) { return n < 1 ? 1 : n > kMaxThreads ? kMaxThreads : (int)n; }
+
+// LOGITLOSS_NUM_THREADS as a decimal integer >= 1 (surrounding white space allowed), or 0 if it
+// is unset or anything else (no atoi: its overflow is undefined behaviour).
+long long threads_from_environment() {
+  const char* env = std::getenv("LOGITLOSS_NUM_THREADS");
+  if (!env) return 0;
+  const char* p = env;
+  while (*p == ' ' || *p == '\t') ++p;
+  long long n = 0;
+  bool digits = false;
+  for (; *p >= '0' && *p <= '9'; ++p) {
+    digits = true;
+    if (n <= kMaxThreads) n = n * 10 + (*p - '0');  // beyond the cap, the exact value no longer matters
   }
+  while (*p == ' ' || *p == '\t') ++p;
+  return digits && *p == '\0' && n >= 1 ? n : 0;
+}
+
+int default_num_threads() {
+  if (const long long n = threads_from_environment()) return capped(n);
 #if defined(__linux__)
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return capped(CPU_COUNT(&set));
 #endif
   unsigned n = std::thread::hardware_concurrency();
-  return n ? (int)n : 1;
+  return capped(n);
 }
 
 struct Job {
@@ -161,7 +177,7 @@ int get_num_threads() {
   return n;
 }
 
-void set_num_threads(int n) { g_num_threads.store(n >= 1 ? n : 1, std::memory_order_relaxed); }
+void set_num_threads(int n) { g_num_threads.store(capped(n), std::memory_order_relaxed); }
 
 int threads_for_work(double work) {
   int by_work = (int)(work / kMinWorkPerThread);

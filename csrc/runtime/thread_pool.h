@@ -15,10 +15,14 @@
 
 namespace logitloss {
 
-// Threads used by kernels (including the caller), >= 1. Default: the CPUs this process may run
-// on, or LOGITLOSS_NUM_THREADS.
+// Threads used by kernels (including the caller), in [1, kMaxThreads]. Default: the CPUs this
+// process may run on, or LOGITLOSS_NUM_THREADS (a decimal integer >= 1; anything else is ignored
+// here, and rejected by the Python package at import).
+// Larger counts are capped at kMaxThreads: more threads than that never speed a kernel up and
+// would each cost a stack and a start-up (torch spawns whatever it is asked for).
+constexpr int kMaxThreads = 1024;
 int get_num_threads();
-void set_num_threads(int n);
+void set_num_threads(int n);  // n < 1 counts as 1, n > kMaxThreads as kMaxThreads
 
 // Runs body(begin, end) over [0, n) in chunks of `grain` items, on at most `max_threads` threads.
 void parallel_for(int64_t n, int64_t grain, int max_threads, const std::function<void(int64_t, int64_t)>& body);

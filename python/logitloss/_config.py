@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import os
+import re
 
 from . import _core
 from ._version import __version__
@@ -13,6 +14,13 @@ from ._version import __version__
 # Choose the SIMD target once, at import: the best this CPU supports, capped by LOGITLOSS_ISA
 # (ValueError naming the valid names for an unknown one).
 _core._initialize_dispatch(os.environ.get("LOGITLOSS_ISA", ""))
+
+# LOGITLOSS_NUM_THREADS, if set and not blank, must be a decimal integer >= 1 (capped at 1024, as
+# set_num_threads); the kernels read it when they first run, and ignore anything else, so a typo
+# is reported here rather than silently running on the default count.
+_threads_setting = os.environ.get("LOGITLOSS_NUM_THREADS")
+if _threads_setting and _threads_setting.strip() and not re.fullmatch(r"[ \t]*0*[1-9][0-9]*[ \t]*", _threads_setting):
+    raise ValueError(f"LOGITLOSS_NUM_THREADS must be an integer >= 1, got {_threads_setting!r}")
 
 
 def get_isa() -> str:
@@ -66,9 +74,11 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads kernels may use (>= 1). Results do not depend on it.
+    """Set the number of threads kernels may use (the caller included). Results do not depend on it.
 
-    Raises ValueError for n < 1.
+    `n` is an integer >= 1; counts above 1024 are capped at 1024 (``get_num_threads()`` then
+    returns 1024): more never speeds a kernel up, and each thread costs a stack.
+    Raises TypeError for a non-integer (a bool or float included) and ValueError for n < 1.
 
     >>> import logitloss
     >>> previous = logitloss.get_num_threads()
