@@ -203,7 +203,9 @@ def reference_source() -> str:
 def _reference(op: str, rows: np.ndarray) -> np.ndarray:
     """float64 reference of ``op`` over the last axis of the 2-D ``rows``."""
     module = _tests_reference()
-    if module is None:
+    # The test suite's reference takes float64 inputs to mpmath through the suite's conftest, which only a
+    # pytest run provides; float64 formulas are many orders below the check's tolerances for them anyway.
+    if module is None or rows.dtype == np.float64:
         return np.asarray(_FALLBACK[op](rows, -1), dtype=np.float64)
     if op == "logsumexp":
         return np.asarray(module.logsumexp(rows, axis=-1).value, dtype=np.float64)
