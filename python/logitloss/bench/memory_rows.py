@@ -110,9 +110,12 @@ def memory_calls(op: str) -> dict[str, tuple[str, str]]:
     return _family_calls(op) if op in FAMILY else _loss_calls(op)
 
 
-def memory_values(op: str, shape: tuple[int, int]) -> Callable[[], tuple[dict[str, float], list[str]]]:
-    """The ``Case.values`` of a memory row: ``({"logits": x.nbytes, provider: peak extra bytes, ...}, notes)``;
-    a provider whose child fails (its library missing) gives a note instead of a value."""
+def memory_values(
+    op: str, shape: tuple[int, int], only: tuple[str, ...] | None = None,
+) -> Callable[[], tuple[dict[str, float], list[str]]]:
+    """The ``Case.values`` of a memory row: ``({"logits": x.nbytes, provider: peak extra bytes, ...}, notes)``
+    for every provider of :func:`memory_calls` (or those named in ``only``); a provider whose library is missing
+    or whose child fails gives a note instead of a value."""
 
     def values() -> tuple[dict[str, float], list[str]]:
         measured: dict[str, float] = {}
@@ -121,6 +124,8 @@ def memory_values(op: str, shape: tuple[int, int]) -> Callable[[], tuple[dict[st
         targets = _TARGETS[op].format(rows=rows, classes=classes) if op in _TARGETS else ""
         small_targets = "small_y = np.ascontiguousarray(y[:8])\n" if op in _TARGETS else ""
         for name, (prepare, call) in memory_calls(op).items():
+            if only is not None and name not in only:
+                continue
             library = _LIBRARY.get(name)
             if library is not None and importlib.util.find_spec(library) is None:
                 notes.append(f"{name}: not measured, {library} is not installed")
