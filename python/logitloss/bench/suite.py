@@ -402,6 +402,8 @@ def build_suite(quick: bool) -> Suite:
     mid = (8192, 1000)
     tiny = (32, 10)
     big_text = f"({rows}, {vocab})"
+    every_isa = not quick  # logitloss forced to each ISA in the main rows: full run only
+    backward_shape = mid if quick else big
     segmentation = (2, 150, 128, 128) if quick else (8, 150, 128, 128)  # ADE20K's 150 classes
     memory_shape = bce_memory_shape = (16384, 1024)  # 67 MB of float32: far above the noise of RSS
     memory_note = ("Peak extra resident memory of one call, each provider in a fresh subprocess (C++ allocations "
@@ -417,7 +419,9 @@ def build_suite(quick: bool) -> Suite:
             "--quick: the (4096, 32000) rows run at (512, 32000) and the (32000, 4096) row at (32000, 512) "
             "(66 MB instead of 524 MB, still beyond the caches), with fewer repeats and shorter warm-ups; "
             f"the width sweep covers C = {', '.join(map(str, QUICK_SWEEP_WIDTHS))} at {QUICK_SWEEP_LOGITS:,} logits "
-            "per cell for logsumexp and cross_entropy only (in cache); no thread rows."
+            "per cell for logsumexp and cross_entropy only (in cache); the backward rows run at (8192, 1000); "
+            "left out: the thread rows, logitloss forced to each ISA, the axis=0 rows of softmax and "
+            "log_softmax, the float64 rows and the memory rows but those of softmax and cross_entropy."
         )
     else:
         notes.append(
@@ -428,19 +432,19 @@ def build_suite(quick: bool) -> Suite:
     in_place_forward_note = ("`logitloss out=input`: written over a private copy of x, restored with np.copyto before "
                              "each sample (outside the timing).")
     cases = [
-        Case("logsumexp_big", "logsumexp", big, -1, _standard("logsumexp", big, isas=True, out=False),
+        Case("logsumexp_big", "logsumexp", big, -1, _standard("logsumexp", big, isas=every_isa, out=False),
              title=f"logsumexp {big_text}, axis=-1", roofline="read"),
-        Case("logsumexp_axis0", "logsumexp", big[::-1], 0, _axis0("logsumexp", big, isas=True),
+        Case("logsumexp_axis0", "logsumexp", big[::-1], 0, _axis0("logsumexp", big, isas=every_isa),
              title=f"logsumexp ({vocab}, {rows}), axis=0 (same data as {big_text}, axis=-1)",
              roofline="read"),
-        Case("logsumexp_mid", "logsumexp", mid, -1, _standard("logsumexp", mid, isas=True, out=False),
+        Case("logsumexp_mid", "logsumexp", mid, -1, _standard("logsumexp", mid, isas=every_isa, out=False),
              title="logsumexp (8192, 1000), axis=-1", roofline="read"),
         Case("logsumexp_tiny", "logsumexp", tiny, -1, _standard("logsumexp", tiny, isas=False, out=False),
              title="logsumexp (32, 10), axis=-1 (per-call time)"),
-        Case("softmax_big", "softmax", big, -1, _standard("softmax", big, isas=True, out=True, in_place=True),
+        Case("softmax_big", "softmax", big, -1, _standard("softmax", big, isas=every_isa, out=True, in_place=True),
              title=f"softmax {big_text}, axis=-1", roofline="copy", note=in_place_forward_note),
         Case("log_softmax_big", "log_softmax", big, -1,
-             _standard("log_softmax", big, isas=True, out=True, in_place=True),
+             _standard("log_softmax", big, isas=every_isa, out=True, in_place=True),
              title=f"log_softmax {big_text}, axis=-1", roofline="copy", note=in_place_forward_note),
         Case("softmax_mid", "softmax", mid, -1, _standard("softmax", mid, isas=False, out=True),
              title="softmax (8192, 1000), axis=-1", roofline="copy"),
@@ -455,11 +459,11 @@ def build_suite(quick: bool) -> Suite:
         Case(f"{op}_axis0", op, big[::-1], 0, _axis0(op, big),
              title=f"{op} ({vocab}, {rows}), axis=0 (same data as {big_text}, axis=-1)", roofline="copy",
              note="logitloss and its last-axis call with out= buffers; the other providers as users call them.")
-        for op in ("softmax", "log_softmax")
+        for op in (() if quick else ("softmax", "log_softmax"))
     ]
     cases += [
-        Case(f"{op}_backward_big", f"{op}_backward", big, -1, _backward(op, big),
-             title=f"{op} backward and forward + backward {big_text}, axis=-1", roofline="copy", check=False,
+        Case(f"{op}_backward", f"{op}_backward", backward_shape, -1, _backward(op, backward_shape),
+             title=f"{op} backward and forward + backward {backward_shape}, axis=-1", roofline="copy", check=False,
              baseline="logitloss backward only",
              note=("Upstream gradient: ones of the result's shape (the gradient of sum(logsumexp))"
                    if op == "logsumexp" else "Upstream gradient: N(0, 1) of x's shape") +
@@ -477,7 +481,7 @@ def build_suite(quick: bool) -> Suite:
         Case(f"{op}_memory", op, memory_shape, -1, lambda inputs: (np.empty(0), [], []),
              title=f"{op} ({memory_shape[0]}, {memory_shape[1]}), axis=-1: peak extra memory",
              values=memory_values(op, memory_shape), value_unit="bytes", check=False, note=memory_note)
-        for op in _providers.OPS
+        for op in (("softmax",) if quick else _providers.OPS)  # a subprocess per provider: --quick measures one
     ]
     inplace_note = ("`logitloss grad_out=input`: in place on a private copy of x, restored with np.copyto before "
                     "each call (outside the timing), so every call sees the original logits; single calls "
@@ -553,12 +557,14 @@ def build_suite(quick: bool) -> Suite:
         Case("bce_tiny", "binary_cross_entropy_with_logits_fwd_bwd", (2,), -1,
              _binary_cross_entropy((2,), variants=("logitloss", "logitloss grad_out=", "torch", "jax", "numpy stable")),
              title="binary_cross_entropy_with_logits forward + backward (2,) (per-call time)", check=False),
-        Case("bce_memory", "binary_cross_entropy_with_logits_fwd_bwd", bce_memory_shape, -1,
-             lambda inputs: (np.empty(0), [], []),
-             title="binary_cross_entropy_with_logits forward + backward (16384, 1024): peak extra memory",
-             values=memory_values("binary_cross_entropy_with_logits", bce_memory_shape), value_unit="bytes",
-             check=False, note=memory_note + " Targets 0 / 1 float32."),
     ]
+    if not quick:  # --quick measures the memory of softmax and cross_entropy only (a subprocess per provider)
+        cases.append(Case(
+            "bce_memory", "binary_cross_entropy_with_logits_fwd_bwd", bce_memory_shape, -1,
+            lambda inputs: (np.empty(0), [], []),
+            title="binary_cross_entropy_with_logits forward + backward (16384, 1024): peak extra memory",
+            values=memory_values("binary_cross_entropy_with_logits", bce_memory_shape), value_unit="bytes",
+            check=False, note=memory_note + " Targets 0 / 1 float32."))
     if not quick:  # float64: the mid shape of each kernel
         cases += [
             Case(f"{op}_mid_f64", op, mid, -1, _standard(op, mid, isas=False, out=op != "logsumexp", dtype="float64"),
@@ -694,12 +700,12 @@ def build_suite(quick: bool) -> Suite:
         Target("bce_memory_torch", "binary_cross_entropy_with_logits fwd+bwd (16384, 1024) torch: peak extra memory / "
                "logits' size", "bce_memory", "value", "torch", "logits", informational=True),
     ]
-    targets += _peer_targets(big_text)
+    targets += _peer_targets(big_text, f"{backward_shape}")
     assert all(np.prod(case.shape) <= CELL_CAP_LOGITS for case in cases)
     return Suite(cases, targets, quick, big, notes, warmup_time=0.05 if quick else 0.2)
 
 
-def _peer_targets(big_text: str) -> list[Target]:
+def _peer_targets(big_text: str, backward_text: str) -> list[Target]:
     """Informational ratios of the rows that have no performance target of their own: JAX, the non-last axis
     of softmax and log_softmax, the backward modes, the class axis 1 of cross_entropy, the memory of the family."""
     targets = [
@@ -720,12 +726,12 @@ def _peer_targets(big_text: str) -> list[Target]:
                               at_least=False, informational=True))
     for op in OPS:
         targets += [
-            Target(f"{op}_backward_vs_torch", f"{op}_backward {big_text}: speedup vs torch.autograd.grad",
-                   f"{op}_backward_big", "ratio", "torch backward only", "logitloss backward only",
+            Target(f"{op}_backward_vs_torch", f"{op}_backward {backward_text}: speedup vs torch.autograd.grad",
+                   f"{op}_backward", "ratio", "torch backward only", "logitloss backward only",
                    informational=True),
-            Target(f"{op}_fwd_bwd_vs_torch", f"{op} forward + backward {big_text}: speedup vs torch .backward()",
-                   f"{op}_backward_big", "ratio", "torch forward + backward", "logitloss forward + backward",
-                   informational=True),
+            Target(f"{op}_fwd_bwd_vs_torch", f"{op} forward + backward {backward_text}: speedup vs torch "
+                   ".backward()", f"{op}_backward", "ratio", "torch forward + backward",
+                   "logitloss forward + backward", informational=True),
             Target(f"{op}_memory_fresh", f"{op} (16384, 1024): peak extra memory / logits' size",
                    f"{op}_memory", "value", "logitloss", "logits", informational=True),
         ]
