@@ -404,6 +404,7 @@ def build_suite(quick: bool) -> Suite:
     big_text = f"({rows}, {vocab})"
     every_isa = not quick  # logitloss forced to each ISA in the main rows: full run only
     backward_shape = mid if quick else big
+    few_repeats = None if quick else 5  # rows of 7 or more providers of 524 MB each: the full run's time budget
     segmentation = (2, 150, 128, 128) if quick else (8, 150, 128, 128)  # ADE20K's 150 classes
     memory_shape = bce_memory_shape = (16384, 1024)  # 67 MB of float32: far above the noise of RSS
     memory_note = ("Peak extra resident memory of one call, each provider in a fresh subprocess (C++ allocations "
@@ -458,12 +459,13 @@ def build_suite(quick: bool) -> Suite:
     cases += [
         Case(f"{op}_axis0", op, big[::-1], 0, _axis0(op, big),
              title=f"{op} ({vocab}, {rows}), axis=0 (same data as {big_text}, axis=-1)", roofline="copy",
-             note="logitloss and its last-axis call with out= buffers; the other providers as users call them.")
+             repeats=few_repeats, note="logitloss and its last-axis call with out= buffers; the other providers as users call them.")
         for op in (() if quick else ("softmax", "log_softmax"))
     ]
     cases += [
         Case(f"{op}_backward", f"{op}_backward", backward_shape, -1, _backward(op, backward_shape),
              title=f"{op} backward and forward + backward {backward_shape}, axis=-1", roofline="copy", check=False,
+             repeats=few_repeats,
              baseline="logitloss backward only",
              note=("Upstream gradient: ones of the result's shape (the gradient of sum(logsumexp))"
                    if op == "logsumexp" else "Upstream gradient: N(0, 1) of x's shape") +
