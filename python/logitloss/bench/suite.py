@@ -17,9 +17,14 @@ Units (bytes moved per call, 1 GB = 1e9 bytes):
 - binary_cross_entropy_with_logits (mean reduction, float32 0 / 1 targets of the logits' shape) forward reads
   the logits and the targets: ``2 * x.nbytes`` against the read roofline; forward + backward also writes the
   gradient: ``3 * x.nbytes`` against the copy roofline (weight and pos_weight of shape (C,) are not counted).
-- the cross_entropy and binary_cross_entropy_with_logits memory rows are no timing: peak extra resident memory of
-  one forward + backward call in a fresh subprocess (``harness.measure_peak_memory``), as a multiple of the
-  gradient's size.
+- the backward rows (``*_backward``, :mod:`~logitloss.bench.backward_providers`): logsumexp_backward reads the
+  logits and writes the gradient, ``2 * x.nbytes``; softmax_backward and log_softmax_backward read the forward
+  output and the upstream gradient and write the gradient, ``3 * x.nbytes``; copy roofline.
+- the memory rows (``*_memory``, :mod:`~logitloss.bench.memory_rows`) are no timing: peak extra resident memory
+  of one call in a fresh subprocess per provider, as a multiple of the logits' size.
+
+Non-last class axes: ``*_axis0`` times axis 0 of the transposed copy of the (4096, 32000) logits next to
+logitloss's last-axis call on the same data; ``cross_entropy_class_axis_1`` takes (N, C, H, W) logits.
 
 The ``out=`` targets compare logitloss writing into a preallocated buffer with torch as users call it (a
 fresh output); torch with ``out=`` is reported alongside for information.  (At 1 thread torch with ``out=``
