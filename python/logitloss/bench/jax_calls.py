@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["backward", "binary_cross_entropy", "binary_cross_entropy_elements", "cross_entropy", "forward",
-           "forward_backward", "load_jax", "ready"]
+           "forward_backward", "load_jax", "ready", "softmax_family_with_gradients"]
 
 # One intra-op thread, like the other providers at the default --threads 1 (XLA's CPU backend reads the flags
 # once, when the backend starts).
@@ -135,6 +135,26 @@ def binary_cross_entropy(backward: bool) -> Callable[..., Any]:
     jax = _jax()
     loss = _binary_cross_entropy_loss
     return jax.jit(jax.value_and_grad(loss) if backward else loss)
+
+
+@functools.cache
+def softmax_family_with_gradients() -> Callable[[Any, Any, Any], Any]:
+    """``(x, onehot, targets) -> {kernel: (value, gradient)}`` for logsumexp (upstream ones), softmax and
+    log_softmax (upstream ``onehot``) and mean cross_entropy (class indices ``targets``) over the last axis: the
+    same calls as :func:`forward_backward` and :func:`cross_entropy` in one jitted function, so the safety and
+    accuracy tables compile once per input shape instead of four times."""
+    jax = _jax()
+
+    def all_kernels(x: Any, onehot: Any, targets: Any) -> dict[str, Any]:
+        results = {}
+        ones = jax.numpy.ones(x.shape[:-1], x.dtype)
+        for op, upstream in (("logsumexp", ones), ("softmax", onehot), ("log_softmax", onehot)):
+            value, pullback = jax.vjp(functools.partial(getattr(jax.nn, op), axis=-1), x)
+            results[op] = (value, pullback(upstream)[0])
+        results["cross_entropy"] = jax.value_and_grad(functools.partial(_cross_entropy_loss, axis=-1))(x, targets)
+        return results
+
+    return jax.jit(all_kernels)
 
 
 @functools.cache

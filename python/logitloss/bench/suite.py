@@ -425,9 +425,9 @@ def build_suite(quick: bool) -> Suite:
             "--quick: the (4096, 32000) rows run at (512, 32000) and the (32000, 4096) row at (32000, 512) "
             "(66 MB instead of 524 MB, still beyond the caches), with fewer repeats and shorter warm-ups; "
             f"the width sweep covers C = {', '.join(map(str, QUICK_SWEEP_WIDTHS))} at {QUICK_SWEEP_LOGITS:,} logits "
-            "per cell for logsumexp and cross_entropy only (in cache); the backward rows run at (8192, 1000); "
-            "left out: the thread rows, logitloss forced to each ISA, the axis=0 rows of softmax and "
-            "log_softmax, the float64 rows and the memory rows but those of softmax and cross_entropy."
+            "per cell for logsumexp and cross_entropy only (in cache); one backward row (softmax, at (8192, 1000)); "
+            "left out: the thread rows, logitloss forced to each ISA, the axis=0 rows (the class axis 1 of "
+            "cross_entropy stays), the float64 rows and the memory rows but cross_entropy's."
         )
     else:
         notes.append(
@@ -440,9 +440,6 @@ def build_suite(quick: bool) -> Suite:
     cases = [
         Case("logsumexp_big", "logsumexp", big, -1, _standard("logsumexp", big, isas=every_isa, out=False),
              title=f"logsumexp {big_text}, axis=-1", roofline="read"),
-        Case("logsumexp_axis0", "logsumexp", big[::-1], 0, _axis0("logsumexp", big, isas=every_isa),
-             title=f"logsumexp ({vocab}, {rows}), axis=0 (same data as {big_text}, axis=-1)",
-             roofline="read"),
         Case("logsumexp_mid", "logsumexp", mid, -1, _standard("logsumexp", mid, isas=every_isa, out=False),
              title="logsumexp (8192, 1000), axis=-1", roofline="read"),
         Case("logsumexp_tiny", "logsumexp", tiny, -1, _standard("logsumexp", tiny, isas=False, out=False),
@@ -461,11 +458,13 @@ def build_suite(quick: bool) -> Suite:
         Case("log_softmax_tiny", "log_softmax", tiny, -1, _standard("log_softmax", tiny, isas=False, out=False),
              title="log_softmax (32, 10), axis=-1 (per-call time)"),
     ]
-    cases += [
-        Case(f"{op}_axis0", op, big[::-1], 0, _axis0(op, big),
-             title=f"{op} ({vocab}, {rows}), axis=0 (same data as {big_text}, axis=-1)", roofline="copy",
-             repeats=few_repeats, note="logitloss and its last-axis call with out= buffers; the other providers as users call them.")
-        for op in (() if quick else ("softmax", "log_softmax"))
+    cases += [  # --quick: the class axis 1 of cross_entropy stands for the non-last axes
+        Case(f"{op}_axis0", op, big[::-1], 0, _axis0(op, big, isas=every_isa and op == "logsumexp"),
+             title=f"{op} ({vocab}, {rows}), axis=0 (same data as {big_text}, axis=-1)",
+             roofline="read" if op == "logsumexp" else "copy", repeats=few_repeats,
+             note="" if op == "logsumexp" else "logitloss and its last-axis call with out= buffers; the other "
+                                                "providers as users call them.")
+        for op in (() if quick else _providers.OPS)
     ]
     cases += [
         Case(f"{op}_backward", f"{op}_backward", backward_shape, -1, _backward(op, backward_shape),
@@ -482,13 +481,13 @@ def build_suite(quick: bool) -> Suite:
                                                         if op == "logsumexp" else f"logitloss.{op} then "
                                                         f"logitloss.{op}_backward (no fused call)") +
                   ", torch's .backward(g), jax.vjp in one jitted function, NumPy's forward then its formula.")
-        for op in _providers.OPS
+        for op in (("softmax",) if quick else _providers.OPS)  # --quick: one backward row
     ]
     cases += [
         Case(f"{op}_memory", op, memory_shape, -1, lambda inputs: (np.empty(0), [], []),
              title=f"{op} ({memory_shape[0]}, {memory_shape[1]}), axis=-1: peak extra memory",
              values=memory_values(op, memory_shape), value_unit="bytes", check=False, note=memory_note)
-        for op in (("softmax",) if quick else _providers.OPS)  # a subprocess per provider: --quick measures one
+        for op in (() if quick else _providers.OPS)  # a subprocess per provider: --quick measures cross_entropy
     ]
     inplace_note = ("`logitloss grad_out=input`: in place on a private copy of x, restored with np.copyto before "
                     "each call (outside the timing), so every call sees the original logits; single calls "
@@ -565,7 +564,7 @@ def build_suite(quick: bool) -> Suite:
              _binary_cross_entropy((2,), variants=("logitloss", "logitloss grad_out=", "torch", "jax", "numpy stable")),
              title="binary_cross_entropy_with_logits forward + backward (2,) (per-call time)", check=False),
     ]
-    if not quick:  # --quick measures the memory of softmax and cross_entropy only (a subprocess per provider)
+    if not quick:  # --quick measures the memory of cross_entropy only (a subprocess per provider)
         cases.append(Case(
             "bce_memory", "binary_cross_entropy_with_logits_fwd_bwd", bce_memory_shape, -1,
             lambda inputs: (np.empty(0), [], []),
