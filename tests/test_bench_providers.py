@@ -2,21 +2,30 @@
 
 Small inputs, in process: every provider of the new row kinds (backward modes of the softmax family,
 (N, C, H, W) cross-entropy, softmax written over its input, the axis-0 rows' float64 check) passes the
-float64 check the timed rows use, JAX included when it is installed; with JAX hidden, every place that
-would use it says so in a note; memory rows measure the softmax family as they measure the losses.
+float64 check the timed rows use; with JAX hidden, every place that would use it says so in a note; memory rows
+measure the softmax family as they measure the losses.  JAX stays out of this process (it starts threads and
+warns at every later ``os.fork()``, which the concurrency tests do): its providers are tested in a subprocess.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
 
-from conftest import require
 from logitloss.bench import harness, implementations, memory_rows, providers
 from logitloss.bench.backward_providers import backward_providers
 from logitloss.bench.references import check_result
+
+
+@pytest.fixture(autouse=True)
+def _without_jax(monkeypatch):
+    """``import jax`` fails in this process (see the module doc)."""
+    monkeypatch.setitem(sys.modules, "jax", None)
 
 
 def _wrong_results(row_providers: list[harness.Provider], check=None) -> list[str]:
@@ -62,18 +71,42 @@ def test_float64_rows_checked():
         assert not _wrong_results(row_providers, check=lambda result, op=op: check_result(op, x, -1, result))
 
 
-def test_jax_providers_when_installed():
-    require("jax")
-    x = np.random.default_rng(0).standard_normal((16, 50)).astype(np.float32)
-    y = np.random.default_rng(1).integers(0, 50, 16)
-    row_providers, notes = providers.jax_providers("log_softmax", x, -1)
-    assert [p.name for p in row_providers] == ["jax"] and not notes
-    loss_providers, _ = providers.binary_cross_entropy_providers(x, (x > 0).astype(np.float32), variants=("jax",))
-    ce_providers, _ = providers.cross_entropy_providers(x, y, variants=("jax",))
-    assert not _wrong_results(row_providers + loss_providers + ce_providers,
-                              check=lambda result: check_result("log_softmax", x, -1, result))
-    value, gradient = implementations.compute("cross_entropy", "jax", x, y)
-    assert gradient.shape == x.shape and np.isfinite(value)
+_JAX_SCRIPT = """
+import numpy as np
+from logitloss.bench import harness, implementations, providers
+from logitloss.bench.backward_providers import backward_providers
+from logitloss.bench.references import check_result
+
+x = np.random.default_rng(0).standard_normal((16, 50)).astype(np.float32)
+y = np.random.default_rng(1).integers(0, 50, 16)
+x4 = np.random.default_rng(2).standard_normal((2, 7, 5, 3)).astype(np.float32)
+y4 = np.random.default_rng(3).integers(0, 7, (2, 5, 3))
+row, notes = providers.jax_providers("log_softmax", x, -1)
+assert [p.name for p in row] == ["jax"] and not notes, notes
+row += [p for p in backward_providers("softmax", x, 0)[0] if p.name.startswith("jax")]
+row += providers.binary_cross_entropy_providers(x, (x > 0).astype(np.float32), variants=("jax",))[0]
+row += providers.cross_entropy_providers(x, y, variants=("jax",))[0]
+row += providers.cross_entropy_providers(x4, y4, backward=False, variants=("jax",))[0]
+assert len(row) == 6, [p.name for p in row]
+notes = []
+harness.measure(row, repeats=1, warmup_time=0.0, warmup_calls=1, notes=notes,
+                check=lambda result: check_result("log_softmax", x, -1, result))
+assert not notes, notes
+value, gradient = implementations.compute("cross_entropy", "jax", x, y)
+assert gradient.shape == x.shape and np.isfinite(value)
+print("ok")
+"""
+
+
+_JAX_INSTALLED = importlib.util.find_spec("jax") is not None  # looked up before the fixture hides it
+
+
+def test_jax_providers_when_installed(tmp_path):
+    if not _JAX_INSTALLED:
+        pytest.skip("jax is not installed (it is in no extra of logitloss)")
+    completed = subprocess.run([sys.executable, "-c", textwrap.dedent(_JAX_SCRIPT)], capture_output=True, text=True,
+                               timeout=600, cwd=tmp_path, check=False)
+    assert completed.returncode == 0 and completed.stdout.strip() == "ok", completed.stderr[-2000:]
 
 
 def test_missing_jax_is_a_note(monkeypatch):
