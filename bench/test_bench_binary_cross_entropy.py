@@ -20,7 +20,7 @@ from logitloss.bench.harness import Provider
 from logitloss.bench.inputs import InputCache
 from logitloss.bench.providers import BINARY_CROSS_ENTROPY_VARIANTS, binary_cross_entropy_providers
 
-_FORWARD = ("logitloss", "torch", "numpy stable")
+_FORWARD = ("logitloss", "torch", "jax", "numpy stable")
 _SHAPES = {"1000000": ((1_000_000,), False), "4096x1000_weighted": ((4096, 1000), True), "2": ((2,), False)}
 
 

@@ -18,7 +18,7 @@ import pytest
 from logitloss.bench.inputs import InputCache
 from logitloss.bench.providers import CROSS_ENTROPY_VARIANTS, cross_entropy_providers
 
-_FORWARD = ("logitloss", "torch", "numpy stable")
+_FORWARD = ("logitloss", "torch", "jax", "numpy stable")
 _OPTIONS = "logitloss grad_out= smoothing+weight"  # label_smoothing=0.1 and class weights
 
 

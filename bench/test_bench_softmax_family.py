@@ -10,17 +10,21 @@ after another, not interleaved: for ratios on a noisy machine use ``python -m lo
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from logitloss.bench.backward_providers import backward_providers
 from logitloss.bench.harness import Provider
 from logitloss.bench.inputs import InputCache
 from logitloss.bench.providers import OPS, all_providers, logitloss_providers
 from logitloss.bench.references import check_result
 
-_PROVIDERS = ["logitloss", "logitloss out=", "numpy stable", "scipy", "torch", "torch out="]
+_PROVIDERS = ["logitloss", "logitloss out=", "numpy stable", "numpy naive", "scipy", "torch", "torch out=", "jax"]
+_BACKWARD_PROVIDERS = [f"{library} {mode}" for library in ("logitloss", "torch", "jax", "numpy stable")
+                       for mode in ("backward only", "forward + backward")]
 _CASES = [
     pytest.param(op, provider, id=f"{op}-{provider.replace(' ', '_')}")
     for op in OPS
@@ -64,6 +68,21 @@ def test_forward(
     if chosen is None:
         pytest.skip("; ".join(notes) or f"{provider_name} has no {op} variant")
     _run(benchmark, chosen, op, x, bench_threads)
+
+
+@pytest.mark.parametrize("provider_name", _BACKWARD_PROVIDERS, ids=lambda name: name.replace(" ", "_"))
+@pytest.mark.parametrize("op", OPS)
+def test_backward(
+    run_loss_provider: Callable[..., None], inputs: InputCache, op: str, provider_name: str, shape: tuple[int, int],
+) -> None:
+    """The backward modes of ``backward_providers`` (upstream gradient and bytes as in ``python -m
+    logitloss.bench``: 2 * x.nbytes for logsumexp, 3 * x.nbytes for softmax and log_softmax)."""
+    x = inputs.logits(shape)
+    providers, notes = backward_providers(op, x, -1)
+    chosen = {p.name: p for p in providers}.get(provider_name)
+    if chosen is None:
+        pytest.skip("; ".join(notes) or f"{provider_name} not available")
+    run_loss_provider(chosen, f"{op} backward", x, (2 if op == "logsumexp" else 3) * x.nbytes)
 
 
 @pytest.mark.parametrize("isa", _supported_isas())

@@ -1,5 +1,6 @@
 """``python -m logitloss.bench --quick --only ... --out DIR`` writes the whole report folder (one tiny timing row;
-the safety and accuracy tables always run), and logitloss is right on every entry of both tables."""
+the safety and accuracy tables always run, float16, float32 and float64), and logitloss is right on every entry of
+both tables; without JAX the run still succeeds and the report says JAX was skipped."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ def test_quick_report_folder(tmp_path):
     wrong = [(cell["entry"], cell["kernel"], cell["value"]["status"], cell["gradient"]["status"])
              for cell in safety if cell["value"]["status"] != "ok" or cell["gradient"]["status"] != "ok"]
     assert not wrong, wrong
+    assert {entry["dtype"] for entry in results["safety"]["catalogue"]} == {"float16", "float32", "float64"}
+    assert {cell["dtype"] for cell in results["accuracy"]["cells"]} == {"float32", "float64"}
     accuracy = [cell for cell in results["accuracy"]["cells"] if cell["provider"] == "logitloss"]
     assert accuracy
     too_large = [cell for cell in accuracy if not (isinstance(cell["value"], float) and cell["value"] <= 4
@@ -54,3 +57,21 @@ def test_quick_report_folder(tmp_path):
     # and the table shows at least one peer failing somewhere (the tables can tell right from wrong)
     assert any(cell["value"]["status"] != "ok" for cell in results["safety"]["cells"]
                if cell["provider"] == "numpy stable")
+
+
+def test_run_without_jax(tmp_path):
+    """JAX hidden (``sys.modules["jax"] = None``): no error, a note in each row that would use it, and the
+    providers section of the report says it was skipped."""
+    out = tmp_path / "report"
+    script = ("import sys; sys.modules['jax'] = None\n"
+              "from logitloss.bench.__main__ import main\n"
+              f"sys.exit(main(['--quick', '--timing-only', '--only', 'cross_entropy_tiny', '--out', {str(out)!r}]))")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                               cwd=tmp_path, check=False)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "jax: not available" in report
+    assert "**skipped**" in report.split("## Providers")[1].split("##")[0]
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    providers = {timing["provider"] for timing in results["cases"][0]["timings"]}
+    assert "logitloss" in providers and "jax" not in providers

@@ -1,6 +1,7 @@
 """The accuracy table (``accuracy.md``): error in units of eps against the exact reference on random logits.
 
-Inputs, float32 (``inputs.make_logits``: ``spread * N(0, 1)``): for each width C and spread, a few rows (few
+Inputs, float32 and float64 (``inputs.make_logits``: ``spread * N(0, 1)`` rounded to the dtype; errors in units of
+that dtype's eps): for each width C and spread, a few rows (few
 for wide rows: the exact reference costs one mpmath ``exp`` per logit); targets are the row's largest logit for
 even rows (confident-correct: tiny losses) and a uniform class for odd rows.  Values and gradients are compared
 at up to ``COLUMNS`` sampled columns per row (the target's and the largest logit's among them) with
@@ -29,14 +30,16 @@ from .inputs import make_logits
 __all__ = ["AccuracyCell", "AccuracyResult", "accuracy_json", "accuracy_markdown", "plan", "run_accuracy"]
 
 SPREADS = (1.0, 10.0, 100.0)
+DTYPES = ("float32", "float64")
 COLUMNS = 256
 BCE = "binary_cross_entropy_with_logits"
 
 
-def plan(quick: bool) -> dict[int, int]:
-    """Rows per width: about 4000 (quick 1500) logits per width and spread, at least one row."""
+def plan(quick: bool, dtype: str = "float32") -> dict[int, int]:
+    """Rows per width: about 4000 (quick 1500) logits per width and spread, at least one row; --quick checks
+    float64 at C = 10 only (the mpmath reference costs one exp per logit)."""
     if quick:
-        return {10: 64, 1000: 4, 32000: 1}
+        return {10: 64, 1000: 4, 32000: 1} if dtype == "float32" else {10: 64}
     return {10: 256, 1000: 16, 32000: 2, 128256: 1}
 
 
@@ -50,6 +53,7 @@ class AccuracyCell:
     provider: str
     width: int  # classes; elements for binary cross-entropy
     spread: float
+    dtype: str
     value: float | str  # largest error in eps units, or "NaN" / "inf" / "n/a" / "error"
     gradient: float | str | None  # None: the provider computes no gradient
 
@@ -87,22 +91,22 @@ def _cells(
         try:
             value, gradient = compute(kernel, provider, x, target)
         except NotAvailable:
-            cells.append(AccuracyCell(kernel, provider, width, spread, "n/a", None))
+            cells.append(AccuracyCell(kernel, provider, width, spread, x.dtype.name, "n/a", None))
             continue
         except Exception as error:
             notes.append(f"{kernel}, {provider}, width {width}, spread {spread:g}: {type(error).__name__}: {error}")
-            cells.append(AccuracyCell(kernel, provider, width, spread, "error", None))
+            cells.append(AccuracyCell(kernel, provider, width, spread, x.dtype.name, "error", None))
             continue
         value_error = _largest(value, reference.value, reference.value_scale, x.dtype, pick_value)
         gradient_error = (None if gradient is None else
                           _largest(gradient, reference.gradient, reference.gradient_scale, x.dtype, pick_gradient))
-        cells.append(AccuracyCell(kernel, provider, width, spread, value_error, gradient_error))
+        cells.append(AccuracyCell(kernel, provider, width, spread, x.dtype.name, value_error, gradient_error))
     return cells
 
 
-def _family_inputs(width: int, rows: int, spread: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _family_inputs(width: int, rows: int, spread: float, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logits, targets (argmax on even rows, uniform on odd rows) and the sampled columns per row."""
-    x = make_logits((rows, width), np.float32, seed=7, spread=spread)
+    x = make_logits((rows, width), np.dtype(dtype), seed=7, spread=spread)
     rng = np.random.default_rng(8)
     targets = np.where(np.arange(rows) % 2 == 0, x.argmax(axis=1), rng.integers(0, width, rows)).astype(np.int64)
     base = np.unique(np.linspace(0, width - 1, min(width, COLUMNS - 2)).astype(np.int64))
@@ -126,24 +130,26 @@ def run_accuracy(quick: bool, on_step: Callable[[str], None] | None = None) -> A
         import mpmath  # noqa: F401  (the exact reference)
     except ImportError as error:
         return AccuracyResult([], widths, 0, 0.0, [f"accuracy table not made: {error}"])
-    for width, rows in widths.items():
-        for spread in SPREADS:
-            x, targets, columns = _family_inputs(width, rows, spread)
-            references = _exact.softmax_family_exact(x, targets, columns)
-            per_column = functools.partial(_at_columns, columns=columns)
-            for kernel, reference in references.items():
-                pick_value = per_column if kernel in ("softmax", "log_softmax") else (lambda array: array)
-                cells += _cells(kernel, x, targets, reference, width, spread, pick_value, per_column, notes)
-            if on_step is not None:
-                on_step(f"C={width} spread {spread:g}")
+    for dtype in DTYPES:
+        for width, rows in plan(quick, dtype).items():
+            for spread in SPREADS:
+                x, targets, columns = _family_inputs(width, rows, spread, dtype)
+                references = _exact.softmax_family_exact(x, targets, columns)
+                per_column = functools.partial(_at_columns, columns=columns)
+                for kernel, reference in references.items():
+                    pick_value = per_column if kernel in ("softmax", "log_softmax") else (lambda array: array)
+                    cells += _cells(kernel, x, targets, reference, width, spread, pick_value, per_column, notes)
+                if on_step is not None:
+                    on_step(f"{dtype} C={width} spread {spread:g}")
     elements = _bce_elements(quick)
-    for spread in SPREADS:
-        x = make_logits((elements,), np.float32, seed=9, spread=spread)
-        y = (np.random.default_rng(10).random(elements) < 0.5).astype(np.float32)
-        reference = _exact.binary_cross_entropy_exact(x, y)
-        cells += _cells(BCE, x, y, reference, elements, spread, lambda array: array, lambda array: array, notes)
-    if on_step is not None:
-        on_step("binary cross-entropy")
+    for dtype in DTYPES:
+        for spread in SPREADS:
+            x = make_logits((elements,), np.dtype(dtype), seed=9, spread=spread)
+            y = (np.random.default_rng(10).random(elements) < 0.5).astype(dtype)
+            reference = _exact.binary_cross_entropy_exact(x, y)
+            cells += _cells(BCE, x, y, reference, elements, spread, lambda array: array, lambda array: array, notes)
+        if on_step is not None:
+            on_step(f"{dtype} binary cross-entropy")
     return AccuracyResult(cells, widths, elements, time.perf_counter() - started, notes)
 
 
@@ -162,13 +168,14 @@ def accuracy_markdown(result: AccuracyResult, header: list[str]) -> str:
         "",
         *header,
         "",
-        "Largest error over the sampled elements, **value / gradient**, in units of eps(float32) = "
-        f"{float(np.finfo(np.float32).eps):.3g} times the condition scale S (S = |exact| where the problem is well "
+        "Largest error over the sampled elements, **value / gradient**, in units of the input dtype's eps (float32 "
+        f"{float(np.finfo(np.float32).eps):.3g}, float64 {float(np.finfo(np.float64).eps):.3g}) times the condition "
+        "scale S (S = |exact| where the problem is well "
         "conditioned, so these are ulps there; see `logitloss/bench/exact.py`), against an exact mpmath reference. "
         f"The issues' bounds: {_exact.UNITS['value']:g} for values, {_exact.UNITS['gradient']:g} for gradients; "
         "larger errors in bold. `—`: the provider computes no gradient; `n/a`: no such function.",
         "",
-        "Inputs: float32 `spread * N(0, 1)` logits; rows per width "
+        "Inputs: float32 and float64 `spread * N(0, 1)` logits; rows per width "
         + ", ".join(f"C = {width}: {rows}" for width, rows in result.widths.items())
         + f" (up to {COLUMNS} sampled columns per row, the target's and the largest logit's among them); targets "
         "the largest logit on even rows (confident-correct: tiny losses), uniform on odd rows. Value and gradient "
@@ -179,11 +186,11 @@ def accuracy_markdown(result: AccuracyResult, header: list[str]) -> str:
         mine = [c for c in result.cells if c.kernel == kernel]
         if not mine:
             continue
-        lines += ["", f"## {kernel}", "", "| C | spread | " + " | ".join(PROVIDERS) + " |",
-                  "|---|---|" + "---|" * len(PROVIDERS)]
-        keys = sorted({(c.width, c.spread) for c in mine})
-        for width, spread in keys:
-            cells = {c.provider: c for c in mine if c.width == width and c.spread == spread}
+        lines += ["", f"## {kernel}", "", "| dtype | C | spread | " + " | ".join(PROVIDERS) + " |",
+                  "|---|---|---|" + "---|" * len(PROVIDERS)]
+        keys = sorted({(c.dtype, c.width, c.spread) for c in mine})
+        for dtype, width, spread in keys:
+            cells = {c.provider: c for c in mine if (c.dtype, c.width, c.spread) == (dtype, width, spread)}
             texts = []
             for provider in PROVIDERS:
                 cell = cells.get(provider)
@@ -193,7 +200,7 @@ def accuracy_markdown(result: AccuracyResult, header: list[str]) -> str:
                 texts.append(f"{_text(cell.value, _exact.UNITS['value'])} / "
                              f"{_text(cell.gradient, _exact.UNITS['gradient'])}")
             label = f"{width} elements" if kernel == BCE else str(width)
-            lines.append(f"| {label} | {spread:g} | " + " | ".join(texts) + " |")
+            lines.append(f"| {dtype} | {label} | {spread:g} | " + " | ".join(texts) + " |")
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
@@ -202,10 +209,10 @@ def accuracy_markdown(result: AccuracyResult, header: list[str]) -> str:
 def accuracy_json(result: AccuracyResult) -> dict[str, Any]:
     return {
         "seconds": result.seconds,
-        "units": "largest |result - exact| / (eps(float32) * condition scale) over the sampled elements",
+        "units": "largest |result - exact| / (eps(dtype) * condition scale) over the sampled elements",
         "rows_per_width": {str(k): v for k, v in result.widths.items()},
         "bce_elements": result.bce_elements,
         "cells": [{"kernel": c.kernel, "provider": c.provider, "width": c.width, "spread": c.spread,
-                   "value": c.value, "gradient": c.gradient} for c in result.cells],
+                   "dtype": c.dtype, "value": c.value, "gradient": c.gradient} for c in result.cells],
         "notes": result.notes,
     }

@@ -118,9 +118,10 @@ def _family_row(mp: Any, row: np.ndarray, target: int, columns: np.ndarray) -> _
     log_softmax = np.array([float((mp.mpf(float(row[i])) - m) - log_total) if finite[i] else -np.inf
                             for i in columns])
     lse = float(m + log_total)
-    # Condition terms: rough float64 is enough.
-    p_all = np.where(finite, np.exp(np.where(finite, row, row_max) - row_max - float(log_total)), 0.0)
-    shift_all = np.where(p_all > 0, np.abs(np.where(finite, row, row_max) - row_max), 0.0)
+    # Condition terms: rough float64 is enough (x - max overflows to -inf next to float64's extremes: p = 0 there).
+    with np.errstate(over="ignore"):
+        p_all = np.where(finite, np.exp(np.where(finite, row, row_max) - row_max - float(log_total)), 0.0)
+        shift_all = np.where(p_all > 0, np.abs(np.where(finite, row, row_max) - row_max), 0.0)
     return _Row(
         lse=lse, p=p, log_softmax=log_softmax, rest=float(others / total),
         loss=float((m - mp.mpf(float(row[target]))) + log_total) if finite[target] else np.inf,
@@ -139,7 +140,7 @@ def softmax_family_exact(x: np.ndarray, targets: np.ndarray, columns: np.ndarray
 
     Shapes: value (R,) for logsumexp, (R, k) for softmax and log_softmax, () for cross_entropy; gradient (R, k).
     Where a row has a ``+inf`` (and no nan), ``Exact.limit`` holds the results with ``+inf`` replaced by
-    ``LIMIT_LOGIT`` (1e300): the limit, which rounds to the same infinities in float16 and float32.
+    ``LIMIT_LOGIT`` (1e300): the limit, with the results that grow with it (beyond 1e290) made infinite.
     """
     x64 = np.asarray(x, dtype=np.float64)
     exact = _softmax_family(x64, targets, columns)
@@ -147,6 +148,10 @@ def softmax_family_exact(x: np.ndarray, targets: np.ndarray, columns: np.ndarray
     if has_inf.any():
         limits = _softmax_family(np.where(has_inf[:, None] & np.isposinf(x64), LIMIT_LOGIT, x64), targets, columns)
         for kernel, limit in limits.items():
+            # Results that grow with LIMIT_LOGIT are infinite in the limit: float64 would keep 1e300 finite
+            # (float16 and float32 round it to inf anyway).  Inputs of such entries stay far below 1e290.
+            limit.value = np.where(np.abs(limit.value) >= LIMIT_LOGIT * 1e-10, np.copysign(np.inf, limit.value),
+                                   limit.value)
             exact[kernel].limit = limit
     return exact
 

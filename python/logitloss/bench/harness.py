@@ -198,7 +198,8 @@ def measure(
 
 
 def set_threads(threads: int) -> list[str]:
-    """Set the intra-op thread count of logitloss and torch; returns notes for what could not be set."""
+    """Set the intra-op thread count of logitloss and torch (JAX: always 1, ``jax_calls``); returns notes for
+    what could not be set."""
     notes: list[str] = []
     try:
         import logitloss
@@ -214,6 +215,9 @@ def set_threads(threads: int) -> list[str]:
         pass
     except Exception as error:
         notes.append(f"torch.set_num_threads({threads}) failed: {type(error).__name__}: {error}")
+    if threads != 1:
+        notes.append(f"jax runs at 1 thread whatever --threads ({threads}): logitloss.bench.jax_calls sets XLA's "
+                     "flags once, before JAX starts")
     return notes
 
 
@@ -480,7 +484,7 @@ def machine_info(threads: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "threads": threads,
     }
-    for name in ("logitloss", "numpy", "scipy", "torch"):
+    for name in ("logitloss", "numpy", "scipy", "torch", "jax"):
         info[f"{name}_version"] = _version(name)
     try:
         import logitloss

@@ -10,7 +10,9 @@ gradient are) as one provider computes them, in the dtype of the input:
 - ``numpy stable``: the shifted forms of :mod:`~logitloss.bench.references` (as in the timing rows) and the
   gradients users write next to them (``exp(x - lse)``, ``1 / (1 + exp(-x)) - y``);
 - ``scipy``: ``scipy.special.logsumexp / softmax / log_softmax``; SciPy has no gradients and no losses;
-- ``torch``: the ``torch`` / ``torch.nn.functional`` function on ``torch.from_numpy(x)`` and autograd.
+- ``torch``: the ``torch`` / ``torch.nn.functional`` function on ``torch.from_numpy(x)`` and autograd;
+- ``jax``: ``jax.nn.logsumexp / softmax / log_softmax`` and the losses of :mod:`~logitloss.bench.jax_calls`
+  (``log_softmax`` + ``take_along_axis``, ``log_sigmoid``), jitted, gradients by ``jax.vjp`` / ``value_and_grad``.
 
 A provider without the kernel (or without the library) raises :class:`NotAvailable`; NumPy's floating-point
 warnings are silenced (the tables report what comes out).
@@ -25,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from . import references
+from . import jax_calls, references
 
 __all__ = ["PROVIDERS", "NotAvailable", "compute"]
 
-PROVIDERS = ("logitloss", "numpy naive", "numpy stable", "scipy", "torch")
+PROVIDERS = ("logitloss", "numpy naive", "numpy stable", "scipy", "torch", "jax")
 
 Result = tuple[Any, Any]  # (value, gradient or None)
 
@@ -133,12 +135,34 @@ def _torch(kernel: str, x: np.ndarray, target: np.ndarray) -> Result:
     return value.detach().numpy(), z.grad.numpy()
 
 
+def _jax(kernel: str, x: np.ndarray, target: np.ndarray) -> Result:
+    jax, note = jax_calls.load_jax()
+    if jax is None:
+        raise NotAvailable(note or "jax not installed")
+    if kernel == "binary_cross_entropy_with_logits":
+        losses, gradient = jax_calls.binary_cross_entropy_elements()(x, target)
+        return np.asarray(losses), np.asarray(gradient)
+    # The tables ask for the four kernels of one input in a row: computed together (one compilation), kept for
+    # the next three calls.
+    key = (x.dtype.str, x.shape, x.tobytes(), target.tobytes())
+    if key not in _JAX_FAMILY_RESULTS:
+        _JAX_FAMILY_RESULTS.clear()
+        results = jax_calls.softmax_family_with_gradients()(x, _onehot(x, target), target)
+        _JAX_FAMILY_RESULTS[key] = {name: (np.asarray(value), np.asarray(gradient))
+                                    for name, (value, gradient) in results.items()}
+    return _JAX_FAMILY_RESULTS[key][kernel]
+
+
+_JAX_FAMILY_RESULTS: dict[tuple[Any, ...], dict[str, Result]] = {}
+
+
 _PROVIDERS: dict[str, Callable[[str, np.ndarray, np.ndarray], Result]] = {
     "logitloss": _logitloss,
     "numpy naive": _numpy_naive,
     "numpy stable": _numpy_stable,
     "scipy": _scipy,
     "torch": _torch,
+    "jax": _jax,
 }
 
 

@@ -5,7 +5,7 @@ several runs; ``bench/plot_results.py`` is the command line for the latter).  Ne
   one line per provider (the width-sweep rows ``sweep_*`` where the run has them, else every row of the op;
   binary cross-entropy, which has no class axis, is only in ``ratios.png``);
 - ``roofline.png``: the same rows' fraction of the memory roofline measured in the row;
-- ``memory.png``: peak extra memory of one call over the gradient's size, per provider of each memory row;
+- ``memory.png``: peak extra memory of one call over the logits' size, per provider of each memory row;
 - :func:`plot_ratios` (``bench/plot_results.py --out``, not drawn by the report: a few seconds for a full run):
   every row's providers as median time over the row's baseline (log scale), runs side by side.
 """
@@ -115,26 +115,26 @@ def plot_width(rows: list[Row], path: str, *, quantity: str) -> str:
 
 
 def plot_memory(rows: list[Row], path: str) -> str:
-    """Peak extra memory over the gradient's size per provider, one group of bars per memory row."""
+    """Peak extra memory over the logits' size per provider, one group of bars per memory row."""
     plt = _pyplot()
     cases: dict[str, dict[str, float]] = defaultdict(dict)
     for row in rows:
         if row["value"] and row["value_unit"] == "bytes":
             cases[f"{row['case']} {row['shape']} ({_run_label(row)})"][row["provider"]] = float(row["value"])
-    figure, axes = _panels(plt, max(1, len(cases)), "peak extra resident memory of one forward + backward call "
-                           "(subprocess), over the gradient's size")
+    figure, axes = _panels(plt, max(1, len(cases)), "peak extra resident memory of one call "
+                           "(subprocess), over the logits' size")
     if not cases:
         axes[0].text(0.5, 0.5, "no memory rows in this run", ha="center", va="center")
         axes[0].set_axis_off()
     for axis, (case, values) in zip(axes, sorted(cases.items())):
-        gradient = values.get("gradient")
-        providers = [p for p in values if p != "gradient"]
-        ratios = [values[p] / gradient if gradient else float("nan") for p in providers]
+        logits = values.get("logits", values.get("gradient"))  # "gradient": runs before the family's memory rows
+        providers = [p for p in values if p not in ("logits", "gradient")]
+        ratios = [values[p] / logits if logits else float("nan") for p in providers]
         bars = axis.barh(range(len(providers)), ratios, color=["C0" if "logitloss" in p else "C1" for p in providers])
         axis.bar_label(bars, labels=[f"{max(r, 0.0):.2f}x" for r in ratios], fontsize=7)  # -0.00x is noise
         axis.set_yticks(range(len(providers)), providers, fontsize=7)
         axis.axvline(1.0, color="black", linewidth=0.6)
-        axis.set_xlabel("peak extra memory / gradient size", fontsize=8)
+        axis.set_xlabel("peak extra memory / logits' size", fontsize=8)
         axis.set_title(case, fontsize=8)
         axis.invert_yaxis()
     figure.tight_layout()

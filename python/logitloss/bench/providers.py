@@ -8,11 +8,16 @@ Names used in the tables:
 - ``logitloss``: the ISA logitloss chose for this CPU; ``logitloss[isa]``: forced with ``logitloss.use_isa``
   (entered around each sample, outside the timed loop).
 - ``... out=``: the result written into a preallocated buffer (``out=`` of logitloss and torch), so no
-  page faults of a fresh result are timed.
-- ``numpy stable``: the max-shifted NumPy code users write (``references.numpy_*``).
+  page faults of a fresh result are timed; ``logitloss out=input``: softmax / log_softmax written over their
+  input (a private copy of ``x`` that ``setup`` restores before each sample, outside the timing).
+- ``numpy stable``: the max-shifted NumPy code users write (``references.numpy_*``); ``numpy naive``: the
+  textbook code without the shift (``references.numpy_naive_*``: ``log(sum(exp(x)))``, ``exp(x) / sum``, the log
+  of that softmax).
 - ``scipy``: ``scipy.special.logsumexp / softmax / log_softmax``.
 - ``torch``: ``torch.logsumexp / softmax / log_softmax`` on ``torch.from_numpy(x)`` (made outside the timing);
   its thread count is set by the harness (``torch.set_num_threads``).
+- ``jax``: ``jax.nn.logsumexp / softmax / log_softmax`` jitted (:mod:`~logitloss.bench.jax_calls`: CPU, one
+  thread) on ``jax.device_put(x)`` (made outside the timing), each call waited for (``block_until_ready``).
 
 Cross-entropy providers (:func:`cross_entropy_providers`, mean reduction, class-index targets ``y``):
 
@@ -22,15 +27,17 @@ Cross-entropy providers (:func:`cross_entropy_providers`, mean reduction, class-
   timing; rows using it time single calls so every call sees the original logits); ``logitloss backward only``
   = ``cross_entropy_backward(1.0, x, y)``; ``torch`` = the training-loop form
   ``z = torch.from_numpy(x).requires_grad_(); F.cross_entropy(z, torch.from_numpy(y)).backward(); z.grad``;
-  ``numpy stable`` = ``references.numpy_cross_entropy_fwd_bwd``.
+  ``numpy stable`` = ``references.numpy_cross_entropy_fwd_bwd``; ``jax`` = ``jax.value_and_grad`` of
+  ``-mean(take_along_axis(log_softmax(x), y[:, None], -1))``, jitted (``jax_calls.cross_entropy``).
 - forward only: ``logitloss`` = ``cross_entropy(x, y)``; ``torch`` =
-  ``F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y))``; ``numpy stable``.
+  ``F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y))``; ``numpy stable``; ``jax`` (no gradient).
 
 Binary cross-entropy providers (:func:`binary_cross_entropy_providers`, mean reduction, float targets ``y`` of
 ``x``'s shape, optional ``weight`` and ``pos_weight``): the same variants with
 ``binary_cross_entropy_with_logits`` / ``..._backward`` and ``F.binary_cross_entropy_with_logits``; ``numpy
 stable`` = ``references.numpy_binary_cross_entropy_fwd_bwd`` (``np.mean(np.maximum(x, 0) - x*y +
-np.log1p(np.exp(-np.abs(x))))`` and ``(1 / (1 + np.exp(-x)) - y) / x.size``).
+np.log1p(np.exp(-np.abs(x))))`` and ``(1 / (1 + np.exp(-x)) - y) / x.size``); ``jax`` = optax's formula written
+inline with ``jax.nn.log_sigmoid`` (``jax_calls.binary_cross_entropy``).
 
 Each carries its own check (``references.cross_entropy_check`` / ``binary_cross_entropy_check``) against float64
 on the pristine ``x``.
@@ -44,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from . import references
+from . import jax_calls, references
 from .harness import Provider
 
 __all__ = [
@@ -54,7 +61,9 @@ __all__ = [
     "all_providers",
     "binary_cross_entropy_providers",
     "cross_entropy_providers",
+    "jax_providers",
     "logitloss_providers",
+    "numpy_naive_providers",
     "numpy_providers",
     "scipy_providers",
     "torch_providers",
@@ -81,9 +90,11 @@ def logitloss_providers(
     fresh: bool = True,
     out: bool = False,
     isas: bool = False,
+    in_place: bool = False,
     name: str = "logitloss",
 ) -> Built:
-    """logitloss with the chosen ISA (``fresh`` result and/or ``out=``), plus each supported ISA if ``isas``.
+    """logitloss with the chosen ISA (``fresh`` result and/or ``out=``; ``out=input`` if ``in_place``), plus each
+    supported ISA if ``isas``.
 
     The per-ISA providers use ``out=`` when ``out`` is set (they measure the kernel, not the allocator).
     """
@@ -109,6 +120,15 @@ def logitloss_providers(
         providers.append(Provider(name, fresh_call, isa=chosen))
     if buffer is not None:
         providers.append(Provider(f"{name} out=", out_call, isa=chosen))
+    if in_place and op in _OUT_OPS:
+        work = x.copy()
+
+        def in_place_call() -> Any:
+            return function(work, axis=axis, out=work)
+
+        # Restored before each sample; a sample of several calls applies the op to its own output from the
+        # second call on: the same work on values of the same range (a rows' softmax is in [0, 1]).
+        providers.append(Provider(f"{name} out=input", in_place_call, setup=lambda: np.copyto(work, x), isa=chosen))
     if isas:
         supported = _safe(lambda: list(module.supported_isas()), [])
         use_isa = getattr(module, "use_isa", None)
@@ -126,6 +146,21 @@ def logitloss_providers(
 def numpy_providers(op: str, x: np.ndarray, axis: int) -> Built:
     function: Callable[[np.ndarray, int], np.ndarray] = getattr(references, f"numpy_{op}")
     return [Provider("numpy stable", lambda: function(x, axis))], []
+
+
+def numpy_naive_providers(op: str, x: np.ndarray, axis: int) -> Built:
+    function: Callable[[np.ndarray, int], np.ndarray] = getattr(references, f"numpy_naive_{op}")
+    return [Provider("numpy naive", lambda: function(x, axis))], []
+
+
+def jax_providers(op: str, x: np.ndarray, axis: int) -> Built:
+    """``jax.nn.<op>`` jitted on a JAX copy of ``x`` (see the module doc); none, with a note, without JAX."""
+    jax, note = jax_calls.load_jax()
+    if jax is None:
+        return [], [note or "jax: not available"]
+    array = jax.device_put(x)
+    function = jax_calls.forward(op, axis)
+    return [Provider("jax", lambda: jax_calls.ready(function(array)))], []
 
 
 def scipy_providers(op: str, x: np.ndarray, axis: int) -> Built:
@@ -158,6 +193,9 @@ def torch_providers(op: str, x: np.ndarray, axis: int, *, fresh: bool = True, ou
     return providers, []
 
 
+BASELINES = ("numpy", "numpy naive", "scipy", "torch", "jax")
+
+
 def all_providers(
     op: str,
     x: np.ndarray,
@@ -165,14 +203,18 @@ def all_providers(
     *,
     isas: bool = False,
     out: bool = False,
-    baselines: tuple[str, ...] = ("numpy", "scipy", "torch"),
+    in_place: bool = False,
+    baselines: tuple[str, ...] = BASELINES,
 ) -> Built:
-    """logitloss (chosen ISA; each ISA if ``isas``; ``out=`` variants if ``out``) and the named baselines."""
-    providers, notes = logitloss_providers(op, x, axis, out=out, isas=isas)
+    """logitloss (chosen ISA; each ISA if ``isas``; ``out=`` variants if ``out``; ``out=input`` if ``in_place``)
+    and the named baselines (of ``BASELINES``)."""
+    providers, notes = logitloss_providers(op, x, axis, out=out, isas=isas, in_place=in_place)
     factories: dict[str, Callable[[], Built]] = {
         "numpy": lambda: numpy_providers(op, x, axis),
+        "numpy naive": lambda: numpy_naive_providers(op, x, axis),
         "scipy": lambda: scipy_providers(op, x, axis),
         "torch": lambda: torch_providers(op, x, axis, out=out),
+        "jax": lambda: jax_providers(op, x, axis),
     }
     for baseline in baselines:
         more, more_notes = factories[baseline]()
@@ -182,7 +224,7 @@ def all_providers(
 
 
 CROSS_ENTROPY_VARIANTS = ("logitloss", "logitloss grad_out=", "logitloss grad_out=input", "logitloss backward only",
-                          "torch", "numpy stable")
+                          "torch", "jax", "numpy stable")
 BINARY_CROSS_ENTROPY_VARIANTS = CROSS_ENTROPY_VARIANTS
 
 
@@ -198,8 +240,9 @@ def cross_entropy_providers(
 ) -> Built:
     """Cross-entropy providers named in ``variants`` (see the module doc), forward + backward if ``backward``.
 
+    ``x`` is (N, C) or, class axis 1, (N, C, d1, ...) with ``y`` (N, d1, ...) as torch takes it.
     ``weight`` / ``label_smoothing`` are passed to every provider; ``suffix`` is appended to each name.
-    NumPy stable has neither option: it is left out when one is given.
+    NumPy stable and JAX have neither option (they are left out when one is given); NumPy stable is 2-D only.
     """
     options: dict[str, Any] = {}
     if weight is not None:
@@ -207,11 +250,15 @@ def cross_entropy_providers(
     if label_smoothing:
         options["label_smoothing"] = label_smoothing
     plain = weight is None and not label_smoothing
+    numpy_plain = plain and x.ndim == 2
+    check = references.cross_entropy_check(x, y, weight=weight, label_smoothing=label_smoothing, grad=backward)
     return _loss_providers(
         "cross_entropy", x, y, options,
-        check=references.cross_entropy_check(x, y, weight=weight, label_smoothing=label_smoothing, grad=backward),
-        numpy_forward=(lambda: references.numpy_cross_entropy(x, y)) if plain else None,
-        numpy_fwd_bwd=(lambda: references.numpy_cross_entropy_fwd_bwd(x, y)) if plain else None,
+        check=check,
+        numpy_forward=(lambda: references.numpy_cross_entropy(x, y)) if numpy_plain else None,
+        numpy_fwd_bwd=(lambda: references.numpy_cross_entropy_fwd_bwd(x, y)) if numpy_plain else None,
+        jax_loss=(lambda jax_x, jax_y: jax_calls.cross_entropy(1 if x.ndim > 2 else -1, backward)(jax_x, jax_y))
+        if plain else None,
         backward=backward, variants=variants, suffix=suffix,
     )
 
@@ -235,6 +282,8 @@ def binary_cross_entropy_providers(
         check=references.binary_cross_entropy_check(x, y, weight=weight, pos_weight=pos_weight, grad=backward),
         numpy_forward=lambda: references.numpy_binary_cross_entropy(x, y, weight, pos_weight),
         numpy_fwd_bwd=lambda: references.numpy_binary_cross_entropy_fwd_bwd(x, y, weight, pos_weight),
+        jax_loss=lambda jax_x, jax_y, **jax_options: jax_calls.binary_cross_entropy(backward)(
+            jax_x, jax_y, jax_options.get("weight"), jax_options.get("pos_weight")),
         backward=backward, variants=variants, suffix=suffix,
     )
 
@@ -248,12 +297,14 @@ def _loss_providers(
     check: Callable[[Any], str | None],
     numpy_forward: Callable[[], Any] | None,
     numpy_fwd_bwd: Callable[[], Any] | None,
+    jax_loss: Callable[..., Any] | None,
     backward: bool,
     variants: tuple[str, ...],
     suffix: str,
 ) -> Built:
     """The providers of a loss ``op(input, target, **options)`` of logitloss (``op`` and ``op + "_backward"``)
-    and of ``torch.nn.functional.op``, and NumPy stable where given; see the module doc for the variants.
+    and of ``torch.nn.functional.op``, and NumPy stable and ``jax_loss(x, y, **options)`` (on JAX arrays) where
+    given; see the module doc for the variants.
 
     NumPy array options are passed to torch as tensors (``torch.from_numpy``, made outside the timing).
     """
@@ -311,6 +362,16 @@ def _loss_providers(
                 return torch_function(torch.from_numpy(x), target, **torch_options)
 
             providers.append(Provider("torch" + suffix, torch_fwd_bwd if backward else torch_forward, check=check))
+    if "jax" in wanted and jax_loss is not None:
+        jax, note = jax_calls.load_jax()
+        if jax is None:
+            notes.append(note or "jax: not available")
+        else:
+            jax_x, jax_y = jax.device_put(x), jax.device_put(y)
+            jax_options = {name: jax.device_put(value) if isinstance(value, np.ndarray) else value
+                           for name, value in options.items()}
+            providers.append(Provider("jax" + suffix, lambda: jax_calls.ready(jax_loss(jax_x, jax_y, **jax_options)),
+                                      check=check))
     numpy_call = numpy_fwd_bwd if backward else numpy_forward
     if "numpy stable" in wanted and numpy_call is not None:
         providers.append(Provider("numpy stable" + suffix, numpy_call, check=check))

@@ -5,7 +5,8 @@ Two kinds of reference live here.
 1. ``numpy_logsumexp`` / ``numpy_softmax`` / ``numpy_log_softmax`` / ``numpy_cross_entropy*`` /
    ``numpy_binary_cross_entropy*``: the numerically stable NumPy code a user writes by hand (shift by the
    maximum, exponentiate, sum; ``max(x, 0) - x y + log1p(exp(-|x|))``), in the input's dtype.  This is the
-   "NumPy stable" provider of the benchmark tables.
+   "NumPy stable" provider of the benchmark tables.  ``numpy_naive_*``: the textbook code without the shift
+   (``log(sum(exp(x)))``, ``exp(x) / sum(exp(x))``, softmax then log), the "NumPy naive" provider.
 2. The exact references of the test suite (``tests/reference.py``: float64 with the maximum pulled out and
    ``log1p``, SciPy's formula), used by :func:`check_result` to make sure every provider that is timed
    computes the right thing.  They are found next to the source tree (a checkout or an editable install),
@@ -41,6 +42,9 @@ __all__ = [
     "numpy_cross_entropy_fwd_bwd",
     "numpy_log_softmax",
     "numpy_logsumexp",
+    "numpy_naive_log_softmax",
+    "numpy_naive_logsumexp",
+    "numpy_naive_softmax",
     "numpy_softmax",
     "reference_log_softmax",
     "reference_logsumexp",
@@ -68,6 +72,22 @@ def numpy_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``(x - max) - log(sum(exp(x - max)))`` along ``axis``, in ``x.dtype``."""
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def numpy_naive_logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``log(sum(exp(x)))``: overflows once a logit passes log(max) (88.7 in float32)."""
+    return np.log(np.sum(np.exp(x), axis=axis))
+
+
+def numpy_naive_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``exp(x) / sum(exp(x))``, unshifted."""
+    exp = np.exp(x)
+    return exp / np.sum(exp, axis=axis, keepdims=True)
+
+
+def numpy_naive_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``log(softmax(x))``: the naive softmax, then its log (-inf where the softmax underflows)."""
+    return np.log(numpy_naive_softmax(x, axis))
 
 
 def numpy_cross_entropy(x: np.ndarray, y: np.ndarray) -> np.floating:
@@ -203,7 +223,9 @@ def reference_source() -> str:
 def _reference(op: str, rows: np.ndarray) -> np.ndarray:
     """float64 reference of ``op`` over the last axis of the 2-D ``rows``."""
     module = _tests_reference()
-    if module is None:
+    # The test suite's reference takes float64 inputs to mpmath through the suite's conftest, which only a
+    # pytest run provides; float64 formulas are many orders below the check's tolerances for them anyway.
+    if module is None or rows.dtype == np.float64:
         return np.asarray(_FALLBACK[op](rows, -1), dtype=np.float64)
     if op == "logsumexp":
         return np.asarray(module.logsumexp(rows, axis=-1).value, dtype=np.float64)
@@ -305,8 +327,11 @@ def cross_entropy_check(
     with targets ``y`` (class indices (N,) or probabilities (N, C)); compared with float64 on the full loss and
     on 16 sampled gradient rows.  The reference is computed at the first call (in chunks of rows), then cached.
 
-    ``x`` must stay the pristine input: providers writing the gradient in place use their own copy.
+    ``x`` must stay the pristine input: providers writing the gradient in place use their own copy.  Logits
+    (N, C, d1, ...) with class axis 1 (index targets (N, d1, ...)) are checked as their (N * d1 * ..., C) rows.
     """
+    if x.ndim > 2:
+        return _class_axis_1_check(x, y, weight, label_smoothing, grad)
     cache: dict[str, Any] = {}
     picked = np.unique(np.linspace(0, x.shape[0] - 1, min(_CHECK_SLICES, x.shape[0])).astype(np.intp))
 
@@ -350,6 +375,29 @@ def cross_entropy_check(
             worst = np.unravel_index(np.argmax(error), error.shape)
             return f"gradient {got[worst]!r}, expected {expected['grad'][worst]!r} at sampled row/class {worst}"
         return None
+
+    return check
+
+
+def _class_axis_1_check(
+    x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, label_smoothing: float, grad: bool
+) -> Callable[[Any], str | None]:
+    """:func:`cross_entropy_check` of (N, C, d1, ...) logits: the mean over positions is the mean over the rows of
+    the class axis moved last, and so is each gradient entry."""
+    classes = x.shape[1]
+
+    def rows(array: Any) -> np.ndarray:
+        return np.moveaxis(np.asarray(array), 1, -1).reshape(-1, classes)
+
+    targets = rows(y) if y.shape == x.shape else np.asarray(y).reshape(-1)
+    rows_check = cross_entropy_check(rows(x), targets, weight=weight, label_smoothing=label_smoothing, grad=grad)
+
+    def check(result: Any) -> str | None:
+        if grad and isinstance(result, np.ndarray) and result.shape == x.shape:
+            return rows_check(rows(result))
+        if grad and isinstance(result, (tuple, list)) and len(result) == 2 and np.shape(result[1]) == x.shape:
+            return rows_check((result[0], rows(result[1])))
+        return rows_check(result)  # a loss alone, or a malformed result the 2-D check describes
 
     return check
 

@@ -21,7 +21,7 @@ __all__ = ["CSV_COLUMNS", "csv_rows", "header_lines", "markdown", "numerics_mark
 
 # machine and versions, repeated on every line so one CSV line (or a concatenation of runs) stands alone
 _MACHINE_COLUMNS = ["cpu_model", "logical_cores", "logitloss_isa", "logitloss_version", "numpy_version",
-                    "scipy_version", "torch_version"]
+                    "scipy_version", "torch_version", "jax_version"]
 CSV_COLUMNS = [
     "timestamp_utc", "mode", "case", "op", "shape", "axis", "dtype", "layout", "threads", "load", "provider",
     "isa", "repeats", "calls_per_sample", "median_s", "min_s", "max_s", "bytes_per_call", "gbps",
@@ -165,9 +165,9 @@ def _case_table(result: CaseResult) -> list[str]:
 
 
 def _values_table(result: CaseResult) -> list[str]:
-    """Measured values (peak memory): in MB when the unit is bytes, and as a multiple of ``gradient``."""
-    reference = result.values.get("gradient")
-    lines = ["| measurement | value | / gradient |", "|---|---|---|"]
+    """Measured values (peak memory): in MB when the unit is bytes, and as a multiple of the logits' size."""
+    reference = result.values.get("logits")
+    lines = ["| measurement | value | / logits' size |", "|---|---|---|"]
     for name, value in result.values.items():
         text = f"{value / 1e6:.1f} MB" if result.case.value_unit == "bytes" else f"{value:g}"
         ratio = f"{value / reference:.3f}x" if reference else ""
@@ -182,7 +182,7 @@ def _percent(value: float | None) -> float | None:
 def header_lines(run: RunResult) -> list[str]:
     """Command, machine and versions: the first lines of every markdown file of a run."""
     machine = run.machine
-    libraries = ("logitloss", "numpy", "scipy", "torch")
+    libraries = ("logitloss", "numpy", "scipy", "torch", "jax")
     versions = ", ".join(f"{name} {machine.get(f'{name}_version')}" for name in libraries)
     return [
         f"- command: `{run.config['command']}` ({run.config['mode']}), {machine.get('timestamp_utc')}",
@@ -194,12 +194,12 @@ def header_lines(run: RunResult) -> list[str]:
 def _files_section(run: RunResult) -> list[str]:
     lines = ["## Files of this run", ""]
     if run.safety is not None:
-        lines.append("- `safety.md`: adversarial inputs (+-1e4, +-3e38, -inf masks, +inf, nan, float16 extremes, "
-                     "tiny exact losses, subnormal losses): value and gradient of each provider right, nan, inf, "
-                     "0 or wrong, against an exact mpmath reference")
+        lines.append("- `safety.md`: adversarial float16 / float32 / float64 inputs (+-1e4, +-3e38, +-1.7e308, -inf "
+                     "masks, +inf, nan, float16 extremes, tiny exact losses, subnormal losses): value and gradient of "
+                     "each provider right, nan, inf, 0 or wrong, against an exact mpmath reference")
     if run.accuracy is not None:
-        lines.append("- `accuracy.md`: error in units of eps against the exact reference on random logits of "
-                     "spread 1, 10, 100 and several widths, per provider and kernel")
+        lines.append("- `accuracy.md`: error in units of eps against the exact reference on random float32 and "
+                     "float64 logits of spread 1, 10, 100 and several widths, per provider and kernel")
     lines += [
         "- `time_vs_width.png`, `roofline.png`, `memory.png`: plots of the rows below (`python "
         "bench/plot_results.py results.csv --out ratios.png` draws every row's ratios, and compares runs)",
@@ -207,6 +207,23 @@ def _files_section(run: RunResult) -> list[str]:
         "",
     ]
     return lines
+
+
+def _providers_section(run: RunResult) -> list[str]:
+    """Which peer libraries this run had: a missing one is skipped (its rows say so), never an error."""
+    lines = ["## Providers", ""]
+    for name, what in (("numpy", "NumPy stable (max-shifted) and NumPy naive (unshifted), as users write them"),
+                       ("scipy", "scipy.special.logsumexp / softmax / log_softmax (no losses, no gradients)"),
+                       ("torch", "torch CPU: torch.* and torch.nn.functional.*, autograd for gradients"),
+                       ("jax", "jax CPU (1 thread, x64 enabled): jax.nn.*, losses as JAX users write them, jitted, "
+                               "jax.vjp / value_and_grad for gradients")):
+        version = str(run.machine.get(f"{name}_version", ""))
+        state = f"{version}" if not version.startswith("not available") else f"**skipped** ({version})"
+        lines.append(f"- {what}: {state}")
+    every_isa = "" if run.suite.quick else (" and, in the `*_big` rows, forced to each ISA this CPU runs "
+                                            f"({run.machine.get('logitloss_supported_isas', '?')})")
+    lines.append(f"- logitloss {run.machine.get('logitloss_version')} on its chosen ISA{every_isa}")
+    return lines + [""]
 
 
 def _cells_section(run: RunResult) -> list[str]:
@@ -218,7 +235,7 @@ def _cells_section(run: RunResult) -> list[str]:
         count = 1
         for n in case.shape:
             count *= n
-        providers = len(result.timings) if result.timings else len([v for v in result.values if v != "gradient"])
+        providers = len(result.timings) if result.timings else len([v for v in result.values if v != "logits"])
         lines.append(f"| `{case.key}` | {case.op} | {_shape(case.shape)} | {case.dtype} | {count:,} | "
                      f"{count * np.dtype(case.dtype).itemsize / 1e6:.1f} | {providers} |")
     return lines + [""]
@@ -231,7 +248,8 @@ def markdown(run: RunResult) -> str:
         "",
         f"- command: `{config['command']}`",
         f"- mode: **{config['mode']}**, {config['repeats']} interleaved repeats per row (unless the row says "
-        f"otherwise), {config['threads']} thread(s) for logitloss and torch, float32 unless the row says float64",
+        f"otherwise), {config['threads']} thread(s) for logitloss and torch (jax: 1), float32 unless the row says "
+        "float64",
         f"- logitloss {machine.get('logitloss_version')} ISA **{machine.get('logitloss_isa')}** "
         f"(supported: {machine.get('logitloss_supported_isas', '?')}), {machine.get('timestamp_utc')}",
         "- every ratio below is a ratio of medians measured in this run, providers interleaved round-robin",
@@ -250,6 +268,7 @@ def markdown(run: RunResult) -> str:
             "",
         ]
     lines += _files_section(run)
+    lines += _providers_section(run)
     lines += ["## Targets", "", "| target | measured | required | result |", "|---|---|---|---|"]
     for target in run.targets:
         description = target.target.description + (f" ({target.detail})" if target.detail else "")
@@ -275,6 +294,10 @@ def markdown(run: RunResult) -> str:
         "- cross_entropy (mean reduction, int64 class indices): forward + backward reads the logits once and "
         "writes the gradient once (`2 * x.nbytes`, copy roofline); forward only reads them once "
         "(`x.nbytes`, read roofline); targets are not counted.",
+        "- backward rows (`*_backward_big`): logsumexp_backward reads the logits and writes the gradient "
+        "(`2 * x.nbytes`); softmax_backward and log_softmax_backward read the forward output and the upstream "
+        "gradient and write the gradient (`3 * x.nbytes`); copy roofline. cross_entropy of (N, C, H, W) logits "
+        "counts as its (N, C) form (`2 * x.nbytes`).",
         "- binary_cross_entropy_with_logits (mean reduction, float targets of the logits' shape): forward reads "
         "logits and targets (`2 * x.nbytes`, read roofline); forward + backward also writes the gradient "
         "(`3 * x.nbytes`, copy roofline); weight and pos_weight of shape (C,) are not counted.",

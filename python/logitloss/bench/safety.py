@@ -2,7 +2,9 @@
 kernel whether the value and the gradient are right.
 
 Each entry of :data:`CATALOGUE` is a small input (rows of logits with a target class per row, or logits and
-targets of binary cross-entropy) in float32 or float16.  Every provider of :mod:`~logitloss.bench.implementations`
+targets of binary cross-entropy) in float32, float64 or float16: the float32 entries, float64 copies of those whose
+values mean the same in float64 (masks, infinities, nan, moderate and confident rows), and float64's own extremes
+(logits near its maximum, losses that are normal or subnormal only in float64).  Every provider of :mod:`~logitloss.bench.implementations`
 computes every kernel it has on it; :func:`~logitloss.bench.exact.judge` compares value and gradient with the exact
 (mpmath) reference of :mod:`~logitloss.bench.exact`: within the issues' bounds (4 eps for values, 8 eps for
 gradients, times the condition scale), or nan, inf, 0 where the exact value is a nonzero number of the dtype, or
@@ -95,6 +97,26 @@ CATALOGUE: tuple[Entry, ...] = (
           (_NAN, 0.0), (0.0, 1.0), binary=True),
     Entry("bce float16", "float16 extremes +-65504, and x = -8 / -12, y = 0 (3.4e-4 normal, 6.1e-6 subnormal)",
           "float16", (65504.0, -65504.0, -8.0, 8.0, -12.0), (1.0, 0.0, 0.0, 1.0, 0.0), binary=True),
+)
+
+# float32 entries whose values mean the same in float64 (not the ones defined by float32's range)
+_SAME_IN_FLOAT64 = ("moderate", "-inf mask", "all -inf row", "+inf", "nan", "confident", "confident 32000",
+                    "bce moderate", "bce x=-40, y=0", "bce +-inf", "bce nan")
+_FLOAT64_BIG = 1.7e308  # near the float64 maximum (1.798e308): x - max overflows to -inf
+
+CATALOGUE += tuple(
+    Entry(f"{entry.name} (float64)", entry.description, "float64", entry.x, entry.target, entry.binary)
+    for entry in CATALOGUE if entry.name in _SAME_IN_FLOAT64
+) + (
+    Entry("float64 +-1.7e308", "logits near the float64 maximum: x - max overflows to -inf", "float64",
+          ((_FLOAT64_BIG, -_FLOAT64_BIG, _FLOAT64_BIG, 0.0), (-_FLOAT64_BIG,) * 4), (0, 1)),
+    Entry("float64 confident", "confident-correct rows with losses 3e^-700 = 2.9e-304 (normal) and 3e^-740 = "
+          "1.2e-321 (subnormal in float64, 0 in float32)", "float64",
+          ((0.0, -700.0, -700.0, -700.0), (0.0, -740.0, -740.0, -740.0)), (0, 0)),
+    Entry("bce float64 tiny", "x = -700, y = 0 (9.9e-305), x = 740, y = 1 (4.2e-322, subnormal), x = -746, y = 0 "
+          "(rounds to 0)", "float64", (-700.0, 740.0, -746.0), (0.0, 1.0, 0.0), binary=True),
+    Entry("bce float64 +-1.7e308", "logits near the float64 maximum, right and wrong targets", "float64",
+          (_FLOAT64_BIG, -_FLOAT64_BIG, _FLOAT64_BIG, -_FLOAT64_BIG), (1.0, 0.0, 0.0, 1.0), binary=True),
 )
 
 
@@ -190,7 +212,7 @@ def _summary(result: SafetyResult) -> list[str]:
 
 def safety_markdown(result: SafetyResult, header: list[str]) -> str:
     """``safety.md``: the rule, a summary per provider and kernel, then one table per kernel."""
-    eps32, eps16 = float(np.finfo(np.float32).eps), float(np.finfo(np.float16).eps)
+    eps16, eps32, eps64 = (float(np.finfo(dtype).eps) for dtype in (np.float16, np.float32, np.float64))
     lines = [
         "# logitloss safety table: adversarial inputs",
         "",
@@ -199,8 +221,8 @@ def safety_markdown(result: SafetyResult, header: list[str]) -> str:
         "Each cell: **value / gradient** of one provider on one catalogue entry, against an exact mpmath reference "
         f"({_exact.MP_DPS} digits). `ok`: within the issues' bound, |result - exact| <= units * eps * S + one "
         f"subnormal ulp where the exact value is subnormal, with units = {_exact.UNITS['value']:g} for values and "
-        f"{_exact.UNITS['gradient']:g} for gradients, eps of the input's dtype (float32 {eps32:.3g}, float16 "
-        f"{eps16:.3g}) and S the condition scale (S = |exact| where the problem is well conditioned; see "
+        f"{_exact.UNITS['gradient']:g} for gradients, eps of the input's dtype (float16 {eps16:.3g}, float32 "
+        f"{eps32:.3g}, float64 {eps64:.3g}) and S the condition scale (S = |exact| where the problem is well conditioned; see "
         "`logitloss/bench/exact.py`). `NaN` / `inf`: a nan / an infinity where the exact value is finite (or a "
         "different infinity); `0 (lost)`: 0 where the exact value is a nonzero number of the dtype (underflow, or "
         "absorbed next to a larger term); `wrong (k eps)`: a finite number k eps * S away; `wrong (not NaN)`: a "

@@ -17,9 +17,14 @@ Units (bytes moved per call, 1 GB = 1e9 bytes):
 - binary_cross_entropy_with_logits (mean reduction, float32 0 / 1 targets of the logits' shape) forward reads
   the logits and the targets: ``2 * x.nbytes`` against the read roofline; forward + backward also writes the
   gradient: ``3 * x.nbytes`` against the copy roofline (weight and pos_weight of shape (C,) are not counted).
-- the cross_entropy and binary_cross_entropy_with_logits memory rows are no timing: peak extra resident memory of
-  one forward + backward call in a fresh subprocess (``harness.measure_peak_memory``), as a multiple of the
-  gradient's size.
+- the backward rows (``*_backward``, :mod:`~logitloss.bench.backward_providers`): logsumexp_backward reads the
+  logits and writes the gradient, ``2 * x.nbytes``; softmax_backward and log_softmax_backward read the forward
+  output and the upstream gradient and write the gradient, ``3 * x.nbytes``; copy roofline.
+- the memory rows (``*_memory``, :mod:`~logitloss.bench.memory_rows`) are no timing: peak extra resident memory
+  of one call in a fresh subprocess per provider, as a multiple of the logits' size.
+
+Non-last class axes: ``*_axis0`` times axis 0 of the transposed copy of the (4096, 32000) logits next to
+logitloss's last-axis call on the same data; ``cross_entropy_class_axis_1`` takes (N, C, H, W) logits.
 
 The ``out=`` targets compare logitloss writing into a preallocated buffer with torch as users call it (a
 fresh output); torch with ``out=`` is reported alongside for information.  (At 1 thread torch with ``out=``
@@ -43,8 +48,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import providers as _providers
+from .providers import OPS
+from .backward_providers import backward_providers
 from .harness import Provider, Roofline, Timing
 from .inputs import InputCache
+from .memory_rows import memory_values
+from .references import check_result
 
 # A row during which other processes kept more than this many cores busy is flagged in the report.
 OTHER_LOAD_THRESHOLD_CORES = 0.25
@@ -97,6 +106,10 @@ class Case:
         if self.op == "binary_cross_entropy_with_logits":  # forward only: read the logits and the targets
             return size * 2 * count
         if self.op == "binary_cross_entropy_with_logits_fwd_bwd":  # and write the gradient
+            return size * 3 * count
+        if self.op == "logsumexp_backward":  # read the logits, write the gradient
+            return size * 2 * count
+        if self.op in ("softmax_backward", "log_softmax_backward"):  # read output and upstream, write the gradient
             return size * 3 * count
         return size * 2 * count  # softmax, log_softmax, cross_entropy_fwd_bwd
 
@@ -186,35 +199,67 @@ class Suite:
 
 
 def _standard(
-    op: str, shape: tuple[int, ...], *, isas: bool, out: bool, baselines: tuple[str, ...] = ("numpy", "scipy", "torch"),
-    dtype: str = "float32",
+    op: str, shape: tuple[int, ...], *, isas: bool, out: bool, in_place: bool = False,
+    baselines: tuple[str, ...] = _providers.BASELINES, dtype: str = "float32",
 ) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
         x = inputs.logits(shape, dtype)
-        providers, notes = _providers.all_providers(op, x, -1, isas=isas, out=out, baselines=baselines)
+        providers, notes = _providers.all_providers(op, x, -1, isas=isas, out=out, in_place=in_place,
+                                                    baselines=baselines)
         return x, providers, notes
 
     return build
 
 
-def _axis0(shape_last_axis: tuple[int, int]) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
-    """logsumexp over axis 0 of the transposed copy, with the last-axis call on the same data alongside."""
+def _axis0(
+    op: str, shape_last_axis: tuple[int, int], *, isas: bool = False,
+) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
+    """``op`` over axis 0 of the transposed copy, with logitloss's last-axis call on the same data alongside
+    (``out=`` buffers for softmax and log_softmax, so the two layouts time the kernel, not page faults)."""
 
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
         x_last = inputs.logits(shape_last_axis)
         x_first = inputs.logits_transposed(shape_last_axis)
-        providers, notes = _providers.logitloss_providers("logsumexp", x_first, 0, isas=True)
-        last, last_notes = _providers.logitloss_providers("logsumexp", x_last, -1, name="logitloss last axis")
-        more = [
-            _providers.torch_providers("logsumexp", x_first, 0),
-            _providers.numpy_providers("logsumexp", x_first, 0),
-        ]
+        out = op != "logsumexp"
+        providers, notes = _providers.logitloss_providers(op, x_first, 0, isas=isas, out=out)
+        last, last_notes = _providers.logitloss_providers(op, x_last, -1, out=out, fresh=not out,
+                                                          name="logitloss last axis")
+        for provider in last:  # its result is the transpose of the row's: checked as such
+            provider.check = lambda result: check_result(op, x_first, 0, np.asarray(result).T)
         providers += last
         notes += last_notes
-        for extra, extra_notes in more:
-            providers += extra
-            notes += extra_notes
+        for baseline in ("torch", "jax", "numpy", "scipy"):
+            more, more_notes = _providers.all_providers(op, x_first, 0, baselines=(baseline,))
+            providers += [p for p in more if not p.name.startswith("logitloss")]
+            notes += more_notes
         return x_first, providers, notes
+
+    return build
+
+
+def _backward(op: str, shape: tuple[int, int]) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
+    """The backward modes of ``op`` over the last axis (``backward_providers``)."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape)
+        providers, notes = backward_providers(op, x, -1)
+        return x, providers, notes
+
+    return build
+
+
+def _cross_entropy_class_axis_1(
+    shape: tuple[int, int, int, int],
+) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
+    """cross_entropy of (N, C, H, W) logits, class axis 1, index targets (N, H, W): segmentation's layout."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        n, classes, height, width = shape
+        x = inputs.logits(shape)
+        y = inputs.targets(n * height * width, classes).reshape(n, height, width)
+        providers, notes = _providers.cross_entropy_providers(
+            x, y, variants=("logitloss", "logitloss grad_out=", "torch", "jax"))
+        return x, providers, notes + ["numpy stable: not timed, its code here is for (N, C) logits"]
 
     return build
 
@@ -291,15 +336,15 @@ def _cross_entropy(
 def _binary_cross_entropy(
     shape: tuple[int, ...], *, backward: bool = True,
     variants: tuple[str, ...] = _providers.BINARY_CROSS_ENTROPY_VARIANTS, weighted: bool = False,
-    unweighted_variant: bool = False,
+    unweighted_variant: bool = False, dtype: str = "float32",
 ) -> Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]:
     """binary_cross_entropy_with_logits providers (``providers.binary_cross_entropy_providers``) on ``shape``
     with 0 / 1 targets; ``weighted``: ``weight`` and ``pos_weight`` of shape (C,) (the last axis) for every
     provider; ``unweighted_variant`` adds ``logitloss no weights`` (return_grad=True without them)."""
 
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
-        x = inputs.logits(shape)
-        y = inputs.binary_targets(shape)
+        x = inputs.logits(shape, dtype)
+        y = inputs.binary_targets(shape).astype(dtype, copy=False)
         weight = inputs.class_weights(shape[-1]) if weighted else None
         pos_weight = inputs.positive_weights(shape[-1]) if weighted else None
         providers, notes = _providers.binary_cross_entropy_providers(
@@ -314,77 +359,6 @@ def _binary_cross_entropy(
     return build
 
 
-_MEMORY_SETUP = """
-import numpy as np
-import logitloss
-from logitloss.bench import references
-logitloss.set_num_threads(1)
-{torch_import}
-x = np.random.default_rng(0).standard_normal(({rows}, {classes}), dtype=np.float32)
-{targets}
-report["gradient_bytes"] = x.nbytes
-# warm up on a small input: lazy initialization (thread pools, dispatch) is not the call's memory
-small_x, small_y = np.ascontiguousarray(x[:8]), np.ascontiguousarray(y[:8])
-{warm_up}
-"""
-
-# Targets made without a temporary larger than what is kept (see harness.measure_peak_memory).
-_MEMORY_TARGETS = {
-    "cross_entropy": "y = np.random.default_rng(1).integers(0, {classes}, {rows}, dtype=np.int64)",
-    "binary_cross_entropy_with_logits": "y = np.random.default_rng(1).standard_normal(({rows}, {classes}), "
-                                        "dtype=np.float32)\nnp.heaviside(y, np.float32(0), out=y)",
-}
-_MEMORY_NUMPY = {
-    "cross_entropy": "references.numpy_cross_entropy_fwd_bwd",
-    "binary_cross_entropy_with_logits": "references.numpy_binary_cross_entropy_fwd_bwd",
-}
-_TORCH_IMPORT = "import torch\nimport torch.nn.functional as F\ntorch.set_num_threads(1)"
-
-
-def _memory_calls(op: str) -> dict[str, tuple[str, str, str]]:
-    """provider -> (torch import, warm-up on ``small_x``, the measured forward + backward call) of a loss ``op``."""
-    return {
-        "logitloss return_grad=True": ("", f"logitloss.{op}(small_x, small_y, return_grad=True)",
-                                       f"loss, gradient = logitloss.{op}(x, y, return_grad=True)"),
-        "logitloss grad_out=input": ("", f"logitloss.{op}(small_x, small_y, grad_out=small_x)",
-                                     f"loss, gradient = logitloss.{op}(x, y, grad_out=x)"),
-        "torch": (
-            _TORCH_IMPORT,
-            f"z = torch.from_numpy(small_x).requires_grad_(); F.{op}(z, torch.from_numpy(small_y)).backward()",
-            f"z = torch.from_numpy(x).requires_grad_(); F.{op}(z, torch.from_numpy(y)).backward(); "
-            "gradient = z.grad",
-        ),
-        "numpy stable": ("", f"{_MEMORY_NUMPY[op]}(small_x, small_y)", f"loss, gradient = {_MEMORY_NUMPY[op]}(x, y)"),
-    }
-
-
-def _loss_memory(op: str, shape: tuple[int, int]) -> Callable[[], tuple[dict[str, float], list[str]]]:
-    """Peak extra RSS of one forward + backward call of the loss ``op`` per provider, each in its own
-    subprocess."""
-
-    def values() -> tuple[dict[str, float], list[str]]:
-        from .harness import measure_peak_memory
-
-        measured: dict[str, float] = {}
-        notes: list[str] = []
-        for name, (torch_import, warm_up, call) in _memory_calls(op).items():
-            targets = _MEMORY_TARGETS[op].format(rows=shape[0], classes=shape[1])
-            setup = _MEMORY_SETUP.format(rows=shape[0], classes=shape[1], torch_import=torch_import,
-                                         targets=targets, warm_up=warm_up)
-            try:
-                peak = measure_peak_memory(setup, call, label=name)
-            except Exception as error:
-                notes.append(f"{name}: not measured, {type(error).__name__}: {error}")
-                continue
-            measured["gradient"] = float(peak.report["gradient_bytes"])
-            measured[name] = float(peak.peak_extra)
-            notes.append(f"{name}: RSS before {peak.rss_before / 1e6:.1f} MB, peak before "
-                         f"{peak.maxrss_before / 1e6:.1f} MB, peak after {peak.maxrss_after / 1e6:.1f} MB")
-        return measured, notes
-
-    return values
-
-
 # The class-axis widths of the width sweep (classification to large language-model vocabularies) and the logits
 # per sweep cell: full 2**24 (67 MB of float32: beyond the caches, far below the 2**27 cap of every cell),
 # --quick 2**21 on fewer widths and ops.
@@ -393,6 +367,10 @@ SWEEP_LOGITS = 2**24
 QUICK_SWEEP_WIDTHS = (10, 32000, 262144)
 QUICK_SWEEP_LOGITS = 2**21
 CELL_CAP_LOGITS = 2**27
+
+
+# NumPy naive is left out of the sweep (it costs what NumPy stable costs, and the sweep is the run's largest block).
+_SWEEP_BASELINES = ("numpy", "scipy", "torch", "jax")
 
 
 def _sweep_cases(quick: bool) -> list[Case]:
@@ -407,9 +385,9 @@ def _sweep_cases(quick: bool) -> list[Case]:
         for width in widths:
             shape = (max(1, logits // width), width)
             if op == "cross_entropy_fwd_bwd":
-                build = _cross_entropy(shape, variants=("logitloss", "torch", "numpy stable"))
+                build = _cross_entropy(shape, variants=("logitloss", "torch", "jax", "numpy stable"))
             else:
-                build = _standard(op, shape, isas=False, out=False)
+                build = _standard(op, shape, isas=False, out=False, baselines=_SWEEP_BASELINES)
             cases.append(Case(
                 f"sweep_{op.removesuffix('_fwd_bwd')}_C{width}", op, shape, -1, build,
                 title=f"width sweep: {op.replace('_fwd_bwd', ' forward + backward')} ({shape[0]}, {width})",
@@ -429,6 +407,15 @@ def build_suite(quick: bool) -> Suite:
     mid = (8192, 1000)
     tiny = (32, 10)
     big_text = f"({rows}, {vocab})"
+    every_isa = not quick  # logitloss forced to each ISA in the main rows: full run only
+    backward_shape = mid if quick else big
+    few_repeats = None if quick else 5  # rows of 7 or more providers of 524 MB each: the full run's time budget
+    segmentation = (2, 150, 128, 128) if quick else (8, 150, 128, 128)  # ADE20K's 150 classes
+    memory_shape = bce_memory_shape = (16384, 1024)  # 67 MB of float32: far above the noise of RSS
+    memory_note = ("Peak extra resident memory of one call, each provider in a fresh subprocess (C++ allocations "
+                   "count): ru_maxrss after the call - max(ru_maxrss, RSS) before it; the input is made in float32 "
+                   "in the child, libraries warmed up on 8 rows (JAX: compiled for this shape ahead of time), "
+                   "1 thread; a fresh result counts. `logits` = x.nbytes, the unit of the ratios.")
     notes: list[str] = [
         "Targets with out=: logitloss writing into a preallocated buffer vs torch called as users call it "
         "(fresh output); torch with out= as well is shown as (info).",
@@ -438,7 +425,9 @@ def build_suite(quick: bool) -> Suite:
             "--quick: the (4096, 32000) rows run at (512, 32000) and the (32000, 4096) row at (32000, 512) "
             "(66 MB instead of 524 MB, still beyond the caches), with fewer repeats and shorter warm-ups; "
             f"the width sweep covers C = {', '.join(map(str, QUICK_SWEEP_WIDTHS))} at {QUICK_SWEEP_LOGITS:,} logits "
-            "per cell for logsumexp and cross_entropy only (in cache); no thread rows."
+            "per cell for logsumexp and cross_entropy only (in cache); one backward row (softmax, at (8192, 1000)); "
+            "left out: the thread rows, logitloss forced to each ISA, the axis=0 rows (the class axis 1 of "
+            "cross_entropy stays), the float64 rows and the memory rows but cross_entropy's."
         )
     else:
         notes.append(
@@ -446,20 +435,20 @@ def build_suite(quick: bool) -> Suite:
             f"(rows = {SWEEP_LOGITS:,} // C), 7 repeats; every cell stays below {CELL_CAP_LOGITS:,} logits."
         )
     load = "with a busy process pinned to the other core"
+    in_place_forward_note = ("`logitloss out=input`: written over a private copy of x, restored with np.copyto before "
+                             "each sample (outside the timing).")
     cases = [
-        Case("logsumexp_big", "logsumexp", big, -1, _standard("logsumexp", big, isas=True, out=False),
+        Case("logsumexp_big", "logsumexp", big, -1, _standard("logsumexp", big, isas=every_isa, out=False),
              title=f"logsumexp {big_text}, axis=-1", roofline="read"),
-        Case("logsumexp_axis0", "logsumexp", big[::-1], 0, _axis0(big),
-             title=f"logsumexp ({vocab}, {rows}), axis=0 (same data as {big_text}, axis=-1)",
-             roofline="read"),
-        Case("logsumexp_mid", "logsumexp", mid, -1, _standard("logsumexp", mid, isas=True, out=False),
+        Case("logsumexp_mid", "logsumexp", mid, -1, _standard("logsumexp", mid, isas=every_isa, out=False),
              title="logsumexp (8192, 1000), axis=-1", roofline="read"),
         Case("logsumexp_tiny", "logsumexp", tiny, -1, _standard("logsumexp", tiny, isas=False, out=False),
              title="logsumexp (32, 10), axis=-1 (per-call time)"),
-        Case("softmax_big", "softmax", big, -1, _standard("softmax", big, isas=True, out=True),
-             title=f"softmax {big_text}, axis=-1", roofline="copy"),
-        Case("log_softmax_big", "log_softmax", big, -1, _standard("log_softmax", big, isas=True, out=True),
-             title=f"log_softmax {big_text}, axis=-1", roofline="copy"),
+        Case("softmax_big", "softmax", big, -1, _standard("softmax", big, isas=every_isa, out=True, in_place=True),
+             title=f"softmax {big_text}, axis=-1", roofline="copy", note=in_place_forward_note),
+        Case("log_softmax_big", "log_softmax", big, -1,
+             _standard("log_softmax", big, isas=every_isa, out=True, in_place=True),
+             title=f"log_softmax {big_text}, axis=-1", roofline="copy", note=in_place_forward_note),
         Case("softmax_mid", "softmax", mid, -1, _standard("softmax", mid, isas=False, out=True),
              title="softmax (8192, 1000), axis=-1", roofline="copy"),
         Case("log_softmax_mid", "log_softmax", mid, -1, _standard("log_softmax", mid, isas=False, out=True),
@@ -468,6 +457,37 @@ def build_suite(quick: bool) -> Suite:
              title="softmax (32, 10), axis=-1 (per-call time)"),
         Case("log_softmax_tiny", "log_softmax", tiny, -1, _standard("log_softmax", tiny, isas=False, out=False),
              title="log_softmax (32, 10), axis=-1 (per-call time)"),
+    ]
+    cases += [  # --quick: the class axis 1 of cross_entropy stands for the non-last axes
+        Case(f"{op}_axis0", op, big[::-1], 0, _axis0(op, big, isas=every_isa and op == "logsumexp"),
+             title=f"{op} ({vocab}, {rows}), axis=0 (same data as {big_text}, axis=-1)",
+             roofline="read" if op == "logsumexp" else "copy", repeats=few_repeats,
+             note="" if op == "logsumexp" else "logitloss and its last-axis call with out= buffers; the other "
+                                                "providers as users call them.")
+        for op in (() if quick else _providers.OPS)
+    ]
+    cases += [
+        Case(f"{op}_backward", f"{op}_backward", backward_shape, -1, _backward(op, backward_shape),
+             title=f"{op} backward and forward + backward {backward_shape}, axis=-1", roofline="copy", check=False,
+             repeats=few_repeats,
+             baseline="logitloss backward only",
+             note=("Upstream gradient: ones of the result's shape (the gradient of sum(logsumexp))"
+                   if op == "logsumexp" else "Upstream gradient: N(0, 1) of x's shape") +
+                  "; bytes moved are those of the backward pass alone (" +
+                  ("reads x, writes the gradient" if op == "logsumexp" else "reads the forward output and the "
+                   "upstream gradient, writes the gradient") + "). `backward only`: logitloss's "
+                  f"`{op}_backward`, torch.autograd.grad on a prebuilt graph, the pullback of jax.vjp, NumPy's "
+                  "formula; `forward + backward`: " + ("logitloss.logsumexp(x, return_grad=True), one fused pass"
+                                                        if op == "logsumexp" else f"logitloss.{op} then "
+                                                        f"logitloss.{op}_backward (no fused call)") +
+                  ", torch's .backward(g), jax.vjp in one jitted function, NumPy's forward then its formula.")
+        for op in (("softmax",) if quick else _providers.OPS)  # --quick: one backward row
+    ]
+    cases += [
+        Case(f"{op}_memory", op, memory_shape, -1, lambda inputs: (np.empty(0), [], []),
+             title=f"{op} ({memory_shape[0]}, {memory_shape[1]}), axis=-1: peak extra memory",
+             values=memory_values(op, memory_shape), value_unit="bytes", check=False, note=memory_note)
+        for op in (() if quick else _providers.OPS)  # a subprocess per provider: --quick measures cross_entropy
     ]
     inplace_note = ("`logitloss grad_out=input`: in place on a private copy of x, restored with np.copyto before "
                     "each call (outside the timing), so every call sees the original logits; single calls "
@@ -480,38 +500,40 @@ def build_suite(quick: bool) -> Suite:
              note=inplace_note + " `logitloss`: return_grad=True (a fresh gradient: its page faults are timed); "
                   "`torch`: z = torch.from_numpy(x).requires_grad_(); F.cross_entropy(z, y).backward(); z.grad."),
         Case("cross_entropy_mid", "cross_entropy_fwd_bwd", mid, -1,
-             _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable"),
+             _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "jax", "numpy stable"),
                             options_variant=True),
              title="cross_entropy forward + backward (8192, 1000)", roofline="copy", check=False,
              note="`smoothing+weight`: label_smoothing=0.1 and class weights of shape (1000,), gradient into a "
                   "preallocated buffer like `logitloss grad_out=`."),
         Case("cross_entropy_mid_probabilities", "cross_entropy_fwd_bwd", mid, -1,
-             _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable"),
-                            options_variant=True, probabilities=True),
+             _cross_entropy(mid, options_variant=True, probabilities=True),
              title="cross_entropy forward + backward (8192, 1000), probability targets", roofline="copy",
-             check=False,
+             check=False, number=1,
              note="Targets: float32 rows of probabilities of the logits' shape (softmax of 2 N(0, 1)); `numpy "
                   "stable`: -mean(sum(y * log_softmax)) and (softmax - y) / N; `smoothing+weight` as in the "
-                  "(8192, 1000) index-target row. Bytes moved count the logits and the gradient only."),
+                  "(8192, 1000) index-target row. Bytes moved count the logits and the gradient only. "
+                  + inplace_note),
         Case("cross_entropy_forward_big", "cross_entropy", big, -1,
-             _cross_entropy(big, backward=False, variants=("logitloss", "torch", "numpy stable")),
+             _cross_entropy(big, backward=False, variants=("logitloss", "torch", "jax", "numpy stable")),
              title=f"cross_entropy forward only {big_text}" + (" (--quick)" if quick else ""),
              roofline="read", check=False,
              note="`torch`: F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y)), no autograd."),
         Case("cross_entropy_tiny", "cross_entropy_fwd_bwd", tiny, -1,
-             _cross_entropy(tiny, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable")),
+             _cross_entropy(tiny, variants=("logitloss", "logitloss grad_out=", "torch", "jax", "numpy stable")),
              title="cross_entropy forward + backward (32, 10) (per-call time)", check=False),
         Case("cross_entropy_memory", "cross_entropy_fwd_bwd", big, -1, lambda inputs: (np.empty(0), [], []),
              title=f"cross_entropy forward + backward {big_text}: peak extra memory" +
                    (" (--quick)" if quick else ""),
-             values=_loss_memory("cross_entropy", big), value_unit="bytes", check=False,
-             note="Peak extra resident memory of one call, each provider in a fresh subprocess (C++ allocations "
-                  "count): ru_maxrss after the call - max(ru_maxrss, RSS) before it; the input is made in float32 "
-                  "in the child, libraries warmed up on 8 rows, 1 thread. `gradient` = x.nbytes."),
+             values=memory_values("cross_entropy", big), value_unit="bytes", check=False, note=memory_note),
+        Case("cross_entropy_class_axis_1", "cross_entropy_fwd_bwd", segmentation, 1,
+             _cross_entropy_class_axis_1(segmentation),
+             title=f"cross_entropy forward + backward {segmentation}, class axis 1 (segmentation layout)",
+             roofline="copy", check=False,
+             note="Index targets (N, H, W); logitloss reduces the class axis in place (no transposed copy); torch "
+                  "and jax take the same layout (jax: log_softmax(axis=1) and take_along_axis)."),
     ]
     bce_elements = (1_000_000,)
     multilabel = (4096, 1000)
-    bce_memory_shape = (16384, 1024)
     cases += [
         Case("bce_big", "binary_cross_entropy_with_logits_fwd_bwd", bce_elements, -1,
              _binary_cross_entropy(bce_elements),
@@ -522,7 +544,8 @@ def build_suite(quick: bool) -> Suite:
              "`numpy stable`: np.mean(np.maximum(x, 0) - x*y + np.log1p(np.exp(-np.abs(x)))) and "
              "(1 / (1 + np.exp(-x)) - y) / x.size."),
         Case("bce_forward_big", "binary_cross_entropy_with_logits", bce_elements, -1,
-             _binary_cross_entropy(bce_elements, backward=False, variants=("logitloss", "torch", "numpy stable")),
+             _binary_cross_entropy(bce_elements, backward=False,
+                                   variants=("logitloss", "torch", "jax", "numpy stable")),
              title="binary_cross_entropy_with_logits forward only (1000000,)", roofline="read", check=False,
              note="`torch`: F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y)), no "
                   "autograd."),
@@ -534,20 +557,21 @@ def build_suite(quick: bool) -> Suite:
                   "shape (1000,) except `logitloss no weights` (return_grad=True without them)."),
         Case("bce_multilabel_forward", "binary_cross_entropy_with_logits", multilabel, -1,
              _binary_cross_entropy(multilabel, backward=False, weighted=True,
-                                   variants=("logitloss", "torch", "numpy stable")),
+                                   variants=("logitloss", "torch", "jax", "numpy stable")),
              title="binary_cross_entropy_with_logits forward only (4096, 1000), weight and pos_weight (1000,)",
              roofline="read", check=False),
         Case("bce_tiny", "binary_cross_entropy_with_logits_fwd_bwd", (2,), -1,
-             _binary_cross_entropy((2,), variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable")),
+             _binary_cross_entropy((2,), variants=("logitloss", "logitloss grad_out=", "torch", "jax", "numpy stable")),
              title="binary_cross_entropy_with_logits forward + backward (2,) (per-call time)", check=False),
-        Case("bce_memory", "binary_cross_entropy_with_logits_fwd_bwd", bce_memory_shape, -1,
-             lambda inputs: (np.empty(0), [], []),
-             title="binary_cross_entropy_with_logits forward + backward (16384, 1024): peak extra memory",
-             values=_loss_memory("binary_cross_entropy_with_logits", bce_memory_shape), value_unit="bytes",
-             check=False, note="Measured as the cross_entropy memory row; targets 0 / 1 float32. "
-                               "`gradient` = x.nbytes."),
     ]
-    if not quick:  # float64: the mid shape of each kernel of the softmax family
+    if not quick:  # --quick measures the memory of cross_entropy only (a subprocess per provider)
+        cases.append(Case(
+            "bce_memory", "binary_cross_entropy_with_logits_fwd_bwd", bce_memory_shape, -1,
+            lambda inputs: (np.empty(0), [], []),
+            title="binary_cross_entropy_with_logits forward + backward (16384, 1024): peak extra memory",
+            values=memory_values("binary_cross_entropy_with_logits", bce_memory_shape), value_unit="bytes",
+            check=False, note=memory_note + " Targets 0 / 1 float32."))
+    if not quick:  # float64: the mid shape of each kernel
         cases += [
             Case(f"{op}_mid_f64", op, mid, -1, _standard(op, mid, isas=False, out=op != "logsumexp", dtype="float64"),
                  title=f"{op} (8192, 1000) float64, axis=-1", roofline="read" if op == "logsumexp" else "copy",
@@ -555,10 +579,17 @@ def build_suite(quick: bool) -> Suite:
             for op in _providers.OPS
         ]
         cases.append(Case("cross_entropy_mid_f64", "cross_entropy_fwd_bwd", mid, -1,
-                          _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "numpy stable"),
+                          _cross_entropy(mid, variants=("logitloss", "logitloss grad_out=", "torch", "jax",
+                                                        "numpy stable"),
                                          dtype="float64"),
                           title="cross_entropy forward + backward (8192, 1000) float64", roofline="copy",
                           check=False, dtype="float64"))
+        cases.append(Case("bce_big_f64", "binary_cross_entropy_with_logits_fwd_bwd", bce_elements, -1,
+                          _binary_cross_entropy(bce_elements, dtype="float64",
+                                                variants=("logitloss", "logitloss grad_out=", "torch", "jax",
+                                                          "numpy stable")),
+                          title="binary_cross_entropy_with_logits forward + backward (1000000,) float64",
+                          roofline="copy", check=False, dtype="float64", number=1, repeats=31))
     # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
     for shape, label in ((big, "big"), (mid, "mid")) if not quick else ():
         shape_text = f"({shape[0]}, {shape[1]})"
@@ -637,13 +668,13 @@ def build_suite(quick: bool) -> Suite:
         Target("ce_tiny_vs_torch", "cross_entropy fwd+bwd (32, 10): per-call speedup vs torch training loop",
                "cross_entropy_tiny", "ratio", "torch", "logitloss", 8.0),
         Target("ce_memory_fresh", f"cross_entropy fwd+bwd {big_text} return_grad=True: peak extra memory / "
-               "gradient size", "cross_entropy_memory", "value", "logitloss return_grad=True", "gradient",
+               "logits' size", "cross_entropy_memory", "value", "logitloss return_grad=True", "logits",
                1.05, at_least=False),
         Target("ce_memory_inplace", f"cross_entropy fwd+bwd {big_text} grad_out=input: peak extra memory / "
-               "gradient size", "cross_entropy_memory", "value", "logitloss grad_out=input", "gradient",
+               "logits' size", "cross_entropy_memory", "value", "logitloss grad_out=input", "logits",
                0.05, at_least=False),
-        Target("ce_memory_torch", f"cross_entropy fwd+bwd {big_text} torch: peak extra memory / gradient size",
-               "cross_entropy_memory", "value", "torch", "gradient", informational=True),
+        Target("ce_memory_torch", f"cross_entropy fwd+bwd {big_text} torch: peak extra memory / logits' size",
+               "cross_entropy_memory", "value", "torch", "logits", informational=True),
         Target("bce_big_vs_torch", "binary_cross_entropy_with_logits fwd+bwd (1000000,): speedup of return_grad=True "
                "vs torch training loop", "bce_big", "ratio", "torch", "logitloss", 3.0),
         Target("bce_big_vs_numpy", "binary_cross_entropy_with_logits fwd+bwd (1000000,): speedup of return_grad=True "
@@ -667,16 +698,52 @@ def build_suite(quick: bool) -> Suite:
         Target("bce_tiny_vs_torch", "binary_cross_entropy_with_logits fwd+bwd (2,): per-call speedup vs torch "
                "training loop", "bce_tiny", "ratio", "torch", "logitloss", 8.0),
         Target("bce_memory_fresh", "binary_cross_entropy_with_logits fwd+bwd (16384, 1024) return_grad=True: peak "
-               "extra memory / gradient size", "bce_memory", "value", "logitloss return_grad=True", "gradient",
+               "extra memory / logits' size", "bce_memory", "value", "logitloss return_grad=True", "logits",
                informational=True),
         Target("bce_memory_inplace", "binary_cross_entropy_with_logits fwd+bwd (16384, 1024) grad_out=input: peak "
-               "extra memory / gradient size", "bce_memory", "value", "logitloss grad_out=input", "gradient",
+               "extra memory / logits' size", "bce_memory", "value", "logitloss grad_out=input", "logits",
                informational=True),
         Target("bce_memory_torch", "binary_cross_entropy_with_logits fwd+bwd (16384, 1024) torch: peak extra memory / "
-               "gradient size", "bce_memory", "value", "torch", "gradient", informational=True),
+               "logits' size", "bce_memory", "value", "torch", "logits", informational=True),
     ]
+    targets += _peer_targets(big_text, f"{backward_shape}")
     assert all(np.prod(case.shape) <= CELL_CAP_LOGITS for case in cases)
     return Suite(cases, targets, quick, big, notes, warmup_time=0.05 if quick else 0.2)
+
+
+def _peer_targets(big_text: str, backward_text: str) -> list[Target]:
+    """Informational ratios of the rows that have no performance target of their own: JAX, the non-last axis
+    of softmax and log_softmax, the backward modes, the class axis 1 of cross_entropy, the memory of the family."""
+    targets = [
+        Target(f"{key}_vs_jax", f"{title}: speedup of logitloss vs jax", case, "ratio", "jax", "logitloss",
+               informational=True)
+        for key, title, case in (
+            ("lse_big", f"logsumexp {big_text}", "logsumexp_big"),
+            ("softmax_big", f"softmax {big_text} (fresh outputs)", "softmax_big"),
+            ("log_softmax_big", f"log_softmax {big_text} (fresh outputs)", "log_softmax_big"),
+            ("ce_big", f"cross_entropy fwd+bwd {big_text}", "cross_entropy_big"),
+            ("ce_tiny", "cross_entropy fwd+bwd (32, 10), per call", "cross_entropy_tiny"),
+            ("bce_big", "binary_cross_entropy_with_logits fwd+bwd (1000000,)", "bce_big"),
+        )
+    ]
+    for op in ("softmax", "log_softmax"):
+        targets.append(Target(f"{op}_axis0_vs_last", f"{op} axis=0 / axis=-1 of the same data, both with out=",
+                              f"{op}_axis0", "ratio", "logitloss out=", "logitloss last axis out=", 1.5,
+                              at_least=False, informational=True))
+    for op in OPS:
+        targets += [
+            Target(f"{op}_backward_vs_torch", f"{op}_backward {backward_text}: speedup vs torch.autograd.grad",
+                   f"{op}_backward", "ratio", "torch backward only", "logitloss backward only",
+                   informational=True),
+            Target(f"{op}_fwd_bwd_vs_torch", f"{op} forward + backward {backward_text}: speedup vs torch "
+                   ".backward()", f"{op}_backward", "ratio", "torch forward + backward",
+                   "logitloss forward + backward", informational=True),
+            Target(f"{op}_memory_fresh", f"{op} (16384, 1024): peak extra memory / logits' size",
+                   f"{op}_memory", "value", "logitloss", "logits", informational=True),
+        ]
+    targets.append(Target("ce_class_axis_1_vs_torch", "cross_entropy fwd+bwd (N, C, H, W), class axis 1: speedup vs "
+                          "torch", "cross_entropy_class_axis_1", "ratio", "torch", "logitloss", informational=True))
+    return targets
 
 
 def evaluate_targets(targets: list[Target], results: dict[str, CaseResult], threads: int) -> list[TargetResult]:
