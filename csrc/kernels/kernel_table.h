@@ -14,7 +14,7 @@ namespace logitloss {
 //   others = sum of weight * exp(x - max) over the elements not equal to max (nan if any is nan).
 // The maximal terms are kept out of `others` so log(count) + log1p(others / count) keeps full
 // relative precision when one term dominates (SciPy's method; logsumexp([0, -40]) = 4.2e-18).
-constexpr int64_t kRowChunk = 4096;   // elements per chunk of a row (kernels' unit of reduction)
+constexpr int64_t kRowChunk = 1024;   // elements per chunk of a row (kernels' unit of reduction)
 constexpr int64_t kColumnTile = 512;  // most columns one column-kernel call takes
 
 struct SliceStats {
@@ -82,12 +82,17 @@ struct TypedKernels {
   // One pass of softmax with one exp per element (compensated: full relative precision), and the
   // target terms: out (may be null: statistics only) as in TargetTerms; `out` may be `x` itself.
   // scratch: 2 * ceil(n / kRowChunk) doubles. `out` is meaningful only when the max is finite and
-  // others not nan, which the caller checks.
-  FusedStats (*row_softmax_fused)(const T* x, int64_t n, T* out, double* scratch, const TargetTerms<T>& terms);
+  // others not nan, which the caller checks. staging: null (out is written, then rescaled in
+  // place), or n elements that hold the unscaled terms while `out` is written once, streamed
+  // (see `stream` below; out must not be x).
+  FusedStats (*row_softmax_fused)(const T* x, int64_t n, T* out, double* scratch, T* staging,
+                                  const TargetTerms<T>& terms);
+  // stream: `out` is far larger than cache and not an input; it is written with non-temporal
+  // stores (no read-for-ownership), ordered by a fence before the kernel returns.
   // out = scale * weight * exp(x - shift) with an error-free x - shift; 0 where weight == 0.
-  void (*row_scaled_exp)(const T* x, const T* weight, int64_t n, T shift, T scale, T* out);
+  void (*row_scaled_exp)(const T* x, const T* weight, int64_t n, T shift, T scale, T* out, bool stream);
   // out = (x - max) - log_total (no cancellation: both terms are <= 0).
-  void (*row_log_softmax)(const T* x, int64_t n, T max, T log_total, T* out);
+  void (*row_log_softmax)(const T* x, int64_t n, T max, T log_total, T* out, bool stream);
   // sum(a * b) (sum(a) when b is null), accumulated in double.
   double (*row_dot)(const T* a, const T* b, int64_t n);
   // out = y * (g - dot)

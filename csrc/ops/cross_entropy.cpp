@@ -61,6 +61,7 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
   const int64_t C = L.length;
   const T* weight = static_cast<const T*>(ops.weight);
   const double e = ops.label_smoothing;
+  const bool stream = stream_output<T>(call, ops.grad, ops.input);
   for_each_row(L, [&](int64_t r, const RowCursor& cur) {
     const T* x = row_input<T>(call.base[ops.input] + cur.offset(ops.input), L.row_stride[ops.input], C, 0);
     char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cur.offset(ops.grad);
@@ -113,7 +114,7 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
         (T)g,
     };
     T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, C, 2) : nullptr;
-    const FusedStats fused = k.row_softmax_fused(x, C, grad, chunk_scratch(C), terms);
+    const FusedStats fused = k.row_softmax_fused(x, C, grad, chunk_scratch(C), staging_for<T>(stream, C), terms);
     const SliceStats& s = fused.stats;
     if (!regular_row(s)) {  // a nan, an all -inf row, or +inf: nan, as torch
       if (grad_bytes) {

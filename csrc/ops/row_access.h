@@ -74,6 +74,32 @@ void finish_row_output(char* p, int64_t stride, int64_t n, const T* written) {
   for (int64_t i = 0; i < n; ++i) store_scalar<T>(p + i * stride, written[i]);
 }
 
+// Streamed outputs (TypedKernels' `stream` and `staging`): an output at least this large cannot
+// stay in cache anyway, so its lines are written with non-temporal stores, which saves reading
+// each line before writing it (a third of the traffic of a read-x-write-out pass). Rows shorter
+// than kStreamingRowBytes would be mostly partial lines at their ends.
+constexpr double kStreamingOutputBytes = 32.0 * 1024 * 1024;
+constexpr int64_t kStreamingRowBytes = 2048;
+constexpr int kStagingSlot = 4;  // scratch slot of row_softmax_fused's staging buffer
+
+// Whether operand out_op is streamed: its rows contiguous (written in place, not through a packed
+// scratch row), the whole output large, and not the input x_op itself (in place, the row's lines
+// are in cache already; a streamed store would evict them).
+template <class T>
+bool stream_output(const ArrayCall& call, int out_op, int x_op) {
+  const ReductionLayout& L = call.layout;
+  if (out_op == kNoOperand || L.row_stride[out_op] != (int64_t)sizeof(T)) return false;
+  if (call.base[out_op] == call.base[x_op]) return false;
+  return (double)L.rows * (double)L.length * sizeof(T) >= kStreamingOutputBytes &&
+         L.length * (int64_t)sizeof(T) >= kStreamingRowBytes;
+}
+
+// row_softmax_fused's staging buffer for this thread: n elements when streaming, else null.
+template <class T>
+T* staging_for(bool stream, int64_t n) {
+  return stream ? scratch<T>(kStagingSlot, n) : nullptr;
+}
+
 // Two doubles per chunk of a row, for row_softmax_fused.
 inline double* chunk_scratch(int64_t n) {
   thread_local std::vector<double> buffer;

@@ -282,6 +282,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     return;
   }
 
+  const bool stream = stream_output<T>(call, ops.grad, ops.a);
   for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const char* a_bytes = call.base[ops.a] + cur.offset(ops.a);
     const T* a = row_input<T>(a_bytes, L.row_stride[ops.a], n, 0);
@@ -301,7 +302,9 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     // Unweighted with a gradient: the gradient is the softmax, and its pass yields the statistics.
     const bool fused_softmax = grad_bytes && !b;
     T* grad = fused_softmax ? row_output<T>(grad_bytes, grad_stride, n, 2) : nullptr;
-    const SliceStats stats = fused_softmax ? k.row_softmax_fused(a, n, grad, chunk_scratch(n), plain_softmax<T>()).stats : k.row_stats(a, b, n, kStatsPlain);
+    const SliceStats stats = fused_softmax ? k.row_softmax_fused(a, n, grad, chunk_scratch(n), staging_for<T>(stream, n),
+                                                                 plain_softmax<T>()).stats
+                                           : k.row_stats(a, b, n, kStatsPlain);
     LogsumexpValue v = finalize_logsumexp(stats, ops.return_sign);
     if (b && stats.max == kInf && !std::isnan(stats.others)) v = weighted_infinite_logsumexp(a, b, n, ops.return_sign);
     // v describes the rescaled weights (the gradient needs it so); the value gets k ln 2 back.
@@ -316,7 +319,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     }
     if (!fused_softmax) {
       grad = row_output<T>(grad_bytes, grad_stride, n, 2);
-      k.row_scaled_exp(a, b, n, (T)v.max, (T)(v.sign * v.inverse_total), grad);
+      k.row_scaled_exp(a, b, n, (T)v.max, (T)(v.sign * v.inverse_total), grad, stream);
     }
     finish_row_output(grad_bytes, grad_stride, n, grad);
   });
@@ -362,22 +365,24 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
         return;
       }
       T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
-      k.row_log_softmax(x, n, (T)s.max, (T)log_total, out);
+      k.row_log_softmax(x, n, (T)s.max, (T)log_total, out, false);
       finish_row_output(out_bytes, L.row_stride[out_op], n, out);
     });
     return;
   }
 
+  const bool stream = stream_output<T>(call, out_op, x_op);
   for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const T* x = row_input<T>(call.base[x_op] + cur.offset(x_op), L.row_stride[x_op], n, 0);
     char* out_bytes = call.base[out_op] + cur.offset(out_op);
     T* out = row_output<T>(out_bytes, L.row_stride[out_op], n, 1);
-    const SliceStats s = log ? k.row_stats(x, nullptr, n, kStatsPlain) : k.row_softmax_fused(x, n, out, chunk_scratch(n), plain_softmax<T>()).stats;
+    const SliceStats s = log ? k.row_stats(x, nullptr, n, kStatsPlain)
+                             : k.row_softmax_fused(x, n, out, chunk_scratch(n), staging_for<T>(stream, n), plain_softmax<T>()).stats;
     if (!regular_row(s)) {
       softmax_fallback<T>(reinterpret_cast<const char*>(x), sizeof(T), n, out_bytes, L.row_stride[out_op], log);
       return;
     }
-    if (log) k.row_log_softmax(x, n, (T)s.max, (T)log_total(s), out);
+    if (log) k.row_log_softmax(x, n, (T)s.max, (T)log_total(s), out, stream);
     finish_row_output(out_bytes, L.row_stride[out_op], n, out);
   });
 }
@@ -387,6 +392,7 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
   const TypedKernels<T>& k = kernels_for<T>(active_kernels());
   const ReductionLayout& L = call.layout;
   const int64_t n = L.length;
+  const bool stream = stream_output<T>(call, ops.out, ops.a);
   for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const T* a = row_input<T>(call.base[ops.a] + cur.offset(ops.a), L.row_stride[ops.a], n, 0);
     const T* caller_b = ops.b == kNoOperand ? nullptr : row_input<T>(call.base[ops.b] + cur.offset(ops.b), L.row_stride[ops.b], n, 1);
@@ -426,7 +432,7 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
       return;
     }
     T* out = row_output<T>(out_bytes, out_stride, n, 2);
-    k.row_scaled_exp(a, b, n, (T)shift, (T)scale, out);
+    k.row_scaled_exp(a, b, n, (T)shift, (T)scale, out, stream);
     finish_row_output(out_bytes, out_stride, n, out);
   });
 }

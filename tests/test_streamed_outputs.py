@@ -1,0 +1,140 @@
+"""Outputs large enough to be streamed past the caches (non-temporal stores).
+
+Outputs of at least 32 MiB whose rows are contiguous and at least 2 KiB are written with streaming
+stores, and softmax-like rows stage their terms in a thread-local buffer first (row_access.h,
+``stream_output``). The values must not change: every result here is compared bitwise with the
+same rows computed in slices of 64 rows (2 MiB: not streamed), and a sample of rows with the
+float64 reference. The arrays' rows start 16 bytes past a 64-byte boundary (NumPy's large
+allocations), and the `out=` cases add an output at an odd offset (a 4-byte head) and one aligned
+to 64 bytes, so every head length of the streamed loop is taken somewhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference
+from tolerances import assert_close_to_exact
+
+import logitloss
+
+STREAMED_BYTES = 32 * 2**20
+SLICE_ROWS = 64
+
+
+def big_logits(dtype, seed=0):
+    """Rows of 8200 float32 (6000 float64) logits, more than 32 MiB in all, with the hard cases:
+    -inf masks over whole chunks, a row with its max in its last chunk, huge and tiny logits."""
+    columns = 8200 if dtype == np.float32 else 6000
+    rows = STREAMED_BYTES // (columns * np.dtype(dtype).itemsize) + 16
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, columns)) * 4).astype(dtype)
+    x[1, :3000] = -np.inf  # leading masked chunks: their reference max is -inf
+    x[2, 2000:5000] = -np.inf  # masked chunks after finite ones
+    x[3, -1] = 80.0  # the row's max arrives in its last chunk: earlier chunks are rescaled
+    x[4] = np.linspace(-50, 50, columns, dtype=dtype)  # the max rises in every chunk
+    x[5, 7] = 1e4
+    x[6] = -3e38
+    return x
+
+
+def in_slices(compute, *arrays):
+    """compute(*row slices) over slices of SLICE_ROWS rows (each too small to be streamed)."""
+    rows = arrays[0].shape[0]
+    parts = [compute(*(a[i : i + SLICE_ROWS] for a in arrays)) for i in range(0, rows, SLICE_ROWS)]
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(p) for p in zip(*parts))
+    return np.concatenate(parts)
+
+
+def assert_bitwise(streamed, sliced):
+    assert streamed.dtype == sliced.dtype and streamed.shape == sliced.shape
+    assert np.array_equal(streamed, sliced, equal_nan=True)
+
+
+def offset_out(shape, dtype, offset_bytes):
+    """An output array of `shape` whose data starts `offset_bytes` past a 64-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    size = int(np.prod(shape))
+    raw = np.empty(size * itemsize + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset_bytes
+    out = raw[start : start + size * itemsize].view(dtype).reshape(shape)
+    assert out.ctypes.data % 64 == offset_bytes
+    return out
+
+
+@pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["float32", "float64"])
+def logits(request):
+    x = big_logits(request.param)
+    assert x.nbytes >= STREAMED_BYTES
+    return x
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("offset_bytes", [None, 0, 4], ids=["fresh", "aligned", "offset4"])
+def test_softmax_family_streamed(isa, logits, log, offset_bytes):
+    f = logitloss.log_softmax if log else logitloss.softmax
+    if offset_bytes is None:
+        streamed = f(logits, axis=-1)
+    else:
+        streamed = f(logits, axis=-1, out=offset_out(logits.shape, logits.dtype, offset_bytes))
+    assert_bitwise(streamed, in_slices(lambda x: f(x, axis=-1), logits))
+    rows = [0, 1, 2, 3, 4, 5, 6, len(logits) - 1]
+    exact = reference.softmax(logits[rows], axis=-1)
+    if log:
+        assert_close_to_exact(streamed[rows], exact.log_softmax, exact.dtype, exact.log_softmax_scale,
+                              lo=exact.log_softmax_lo, what="streamed log_softmax")
+    else:
+        assert_close_to_exact(streamed[rows], exact.softmax, exact.dtype, exact.softmax_scale, lo=exact.softmax_lo,
+                              what="streamed softmax")
+
+
+def test_logsumexp_gradient_streamed(isa, logits):
+    value, grad = logitloss.logsumexp(logits, axis=-1, return_grad=True)
+    sliced_value, sliced_grad = in_slices(lambda x: logitloss.logsumexp(x, axis=-1, return_grad=True), logits)
+    assert_bitwise(value, sliced_value)
+    assert_bitwise(grad, sliced_grad)
+    g = np.linspace(0.5, 2.0, len(logits)).astype(logits.dtype)
+    backward = logitloss.logsumexp_backward(g, logits, axis=-1)
+    assert_bitwise(backward, in_slices(lambda gs, x: logitloss.logsumexp_backward(gs, x, axis=-1), g, logits))
+
+
+@pytest.mark.parametrize("targets", ["index", "probabilities"])
+def test_cross_entropy_gradient_streamed(isa, logits, targets):
+    rng = np.random.default_rng(1)
+    n, c = logits.shape
+    weight = rng.uniform(0.5, 2.0, c).astype(logits.dtype)
+    if targets == "index":
+        y = rng.integers(0, c, n)
+        y[7] = -100  # ignored: its gradient row is zeros
+    else:
+        y = rng.dirichlet(np.ones(c), n).astype(logits.dtype)
+    kwargs = dict(weight=weight, reduction="none", label_smoothing=0.1)
+    loss, grad = logitloss.cross_entropy(logits, y, return_grad=True, **kwargs)
+    sliced_loss, sliced_grad = in_slices(lambda x, t: logitloss.cross_entropy(x, t, return_grad=True, **kwargs), logits, y)
+    assert_bitwise(loss, sliced_loss)
+    assert_bitwise(grad, sliced_grad)
+    if targets == "index":
+        assert not grad[7].any()
+    # The gradient rows of regular rows sum to 0 (within the rounding of their C terms).
+    regular = np.isfinite(loss)
+    sums = grad[regular].astype(np.float64).sum(axis=1)
+    scale = np.abs(grad[regular]).astype(np.float64).sum(axis=1)
+    assert np.all(np.abs(sums) <= 64 * np.finfo(logits.dtype).eps * scale)
+
+
+def test_streamed_outputs_do_not_depend_on_threads(isa, logits, restore_threads):
+    results = []
+    for threads in (1, 2):
+        logitloss.set_num_threads(threads)
+        results.append((logitloss.softmax(logits, axis=-1), logitloss.log_softmax(logits, axis=-1)))
+    for one, two in zip(*results):
+        assert_bitwise(one, two)
+
+
+def test_in_place_is_not_streamed_and_matches(isa, logits):
+    """out=x (in place) keeps plain stores; the values are the same as a separate output's."""
+    expected = logitloss.softmax(logits, axis=-1)
+    x = logits.copy()
+    assert logitloss.softmax(x, axis=-1, out=x) is x
+    assert_bitwise(x, expected)
