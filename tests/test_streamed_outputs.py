@@ -1,12 +1,13 @@
 """Outputs large enough to be streamed past the caches (non-temporal stores).
 
-Outputs of at least 32 MiB whose rows are contiguous and at least 2 KiB are written with streaming
-stores, and softmax-like rows stage their terms in a thread-local buffer first (row_access.h,
-``stream_output``). The values must not change: every result here is compared bitwise with the
-same rows computed in slices of 64 rows (2 MiB: not streamed), and a sample of rows with the
-float64 reference. The arrays' rows start 16 bytes past a 64-byte boundary (NumPy's large
-allocations), and the `out=` cases add an output at an odd offset (a 4-byte head) and one aligned
-to 64 bytes, so every head length of the streamed loop is taken somewhere.
+A caller's output buffer (softmax / log_softmax `out=`, cross_entropy `grad_out=`) of at least
+32 MiB whose rows are contiguous and at least 2 KiB is written with streaming stores, and
+softmax-like rows stage their terms in a thread-local buffer first (row_access.h,
+``stream_output``); fresh outputs are not streamed. The values must not change: every result here
+is compared bitwise with the same rows computed in slices of 64 rows (2 MiB: not streamed), and a
+sample of rows with the exact reference. NumPy's large arrays start 16 bytes past a 64-byte
+boundary; the buffers here start 0 or 4 bytes past one, so the streamed loop meets an aligned
+row start, and heads of every length as the rows' offsets advance.
 """
 
 from __future__ import annotations
@@ -89,18 +90,9 @@ def test_softmax_family_streamed(isa, logits, log, offset_bytes):
                               what="streamed softmax")
 
 
-def test_logsumexp_gradient_streamed(isa, logits):
-    value, grad = logitloss.logsumexp(logits, axis=-1, return_grad=True)
-    sliced_value, sliced_grad = in_slices(lambda x: logitloss.logsumexp(x, axis=-1, return_grad=True), logits)
-    assert_bitwise(value, sliced_value)
-    assert_bitwise(grad, sliced_grad)
-    g = np.linspace(0.5, 2.0, len(logits)).astype(logits.dtype)
-    backward = logitloss.logsumexp_backward(g, logits, axis=-1)
-    assert_bitwise(backward, in_slices(lambda gs, x: logitloss.logsumexp_backward(gs, x, axis=-1), g, logits))
-
-
+@pytest.mark.parametrize("offset_bytes", [None, 0, 4], ids=["fresh", "aligned", "offset4"])
 @pytest.mark.parametrize("targets", ["index", "probabilities"])
-def test_cross_entropy_gradient_streamed(isa, logits, targets):
+def test_cross_entropy_gradient_streamed(isa, logits, targets, offset_bytes):
     rng = np.random.default_rng(1)
     n, c = logits.shape
     weight = rng.uniform(0.5, 2.0, c).astype(logits.dtype)
@@ -110,7 +102,12 @@ def test_cross_entropy_gradient_streamed(isa, logits, targets):
     else:
         y = rng.dirichlet(np.ones(c), n).astype(logits.dtype)
     kwargs = dict(weight=weight, reduction="none", label_smoothing=0.1)
-    loss, grad = logitloss.cross_entropy(logits, y, return_grad=True, **kwargs)
+    if offset_bytes is None:
+        loss, grad = logitloss.cross_entropy(logits, y, return_grad=True, **kwargs)
+    else:
+        out = offset_out(logits.shape, logits.dtype, offset_bytes)
+        loss, grad = logitloss.cross_entropy(logits, y, grad_out=out, **kwargs)
+        assert grad is out
     sliced_loss, sliced_grad = in_slices(lambda x, t: logitloss.cross_entropy(x, t, return_grad=True, **kwargs), logits, y)
     assert_bitwise(loss, sliced_loss)
     assert_bitwise(grad, sliced_grad)
@@ -127,7 +124,9 @@ def test_streamed_outputs_do_not_depend_on_threads(isa, logits, restore_threads)
     results = []
     for threads in (1, 2):
         logitloss.set_num_threads(threads)
-        results.append((logitloss.softmax(logits, axis=-1), logitloss.log_softmax(logits, axis=-1)))
+        outputs = (offset_out(logits.shape, logits.dtype, 4), offset_out(logits.shape, logits.dtype, 4))
+        results.append((logitloss.softmax(logits, axis=-1, out=outputs[0]),
+                        logitloss.log_softmax(logits, axis=-1, out=outputs[1])))
     for one, two in zip(*results):
         assert_bitwise(one, two)
 

@@ -124,13 +124,13 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
 
 
 // Runs the driver; raises IndexError for an out-of-range target.
-double run(CrossEntropyArgs& a, py::object loss, py::object grad, py::object upstream) {
+double run(CrossEntropyArgs& a, py::object loss, const GradientTarget* grad, py::object upstream) {
   ReductionCall call(a.compute, a.shape, a.reduced);
   a.ops.input = call.add_input(a.input.cast<py::array>());
   a.ops.target = a.ops.probability_targets ? call.add_input(a.target.cast<py::array>())
                                            : call.add_per_row_input(a.target.cast<py::array>());
   if (loss) a.ops.loss = call.add_per_row_output(loss.cast<py::array>());
-  if (grad) a.ops.grad = call.add_output(grad.cast<py::array>());
+  if (grad) a.ops.grad = call.add_output(grad->compute.cast<py::array>(), grad->fresh);
   if (upstream) a.ops.upstream = call.add_per_row_input(upstream.cast<py::array>());
   CrossEntropyResult result;
   call.run([&](const ArrayCall& c) { result = run_cross_entropy(c, a.ops); });
@@ -151,7 +151,7 @@ py::object cross_entropy(py::handle input, py::handle target, py::handle weight,
                                           {{a.target, "target"}, {a.weight, "weight"}});
   const bool per_row = a.ops.reduction == LossReduction::kNone;
   py::object loss_array = per_row ? py::object(py::array(a.compute_dtype, a.kept_shape)) : py::object();
-  const double reduced = run(a, loss_array, return_grad ? grad.compute : py::object(), py::object());
+  const double reduced = run(a, loss_array, return_grad ? &grad : nullptr, py::object());
   py::object loss = per_row ? scalar_if_0d(cast_to(loss_array.cast<py::array>(), a.result_dtype))
                             : reduced_loss_scalar(reduced, a.compute, a.result_dtype);
   if (!return_grad) return loss;
@@ -178,7 +178,7 @@ py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::
     a.ops.upstream_scalar = upstream.attr("item")().cast<double>();
   }
   GradientTarget grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, py::none(), {});
-  run(a, py::object(), grad.compute, per_row_upstream);
+  run(a, py::object(), &grad, per_row_upstream);
   return cast_to(grad.compute.cast<py::array>(), a.result_dtype);
 }
 

@@ -21,6 +21,7 @@ GradientTarget gradient_target(const py::array& input, const std::vector<int64_t
   GradientTarget t;
   if (grad_out.is_none()) {
     t.compute = empty_like_layout(input, compute_dtype);
+    t.fresh = true;
     return t;
   }
   if (!py::isinstance<py::array>(grad_out)) throw py::type_error("`grad_out` must be a numpy.ndarray");
@@ -28,6 +29,7 @@ GradientTarget gradient_target(const py::array& input, const std::vector<int64_t
   check_output_array(out, shape, result_dtype, "grad_out");
   t.user = out;
   t.compute = out.dtype().equal(compute_dtype) ? out : py::array(compute_dtype, shape);
+  t.fresh = !t.compute.is(out);
   if (t.compute.is(out)) {  // the kernels write into the caller's array while reading the operands
     check_no_overlap(out, "grad_out", input, "input", /*alias_allowed=*/true);
     for (const ReadOperand& other : others) {

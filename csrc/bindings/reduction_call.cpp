@@ -8,22 +8,22 @@ ReductionCall::ReductionCall(DType dtype, std::vector<int64_t> shape, std::vecto
     : dtype_(dtype), shape_(std::move(shape)), reduced_(std::move(reduced)) {}
 
 int ReductionCall::add_input(const py::array& a) {
-  operands_.push_back({a, py::object(), false, false});
+  operands_.push_back({a, py::object(), false, false, false});
   return (int)operands_.size() - 1;
 }
 
-int ReductionCall::add_output(const py::array& a) {
-  operands_.push_back({a, py::object(), true, false});
+int ReductionCall::add_output(const py::array& a, bool fresh) {
+  operands_.push_back({a, py::object(), true, false, fresh});
   return (int)operands_.size() - 1;
 }
 
 int ReductionCall::add_per_row_input(const py::array& a) {
-  operands_.push_back({a, py::object(), false, true});
+  operands_.push_back({a, py::object(), false, true, false});
   return (int)operands_.size() - 1;
 }
 
 int ReductionCall::add_per_row_output(const py::array& a) {
-  operands_.push_back({a, py::object(), true, true});
+  operands_.push_back({a, py::object(), true, true, true});
   return (int)operands_.size() - 1;
 }
 
@@ -69,12 +69,16 @@ ArrayCall ReductionCall::finish() {
       if (make_reduction_layout(shape_, {operand_strides(op)}, reduced_, single)) continue;
       if (op.output) op.write_back = op.array;
       op.array = permuted_copy(op.array, !op.output);
+      op.fresh = op.output;
     }
     if (!make_reduction_layout(shape_, all_strides(), reduced_, call.layout)) {
       throw std::logic_error("logitloss: internal error: reduction layout failed after copies");
     }
   }
-  for (auto& op : operands_) call.base.push_back(static_cast<char*>(const_cast<void*>(op.array.data())));
+  for (auto& op : operands_) {
+    call.base.push_back(static_cast<char*>(const_cast<void*>(op.array.data())));
+    call.fresh.push_back(op.fresh);
+  }
   return call;
 }
 

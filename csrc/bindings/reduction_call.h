@@ -15,7 +15,8 @@ class ReductionCall {
   ReductionCall(DType dtype, std::vector<int64_t> shape, std::vector<bool> reduced);
 
   int add_input(const py::array& a);
-  int add_output(const py::array& a);
+  // fresh: the bindings allocated `a` for this call (its pages are not mapped yet).
+  int add_output(const py::array& a, bool fresh);
   // Operands with one element per row, shaped as the kept axes (no keepdims).
   int add_per_row_input(const py::array& a);
   int add_per_row_output(const py::array& a);
@@ -37,6 +38,7 @@ class ReductionCall {
     py::object write_back;  // the caller's array, when `array` is a temporary (else null)
     bool output;
     bool per_row;
+    bool fresh;
   };
   std::vector<int64_t> operand_strides(const Operand& op) const;
   py::array permuted_copy(const py::array& a, bool copy_data) const;

@@ -106,7 +106,7 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
     if (weighted) ops.b = call.add_input(b);
     ops.out = call.add_per_row_output(out);
     if (return_sign) ops.sign = call.add_per_row_output(sign.cast<py::array>());
-    if (return_grad) ops.grad = call.add_output(grad.cast<py::array>());
+    if (return_grad) ops.grad = call.add_output(grad.cast<py::array>(), /*fresh=*/true);
     ops.return_sign = return_sign;
     call.run([&](const ArrayCall& c) { run_logsumexp(c, ops); });
   }
@@ -137,7 +137,7 @@ py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj,
   if (r.rows > 0) {
     ReductionCall call(r.compute, r.shape, r.reduced);
     const int x_op = call.add_input(x);
-    const int out_op = call.add_output(out);
+    const int out_op = call.add_output(out, /*fresh=*/!direct);
     call.run([&](const ArrayCall& c) { run_softmax(c, x_op, out_op, log); });
   }
   if (has_out) {
@@ -164,7 +164,7 @@ py::object logsumexp_backward(py::handle g_obj, py::handle a_obj, py::handle axi
     ops.a = call.add_input(a);
     if (weighted) ops.b = call.add_input(b);
     if (has_result) ops.result = call.add_input(result);
-    ops.out = call.add_output(grad);
+    ops.out = call.add_output(grad, /*fresh=*/true);
     call.run([&](const ArrayCall& c) { run_logsumexp_backward(c, ops); });
   }
   return as_result_dtype(grad, r).reshape(r.input_shape);
@@ -183,7 +183,7 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
     ReductionCall call(r.compute, r.shape, r.reduced);
     const int g_op = call.add_input(g);
     const int y_op = call.add_input(y);
-    const int out_op = call.add_output(grad);
+    const int out_op = call.add_output(grad, /*fresh=*/true);
     call.run([&](const ArrayCall& c) { run_softmax_backward(c, g_op, y_op, out_op, log); });
   }
   return scalar_if_0d(as_result_dtype(grad, r).reshape(r.input_shape));

@@ -84,14 +84,14 @@ struct TypedKernels {
   // scratch: 2 * ceil(n / kRowChunk) doubles. `out` is meaningful only when the max is finite and
   // others not nan, which the caller checks. staging: null (out is written, then rescaled in
   // place), or n elements that hold the unscaled terms while `out` is written once, streamed
-  // (see `stream` below; out must not be x).
+  // (as row_log_softmax's `stream`; out must not be x).
   FusedStats (*row_softmax_fused)(const T* x, int64_t n, T* out, double* scratch, T* staging,
                                   const TargetTerms<T>& terms);
-  // stream: `out` is far larger than cache and not an input; it is written with non-temporal
-  // stores (no read-for-ownership), ordered by a fence before the kernel returns.
   // out = scale * weight * exp(x - shift) with an error-free x - shift; 0 where weight == 0.
-  void (*row_scaled_exp)(const T* x, const T* weight, int64_t n, T shift, T scale, T* out, bool stream);
-  // out = (x - max) - log_total (no cancellation: both terms are <= 0).
+  void (*row_scaled_exp)(const T* x, const T* weight, int64_t n, T shift, T scale, T* out);
+  // out = (x - max) - log_total (no cancellation: both terms are <= 0). stream: `out` is far
+  // larger than cache and not an input; it is written with non-temporal stores (no
+  // read-for-ownership), ordered by a fence before the kernel returns.
   void (*row_log_softmax)(const T* x, int64_t n, T max, T log_total, T* out, bool stream);
   // sum(a * b) (sum(a) when b is null), accumulated in double.
   double (*row_dot)(const T* a, const T* b, int64_t n);

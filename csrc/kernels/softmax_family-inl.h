@@ -624,20 +624,17 @@ inline V exp_of_difference(V x, V shift) {
 }
 
 template <class T>
-void row_scaled_exp(const T* x, const T* weight, int64_t n, T shift, T scale, T* out, bool stream) {
+void row_scaled_exp(const T* x, const T* weight, int64_t n, T shift, T scale, T* out) {
   using V = typename Vec<T>::V;
   const V shift_v = splat<V>(shift), scale_v = splat<V>(scale);
-  with_stream_mode(stream, [&](auto mode) {
-    map_row<T, mode>(n, out, [&](int64_t i, int64_t count) {
-      V e = exp_of_difference(load_n(x + i, count, T(0)), shift_v) * scale_v;
-      if (weight) {
-        V w = load_n(weight + i, count, T(0));
-        e = select(w == 0, splat<V>(0), e * w);
-      }
-      return e;
-    });
+  map_row<T>(n, out, [&](int64_t i, int64_t count) {
+    V e = exp_of_difference(load_n(x + i, count, T(0)), shift_v) * scale_v;
+    if (weight) {
+      V w = load_n(weight + i, count, T(0));
+      e = select(w == 0, splat<V>(0), e * w);
+    }
+    return e;
   });
-  if (stream) streaming_fence();
 }
 
 // (x - max) - log_total: both terms are <= 0, so the second subtraction cannot cancel and the

@@ -15,6 +15,9 @@ struct ArrayCall {
   DType dtype;
   ReductionLayout layout;
   std::vector<char*> base;  // per operand, in the order the layout was built
+  // Per operand: an output the bindings just allocated, whose pages the OS maps (and zeroes, through
+  // the cache) at the kernels' first store to them.
+  std::vector<bool> fresh;
 };
 
 constexpr int kNoOperand = -1;

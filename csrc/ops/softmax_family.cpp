@@ -282,7 +282,6 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     return;
   }
 
-  const bool stream = stream_output<T>(call, ops.grad, ops.a);
   for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const char* a_bytes = call.base[ops.a] + cur.offset(ops.a);
     const T* a = row_input<T>(a_bytes, L.row_stride[ops.a], n, 0);
@@ -302,8 +301,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     // Unweighted with a gradient: the gradient is the softmax, and its pass yields the statistics.
     const bool fused_softmax = grad_bytes && !b;
     T* grad = fused_softmax ? row_output<T>(grad_bytes, grad_stride, n, 2) : nullptr;
-    const SliceStats stats = fused_softmax ? k.row_softmax_fused(a, n, grad, chunk_scratch(n), staging_for<T>(stream, n),
-                                                                 plain_softmax<T>()).stats
+    const SliceStats stats = fused_softmax ? k.row_softmax_fused(a, n, grad, chunk_scratch(n), nullptr, plain_softmax<T>()).stats
                                            : k.row_stats(a, b, n, kStatsPlain);
     LogsumexpValue v = finalize_logsumexp(stats, ops.return_sign);
     if (b && stats.max == kInf && !std::isnan(stats.others)) v = weighted_infinite_logsumexp(a, b, n, ops.return_sign);
@@ -319,7 +317,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
     }
     if (!fused_softmax) {
       grad = row_output<T>(grad_bytes, grad_stride, n, 2);
-      k.row_scaled_exp(a, b, n, (T)v.max, (T)(v.sign * v.inverse_total), grad, stream);
+      k.row_scaled_exp(a, b, n, (T)v.max, (T)(v.sign * v.inverse_total), grad);
     }
     finish_row_output(grad_bytes, grad_stride, n, grad);
   });
@@ -392,7 +390,6 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
   const TypedKernels<T>& k = kernels_for<T>(active_kernels());
   const ReductionLayout& L = call.layout;
   const int64_t n = L.length;
-  const bool stream = stream_output<T>(call, ops.out, ops.a);
   for_each_row(L, [&](int64_t, const RowCursor& cur) {
     const T* a = row_input<T>(call.base[ops.a] + cur.offset(ops.a), L.row_stride[ops.a], n, 0);
     const T* caller_b = ops.b == kNoOperand ? nullptr : row_input<T>(call.base[ops.b] + cur.offset(ops.b), L.row_stride[ops.b], n, 1);
@@ -432,7 +429,7 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
       return;
     }
     T* out = row_output<T>(out_bytes, out_stride, n, 2);
-    k.row_scaled_exp(a, b, n, (T)shift, (T)scale, out, stream);
+    k.row_scaled_exp(a, b, n, (T)shift, (T)scale, out);
     finish_row_output(out_bytes, out_stride, n, out);
   });
 }
