@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import reference
-from checks import assert_same_kind, check_logsumexp, same_bits, scipy_call
+from checks import assert_same_kind, check_logsumexp, check_softmax, same_bits, scipy_call
 from conftest import SUPPORTED_ISAS
 from inputs import dtype_id, dtypes
 from inputs import (
@@ -633,3 +633,33 @@ def test_inputs_not_modified(isa):
     logitloss.logsumexp(a, axis=-1, b=b, return_sign=True, return_grad=True)
     logitloss.logsumexp(a, b=b, return_sign=True, return_grad=True)
     assert same_bits(a, a_before) and same_bits(b, b_before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+def test_column_max_moving_down_the_rows(isa, dtype, scipy_special):
+    """axis=0 (the column kernel): columns whose max keeps rising past the first rows, rises once
+    late, or is nan / +inf there, so the running max moves after the column's sums are already
+    widened (the kernel's rescale path), for rows of 9..2100 columns (one and two tiles)."""
+    rng = np.random.default_rng(7)
+    for rows, columns in [(700, 40), (300, 2100), (1000, 9)]:
+        x = rng.standard_normal((rows, columns)).astype(dtype)
+        x[:, 0] = np.linspace(-30, 30, rows)  # rises in every row
+        x[:, 1] = np.linspace(30, -30, rows)  # falls: the first rows hold the max
+        x[rows - 3, 2] = 50.0  # one late rise
+        x[:, 4] = -np.inf
+        x[rows // 2 :, 4] = 1.0  # -inf, then finite from the middle down
+        x[: rows // 2, 6] = -np.inf
+        x[rows - 5, columns - 1] = 20.0  # in the last (partial) vector
+        check_logsumexp(x, axis=0, what=f"columns {rows}x{columns}")
+        for name in ("softmax", "log_softmax"):
+            check_softmax(x, axis=0, log=name == "log_softmax", what=f"{name} columns {rows}x{columns}")
+        # A late nan or +inf: nan and inf (SciPy), and no other column changes.
+        before = logitloss.logsumexp(x, axis=0)
+        x[rows - 2, 3] = np.nan
+        x[rows - 1, 5] = np.inf
+        got = logitloss.logsumexp(x, axis=0)
+        expected = scipy_call(scipy_special.logsumexp, x, axis=0)
+        assert np.isnan(got[3]) and np.isnan(expected[3]) and got[5] == expected[5] == np.inf
+        others = np.ones(columns, bool)
+        others[[3, 5]] = False
+        assert same_bits(got[others], before[others])
