@@ -31,12 +31,11 @@ bool check_targets(const ArrayCall& call, const CrossEntropyOperands& ops, int64
   return true;
 }
 
-// One position's loss from its statistics: sum_c v_c (L - z_c) = gap + mass L, plus for an index
-// target y the (1 - e) w_y (max - z_y + L) term. A zero loss is -0.0, as torch's (a negated
-// log-probability: -(w_y logp_y), -sum_c(w_c y_c logp_c)).
-double position_loss(const SliceStats& s, double gap, double mass, bool index_target, double e, double w_y,
-                     double z_y) {
-  const double log_sum = log_total(s);
+// One position's loss from its statistics and log_sum = log_total(s): sum_c v_c (L - z_c) =
+// gap + mass L, plus for an index target y the (1 - e) w_y (max - z_y + L) term. A zero loss is
+// -0.0, as torch's (a negated log-probability: -(w_y logp_y), -sum_c(w_c y_c logp_c)).
+double position_loss(const SliceStats& s, double log_sum, double gap, double mass, bool index_target, double e,
+                     double w_y, double z_y) {
   double loss = gap + mass * log_sum;
   if (index_target) loss += (1.0 - e) * w_y * ((s.max - z_y) + log_sum);
   return loss == 0 ? -0.0 : loss;
@@ -53,7 +52,8 @@ double target_lane_gradient(const SliceStats& s, double g, double e, double w_y,
 }
 
 // The class axis is the contiguous one (or strided with no contiguous alternative): one fused
-// kernel call per position.
+// kernel call per position. Losses are settled in batches of up to kRowBatch positions, their
+// log totals in one vector call (for short rows a scalar log1p per row cost more than the row).
 template <class T>
 void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const CrossEntropyOperands& ops,
                         double g_common, std::vector<double>& row_loss) {
@@ -62,76 +62,101 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
   const T* weight = static_cast<const T*>(ops.weight);
   const double e = ops.label_smoothing;
   const bool stream = stream_output<T>(call, ops.grad, ops.input);
-  for_each_row(L, [&](int64_t r, const RowCursor& cur) {
-    const T* x = row_input<T>(call.base[ops.input] + cur.offset(ops.input), L.row_stride[ops.input], C, 0);
-    char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cur.offset(ops.grad);
-    const int64_t grad_stride = ops.grad == kNoOperand ? 0 : L.row_stride[ops.grad];
-    const double g = g_common * (ops.upstream == kNoOperand
-                                     ? 1.0
-                                     : (double)load_scalar<T>(call.base[ops.upstream] + cur.offset(ops.upstream)));
-    auto finish = [&](double loss) {
-      if (ops.loss != kNoOperand) store_scalar<T>(call.base[ops.loss] + cur.offset(ops.loss), (T)loss);
+  const KernelTable& table = active_kernels();
+  // A regular position's loss waiting for its log total.
+  struct PendingLoss {
+    int64_t r;
+    char* loss_at;  // where the per-position loss goes (null: no such output)
+    double gap, mass, w_y, z_y;
+  };
+  for_each_row_range(L, [&](int64_t begin, int64_t end, RowCursor& cur) {
+    PendingLoss pending[kRowBatch];
+    SliceStats stats[kRowBatch];
+    double log_sums[kRowBatch];
+    int64_t waiting = 0;
+    auto finish = [&](int64_t r, char* loss_at, double loss) {
+      if (loss_at) store_scalar<T>(loss_at, (T)loss);
       if (!row_loss.empty()) row_loss[(size_t)r] = loss;
     };
-
-    // 1. The position's target: an index (maybe ignored) or a distribution.
-    int64_t y = -1;
-    double w_y = 0.0, z_y = 0.0;
-    const T* target_probs = nullptr;
-    if (ops.probability_targets) {
-      target_probs = row_input<T>(call.base[ops.target] + cur.offset(ops.target), L.row_stride[ops.target], C, 1);
-    } else {
-      y = load_scalar<int64_t>(call.base[ops.target] + cur.offset(ops.target));
-      if (y == ops.ignore_index) {
-        if (grad_bytes) {
-          for (int64_t c = 0; c < C; ++c) store_scalar<T>(grad_bytes + c * grad_stride, T(0));
-        }
-        // With no classes, label smoothing's e / C is inf and torch's 0 * inf makes the loss nan.
-        finish(C == 0 && e > 0 ? kNan : 0.0);
-        return;
+    auto settle = [&] {
+      table.log_totals(stats, waiting, log_sums);
+      for (int64_t i = 0; i < waiting; ++i) {
+        const PendingLoss& p = pending[i];
+        finish(p.r, p.loss_at,
+               position_loss(stats[i], log_sums[i], p.gap, p.mass, !ops.probability_targets, e, p.w_y, p.z_y));
       }
-      w_y = weight ? (double)weight[y] : 1.0;
-      // (C == 0 never gets here: every class index is out of range)
-      // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
-      z_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
-    }
-
-    // No classes (probability targets of shape (N, 0, ...)): the loss is an empty sum, negated
-    // (-0.0, as torch), and the gradient is empty. (Index targets get here only if ignored.)
-    if (C == 0) {
-      finish(-0.0);
-      return;
-    }
-
-    // 2. One fused pass: statistics, target terms and (if asked) the gradient.
-    const TargetTerms<T> terms{
-        weight,
-        target_probs,
-        ops.probability_targets ? (T)(1.0 - e) : T(0),
-        (T)(e / (double)C),
-        ops.probability_targets ? 0.0 : g * (1.0 - e) * w_y,
-        g,
-        (T)g,
+      waiting = 0;
     };
-    T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, C, 2) : nullptr;
-    const FusedStats fused = k.row_softmax_fused(x, C, grad, chunk_scratch(C), staging_for<T>(stream, C), terms);
-    const SliceStats& s = fused.stats;
-    if (!regular_row(s)) {  // a nan, an all -inf row, or +inf: nan, as torch
-      if (grad_bytes) {
-        for (int64_t c = 0; c < C; ++c) store_scalar<T>(grad_bytes + c * grad_stride, (T)kNan);
-      }
-      finish(kNan);
-      return;
-    }
+    for (int64_t r = begin; r < end; ++r, cur.next()) {
+      const T* x = row_input<T>(call.base[ops.input] + cur.offset(ops.input), L.row_stride[ops.input], C, 0);
+      char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cur.offset(ops.grad);
+      const int64_t grad_stride = ops.grad == kNoOperand ? 0 : L.row_stride[ops.grad];
+      char* loss_at = ops.loss == kNoOperand ? nullptr : call.base[ops.loss] + cur.offset(ops.loss);
+      const double g = g_common * (ops.upstream == kNoOperand
+                                       ? 1.0
+                                       : (double)load_scalar<T>(call.base[ops.upstream] + cur.offset(ops.upstream)));
 
-    // 3. The loss, and the target lane of the gradient without cancellation.
-    const double loss = position_loss(s, fused.gap, fused.mass, !ops.probability_targets, e, w_y, z_y);
-    if (grad && !ops.probability_targets) {
-      store_scalar<T>(reinterpret_cast<char*>(grad + y),
-                      (T)target_lane_gradient(s, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset));
+      // 1. The position's target: an index (maybe ignored) or a distribution.
+      int64_t y = -1;
+      double w_y = 0.0, z_y = 0.0;
+      const T* target_probs = nullptr;
+      if (ops.probability_targets) {
+        target_probs = row_input<T>(call.base[ops.target] + cur.offset(ops.target), L.row_stride[ops.target], C, 1);
+      } else {
+        y = load_scalar<int64_t>(call.base[ops.target] + cur.offset(ops.target));
+        if (y == ops.ignore_index) {
+          if (grad_bytes) {
+            for (int64_t c = 0; c < C; ++c) store_scalar<T>(grad_bytes + c * grad_stride, T(0));
+          }
+          // With no classes, label smoothing's e / C is inf and torch's 0 * inf makes the loss nan.
+          finish(r, loss_at, C == 0 && e > 0 ? kNan : 0.0);
+          continue;
+        }
+        w_y = weight ? (double)weight[y] : 1.0;
+        // (C == 0 never gets here: every class index is out of range)
+        // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
+        z_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
+      }
+
+      // No classes (probability targets of shape (N, 0, ...)): the loss is an empty sum, negated
+      // (-0.0, as torch), and the gradient is empty. (Index targets get here only if ignored.)
+      if (C == 0) {
+        finish(r, loss_at, -0.0);
+        continue;
+      }
+
+      // 2. One fused pass: statistics, target terms and (if asked) the gradient.
+      const TargetTerms<T> terms{
+          weight,
+          target_probs,
+          ops.probability_targets ? (T)(1.0 - e) : T(0),
+          (T)(e / (double)C),
+          ops.probability_targets ? 0.0 : g * (1.0 - e) * w_y,
+          g,
+          (T)g,
+      };
+      T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, C, 2) : nullptr;
+      const FusedStats fused = k.row_softmax_fused(x, C, grad, chunk_scratch(C), staging_for<T>(stream, C), terms);
+      const SliceStats& s = fused.stats;
+      if (!regular_row(s)) {  // a nan, an all -inf row, or +inf: nan, as torch
+        if (grad_bytes) {
+          for (int64_t c = 0; c < C; ++c) store_scalar<T>(grad_bytes + c * grad_stride, (T)kNan);
+        }
+        finish(r, loss_at, kNan);
+        continue;
+      }
+
+      // 3. The target lane of the gradient without cancellation; the loss once its log is taken.
+      if (grad && !ops.probability_targets) {
+        store_scalar<T>(reinterpret_cast<char*>(grad + y),
+                        (T)target_lane_gradient(s, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset));
+      }
+      if (grad) finish_row_output(grad_bytes, grad_stride, C, grad);
+      pending[waiting] = {r, loss_at, fused.gap, fused.mass, w_y, z_y};
+      stats[waiting] = s;
+      if (++waiting == kRowBatch) settle();
     }
-    if (grad) finish_row_output(grad_bytes, grad_stride, C, grad);
-    finish(loss);
+    if (waiting > 0) settle();
   });
 }
 
@@ -196,7 +221,7 @@ void cross_entropy_columns(const TypedKernels<T>& k, const ArrayCall& call, cons
     } else {
       regular[i] = 1;
       const double w_y = ops.probability_targets ? 0.0 : (weight ? (double)weight[y[i]] : 1.0);
-      loss = position_loss(s, gap[i], mass[i], !ops.probability_targets, e, w_y, z_y[i]);
+      loss = position_loss(s, log_total(s), gap[i], mass[i], !ops.probability_targets, e, w_y, z_y[i]);
       shift[i] = (T)s.max;
       scale[i] = (T)(g[i] * ((1.0 - e) * w_y + mass[i]) / (s.count + s.others));
     }
