@@ -81,7 +81,7 @@ inline void with_stream_mode(bool stream, Body body) {
 // Pass 1 of a chunk: its max over entries with nonzero weight (nan ignored: a nan shows up in
 // pass 2, where exp(nan - max) poisons `others`).
 template <class T, bool kWeighted>
-inline T chunk_max(const T* x, const T* weight, int64_t n) {
+LOGITLOSS_FLATTEN T chunk_max(const T* x, const T* weight, int64_t n) {
   using V = typename Vec<T>::V;
   constexpr int L = Vec<T>::kLanes;
   const T neg_inf = -__builtin_inf();
@@ -108,7 +108,7 @@ inline T chunk_max(const T* x, const T* weight, int64_t n) {
 // Prefetches `ahead`. Lanes hold count and others in units of 2^-kSumScale (see
 // exp_nonpositive_sum_term); the flush to double removes the scale exactly.
 template <class T, bool kWeighted, bool kCompensated>
-inline void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, const T* ahead, double& count_total,
+LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, const T* ahead, double& count_total,
                       double& others_total) {
   using V = typename Vec<T>::V;
   constexpr int L = Vec<T>::kLanes;
@@ -352,7 +352,7 @@ SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
 // The target terms of one chunk (before pass 2, which may overwrite x when out == x):
 // gap += sum v_c (max - x_c), mass += sum v_c, v_c = w_c (a1 y_c + a0).
 template <class T, bool kHasTarget, bool kHasWeight>
-inline void chunk_target_gap_impl(const T* x, int64_t n, T max, const TargetTerms<T>& t, int64_t offset, double& gap,
+LOGITLOSS_FLATTEN void chunk_target_gap_impl(const T* x, int64_t n, T max, const TargetTerms<T>& t, int64_t offset, double& gap,
                                   double& mass) {
   using V = typename Vec<T>::V;
   using W = typename Vec<T>::Wide;
