@@ -80,6 +80,18 @@ def misaligned_copy(x):
     return view
 
 
+def empty_at_offset(shape, dtype, offset_bytes):
+    """An uninitialized C-contiguous array whose data starts `offset_bytes` past a 64-byte boundary
+    (a cache line / AVX-512 vector): NumPy's large arrays start 16 bytes past one."""
+    itemsize = np.dtype(dtype).itemsize
+    size = int(np.prod(shape))
+    raw = np.empty(size * itemsize + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset_bytes
+    out = raw[start : start + size * itemsize].view(dtype).reshape(shape)
+    assert out.ctypes.data % 64 == offset_bytes
+    return out
+
+
 def big_endian_copy(x):
     """A copy of ``x`` in non-native (big-endian) byte order with the same values."""
     return np.asarray(x).astype(np.asarray(x).dtype.newbyteorder(">"))

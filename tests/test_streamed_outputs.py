@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference
+from inputs import empty_at_offset
 from tolerances import assert_close_to_exact
 
 import logitloss
@@ -58,17 +59,6 @@ def assert_bitwise(streamed, sliced):
     assert np.array_equal(streamed, sliced, equal_nan=True)
 
 
-def offset_out(shape, dtype, offset_bytes):
-    """An output array of `shape` whose data starts `offset_bytes` past a 64-byte boundary."""
-    itemsize = np.dtype(dtype).itemsize
-    size = int(np.prod(shape))
-    raw = np.empty(size * itemsize + 128, np.uint8)
-    start = (-raw.ctypes.data) % 64 + offset_bytes
-    out = raw[start : start + size * itemsize].view(dtype).reshape(shape)
-    assert out.ctypes.data % 64 == offset_bytes
-    return out
-
-
 @pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["float32", "float64"])
 def logits(request):
     x = big_logits(request.param)
@@ -83,7 +73,7 @@ def test_softmax_family_streamed(isa, logits, log, offset_bytes):
     if offset_bytes is None:
         streamed = f(logits, axis=-1)
     else:
-        streamed = f(logits, axis=-1, out=offset_out(logits.shape, logits.dtype, offset_bytes))
+        streamed = f(logits, axis=-1, out=empty_at_offset(logits.shape, logits.dtype, offset_bytes))
     assert_bitwise(streamed, in_slices(lambda x: f(x, axis=-1), logits))
     rows = [0, 1, 2, 3, 4, 5, 6, len(logits) - 2]
     exact = reference.softmax(logits[rows], axis=-1)
@@ -110,7 +100,7 @@ def test_cross_entropy_gradient_streamed(isa, logits, targets, offset_bytes):
     if offset_bytes is None:
         loss, grad = logitloss.cross_entropy(logits, y, return_grad=True, **kwargs)
     else:
-        out = offset_out(logits.shape, logits.dtype, offset_bytes)
+        out = empty_at_offset(logits.shape, logits.dtype, offset_bytes)
         loss, grad = logitloss.cross_entropy(logits, y, grad_out=out, **kwargs)
         assert grad is out
     sliced_loss, sliced_grad = in_slices(lambda x, t: logitloss.cross_entropy(x, t, return_grad=True, **kwargs), logits, y)
@@ -129,7 +119,7 @@ def test_streamed_outputs_do_not_depend_on_threads(isa, logits, restore_threads)
     results = []
     for threads in (1, 2):
         logitloss.set_num_threads(threads)
-        outputs = (offset_out(logits.shape, logits.dtype, 4), offset_out(logits.shape, logits.dtype, 4))
+        outputs = (empty_at_offset(logits.shape, logits.dtype, 4), empty_at_offset(logits.shape, logits.dtype, 4))
         results.append((logitloss.softmax(logits, axis=-1, out=outputs[0]),
                         logitloss.log_softmax(logits, axis=-1, out=outputs[1])))
     for one, two in zip(*results):

@@ -16,7 +16,8 @@ struct ArrayCall {
   ReductionLayout layout;
   std::vector<char*> base;  // per operand, in the order the layout was built
   // Per operand: an output the bindings just allocated, whose pages the OS maps (and zeroes, through
-  // the cache) at the kernels' first store to them.
+  // the cache) at the kernels' first store to them. Empty where the bindings do not say
+  // (elementwise calls): then no output counts as the caller's, and none is streamed.
   std::vector<bool> fresh;
 };
 
