@@ -8,7 +8,7 @@ namespace logitloss {
 
 namespace {
 
-std::string describe_shape(const std::vector<int64_t>& shape) {
+std::string describe_shape(const AxisSizes& shape) {
   std::string s = "(";
   for (size_t i = 0; i < shape.size(); ++i) s += std::to_string(shape[i]) + (shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
   return s + ")";
@@ -114,8 +114,8 @@ void copy_rounded(const py::array& dst, const py::array& src) {
   ignoring_overflow([&] { return numpy().attr("copyto")(dst, src, py::arg("casting") = "unsafe"); });
 }
 
-std::vector<bool> reduced_axes(py::handle axis, int ndim, const char* name) {
-  std::vector<bool> reduced(ndim, false);
+AxisFlags reduced_axes(py::handle axis, int ndim, const char* name) {
+  AxisFlags reduced(ndim, false);
   if (axis.is_none()) {
     reduced.assign(ndim, true);
     return reduced;
@@ -156,18 +156,18 @@ std::vector<bool> reduced_axes(py::handle axis, int ndim, const char* name) {
   return reduced;
 }
 
-std::vector<int64_t> shape_of(const py::array& a) {
-  return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
+AxisSizes shape_of(const py::array& a) {
+  return AxisSizes(a.shape(), a.shape() + a.ndim());  // in place: no allocation for <= kInlineAxes dims
 }
 
-py::tuple as_tuple(const std::vector<int64_t>& shape) {
+py::tuple as_tuple(const AxisSizes& shape) {
   py::tuple t(shape.size());
   for (size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
   return t;
 }
 
-std::vector<int64_t> strides_of(const py::array& a) {
-  return std::vector<int64_t>(a.strides(), a.strides() + a.ndim());
+AxisSizes strides_of(const py::array& a) {
+  return AxisSizes(a.strides(), a.strides() + a.ndim());
 }
 
 py::array empty_like_layout(const py::array& like, const py::dtype& dt) {
@@ -180,7 +180,7 @@ py::object scalar_if_0d(const py::array& a) {
   return a[py::tuple()];
 }
 
-void check_output_array(const py::array& out, const std::vector<int64_t>& shape, const py::dtype& dt,
+void check_output_array(const py::array& out, const AxisSizes& shape, const py::dtype& dt,
                         const char* name) {
   if (shape_of(out) != shape) {
     throw py::value_error(std::string("`") + name + "` has shape " + describe_shape(shape_of(out)) + ", expected " +

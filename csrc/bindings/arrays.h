@@ -46,11 +46,11 @@ void copy_rounded(const py::array& dst, const py::array& src);
 
 // SciPy's axis argument: None (all axes), an int or a tuple of ints, negative allowed. Raises
 // numpy's AxisError when out of range, ValueError when repeated, TypeError when not integers.
-std::vector<bool> reduced_axes(py::handle axis, int ndim, const char* name = "axis");
+AxisFlags reduced_axes(py::handle axis, int ndim, const char* name = "axis");
 
-std::vector<int64_t> shape_of(const py::array& a);
-py::tuple as_tuple(const std::vector<int64_t>& shape);
-std::vector<int64_t> strides_of(const py::array& a);
+AxisSizes shape_of(const py::array& a);
+py::tuple as_tuple(const AxisSizes& shape);
+AxisSizes strides_of(const py::array& a);
 
 // A fresh array of `dt` and like's shape, with like's memory order when like is not C-ordered
 // (so reductions along the same axis walk both the same way).
@@ -60,7 +60,7 @@ py::array empty_like_layout(const py::array& like, const py::dtype& dt);
 py::object scalar_if_0d(const py::array& a);
 
 // `out=` / `grad_out=` argument checks: exact shape, dtype and writeability. Raises naming `name`.
-void check_output_array(const py::array& out, const std::vector<int64_t>& shape, const py::dtype& dt,
+void check_output_array(const py::array& out, const AxisSizes& shape, const py::dtype& dt,
                         const char* name);
 
 // An output the kernels write while reading `input` must not share memory with it: a partial

@@ -17,7 +17,7 @@ struct BinaryCrossEntropyArgs {
   py::object input, target, weight, pos_weight;
   py::dtype result_dtype, compute_dtype;
   DType compute;
-  std::vector<int64_t> shape;
+  AxisSizes shape;
   LossReduction reduction;
 };
 

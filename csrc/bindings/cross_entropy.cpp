@@ -21,8 +21,8 @@ struct CrossEntropyArgs {
   py::object input, target, weight;
   py::dtype result_dtype, compute_dtype;
   DType compute;
-  std::vector<int64_t> shape, kept_shape;
-  std::vector<bool> reduced;
+  AxisSizes shape, kept_shape;
+  AxisFlags reduced;
   CrossEntropyOperands ops;
 };
 

@@ -4,7 +4,7 @@
 
 namespace logitloss {
 
-bool broadcasts_to(const std::vector<int64_t>& from, const std::vector<int64_t>& to) {
+bool broadcasts_to(const AxisSizes& from, const AxisSizes& to) {
   if (from.size() > to.size()) return false;
   const size_t offset = to.size() - from.size();
   for (size_t i = 0; i < from.size(); ++i) {
@@ -14,13 +14,13 @@ bool broadcasts_to(const std::vector<int64_t>& from, const std::vector<int64_t>&
 }
 
 int ElementwiseCall::add(const py::array& a, const char* name) {
-  const std::vector<int64_t> shape = shape_of(a);
+  const AxisSizes shape = shape_of(a);
   if (!broadcasts_to(shape, shape_)) {
     throw py::value_error(std::string("`") + name + "` of shape " + py::str(as_tuple(shape)).cast<std::string>() +
                           " does not broadcast to the input's shape " + py::str(as_tuple(shape_)).cast<std::string>());
   }
   // Aligned to the right; missing leading dims and broadcast dims of length 1 get stride 0.
-  std::vector<int64_t> strides(shape_.size(), 0);
+  AxisSizes strides(shape_.size(), 0);
   const size_t offset = shape_.size() - shape.size();
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == shape_[offset + i]) strides[offset + i] = a.strides((py::ssize_t)i);

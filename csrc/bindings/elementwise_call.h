@@ -9,7 +9,7 @@ namespace logitloss {
 
 class ElementwiseCall {
  public:
-  ElementwiseCall(DType dtype, std::vector<int64_t> shape) : dtype_(dtype), shape_(std::move(shape)) {}
+  ElementwiseCall(DType dtype, const AxisSizes& shape) : dtype_(dtype), shape_(shape) {}
 
   // `a` must broadcast to the call's shape without enlarging it; ValueError naming `name`
   // otherwise. Returns the operand's index.
@@ -18,21 +18,21 @@ class ElementwiseCall {
   // Runs `compute(call)` without the GIL.
   template <class F>
   void run(F compute) {
-    ArrayCall call{dtype_, make_elementwise_layout(shape_, strides_), bases_};
+    ArrayCall call{dtype_, make_elementwise_layout(shape_, strides_), bases_, {}};
     py::gil_scoped_release release;
     compute(call);
   }
 
  private:
   DType dtype_;
-  std::vector<int64_t> shape_;
+  AxisSizes shape_;
   std::vector<py::array> arrays_;  // kept alive for the call
-  std::vector<std::vector<int64_t>> strides_;
-  std::vector<char*> bases_;
+  OperandStrides strides_;
+  PerOperand<char*> bases_;
 };
 
 // NumPy's broadcasting of `from` to `to` without enlarging it (torch's rule for an in-place
 // product): every trailing dim equal or 1, and no more dims than `to`.
-bool broadcasts_to(const std::vector<int64_t>& from, const std::vector<int64_t>& to);
+bool broadcasts_to(const AxisSizes& from, const AxisSizes& to);
 
 }  // namespace logitloss

@@ -15,7 +15,7 @@ LossReduction parse_reduction(py::handle reduction) {
   throw py::value_error("`reduction` must be 'none', 'mean' or 'sum', got '" + name + "'");
 }
 
-GradientTarget gradient_target(const py::array& input, const std::vector<int64_t>& shape, const py::dtype& result_dtype,
+GradientTarget gradient_target(const py::array& input, const AxisSizes& shape, const py::dtype& result_dtype,
                                const py::dtype& compute_dtype, py::handle grad_out,
                                std::initializer_list<ReadOperand> others) {
   GradientTarget t;
@@ -46,7 +46,7 @@ py::object finish_gradient(GradientTarget& t, const py::dtype& result_dtype) {
 }
 
 py::object reduced_loss_scalar(double value, DType compute, const py::dtype& result_dtype) {
-  py::array v(numpy_dtype(compute), std::vector<int64_t>{});
+  py::array v(numpy_dtype(compute), AxisSizes{});
   if (compute == DType::kFloat32) *static_cast<float*>(v.mutable_data()) = (float)value;
   else *static_cast<double*>(v.mutable_data()) = value;
   return scalar_if_0d(cast_to(v, result_dtype));

@@ -28,7 +28,7 @@ struct ReadOperand {
 
 // input: the input in the compute dtype. grad_out may be laid out exactly as the input (an in-place
 // gradient); any other overlap with the input or with `others` is a ValueError.
-GradientTarget gradient_target(const py::array& input, const std::vector<int64_t>& shape, const py::dtype& result_dtype,
+GradientTarget gradient_target(const py::array& input, const AxisSizes& shape, const py::dtype& result_dtype,
                                const py::dtype& compute_dtype, py::handle grad_out,
                                std::initializer_list<ReadOperand> others);
 

@@ -4,8 +4,10 @@
 
 namespace logitloss {
 
-ReductionCall::ReductionCall(DType dtype, std::vector<int64_t> shape, std::vector<bool> reduced)
-    : dtype_(dtype), shape_(std::move(shape)), reduced_(std::move(reduced)) {}
+ReductionCall::ReductionCall(DType dtype, const AxisSizes& shape, const AxisFlags& reduced)
+    : dtype_(dtype), shape_(shape), reduced_(reduced) {
+  operands_.reserve(kInlineOperands);
+}
 
 int ReductionCall::add_input(const py::array& a) {
   operands_.push_back({a, py::object(), false, false, false});
@@ -27,9 +29,9 @@ int ReductionCall::add_per_row_output(const py::array& a) {
   return (int)operands_.size() - 1;
 }
 
-std::vector<int64_t> ReductionCall::operand_strides(const Operand& op) const {
+AxisSizes ReductionCall::operand_strides(const Operand& op) const {
   const py::array& a = op.array;
-  std::vector<int64_t> strides(shape_.size());
+  AxisSizes strides(shape_.size());
   if (op.per_row) {  // kept axes only, in order; stride 0 along the reduced ones
     size_t k = 0;
     for (size_t i = 0; i < shape_.size(); ++i) strides[i] = reduced_[i] ? 0 : a.strides(k++);
@@ -58,7 +60,7 @@ py::array ReductionCall::permuted_copy(const py::array& a, bool copy_data) const
 
 ArrayCall ReductionCall::finish() {
   auto all_strides = [&] {
-    std::vector<std::vector<int64_t>> s;
+    OperandStrides s;
     for (const auto& op : operands_) s.push_back(operand_strides(op));
     return s;
   };

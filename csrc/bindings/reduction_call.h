@@ -12,7 +12,7 @@ namespace logitloss {
 
 class ReductionCall {
  public:
-  ReductionCall(DType dtype, std::vector<int64_t> shape, std::vector<bool> reduced);
+  ReductionCall(DType dtype, const AxisSizes& shape, const AxisFlags& reduced);
 
   int add_input(const py::array& a);
   // fresh: the bindings allocated `a` for this call (its pages are not mapped yet).
@@ -40,15 +40,15 @@ class ReductionCall {
     bool per_row;
     bool fresh;
   };
-  std::vector<int64_t> operand_strides(const Operand& op) const;
+  AxisSizes operand_strides(const Operand& op) const;
   py::array permuted_copy(const py::array& a, bool copy_data) const;
   ArrayCall finish();
   void write_back();
 
   DType dtype_;
-  std::vector<int64_t> shape_;
-  std::vector<bool> reduced_;
-  std::vector<Operand> operands_;
+  AxisSizes shape_;
+  AxisFlags reduced_;
+  std::vector<Operand> operands_;  // reserved for kInlineOperands (one allocation)
 };
 
 }  // namespace logitloss

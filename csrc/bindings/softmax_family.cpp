@@ -16,10 +16,10 @@ struct Reduction {
   py::dtype result_dtype;
   DType compute;
   py::dtype compute_dtype;
-  std::vector<int64_t> input_shape;  // before 0-d promotion
-  std::vector<int64_t> shape;
-  std::vector<bool> reduced;
-  std::vector<int64_t> kept_shape, keepdims_shape;
+  AxisSizes input_shape;  // before 0-d promotion
+  AxisSizes shape;
+  AxisFlags reduced;
+  AxisSizes kept_shape, keepdims_shape;
   int64_t length = 1, rows = 1;
 };
 
@@ -73,7 +73,7 @@ py::array as_result_dtype(const py::array& a, const Reduction& r) {
 // returned in keepdims form.
 py::array per_row_argument(py::handle obj, const char* name, const Reduction& r, bool keepdims) {
   py::array arr = cast_to(as_numeric_array(obj, name), r.compute_dtype);
-  const std::vector<int64_t>& forward_shape = keepdims ? r.keepdims_shape : r.kept_shape;
+  const AxisSizes& forward_shape = keepdims ? r.keepdims_shape : r.kept_shape;
   py::module_ np = py::module_::import("numpy");
   try {
     arr = np.attr("broadcast_to")(arr, as_tuple(forward_shape)).cast<py::array>();

@@ -3,8 +3,6 @@
 // kernel family's driver; no Python here.
 #pragma once
 
-#include <vector>
-
 #include "ops/row_layout.h"
 
 namespace logitloss {
@@ -14,11 +12,11 @@ enum class DType { kFloat32, kFloat64 };
 struct ArrayCall {
   DType dtype;
   ReductionLayout layout;
-  std::vector<char*> base;  // per operand, in the order the layout was built
+  PerOperand<char*> base;  // per operand, in the order the layout was built
   // Per operand: an output the bindings just allocated, whose pages the OS maps (and zeroes, through
   // the cache) at the kernels' first store to them. Empty where the bindings do not say
   // (elementwise calls): then no output counts as the caller's, and none is streamed.
-  std::vector<bool> fresh;
+  PerOperand<bool> fresh;
 };
 
 constexpr int kNoOperand = -1;

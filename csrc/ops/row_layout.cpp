@@ -2,16 +2,16 @@
 
 namespace logitloss {
 
-bool make_reduction_layout(const std::vector<int64_t>& shape, const std::vector<std::vector<int64_t>>& strides,
-                           const std::vector<bool>& reduced, ReductionLayout& layout) {
+bool make_reduction_layout(const AxisSizes& shape, const OperandStrides& strides, const AxisFlags& reduced,
+                           ReductionLayout& layout) {
   const size_t ndim = shape.size(), nops = strides.size();
   layout = ReductionLayout{};
-  layout.outer_strides.assign(nops, {});
+  layout.outer_strides.assign(nops, AxisSizes());
   layout.row_stride.assign(nops, 0);
 
   // Reduced axes, in order, must chain: stride[i] == stride[j] * shape[j] for consecutive ones.
   bool have_reduced = false;
-  std::vector<int64_t> last_stride(nops, 0);
+  PerOperand<int64_t> last_stride(nops, 0);
   for (size_t axis = 0; axis < ndim; ++axis) {
     if (!reduced[axis]) continue;
     layout.length *= shape[axis];
@@ -46,8 +46,8 @@ bool make_reduction_layout(const std::vector<int64_t>& shape, const std::vector<
   return true;
 }
 
-ReductionLayout make_elementwise_layout(const std::vector<int64_t>& shape, const std::vector<std::vector<int64_t>>& strides) {
-  std::vector<bool> row_axes(shape.size(), false);
+ReductionLayout make_elementwise_layout(const AxisSizes& shape, const OperandStrides& strides) {
+  AxisFlags row_axes(shape.size(), false);
   int inner = -1;  // the outermost axis of the row so far
   for (int axis = (int)shape.size() - 1; axis >= 0; --axis) {
     if (shape[axis] == 1) {

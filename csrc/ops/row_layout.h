@@ -6,28 +6,38 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include "ops/small_vector.h"
 
 namespace logitloss {
+
+// Per-axis and per-operand lists of one call, held in place up to these sizes (more spill to the
+// heap): tiny calls pay no allocations for them.
+constexpr size_t kInlineAxes = 8;
+constexpr size_t kInlineOperands = 8;
+using AxisSizes = SmallVector<int64_t, kInlineAxes>;  // a shape, or one operand's strides in bytes
+using AxisFlags = SmallVector<bool, kInlineAxes>;
+using OperandStrides = SmallVector<AxisSizes, kInlineOperands>;
+template <class T>
+using PerOperand = SmallVector<T, kInlineOperands>;
 
 struct ReductionLayout {
   int64_t rows = 1;                               // product of outer_shape
   int64_t length = 1;                             // elements per row (product of reduced dims)
-  std::vector<int64_t> outer_shape;               // kept dims, coalesced, size-1 dims dropped
-  std::vector<std::vector<int64_t>> outer_strides;  // [operand][outer dim], bytes
-  std::vector<int64_t> row_stride;                // [operand], bytes between row elements
+  AxisSizes outer_shape;                          // kept dims, coalesced, size-1 dims dropped
+  OperandStrides outer_strides;                   // [operand][outer dim], bytes
+  PerOperand<int64_t> row_stride;                 // [operand], bytes between row elements
 };
 
 // shape: the common shape; strides[operand]: bytes per step along each axis; reduced[axis]: whether
 // the axis is reduced. Returns false if some operand's reduced axes cannot be walked as a single
 // stride (the caller then makes contiguous copies).
-bool make_reduction_layout(const std::vector<int64_t>& shape, const std::vector<std::vector<int64_t>>& strides,
-                           const std::vector<bool>& reduced, ReductionLayout& layout);
+bool make_reduction_layout(const AxisSizes& shape, const OperandStrides& strides, const AxisFlags& reduced,
+                           ReductionLayout& layout);
 
 // An elementwise walk of operands that share one shape: the longest run of trailing axes that
 // chain for every operand becomes the row (the whole array when all are contiguous alike), the
 // rest the outer dims. Zero strides (broadcast operands) are fine.
-ReductionLayout make_elementwise_layout(const std::vector<int64_t>& shape, const std::vector<std::vector<int64_t>>& strides);
+ReductionLayout make_elementwise_layout(const AxisSizes& shape, const OperandStrides& strides);
 
 // Byte offsets of consecutive rows for every operand, starting at any row: an odometer over the
 // outer dims, so stepping costs O(1) amortized.
@@ -39,8 +49,8 @@ class RowCursor {
 
  private:
   const ReductionLayout& layout_;
-  std::vector<int64_t> index_;
-  std::vector<int64_t> offsets_;
+  AxisSizes index_;
+  PerOperand<int64_t> offsets_;
 };
 
 }  // namespace logitloss
