@@ -78,7 +78,7 @@ RowCursor::RowCursor(const ReductionLayout& layout, int64_t first_row)
   }
 }
 
-void RowCursor::next() {
+void RowCursor::next_odometer() {
   for (size_t d = layout_.outer_shape.size(); d-- > 0;) {
     for (size_t op = 0; op < offsets_.size(); ++op) offsets_[op] += layout_.outer_strides[op][d];
     if (++index_[d] < layout_.outer_shape[d]) return;

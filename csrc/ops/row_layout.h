@@ -45,9 +45,18 @@ class RowCursor {
  public:
   RowCursor(const ReductionLayout& layout, int64_t first_row);
   int64_t offset(size_t operand) const { return offsets_[operand]; }
-  void next();
+  void next() {
+    // One outer dim (any matrix): a stride per operand; the odometer never wraps before the end.
+    if (layout_.outer_shape.size() == 1) {
+      for (size_t op = 0; op < offsets_.size(); ++op) offsets_[op] += layout_.outer_strides[op][0];
+      return;
+    }
+    next_odometer();
+  }
 
  private:
+  void next_odometer();
+
   const ReductionLayout& layout_;
   AxisSizes index_;
   PerOperand<int64_t> offsets_;
