@@ -37,6 +37,17 @@ def test_logsumexp_and_softmax(isa, view, axis):
         check_softmax(x, axis=axis, log=True, what=f"log_softmax {view} axis={axis}")
 
 
+@pytest.mark.parametrize("axis", [-1, 0, (0, 5)])
+def test_more_outer_axes_than_kept_in_place(isa, axis):
+    """Fortran order: the 10 or 9 kept axes of an 11-axis array cannot merge, so the row walk's
+    own lists (outer dims and their strides) hold more than 8 entries."""
+    x = np.asfortranarray(logits((2,) * 11, np.float64, seed=11, spread=5.0))
+    check_logsumexp(x, axis=axis, what=f"fortran logsumexp axis={axis}")
+    if not isinstance(axis, tuple):
+        check_softmax(x, axis=axis, what=f"fortran softmax axis={axis}")
+        check_softmax(x, axis=axis, log=True, what=f"fortran log_softmax axis={axis}")
+
+
 @pytest.mark.parametrize("ndim", [9, 14])
 def test_cross_entropy(isa, ndim):
     shape = (3, 5) + (2,) * (ndim - 2)

@@ -64,7 +64,7 @@ ArrayCall ReductionCall::finish() {
     for (const auto& op : operands_) s.push_back(operand_strides(op));
     return s;
   };
-  ArrayCall call{dtype_, ReductionLayout{}, {}};
+  ArrayCall call{dtype_, ReductionLayout{}, {}, {}};
   if (!make_reduction_layout(shape_, all_strides(), reduced_, call.layout)) {
     for (auto& op : operands_) {
       ReductionLayout single;

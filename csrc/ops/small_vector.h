@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 namespace logitloss {
@@ -37,7 +38,7 @@ class SmallVector {
   }
   explicit SmallVector(size_t n, const T& value = T()) { assign(n, value); }
   SmallVector(std::initializer_list<T> values) : SmallVector(values.begin(), values.end()) {}
-  template <class It>
+  template <class It, class = std::enable_if_t<!std::is_integral<It>::value>>  // not (count, value)
   SmallVector(It first, It last) {
     for (; first != last; ++first) push_back(*first);
   }
@@ -59,13 +60,15 @@ class SmallVector {
     if (size_ == capacity_) grow();
     data()[size_++] = std::move(value);
   }
+  // Removed elements are not destroyed until overwritten: fine for the plain values and nested
+  // SmallVectors held here, not for types that own resources.
   void pop_back() { --size_; }
   void clear() {
     heap_.reset();
     capacity_ = N;
     size_ = 0;
   }
-  void assign(size_t n, const T& value) {
+  void assign(size_t n, T value) {  // by value: `value` may be one of this vector's elements
     clear();
     for (size_t i = 0; i < n; ++i) push_back(value);
   }
