@@ -166,10 +166,6 @@ py::tuple as_tuple(const AxisSizes& shape) {
   return t;
 }
 
-AxisSizes strides_of(const py::array& a) {
-  return AxisSizes(a.strides(), a.strides() + a.ndim());
-}
-
 py::array empty_like_layout(const py::array& like, const py::dtype& dt) {
   if (like.flags() & py::array::c_style) return py::array(dt, shape_of(like));
   return py::reinterpret_steal<py::array>(numpy().attr("empty_like")(like, dt).release());

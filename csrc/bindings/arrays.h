@@ -50,7 +50,6 @@ AxisFlags reduced_axes(py::handle axis, int ndim, const char* name = "axis");
 
 AxisSizes shape_of(const py::array& a);
 py::tuple as_tuple(const AxisSizes& shape);
-AxisSizes strides_of(const py::array& a);
 
 // A fresh array of `dt` and like's shape, with like's memory order when like is not C-ordered
 // (so reductions along the same axis walk both the same way).

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+
 #include "ops/small_vector.h"
 
 namespace logitloss {
