@@ -3,7 +3,10 @@
 Documented contract (``logitloss._core._eval_math``): exp on [-104, 0] (float32) and [-745, 0]
 (float64), subnormal results rounded once and never flushed, below the range 0, exp(-inf) = 0,
 exp(nan) = nan; log on (0, inf) including subnormal inputs; log1p on (-1, inf); log1p_unit_interval
-(the softplus term of binary cross-entropy) on [0, 1].  Max error 2 ULP.
+(the softplus term of binary cross-entropy) on [0, 1].  Max error 2 ULP.  exp_nonpositive and
+exp_sum_term are the kernels' exp of x - max <= 0 (its output form, and its sum term
+exp(x) * 2**S, S = 64 for float32 and 512 for float64, a normal number for every x in the range):
+swept over exp's inputs, against the same references scaled by 2**S.
 
 References:
 * float32: numpy's float64 exp / log / log1p (correctly rounded to within ~1 float64 ulp, i.e.
@@ -29,9 +32,16 @@ from tolerances import ulp_of
 
 from logitloss import _core
 
-FUNCS = ("exp", "log", "log1p", "log1p_unit_interval")
-# The NumPy / mpmath function each helper computes.
-REFERENCE_NAME = {"exp": "exp", "log": "log", "log1p": "log1p", "log1p_unit_interval": "log1p"}
+FUNCS = ("exp", "exp_nonpositive", "exp_sum_term", "log", "log1p", "log1p_unit_interval")
+EXP_FUNCS = ("exp", "exp_nonpositive", "exp_sum_term")  # swept over the same inputs
+# The NumPy / mpmath function each helper computes, and the power of two its result carries.
+REFERENCE_NAME = {"exp": "exp", "exp_nonpositive": "exp", "exp_sum_term": "exp", "log": "log", "log1p": "log1p",
+                  "log1p_unit_interval": "log1p"}
+SUM_SCALE = {np.float32: 64, np.float64: 512}
+
+
+def _scale_exponent(func, dtype):
+    return SUM_SCALE[dtype] if func == "exp_sum_term" else 0
 DTYPES = (np.float32, np.float64)
 MAX_ULP = 2.0
 SWEEP_SIZE = 1_000_000
@@ -60,6 +70,8 @@ def _random_bits(rng, low_value, high_value, count, dtype):
 @functools.lru_cache(maxsize=None)
 def sweep_inputs(func, dtype):
     """>= 10**6 inputs spread over the whole valid range of ``func`` in ``dtype``, plus hard regions."""
+    if func in EXP_FUNCS:
+        func = "exp"
     rng = np.random.default_rng(20240 + FUNCS.index(func) + (100 if dtype == np.float64 else 0))
     info = np.finfo(dtype)
     parts = []
@@ -117,12 +129,13 @@ def sweep_inputs(func, dtype):
 
 
 def _reference_float64(func, x):
-    return getattr(np, REFERENCE_NAME[func])(x.astype(np.float64))
+    return np.ldexp(getattr(np, REFERENCE_NAME[func])(x.astype(np.float64)), _scale_exponent(func, x.dtype.type))
 
 
 @functools.lru_cache(maxsize=None)
 def _reference_longdouble(func, dtype):
-    return getattr(np, REFERENCE_NAME[func])(sweep_inputs(func, dtype).astype(np.longdouble))
+    exact = getattr(np, REFERENCE_NAME[func])(sweep_inputs(func, dtype).astype(np.longdouble))
+    return exact * np.longdouble(2.0) ** _scale_exponent(func, dtype)
 
 
 def _mp_sample(func, dtype):
@@ -130,7 +143,7 @@ def _mp_sample(func, dtype):
     x = sweep_inputs(func, dtype)
     rng = np.random.default_rng(7)
     random_part = rng.choice(x.size, size=MP_SAMPLE - 6000, replace=False)
-    if func == "exp":
+    if func in EXP_FUNCS:
         hard = [np.argsort(np.abs(x))[:2000], np.argsort(x)[:2000]]  # results near 1, subnormal results
         near_half_ln2 = np.abs(np.remainder(x / np.log(2.0), 1.0) - 0.5)  # range-reduction boundary
         hard.append(np.argsort(near_half_ln2)[:2000])
@@ -155,8 +168,9 @@ def _reference_mpmath(func, dtype):
     hi = np.empty(idx.size)
     residual = np.empty(idx.size)
     with mp.workdps(40):
+        scale = mp.mpf(2) ** _scale_exponent(func, dtype)
         for k, i in enumerate(idx):
-            value = f(mp.mpf(float(x[i])))
+            value = f(mp.mpf(float(x[i]))) * scale
             high = float(value)  # a Python float: mpf - np.float64 would round in float64
             hi[k] = high
             residual[k] = float((value - high) / float(ulp_of(np.float64(high), np.float64)))
@@ -258,6 +272,12 @@ def test_exact_points_and_specials(isa, dtype):
     assert out[0] == 0.0
     assert np.isnan(out[1])
     assert out[2:].tolist() == [0.0] * 4
+    # the kernels' exp of x - max: the same limits; the sum term exp(x) 2**S stays a normal number
+    out = ev("exp_nonpositive", [0.0, -np.inf, np.nan, lower - 0.5, -1e30, -info.max])
+    assert out[0] == 1.0 and out[1] == 0.0 and np.isnan(out[2]) and out[3:].tolist() == [0.0] * 3
+    out = ev("exp_sum_term", [0.0, -np.inf, np.nan, lower - 0.5, -1e30])
+    assert out[0] == 2.0 ** SUM_SCALE[dtype] and np.isnan(out[2])
+    assert (out[[1, 3, 4]] >= info.smallest_normal).all() and (out[[1, 3, 4]] < 2.0 ** (SUM_SCALE[dtype] - 140)).all()
     # subnormal results are rounded, not flushed: exp(log(k * denorm)) within 2 ULP (= 2 denorm)
     targets = np.array([1.0, 2.0, 3.0, 100.0, 12345.0]) * info.smallest_subnormal
     x = np.log(targets.astype(np.longdouble)).astype(dtype)

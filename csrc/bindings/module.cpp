@@ -24,10 +24,12 @@ py::array eval_math(const std::string& isa, const std::string& function, const p
   if (!table) throw py::value_error("`isa`: '" + isa + "' is not a compiled target this CPU supports");
   MathFunction f;
   if (function == "exp") f = MathFunction::kExp;
+  else if (function == "exp_nonpositive") f = MathFunction::kExpNonpositive;
+  else if (function == "exp_sum_term") f = MathFunction::kExpSumTerm;
   else if (function == "log") f = MathFunction::kLog;
   else if (function == "log1p") f = MathFunction::kLog1p;
   else if (function == "log1p_unit_interval") f = MathFunction::kLog1pUnitInterval;
-  else throw py::value_error("`func` must be 'exp', 'log', 'log1p' or 'log1p_unit_interval', got '" + function + "'");
+  else throw py::value_error("`func` must be 'exp', 'exp_nonpositive', 'exp_sum_term', 'log', 'log1p' or 'log1p_unit_interval', got '" + function + "'");
   if (x.ndim() != 1 || !(x.flags() & py::array::c_style)) throw py::value_error("`x` must be 1-d and contiguous");
   py::array out(x.dtype(), std::vector<int64_t>{x.shape(0)});
   if (x.dtype().equal(py::dtype::of<float>())) {

@@ -115,7 +115,7 @@ struct TypedKernels {
 };
 
 // Test-only: the vector math helpers applied elementwise to contiguous data.
-enum class MathFunction { kExp, kLog, kLog1p, kLog1pUnitInterval };
+enum class MathFunction { kExp, kExpNonpositive, kExpSumTerm, kLog, kLog1p, kLog1pUnitInterval };
 
 struct KernelTable {
   const char* name;

@@ -8,6 +8,8 @@ void apply_math_function(MathFunction f, const T* x, int64_t n, T* out) {
     V v = load_n(x + i, count, T(1));
     switch (f) {
       case MathFunction::kExp: return exp(v);
+      case MathFunction::kExpNonpositive: return exp_nonpositive(v);
+      case MathFunction::kExpSumTerm: return exp_nonpositive_sum_term(v);
       case MathFunction::kLog: return log(v);
       case MathFunction::kLog1p: return log1p(v);
       case MathFunction::kLog1pUnitInterval: return log1p_unit_interval(v);

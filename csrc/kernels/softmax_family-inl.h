@@ -9,8 +9,8 @@
 //   * exp only ever sees x - max <= 0, the max of the chunk; chunks are then combined in double
 //     (fold_stats), in order, so results never depend on threads.
 //   * Where exp(x - c) is an output (softmax, gradients), x - c is formed error-free (TwoSum)
-//     and the low part folded back as exp(hi) * (1 + lo): exp's own error (~1 ULP) is all that
-//     remains, independent of |x - c|.
+//     and the low part folded back (exp_nonpositive(hi, lo): into exp's reduced argument, or as
+//     exp(hi) * (1 + lo)): exp's own error (~1 ULP) is all that remains, independent of |x - c|.
 //   * Maximal terms are counted apart from the others (see SliceStats).
 //   Error budget per output element: exp 1 ULP + the TwoSum fold + one rounding for the scale.
 //
@@ -118,8 +118,7 @@ LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, 
     if (!kCompensated) return exp_nonpositive_sum_term(xv - max_v);
     V lo;
     const V hi = difference_with_error(xv, max_v, lo);
-    const V e = exp_nonpositive_sum_term(hi);
-    return mul_add(e, lo, e);
+    return exp_nonpositive_sum_term(hi, lo);
   };
   auto term = [&](V xv, V wv, V& count, V& others) {
     if (kWeighted) xv = select(wv == 0, splat<V>(neg_inf), xv);
@@ -318,8 +317,7 @@ SmallRow<T, kVectors> small_row(const T* x, int64_t n) {
     if (kCompensated) {
       V lo;
       const V hi = difference_with_error(row.x[j], max_v, lo);
-      e = exp_nonpositive_sum_term(hi);
-      e = mul_add(e, lo, e);
+      e = exp_nonpositive_sum_term(hi, lo);
     } else {
       e = exp_nonpositive_sum_term(row.x[j] - max_v);
     }
@@ -619,7 +617,8 @@ template <bool kShiftIsMax = false, class V>
 inline V exp_of_difference(V x, V shift) {
   V lo;
   V hi = difference_with_error(x, shift, lo);
-  V e = kShiftIsMax ? exp_nonpositive(hi) : exp(hi);
+  if constexpr (kShiftIsMax) return exp_nonpositive(hi, lo);
+  V e = exp(hi);
   return mul_add(e, lo, e);
 }
 
@@ -764,8 +763,7 @@ void column_stats_impl(const T* x, int64_t rows, int64_t stride, int64_t ncols, 
       if (kCompensated) {
         V lo;
         const V hi = difference_with_error(xv, m, lo);
-        e = exp_nonpositive_sum_term(hi);
-        e = mul_add(e, lo, e);
+        e = exp_nonpositive_sum_term(hi, lo);
       } else {
         e = exp_nonpositive_sum_term(xv - m);
       }

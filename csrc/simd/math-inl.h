@@ -4,7 +4,9 @@
 //   exp(x)    all x; max error <= 2 ULP (measured ~1). Results below the normal range are rounded
 //             once into the subnormal grid, never flushed; exp(x) = 0 once the exact value rounds
 //             to 0 (x < -103.97 float / -745.13 double), +inf on overflow, exp(-inf) = 0, nan -> nan.
-//             The kernels only ever call it on x - max <= 0, i.e. [-104, 0] / [-745, 0].
+//             The kernels only ever call it on x - max <= 0, i.e. [-104, 0] / [-745, 0], through
+//             exp_nonpositive and exp_nonpositive_sum_term (exp(x) 2^kSumScale), same bound; on
+//             AVX-512 float those take a table-driven route (exp_sixteenths_*).
 //   log(x)    x > 0 including subnormals; <= 2 ULP (measured ~1). log(0) = -inf, log(x < 0) = nan,
 //             log(+inf) = +inf.
 //   log1p(x)  x > -1; <= 2 ULP (measured ~1). log1p(-1) = -inf, below -1 nan, tiny x exact.
@@ -144,11 +146,95 @@ LOGITLOSS_ALWAYS_INLINE V reduce_exp_argument(V x, V& n) {
   return mul_add(n, splat<V>(-C::ln2_lo()), r);
 }
 
+// 2^(j/16), j = 0..15, correctly rounded to float (exp_sixteenths_sum_term).
+constexpr float kExp2Sixteenths[16] = {
+    0x1p+0f,         0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,
+    0x1.4bfdaep+0f,  0x1.5ab07ep+0f, 0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f, 0x1.9c4918p+0f,
+    0x1.ae89fap+0f,  0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f};
+
+// Float exp by a table, where a 16-entry lookup is one instruction (kHasLookup16):
+//   x = (k/16) ln2 + r, k = round(16 x / ln2), |r| <= ln2/32,
+//   exp(x) = 2^(k >> 4) * 2^((k & 15)/16) * exp(r),
+// the middle factor a table entry. On |r| <= ln2/32 a cubic (Taylor; truncation 0.08 ULP)
+// replaces the degree-6 polynomial of the reduction to |r| <= ln2/2: per vector 7 operations on
+// the multiply pipes instead of 9, and those pipes bound the exp loops (of a Zen 4 core's four
+// vector pipes two take multiplies; the other two take the adds, integer and permute work).
+// Error: the entry's rounding (0.5 ULP) and the final fused multiply-add's (0.5 ULP); measured
+// 1.05 ULP at most (tests/test_math_helpers.py, exp_nonpositive and exp_sum_term).
+// kHasLow: exp(x + lo) for the low part lo of an error-free difference (difference_with_error),
+// added to r (|lo| <= ULP(x)/2 is far below r's rounding) rather than applied as a factor after.
+
+// Reduces x (clamped, <= 0) as above: returns r, and in `bits` the word 0x4B400000 + k (the
+// rounding constant's bits plus k, two's complement).
+template <class V, bool kHasLow>
+LOGITLOSS_ALWAYS_INLINE V reduce_exp_argument_sixteenths(V x, V lo, typename Lanes<V>::U& bits) {
+  using C = MathConstants<V>;
+  static_assert(sizeof(lane_t<V>) == 4, "float lanes");
+  const V rounded = mul_add(x, splat<V>(0x1.715476p+4f), splat<V>(C::round_magic()));  // 16 / ln2
+  const V k = rounded - C::round_magic();
+  // ln2/16 = 0x1.62ep-5 (12 bits) + 0x1.0bfbe8p-19: |k| < 2^12 makes k times the first exact.
+  V r = mul_add(k, splat<V>(-0x1.62ep-5f), x);
+  if constexpr (kHasLow) r += lo;
+  r = mul_add(k, splat<V>(-0x1.0bfbe8p-19f), r);
+  bits = (typename Lanes<V>::U)rounded;
+  return r;
+}
+
+// exp(r) - 1 for |r| <= ln2/32.
+template <class V>
+LOGITLOSS_ALWAYS_INLINE V expm1_sixteenth(V r) {
+  return mul_add(mul_add(splat<V>(1.0f / 6), r, splat<V>(0.5f)), r, splat<V>(1.0f)) * r;
+}
+
+// The table: entry j is the bits of 2^(j/16) 2^kScale, less j << 19 if kLessIndex.
+template <class V, int kScale, bool kLessIndex>
+LOGITLOSS_ALWAYS_INLINE typename Lanes<V>::U exp2_sixteenths_table() {
+  static constexpr uint32_t kTable[16] = {
+#define LOGITLOSS_ENTRY(j) \
+  __builtin_bit_cast(uint32_t, kExp2Sixteenths[j]) + ((uint32_t)kScale << 23) - (kLessIndex ? (uint32_t)(j) << 19 : 0u)
+      LOGITLOSS_ENTRY(0),  LOGITLOSS_ENTRY(1),  LOGITLOSS_ENTRY(2),  LOGITLOSS_ENTRY(3),
+      LOGITLOSS_ENTRY(4),  LOGITLOSS_ENTRY(5),  LOGITLOSS_ENTRY(6),  LOGITLOSS_ENTRY(7),
+      LOGITLOSS_ENTRY(8),  LOGITLOSS_ENTRY(9),  LOGITLOSS_ENTRY(10), LOGITLOSS_ENTRY(11),
+      LOGITLOSS_ENTRY(12), LOGITLOSS_ENTRY(13), LOGITLOSS_ENTRY(14), LOGITLOSS_ENTRY(15)};
+#undef LOGITLOSS_ENTRY
+  typename Lanes<V>::U table;
+  std::memcpy(&table, kTable, sizeof table);
+  return table;
+}
+
+// exp(x + lo) * 2^kSumScale, x <= 0: 2^(k >> 4) goes into the table entry's exponent field as an
+// integer add, exact because the clamp keeps the result >= 2^-110, a normal number. With the
+// entry less j << 19, adding k << 19 (k = 16 (k >> 4) + j) adds exactly (k >> 4) << 23; the
+// rounding constant's bits, shifted left 19, leave the word.
+template <class V, bool kHasLow>
+LOGITLOSS_ALWAYS_INLINE V exp_sixteenths_sum_term(V x, V lo) {
+  using C = MathConstants<V>;
+  typename Lanes<V>::U bits;
+  const V r = reduce_exp_argument_sixteenths<V, kHasLow>(clamp_below(x, splat<V>(C::exp_clamp_low())), lo, bits);
+  const V scale = (V)(lookup16(exp2_sixteenths_table<V, C::kSumScale, true>(), bits) + (bits << 19));
+  return mul_add(scale, expm1_sixteenth(r), scale);  // scale * exp(r), rounded once
+}
+
+// exp(x + lo), x <= 0, results below the normal range rounded once into the subnormals: the
+// entry times exp(r) (in [0.98, 2.04]) scaled by 2^(k >> 4) with scale_by_power_of_two.
+template <class V, bool kHasLow>
+LOGITLOSS_ALWAYS_INLINE V exp_sixteenths_nonpositive(V x, V lo) {
+  using C = MathConstants<V>;
+  using I = typename Lanes<V>::I;
+  typename Lanes<V>::U bits;
+  const V r = reduce_exp_argument_sixteenths<V, kHasLow>(clamp_below(x, splat<V>(C::exp_clamp_low())), lo, bits);
+  const V entry = (V)lookup16(exp2_sixteenths_table<V, 0, false>(), bits);
+  // k >> 4: k's 22 low bits moved to the top (the constant's bits leave), then an arithmetic shift.
+  const V n = __builtin_convertvector((I)(bits << 10) >> 14, V);
+  return scale_by_power_of_two(mul_add(entry, expm1_sixteenth(r), entry), n);
+}
+
 // exp(x) * 2^kSumScale for x <= 0 (and -inf): the terms of the reductions' sums. The result is
 // always a normal number (no subnormal range to round into) and the scaling is exact, so this is
 // as accurate as exp itself. nan propagates.
 template <class V>
 LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V x) {
+  if constexpr (kHasLookup16 && sizeof(lane_t<V>) == 4) return exp_sixteenths_sum_term<V, false>(x, V{});
   using C = MathConstants<V>;
   using Traits = Lanes<V>;
   using U = typename Traits::U;
@@ -163,10 +249,20 @@ LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V x) {
   return (V)(scaled + ((U)__builtin_convertvector(n, typename Traits::I) << Traits::kMantissaBits));
 }
 
+// exp(hi + lo) * 2^kSumScale for hi + lo = x - max formed error-free (difference_with_error):
+// the sum term of x - max with no rounding of the difference in it.
+template <class V>
+LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V hi, V lo) {
+  if constexpr (kHasLookup16 && sizeof(lane_t<V>) == 4) return exp_sixteenths_sum_term<V, true>(hi, lo);
+  const V e = exp_nonpositive_sum_term(hi);
+  return mul_add(e, lo, e);
+}
+
 // exp for x <= 0 (and -inf), the only arguments the reductions produce (x - max): no overflow
 // path; nan propagates through the arithmetic (the clamp keeps it), at no extra cost.
 template <class V>
 LOGITLOSS_ALWAYS_INLINE V exp_nonpositive(V x) {
+  if constexpr (kHasLookup16 && sizeof(lane_t<V>) == 4) return exp_sixteenths_nonpositive<V, false>(x, V{});
   using C = MathConstants<V>;
   // 1. exp(x) rounds to 0 well above the clamp; clamping keeps the scaling in range (and turns
   //    -inf into an ordinary argument). A nan compares false and passes through.
@@ -175,6 +271,14 @@ LOGITLOSS_ALWAYS_INLINE V exp_nonpositive(V x) {
   const V r = reduce_exp_argument(clamp_below(x, splat<V>(C::exp_clamp_low())), n);
   // 3. exp(x) = exp(r) * 2^n, rounded once.
   return scale_by_power_of_two(exp_reduced(r), n);
+}
+
+// exp(hi + lo) for hi + lo = x - max formed error-free (difference_with_error).
+template <class V>
+LOGITLOSS_ALWAYS_INLINE V exp_nonpositive(V hi, V lo) {
+  if constexpr (kHasLookup16 && sizeof(lane_t<V>) == 4) return exp_sixteenths_nonpositive<V, true>(hi, lo);
+  const V e = exp_nonpositive(hi);
+  return mul_add(e, lo, e);
 }
 
 // exp on all of R; nan -> nan, overflow -> inf, underflow rounded once into the subnormals.

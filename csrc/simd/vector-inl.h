@@ -106,6 +106,18 @@ inline void store(T* p, typename Vec<T>::V v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+// Lane i of the result is table[index[i] mod 16], for 16-lane vectors of 32-bit words: one
+// permute (vpermd) where the target has it. kHasLookup16 says whether it does; without it the
+// math takes another route (a lookup built from scalar loads would cost more than it saves).
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+constexpr bool kHasLookup16 = true;
+inline u32v lookup16(u32v table, u32v index) {
+  return (u32v)_mm512_permutexvar_epi32((__m512i)index, (__m512i)table);
+}
+#else
+constexpr bool kHasLookup16 = false;
+#endif
+
 // Lane indices 0, 1, 2, ... as the integer vector matching V (from a compile-time table).
 template <class V>
 inline auto lane_index() {
@@ -240,6 +252,20 @@ inline bool any_lane(M mask) {
 template <class V>
 inline V max_ignoring_nan(V accumulator, V x) {
   return x > accumulator ? x : accumulator;
+}
+
+// max(x, low) with a nan x replaced by low (one instruction on x86: maxps returns its second
+// operand when either is nan).
+template <class V>
+inline V max_replacing_nan(V x, V low) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return (V)_mm512_max_ps((__m512)x, (__m512)low);
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_max_pd((__m512d)x, (__m512d)low);
+#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 4) return (V)_mm256_max_ps((__m256)x, (__m256)low);
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 8) return (V)_mm256_max_pd((__m256d)x, (__m256d)low);
+#endif
+  return x >= low ? x : low;
 }
 
 // max(x, low) that keeps a nan in x (one instruction on x86: maxps returns its second operand
@@ -417,6 +443,9 @@ inline V difference_with_error(V a, V b, V& lo) {
   V b_virtual = a - hi;
   V a_virtual = hi + b_virtual;
   lo = (a - a_virtual) + (b_virtual - b);
-  lo = hi - hi == 0 ? lo : splat<V>(0);  // an infinite (overflowed) difference has no low part
+  // An infinite hi leaves lo nan: raised, as any lo below it, to -2^-10 (one max, no compare: a
+  // compare into an AVX-512 mask register takes a multiply pipe on Zen 4). |lo| <= ULP(hi)/2, so
+  // only |hi| >= 2^14 has such a low part, where exp(hi) is 0 or inf whatever lo is.
+  lo = max_replacing_nan(lo, splat<V>(-0x1p-10));
   return hi;
 }
