@@ -14,7 +14,7 @@ namespace logitloss {
 //   others = sum of weight * exp(x - max) over the elements not equal to max (nan if any is nan).
 // The maximal terms are kept out of `others` so log(count) + log1p(others / count) keeps full
 // relative precision when one term dominates (SciPy's method; logsumexp([0, -40]) = 4.2e-18).
-constexpr int64_t kRowChunk = 1024;   // elements per chunk of a row (kernels' unit of reduction)
+constexpr int64_t kRowChunk = 2048;   // elements per chunk of a row (kernels' unit of reduction)
 constexpr int64_t kColumnTile = 2048;  // most columns one column-kernel call takes
 
 struct SliceStats {

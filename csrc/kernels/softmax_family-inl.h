@@ -18,11 +18,14 @@
 // re-reads it from L1 for the sum of exp while prefetching the next chunk (even past the end of
 // the row: for a matrix that is the next row). Chunks are short so that the processor's
 // out-of-order window spans a chunk boundary: the next chunk's loads are in flight while this
-// chunk's exps execute (measured: 16 KiB chunks ran the two serially, 0.39 ns per float element
-// against 0.32 with 4 KiB, x.max() alone 0.27). Chunks share the row's running max as their
-// reference where they can (chunk_reference), so short chunks add no exp calls.
+// chunk's exps execute (measured on an Intel Xeon: 16 KiB chunks ran the two serially, 0.39 ns
+// per float element against 0.32 with 4 KiB, x.max() alone 0.27). On Zen 4, 8 KiB float chunks
+// against 4 KiB: logsumexp (4096, 32000) the same, softmax and cross_entropy's gradient there 10%
+// and 16% faster (fewer runs of differently scaled chunks, a longer prefetch lead while the
+// row's writes share the memory bus); float64 the same. Chunks share the row's running max as
+// their reference where they can (chunk_reference), so short chunks add no exp calls.
 
-constexpr int64_t kChunk = kRowChunk;  // 4 KiB of float, 8 KiB of double
+constexpr int64_t kChunk = kRowChunk;  // 8 KiB of float, 16 KiB of double
 constexpr int64_t kBlock = 16;         // iterations (2 vectors each) summed in lanes before widening
 // 2^kSumScale (see exp_nonpositive_sum_term) as a lane value, and its inverse in double.
 template <class T>
@@ -574,18 +577,20 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
   const double out_scale = t.scale_base + t.scale_per_mass * result.mass;
   with_stream_mode(staging != nullptr, [&](auto mode) {
     constexpr bool kStream = mode;
-    SplitFactor<T> scale{};
-    for (int64_t k = 0; k < chunks; ++k) {
+    // Runs of chunks with the same reference (most of a row shares its max) are written by one
+    // call: each call stores its unaligned head and tail plainly, and per 4 KiB chunk those
+    // partial lines amid streamed ones cost 12% of a (4096, 32000) softmax (Zen 4).
+    for (int64_t k = 0, next = 0; k < chunks; k = next) {
+      const double reference = scratch[2 * k];
+      for (next = k + 1; next < chunks && scratch[2 * next] == reference;) ++next;
       const int64_t offset = k * kChunk;
       T* chunk_out = out + offset;
       T* terms = (kStream ? staging : out) + offset;
-      const int64_t len = n - offset < kChunk ? n - offset : kChunk;
+      const int64_t len = (next * kChunk < n ? next * kChunk : n) - offset;
       // A chunk of nothing but -inf (a masked block) holds exp(-inf - -inf) = nan: its softmax is 0.
-      const bool all_masked = scratch[2 * k] == -__builtin_inf();
-      if (k == 0 || scratch[2 * k] != scratch[2 * k - 2]) {  // most chunks share the row's max
-        scale = split_factor<T>(all_masked ? 0.0 : ::exp(scratch[2 * k] - row.max) * inverse_total * out_scale,
-                                -sum_scale_exponent<T>());
-      }
+      const bool all_masked = reference == -__builtin_inf();
+      const SplitFactor<T> scale =
+          split_factor<T>(all_masked ? 0.0 : ::exp(reference - row.max) * inverse_total * out_scale, -sum_scale_exponent<T>());
       if (!has_terms) {
         if (all_masked) {
           map_row<T, kStream>(len, chunk_out, [&](int64_t, int64_t) { return splat<V>(0); });
