@@ -366,10 +366,16 @@ def test_no_intermediate_overflow(isa, dtype):
     exact = rce.cross_entropy(x, target, weight=w, reduction="none")
     assert np.isfinite(exact.loss).all()  # 0.125 * 1.5 max, 0.25 * 1.5 max
     check_cross_entropy(x, target, weight=w, reduction="none", what="weighted overflowing rows")
-    x2 = np.array([[huge, 0.0, -huge * 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]]).astype(dtype)
-    exact = rce.cross_entropy(x2, np.array([0]), reduction="none", label_smoothing=0.01)
-    assert np.isfinite(exact.loss).all()  # 0.01 / 8 * (6 huge + 1.5 huge)
-    check_cross_entropy(x2, np.array([0]), reduction="none", label_smoothing=0.01, what="smoothed overflowing row")
+    # 8 classes: the short-row kernel; 40 and 3000: the chunked one, whose target terms are taken in
+    # its exp pass unless max - z_c could overflow (then in a pass of their own, redone in double)
+    for width in (8, 40, 3000):
+        x2 = np.zeros((1, width), dtype=dtype)
+        x2[0, :3] = [huge, 0.0, -huge * 0.5]
+        for w2 in (None, np.linspace(0.25, 1.0, width).astype(dtype)):
+            exact = rce.cross_entropy(x2, np.array([0]), weight=w2, reduction="none", label_smoothing=0.01)
+            assert np.isfinite(exact.loss).all()  # 0.01 / width * (sum of w_c (huge - z_c)) < max
+            check_cross_entropy(x2, np.array([0]), weight=w2, reduction="none", label_smoothing=0.01,
+                                what=f"smoothed overflowing row of {width} (weights: {w2 is not None})")
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32], ids=dtype_id)

@@ -15,8 +15,8 @@
 //   Error budget per output element: exp 1 ULP + the TwoSum fold + one rounding for the scale.
 //
 // Memory passes (contiguous row): per chunk, pass 1 reads it from memory for the max, pass 2
-// re-reads it from L1 for the sum of exp while prefetching the next chunk (even past the end of
-// the row: for a matrix that is the next row). Chunks are short so that the processor's
+// re-reads it from L1 for the sum of exp while prefetching what follows the chunk (past the end
+// of the row too: for a matrix that is the next row, also where rows are shorter than a chunk). Chunks are short so that the processor's
 // out-of-order window spans a chunk boundary: the next chunk's loads are in flight while this
 // chunk's exps execute (measured on an Intel Xeon: 16 KiB chunks ran the two serially, 0.39 ns
 // per float element against 0.32 with 4 KiB, x.max() alone 0.27). On Zen 4, 8 KiB float chunks
@@ -110,19 +110,51 @@ LOGITLOSS_FLATTEN T chunk_max(const T* x, const T* weight, int64_t n) {
 // over the others; optionally stores exp(x - max) * 2^kSumScale (compensated) to `out`.
 // Prefetches `ahead`. Lanes hold count and others in units of 2^-kSumScale (see
 // exp_nonpositive_sum_term); the flush to double removes the scale exactly.
-template <class T, bool kWeighted, bool kCompensated>
+// Cross-entropy's target terms taken in pass 2 (chunk_sum's kGap) for class-index targets:
+// gap += sum v_c (max - x_c), mass += sum v_c, v_c = offset * w_c (w_c = 1 without weights), the
+// sums chunk_target_gap takes in a pass of its own otherwise. max - x_c is -(x_c - max), the
+// difference pass 2 forms anyway. The caller makes sure it cannot overflow (gap_fusable).
+template <class T>
+struct ChunkGap {
+  const T* weight;  // at the chunk's first class; null: 1
+  T offset;
+  double gap = 0.0, mass = 0.0;
+};
+
+// Whether pass 2 may take the target terms against reference `max`: class-index targets, and max
+// - x finite for every finite x (|max| far below the dtype's largest value; max - (-largest)
+// then rounds to at most the largest).
+template <class T>
+inline bool gap_fusable(const TargetTerms<T>& t, T max) {
+  const T bound = sizeof(T) == 4 ? T(0x1p100) : T(0x1p900);
+  return !t.target && max - max == 0 && max < bound;
+}
+
+template <class T, bool kWeighted, bool kCompensated, int kGap = 0>  // kGap: 0 none, 1 uniform, 2 weighted
 LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, const T* ahead, double& count_total,
-                      double& others_total) {
+                      double& others_total, ChunkGap<T>* gap = nullptr) {
   using V = typename Vec<T>::V;
   constexpr int L = Vec<T>::kLanes;
+  static_assert(kGap == 0 || !kWeighted, "target terms are cross-entropy's, which has no slice weights");
   const T neg_inf = -__builtin_inf();
   const V max_v = splat<V>(max);
-  auto sum_term = [&](V xv) {  // exp(x - max) * 2^kSumScale
-    if (!kCompensated) return exp_nonpositive_sum_term(xv - max_v);
+  auto difference_term = [&](V xv, V& difference) {  // exp(x - max) * 2^kSumScale, and x - max rounded
+    if (!kCompensated) {
+      difference = xv - max_v;
+      return exp_nonpositive_sum_term(difference);
+    }
     V lo;
-    const V hi = difference_with_error(xv, max_v, lo);
-    return exp_nonpositive_sum_term(hi, lo);
+    difference = difference_with_error(xv, max_v, lo);
+    return exp_nonpositive_sum_term(difference, lo);
   };
+  auto sum_term = [&](V xv) {
+    V difference;
+    return difference_term(xv, difference);
+  };
+  // Target terms: v (max - x) and v, v = offset * w, accumulated like the sums.
+  const V gap_offset = splat<V>(kGap ? gap->offset : T(0));
+  auto target_mass = [&](int64_t at) { return kGap == 2 ? gap_offset * load(gap->weight + at) : gap_offset; };
+  WideSum gap_wide, mass_wide;
   auto term = [&](V xv, V wv, V& count, V& others) {
     if (kWeighted) xv = select(wv == 0, splat<V>(neg_inf), xv);
     V e = sum_term(xv);
@@ -135,7 +167,7 @@ LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, 
   int64_t i = 0;
   while (i + 2 * L <= n) {
     // Blocks of at most kBlock iterations: lane sums of that many terms, then widened to double.
-    V c0 = splat<V>(0), c1 = c0, s0 = c0, s1 = c0;
+    V c0 = splat<V>(0), c1 = c0, s0 = c0, s1 = c0, g0 = c0, g1 = c0, m0 = c0;
     for (int64_t b = 0; b < kBlock && i + 2 * L <= n; ++b, i += 2 * L) {
       prefetch(ahead + i);
       prefetch(ahead + i + (64 / sizeof(T)));
@@ -145,10 +177,17 @@ LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, 
         e1 = term(load(x + i + L), load(weight + i + L), c1, s1);
       } else {
         const V x0 = load(x + i), x1 = load(x + i + L);
-        e0 = sum_term(x0);
-        e1 = sum_term(x1);
+        V d0, d1;
+        e0 = difference_term(x0, d0);
+        e1 = difference_term(x1, d1);
         equal_lanes += count_equal_accumulate_others(x0, max_v, e0, s0);
         equal_lanes += count_equal_accumulate_others(x1, max_v, e1, s1);
+        if (kGap) {
+          const V v0 = target_mass(i), v1 = target_mass(i + L);
+          g0 = mul_add(-v0, d0, g0);
+          g1 = mul_add(-v1, d1, g1);
+          m0 += v0 + v1;
+        }
       }
       if (out) {
         store(out + i, e0);
@@ -157,6 +196,24 @@ LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, 
     }
     if (kWeighted) count_wide.add(c0 + c1);
     others_wide.add(s0 + s1);
+    if (kGap) {
+      gap_wide.add(g0 + g1);
+      mass_wide.add(m0);
+    }
+  }
+  if constexpr (kGap != 0) {  // the last vectors' target terms, before the tail below may overwrite x
+    V g = splat<V>(0), m = g;
+    for (int64_t j = i; j < n; j += L) {
+      const int64_t lanes = n - j < L ? n - j : L;
+      const auto valid = lane_index<V>() < (typename Lanes<V>::Bits)lanes;
+      const V v = kGap == 2 ? gap_offset * load_n(gap->weight + j, lanes, T(0)) : select(valid, gap_offset, splat<V>(0));
+      g = mul_add(v, max_v - load_n(x + j, lanes, max), g);  // padding lanes: v (max - max) = 0
+      m += v;
+    }
+    gap_wide.add(g);
+    mass_wide.add(m);
+    gap->gap += gap_wide.total();
+    gap->mass += mass_wide.total();
   }
   V c0 = splat<V>(0), s0 = c0;
   if (i + L <= n) {
@@ -278,7 +335,7 @@ SliceStats row_stats_impl(const T* x, const T* weight, int64_t n) {
     const int64_t len = n - c < kChunk ? n - c : kChunk;
     const T max = chunk_reference<T>(chunk_max<T, kWeighted>(x + c, kWeighted ? weight + c : nullptr, len), row, c);
     SliceStats chunk{(double)max, 0.0, 0.0};
-    chunk_sum<T, kWeighted, kCompensated>(x + c, kWeighted ? weight + c : nullptr, len, max, nullptr, x + c + kChunk,
+    chunk_sum<T, kWeighted, kCompensated>(x + c, kWeighted ? weight + c : nullptr, len, max, nullptr, x + c + len,
                                           chunk.count, chunk.others);
     row = c == 0 ? chunk : fold_stats(row, chunk);
   }
@@ -551,19 +608,28 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
     const int64_t len = n - c < kChunk ? n - c : kChunk;
     const T max = chunk_reference<T>(chunk_max<T, false>(x + c, nullptr, len), row, c);
     scratch[2 * chunks] = (double)max;
-    if (has_terms) {
-      // Before pass 2 (which may overwrite x). Gaps are taken from a finite reference (the chunk
-      // max, or 0 for a chunk of -inf) and moved to the row max below.
-      const T reference = max - max == 0 ? max : T(0);
-      double mass = 0.0;
-      chunk_target_gap(x + c, len, reference, t, c, result.gap, mass);
-      scratch[2 * chunks + 1] = mass;
-      result.mass += mass;
-    }
     SliceStats chunk{(double)max, 0.0, 0.0};
     T* terms = staging ? staging + c : (out ? out + c : nullptr);  // exp(x - chunk max), scaled in pass 3
-    chunk_sum<T, false, true>(x + c, nullptr, len, max, out ? terms : nullptr, x + c + kChunk, chunk.count,
-                              chunk.others);
+    T* const terms_out = out ? terms : nullptr;
+    if (has_terms && gap_fusable(t, max)) {  // the target terms taken in pass 2
+      ChunkGap<T> gap{t.weight ? t.weight + c : nullptr, t.target_offset};
+      if (t.weight) chunk_sum<T, false, true, 2>(x + c, nullptr, len, max, terms_out, x + c + len, chunk.count, chunk.others, &gap);
+      else chunk_sum<T, false, true, 1>(x + c, nullptr, len, max, terms_out, x + c + len, chunk.count, chunk.others, &gap);
+      result.gap += gap.gap;
+      result.mass += gap.mass;
+      scratch[2 * chunks + 1] = gap.mass;
+    } else {
+      if (has_terms) {
+        // Before pass 2 (which may overwrite x). Gaps are taken from a finite reference (the chunk
+        // max, or 0 for a chunk of -inf) and moved to the row max below.
+        const T reference = max - max == 0 ? max : T(0);
+        double mass = 0.0;
+        chunk_target_gap(x + c, len, reference, t, c, result.gap, mass);
+        scratch[2 * chunks + 1] = mass;
+        result.mass += mass;
+      }
+      chunk_sum<T, false, true>(x + c, nullptr, len, max, terms_out, x + c + len, chunk.count, chunk.others);
+    }
     row = c == 0 ? chunk : fold_stats(row, chunk);
   }
   if (has_terms) {
