@@ -65,6 +65,34 @@ def test_short_rows_values_only(isa, dtype, n):
 
 
 @dtypes
+@pytest.mark.parametrize("n", [1, 2, 7, 10, 15, 16, 17])
+def test_short_contiguous_rows_match_row_kernel(isa, dtype, n):
+    """Contiguous rows of one vector go 16 at a time, a row per lane (gathered, AVX-512); strided
+    rows (copied one by one) and rows of an unaligned array spaced by a byte count that is no
+    multiple of the element take the row kernel: the same bits, for every kind of row, ties, nan,
+    +inf and all -inf included, with row counts around the 16-row groups and 64-row batches."""
+    # wide spreads: terms over ~100 binades, whose sum in double rounds (its order shows)
+    spread = np.random.default_rng(n).uniform(-70.0, 0.0, size=(24, n)).astype(dtype)
+    kinds = np.concatenate([tricky_rows(n, dtype, seed=300 + n), np.full((1, n), -inf, dtype=dtype), spread])
+    for rows in (16, 37, 70):
+        a = np.ascontiguousarray(np.resize(kinds, (rows, n)))
+        a[rows // 3, 0] = nan
+        a[rows // 2, -1] = inf
+        a[rows // 4, :] = a[rows // 4, 0]  # all equal: count n
+        expected = logitloss.logsumexp(a, axis=-1)
+        strided = np.empty((rows, 2 * n), dtype=dtype)
+        strided[:, ::2] = a
+        assert same_bits(logitloss.logsumexp(strided[:, ::2], axis=-1), expected), f"strided rows, {rows} x {n}"
+        itemsize = a.dtype.itemsize
+        buffer = np.zeros(rows * (n * itemsize + 1) + 1, dtype=np.uint8)
+        unaligned = np.ndarray((rows, n), dtype=dtype, buffer=buffer, offset=1, strides=(n * itemsize + 1, itemsize))
+        unaligned[...] = a
+        assert same_bits(logitloss.logsumexp(unaligned, axis=-1), expected), f"unaligned rows, {rows} x {n}"
+        check_logsumexp(np.where(np.isnan(a) | np.isposinf(a), 0, a).astype(dtype), axis=-1, grad=False,
+                        what=f"short contiguous rows {rows} x {n}")
+
+
+@dtypes
 @pytest.mark.parametrize("n", VOCAB_SIZES)
 def test_vocabulary_widths(isa, dtype, n):
     rows = 1 if dtype == np.float64 else 2

@@ -79,6 +79,9 @@ template <class T>
 struct TypedKernels {
   // Row kernels: x[0..n) contiguous, n >= 1. `weight` may be null (all ones).
   SliceStats (*row_stats)(const T* x, const T* weight, int64_t n, int flags);
+  // row_stats(rows[i], nullptr, n, kStatsPlain) into out[i] for i < count, bitwise; faster for
+  // many short rows.
+  void (*rows_stats)(const T* const* rows, int64_t count, int64_t n, SliceStats* out);
   // One pass of softmax with one exp per element (compensated: full relative precision), and the
   // target terms: out (may be null: statistics only) as in TargetTerms; `out` may be `x` itself.
   // scratch: 2 * ceil(n / kRowChunk) doubles. `out` is meaningful only when the max is finite and

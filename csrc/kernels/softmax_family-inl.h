@@ -407,6 +407,81 @@ SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
   return compensated ? row_stats_impl<T, false, true>(x, nullptr, n) : row_stats_impl<T, false, false>(x, nullptr, n);
 }
 
+// Plain statistics of 16 float rows of n <= 16 elements, one row per lane: a vector per column,
+// gathered (rows[i] = base + offset[i]). small_row's arithmetic exactly -- its max, its terms, its
+// count, and its horizontal sum's order (halves folded lane by lane, in double) -- so the results
+// are bitwise row_stats'. One short row alone is all latency: its horizontal max and sum cannot
+// overlap anything (a (32, 10) logsumexp spent a third of its call in them).
+template <class T>
+void rows_stats_in_lanes(const T* base, const int32_t* offset, int64_t n, SliceStats* out) {
+  static_assert(sizeof(T) == 4 && Vec<T>::kLanes == 16, "16 float lanes");
+  using V = typename Vec<T>::V;
+  using I = typename Lanes<V>::I;
+  constexpr int L = 16;
+  I index;
+  std::memcpy(&index, offset, sizeof index);
+  V column[L];
+  V max_v = splat<V>(-__builtin_inf());
+  for (int c = 0; c < n; ++c) {
+    column[c] = gather16(base, index + c);
+    max_v = max_ignoring_nan(max_v, column[c]);
+  }
+  // Per column: its term where x != max (nan included), 0 elsewhere; the count of x == max.
+  V count = splat<V>(0);
+  f64v low[L], high[L];  // the terms widened, rows 0-7 and 8-15
+  for (int c = 0; c < L; ++c) {
+    V others = splat<V>(0);
+    if (c < n) {
+      const V e = exp_nonpositive_sum_term(column[c] - max_v);
+      const auto equal = column[c] == max_v;
+      others = select(equal, splat<V>(0), e);
+      count += select(equal, splat<V>(1), splat<V>(0));
+    }
+    low[c] = __builtin_convertvector(__builtin_shufflevector(others, others, 0, 1, 2, 3, 4, 5, 6, 7), f64v);
+    high[c] = __builtin_convertvector(__builtin_shufflevector(others, others, 8, 9, 10, 11, 12, 13, 14, 15), f64v);
+  }
+  // horizontal_sum's order over a row's 16 lanes: lane c + 8 onto c, then c + 4, c + 2, c + 1.
+  for (int half = L / 2; half >= 1; half /= 2) {
+    for (int c = 0; c < half; ++c) {
+      low[c] += low[c + half];
+      high[c] += high[c + half];
+    }
+  }
+  alignas(64) T max_lanes[L], count_lanes[L];
+  alignas(64) double others_lanes[L];
+  store(max_lanes, max_v);
+  store(count_lanes, count);
+  std::memcpy(others_lanes, &low[0], sizeof low[0]);
+  std::memcpy(others_lanes + 8, &high[0], sizeof high[0]);
+  for (int i = 0; i < L; ++i) out[i] = {(double)max_lanes[i], (double)count_lanes[i], others_lanes[i] * sum_unscale<T>()};
+}
+
+// Plain statistics of `count` rows of n elements, rows[i] the i-th (contiguous rows): rows of one
+// float vector 16 at a time in lanes where the target gathers, else row by row.
+template <class T>
+void rows_stats(const T* const* rows, int64_t count, int64_t n, SliceStats* out) {
+  int64_t r = 0;
+  if constexpr (kHasGather16 && sizeof(T) == 4) {
+    if (n >= 1 && n <= Vec<T>::kLanes) {
+      for (; r + Vec<T>::kLanes <= count; r += Vec<T>::kLanes) {
+        int32_t offset[Vec<T>::kLanes];
+        bool in_range = true;
+        for (int i = 0; i < Vec<T>::kLanes; ++i) {
+          // In elements from the first row (an unaligned array may space rows by a byte count
+          // that is no multiple of the element: those go row by row).
+          const int64_t bytes = reinterpret_cast<const char*>(rows[r + i]) - reinterpret_cast<const char*>(rows[r]);
+          const int64_t d = bytes / (int64_t)sizeof(T);
+          in_range = in_range && bytes % (int64_t)sizeof(T) == 0 && d >= -0x7fff0000 && d <= 0x7fff0000;
+          offset[i] = (int32_t)d;
+        }
+        if (!in_range) break;
+        rows_stats_in_lanes<T>(rows[r], offset, n, out + r);
+      }
+    }
+  }
+  for (; r < count; ++r) out[r] = row_stats<T>(rows[r], nullptr, n, kStatsPlain);
+}
+
 // The target terms of one chunk (before pass 2, which may overwrite x when out == x):
 // gap += sum v_c (max - x_c), mass += sum v_c, v_c = w_c (a1 y_c + a0).
 template <class T, bool kHasTarget, bool kHasWeight>
@@ -921,6 +996,7 @@ template <class T>
 TypedKernels<T> softmax_family_kernels() {
   TypedKernels<T> k;
   k.row_stats = row_stats<T>;
+  k.rows_stats = rows_stats<T>;
   k.row_softmax_fused = row_softmax_fused<T>;
   k.row_scaled_exp = row_scaled_exp<T>;
   k.row_log_softmax = row_log_softmax<T>;

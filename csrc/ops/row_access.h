@@ -155,12 +155,16 @@ void for_each_row_batch(const KernelTable& table, const ArrayCall& call, int x_o
     std::vector<int64_t> offsets((size_t)kRowBatch * operands);
     for (int64_t r = begin; r < end;) {
       const int64_t batch = end - r < kRowBatch ? end - r : kRowBatch;
+      const bool contiguous = L.row_stride[x_op] == (int64_t)sizeof(T);
+      const T* rows[kRowBatch];  // contiguous rows: their statistics in one call
       for (int64_t i = 0; i < batch; ++i, cursor.next()) {
         int64_t* at = &offsets[(size_t)i * operands];
         for (size_t op = 0; op < operands; ++op) at[op] = cursor.offset(op);
         const T* x = row_input<T>(call.base[x_op] + at[x_op], L.row_stride[x_op], L.length, 0);
-        stats[i] = k.row_stats(x, nullptr, L.length, kStatsPlain);
+        if (contiguous) rows[i] = x;
+        else stats[i] = k.row_stats(x, nullptr, L.length, kStatsPlain);
       }
+      if (contiguous) k.rows_stats(rows, batch, L.length, stats);
       table.log_totals(stats, batch, log_totals);
       for (int64_t i = 0; i < batch; ++i) per_row(&offsets[(size_t)i * operands], stats[i], log_totals[i]);
       r += batch;

@@ -118,6 +118,17 @@ inline u32v lookup16(u32v table, u32v index) {
 constexpr bool kHasLookup16 = false;
 #endif
 
+// Lane i of the result is base[index[i]], for float vectors of 16 lanes (vgatherdps) where the
+// target has it (kHasGather16).
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+constexpr bool kHasGather16 = true;
+inline f32v gather16(const float* base, i32v index) {
+  return (f32v)_mm512_i32gather_ps((__m512i)index, base, sizeof(float));
+}
+#else
+constexpr bool kHasGather16 = false;
+#endif
+
 // Lane indices 0, 1, 2, ... as the integer vector matching V (from a compile-time table).
 template <class V>
 inline auto lane_index() {
