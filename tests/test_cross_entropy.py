@@ -376,6 +376,18 @@ def test_no_intermediate_overflow(isa, dtype):
             assert np.isfinite(exact.loss).all()  # 0.01 / width * (sum of w_c (huge - z_c)) < max
             check_cross_entropy(x2, np.array([0]), weight=w2, reduction="none", label_smoothing=0.01,
                                 what=f"smoothed overflowing row of {width} (weights: {w2 is not None})")
+        # A small max, so max - z_c stays finite, but large weights: the terms w_c e / C (max - z_c)
+        # overflow the dtype (so does the row's loss) although the mean (divided by w_y) does not.
+        # torch returns inf there (the reference accepts it); logitloss sums the row in double.
+        x3 = np.zeros((1, width), dtype=dtype)
+        x3[0, 1::16] = -huge
+        w3 = np.full(width, 1e3 if dtype == np.float32 else 30.0, dtype=dtype)
+        for reduction in ("none", "mean"):
+            check_cross_entropy(x3, np.array([0]), weight=w3, reduction=reduction, label_smoothing=0.5,
+                                what=f"heavily weighted smoothed row of {width}, {reduction}")
+        exact = rce.cross_entropy(x3, np.array([0]), weight=w3, reduction="mean", label_smoothing=0.5)
+        mean = logitloss.cross_entropy(x3, np.array([0]), weight=w3, label_smoothing=0.5)
+        assert np.isfinite(mean) and abs(float(mean) / float(exact.loss) - 1) < 8 * np.finfo(dtype).eps, (width, mean, exact.loss)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32], ids=dtype_id)

@@ -283,7 +283,7 @@ def test_subnormal_weight_at_the_largest_a(isa, dtype):
 @FLOAT32_64
 @pytest.mark.parametrize("n", [64, 4096, 5000])
 def test_long_rows_of_weights_below_the_rescale_threshold(isa, dtype, n):
-    """float64 lanes sum a whole 4096-element chunk before unscaling: 4096 weights of 2^500 gave inf."""
+    """float64 lanes sum a whole chunk (2048 elements) before unscaling: 4096 weights of 2^500 once gave inf."""
     exponent = 56 if dtype == np.float32 else 500
     a = np.zeros((2, n), dtype=dtype)
     a[1, ::3] = -1.0

@@ -35,6 +35,8 @@ struct TargetTerms {
   T target_scale, target_offset;
   double scale_base, scale_per_mass;
   T bias;
+  // Every |v_c| = |target_offset * weight_c| <= 1 / C (index targets): see gap_fusable.
+  bool bounded_mass;
 };
 
 // Statistics of a fused softmax pass: the slice's, plus gap = sum v_c (max - x_c) and

@@ -121,13 +121,16 @@ struct ChunkGap {
   double gap = 0.0, mass = 0.0;
 };
 
-// Whether pass 2 may take the target terms against reference `max`: class-index targets, and max
-// - x finite for every finite x (|max| far below the dtype's largest value; max - (-largest)
-// then rounds to at most the largest).
+// Whether pass 2 may take the target terms against reference `max`: class-index targets whose
+// v_c are at most 1/C (t.bounded_mass: smoothing times the largest |weight| at most 1), and max - x
+// finite for every finite x (max far below the dtype's largest value; max - (-largest) then rounds
+// to at most the largest). Then no lane sum can overflow: a lane holds at most C/16 + 1 terms of
+// at most (1/C) * largest per block, two lanes are added, and the blocks are summed in double.
+// Otherwise the separate pass (chunk_target_gap), which redoes an overflowing block in double.
 template <class T>
 inline bool gap_fusable(const TargetTerms<T>& t, T max) {
   const T bound = sizeof(T) == 4 ? T(0x1p100) : T(0x1p900);
-  return !t.target && max - max == 0 && max < bound;
+  return !t.target && t.bounded_mass && max - max == 0 && max < bound;
 }
 
 template <class T, bool kWeighted, bool kCompensated, int kGap = 0>  // kGap: 0 none, 1 uniform, 2 weighted
@@ -420,12 +423,16 @@ void rows_stats_in_lanes(const T* base, const int32_t* offset, int64_t n, SliceS
   constexpr int L = 16;
   I index;
   std::memcpy(&index, offset, sizeof index);
-  V column[L];
-  V max_v = splat<V>(-__builtin_inf());
-  for (int c = 0; c < n; ++c) {
-    column[c] = gather16(base, index + c);
-    max_v = max_ignoring_nan(max_v, column[c]);
+  V column[L], top[L];
+  for (int c = 0; c < L; ++c) {
+    if (c < n) column[c] = gather16(base, index + c);
+    top[c] = max_ignoring_nan(splat<V>(-__builtin_inf()), c < n ? column[c] : splat<V>(-__builtin_inf()));
   }
+  // horizontal_max's order (c + 8 onto c, then c + 4, ...; ties keep c): which of +0 and -0 wins.
+  for (int half = L / 2; half >= 1; half /= 2) {
+    for (int c = 0; c < half; ++c) top[c] = select(top[c + half] > top[c], top[c + half], top[c]);
+  }
+  const V max_v = top[0];
   // Per column: its term where x != max (nan included), 0 elsewhere; the count of x == max.
   V count = splat<V>(0);
   f64v low[L], high[L];  // the terms widened, rows 0-7 and 8-15
@@ -720,7 +727,8 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
     constexpr bool kStream = mode;
     // Runs of chunks with the same reference (most of a row shares its max) are written by one
     // call: each call stores its unaligned head and tail plainly, and per 4 KiB chunk those
-    // partial lines amid streamed ones cost 12% of a (4096, 32000) softmax (Zen 4).
+    // partial lines amid streamed ones (one per 4 KiB chunk then) cost 12% of a (4096, 32000)
+    // softmax (Zen 4).
     for (int64_t k = 0, next = 0; k < chunks; k = next) {
       const double reference = scratch[2 * k];
       for (next = k + 1; next < chunks && scratch[2 * next] == reference;) ++next;

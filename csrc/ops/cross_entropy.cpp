@@ -63,6 +63,16 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
   const double e = ops.label_smoothing;
   const bool stream = stream_output<T>(call, ops.grad, ops.input);
   const KernelTable& table = active_kernels();
+  // Smoothing's target terms v_c = e / C * w_c at most 1 / C (see gap_fusable); nan fails.
+  double largest_weight = 1.0;
+  if (weight) {
+    largest_weight = 0.0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double w = std::fabs((double)weight[c]);
+      largest_weight = w > largest_weight || w != w ? w : largest_weight;
+    }
+  }
+  const bool bounded_mass = e * largest_weight <= 1.0;
   // A regular position's loss waiting for its log total.
   struct PendingLoss {
     int64_t r;
@@ -134,6 +144,7 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
           ops.probability_targets ? 0.0 : g * (1.0 - e) * w_y,
           g,
           (T)g,
+          bounded_mass,
       };
       T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, C, 2) : nullptr;
       const FusedStats fused = k.row_softmax_fused(x, C, grad, chunk_scratch(C), staging_for<T>(stream, C), terms);

@@ -28,7 +28,7 @@ inline double add_ln2_multiple(double value, int k) { return (value + k * kLn2Hi
 // Target terms that make row_softmax_fused a plain softmax.
 template <class T>
 const TargetTerms<T>& plain_softmax() {
-  static const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0)};
+  static const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true};
   return terms;
 }
 
@@ -104,7 +104,7 @@ LogsumexpValue weighted_infinite_logsumexp(const T* x, const T* w, int64_t n, bo
 
 // Weights beyond the kernels' range. The kernels hold weights in lanes scaled by 2^64 (float) /
 // 2^512 (double): float lanes sum 32 terms before widening to double, double lanes a whole chunk
-// (4096 terms, then 8 lanes) before unscaling, so a weight above ~2^58 (float) / ~2^497 (double)
+// (2048 terms, 256 per lane) before unscaling, so a weight above ~2^58 (float) / ~2^497 (double)
 // overflows there; and sums of weights below ~2^-60 (float lanes) / ~2^-500 (double sums) fall
 // into the subnormal range and lose precision. Such a row's weights (largest |b| above 2^56 /
 // 2^480 or below 2^-60 / 2^-500) are rescaled by 2^-k, k the exponent of the largest |b| (which

@@ -162,7 +162,8 @@ constexpr float kExp2Sixteenths[16] = {
 // Error: the entry's rounding (0.5 ULP) and the final fused multiply-add's (0.5 ULP); measured
 // 1.05 ULP at most (tests/test_math_helpers.py, exp_nonpositive and exp_sum_term).
 // kHasLow: exp(x + lo) for the low part lo of an error-free difference (difference_with_error),
-// added to r (|lo| <= ULP(x)/2 is far below r's rounding) rather than applied as a factor after.
+// added to r rather than applied as a factor after: |lo| <= ULP(x)/2 is tiny next to |r|, so the
+// add costs one rounding of r (about 0.01 ULP of the result).
 
 // Reduces x (clamped, <= 0) as above: returns r, and in `bits` the word 0x4B400000 + k (the
 // rounding constant's bits plus k, two's complement).
