@@ -265,32 +265,30 @@ inline V max_ignoring_nan(V accumulator, V x) {
   return x > accumulator ? x : accumulator;
 }
 
-// max(x, low) with a nan x replaced by low (one instruction on x86: maxps returns its second
-// operand when either is nan).
+// a > b ? a : b: one instruction on x86 (maxps, which returns its second operand when either is
+// nan), so the operand order says which way a nan goes.
 template <class V>
-inline V max_replacing_nan(V x, V low) {
+inline V max_or_second(V a, V b) {
 #if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
-  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return (V)_mm512_max_ps((__m512)x, (__m512)low);
-  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_max_pd((__m512d)x, (__m512d)low);
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return (V)_mm512_max_ps((__m512)a, (__m512)b);
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_max_pd((__m512d)a, (__m512d)b);
 #elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
-  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 4) return (V)_mm256_max_ps((__m256)x, (__m256)low);
-  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 8) return (V)_mm256_max_pd((__m256d)x, (__m256d)low);
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 4) return (V)_mm256_max_ps((__m256)a, (__m256)b);
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 8) return (V)_mm256_max_pd((__m256d)a, (__m256d)b);
 #endif
-  return x >= low ? x : low;
+  return a > b ? a : b;
 }
 
-// max(x, low) that keeps a nan in x (one instruction on x86: maxps returns its second operand
-// when either is nan).
+// max(x, low) with a nan x replaced by low.
+template <class V>
+inline V max_replacing_nan(V x, V low) {
+  return max_or_second(x, low);
+}
+
+// max(x, low) that keeps a nan in x.
 template <class V>
 inline V clamp_below(V x, V low) {
-#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
-  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return (V)_mm512_max_ps((__m512)low, (__m512)x);
-  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_max_pd((__m512d)low, (__m512d)x);
-#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
-  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 4) return (V)_mm256_max_ps((__m256)low, (__m256)x);
-  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 8) return (V)_mm256_max_pd((__m256d)low, (__m256d)x);
-#endif
-  return x < low ? low : x;
+  return max_or_second(low, x);
 }
 
 // Where a == b: equal_sum += if_equal; elsewhere (nan included): other_sum += if_other.
