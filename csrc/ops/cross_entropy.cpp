@@ -63,13 +63,14 @@ void cross_entropy_rows(const TypedKernels<T>& k, const ArrayCall& call, const C
   const double e = ops.label_smoothing;
   const bool stream = stream_output<T>(call, ops.grad, ops.input);
   const KernelTable& table = active_kernels();
-  // Smoothing's target terms v_c = e / C * w_c at most 1 / C (see gap_fusable); nan fails.
+  // Smoothing's target terms v_c = e / C * w_c at most 1 / C (see gap_fusable). Only smoothing
+  // has such terms; a nan weight makes the bound fail.
   double largest_weight = 1.0;
-  if (weight) {
+  if (weight && e > 0) {
     largest_weight = 0.0;
     for (int64_t c = 0; c < C; ++c) {
       const double w = std::fabs((double)weight[c]);
-      largest_weight = w > largest_weight || w != w ? w : largest_weight;
+      if (!(w <= largest_weight)) largest_weight = w;
     }
   }
   const bool bounded_mass = e * largest_weight <= 1.0;

@@ -149,14 +149,14 @@ void for_each_row_batch(const KernelTable& table, const ArrayCall& call, int x_o
   const TypedKernels<T>& k = kernels_for<T>(table);
   const ReductionLayout& L = call.layout;
   const size_t operands = call.base.size();
+  const bool contiguous = L.row_stride[x_op] == (int64_t)sizeof(T);  // rows' statistics in one call
   for_each_row_range(L, [&](int64_t begin, int64_t end, RowCursor& cursor) {
     SliceStats stats[kRowBatch];
     double log_totals[kRowBatch];
     std::vector<int64_t> offsets((size_t)kRowBatch * operands);
     for (int64_t r = begin; r < end;) {
       const int64_t batch = end - r < kRowBatch ? end - r : kRowBatch;
-      const bool contiguous = L.row_stride[x_op] == (int64_t)sizeof(T);
-      const T* rows[kRowBatch];  // contiguous rows: their statistics in one call
+      const T* rows[kRowBatch];
       for (int64_t i = 0; i < batch; ++i, cursor.next()) {
         int64_t* at = &offsets[(size_t)i * operands];
         for (size_t op = 0; op < operands; ++op) at[op] = cursor.offset(op);
