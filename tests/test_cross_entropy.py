@@ -47,6 +47,7 @@ from reference_cross_entropy import (
     torch_cross_entropy,
     upstream,
 )
+from test_logsumexp import spikes_across_chunks
 from tolerances import EPS, GRADIENT
 
 import logitloss
@@ -504,6 +505,21 @@ def test_vocabulary_widths(isa, dtype, n):
     w = class_weights(n, dtype, n)
     check_cross_entropy(x, target, reduction="none", what=f"vocab {n}")
     check_cross_entropy(x, target, weight=w, reduction="mean", label_smoothing=0.1, what=f"vocab {n} smoothed")
+
+
+@dtypes
+@pytest.mark.parametrize("n", [2048 + 40, 3 * 2048 + 7])
+def test_max_anywhere_across_chunks(isa, dtype, n):
+    """A row's max on either side of each chunk boundary (2048 classes), where the next chunk's
+    max is taken inside the exp pass of the one before (test_logsumexp's rows): the target at the
+    spike (a confident row), and elsewhere, plain and smoothed with weights."""
+    x, positions = spikes_across_chunks(n, dtype, 100.0)
+    at_spike = np.array(positions)
+    elsewhere = (at_spike + 1000) % n
+    w = class_weights(n, dtype, n)
+    for target in (at_spike, elsewhere):
+        check_cross_entropy(x, target, reduction="none", what=f"spiked rows n={n}")
+        check_cross_entropy(x, target, weight=w, reduction="none", label_smoothing=0.1, what=f"spiked rows n={n} smoothed")
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32], ids=dtype_id)

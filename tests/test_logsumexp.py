@@ -108,6 +108,44 @@ def test_long_rows_with_masked_blocks(isa, dtype, n):
     check_logsumexp(a[0], axis=None, what="masked prefix, one row")
 
 
+CHUNK = 2048  # kRowChunk: a row's unit of reduction
+
+
+def spikes_across_chunks(n, dtype, value):
+    """Rows of n logits, each with `value` at one position: both sides of each chunk boundary,
+    and the last element of each vector pair (32 floats) and of the row. A chunk's max is taken
+    while the chunk before it is summed, except for the elements past its last whole vector pair
+    at the end of a row; a row's first chunk has a pass of its own."""
+    positions = sorted({p for c in range(0, n, CHUNK) for p in (c - 1, c, c + 31, c + 32, n - 9, n - 1) if 0 <= p < n})
+    x = logits((len(positions), n), dtype, seed=n)
+    for row, p in enumerate(positions):
+        x[row, p] = value
+    return x, positions
+
+
+@dtypes
+@pytest.mark.parametrize("n", [CHUNK + 40, 3 * CHUNK + 7])
+def test_max_anywhere_across_chunks(isa, dtype, n):
+    x, positions = spikes_across_chunks(n, dtype, 30.0)
+    check_logsumexp(x, axis=-1, grad=False, what=f"spiked rows n={n}")
+    check_logsumexp(x, axis=-1, what=f"spiked rows n={n}, gradient")
+    check_softmax(x, axis=-1, what=f"spiked rows n={n}, softmax")
+    check_softmax(x, axis=-1, log=True, what=f"spiked rows n={n}, log_softmax")
+    # a rising max: the spike on top of an earlier, lower one
+    rising = x.copy()
+    rising[:, 0] = 20.0
+    check_logsumexp(rising, axis=-1, grad=False, what=f"rising max n={n}")
+    # a spike of weight 0 is no maximum (b == 0 masks it), however large
+    b = np.ones_like(x)
+    huge, _ = spikes_across_chunks(n, dtype, 1e4)
+    b[huge == 1e4] = 0
+    check_logsumexp(huge, axis=-1, b=b, grad=False, what=f"masked spikes n={n}")
+    # a nan anywhere makes its row nan
+    poisoned, _ = spikes_across_chunks(n, dtype, nan)
+    assert np.isnan(logitloss.logsumexp(poisoned, axis=-1)).all()
+    assert np.isnan(logitloss.softmax(poisoned, axis=-1)).all(axis=-1).all()
+
+
 @dtypes
 def test_odd_shape(isa, dtype):
     a = logits((3, 5, 423), dtype, seed=423)

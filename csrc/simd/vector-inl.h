@@ -237,8 +237,10 @@ inline V scale_by_power_of_two(V p, V n) {
   return p * (V)(biased << Lanes<V>::kMantissaBits) * inverse_offset;
 }
 
-// Prefetch into all cache levels; never faults, so it may point past the end of an array.
-inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+// Prefetch into L1 (and the levels below), or into L2 only; never faults, so the address may lie
+// past the end of an array.
+inline void prefetch_to_l1(const void* p) { __builtin_prefetch(p, 0, 3); }
+inline void prefetch_to_l2(const void* p) { __builtin_prefetch(p, 0, 2); }
 
 template <class V, class M>
 inline V select(M mask, V if_true, V if_false) {
