@@ -47,7 +47,7 @@ from reference_cross_entropy import (
     torch_cross_entropy,
     upstream,
 )
-from test_logsumexp import spikes_across_chunks
+from test_logsumexp import SPIKE, spikes_across_chunks
 from tolerances import EPS, GRADIENT
 
 import logitloss
@@ -513,13 +513,18 @@ def test_max_anywhere_across_chunks(isa, dtype, n):
     """A row's max on either side of each chunk boundary (2048 classes), where the next chunk's
     max is taken inside the exp pass of the one before (test_logsumexp's rows): the target at the
     spike (a confident row), and elsewhere, plain and smoothed with weights."""
-    x, positions = spikes_across_chunks(n, dtype, 100.0)
+    x, positions = spikes_across_chunks(n, dtype, SPIKE[dtype])
     at_spike = np.array(positions)
     elsewhere = (at_spike + 1000) % n
     w = class_weights(n, dtype, n)
     for target in (at_spike, elsewhere):
         check_cross_entropy(x, target, reduction="none", what=f"spiked rows n={n}")
-        check_cross_entropy(x, target, weight=w, reduction="none", label_smoothing=0.1, what=f"spiked rows n={n} smoothed")
+        check_cross_entropy(x, target, reduction="none", label_smoothing=0.1, what=f"spiked rows n={n} smoothed")
+        _, grad, _ = check_cross_entropy(x, target, weight=w, reduction="none", label_smoothing=0.1,
+                                         what=f"spiked rows n={n} smoothed, weighted")
+        inplace = x.copy()
+        logitloss.cross_entropy(inplace, target, weight=w, reduction="none", label_smoothing=0.1, grad_out=inplace)
+        assert same_bits(inplace, grad), f"grad_out=input, n={n}"
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32], ids=dtype_id)

@@ -798,9 +798,8 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
   with_stream_mode(staging != nullptr, [&](auto mode) {
     constexpr bool kStream = mode;
     // Runs of chunks with the same reference (most of a row shares its max) are written by one
-    // call: each call stores its unaligned head and tail plainly, and per 4 KiB chunk those
-    // partial lines amid streamed ones (one per 4 KiB chunk then) cost 12% of a (4096, 32000)
-    // softmax (Zen 4).
+    // call: each call stores its unaligned head and tail plainly, and those partial lines amid
+    // streamed ones, one per chunk (of 4 KiB then), cost 12% of a (4096, 32000) softmax (Zen 4).
     for (int64_t k = 0, next = 0; k < chunks; k = next) {
       const double reference = scratch[2 * k];
       for (next = k + 1; next < chunks && scratch[2 * next] == reference;) ++next;

@@ -237,8 +237,8 @@ inline V scale_by_power_of_two(V p, V n) {
   return p * (V)(biased << Lanes<V>::kMantissaBits) * inverse_offset;
 }
 
-// Prefetch into L1 (and the levels below), or into L2 only; never faults, so the address may lie
-// past the end of an array.
+// Prefetch into L1 (and the levels below), or into L2 and below but not L1 (x86 prefetcht1);
+// never faults, so the address may lie past the end of an array.
 inline void prefetch_to_l1(const void* p) { __builtin_prefetch(p, 0, 3); }
 inline void prefetch_to_l2(const void* p) { __builtin_prefetch(p, 0, 2); }
 
