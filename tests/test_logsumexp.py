@@ -101,6 +101,30 @@ def test_vocabulary_widths(isa, dtype, n):
 
 
 @dtypes
+def test_columns_past_the_seeded_rows(isa, dtype):
+    """The column kernel seeds each column's max with its first 128 rows, then takes a single
+    comparison per vector as long as no lane reaches its column's max. Past row 128: ties with
+    the max (the count that keeps SciPy's precision), raises, a nan, a tie with a seeded max."""
+    rows, columns = 300, 40
+    a = logits((rows, columns), dtype, seed=300) - 40  # every term near exp(-40) of the maxima below
+    a[:, 0] = -inf
+    a[[200, 250], 1] = 0.0  # two maxima past the seed: log(2) + ~300 e^-40
+    a[[10, 280], 2] = 0.0  # a seeded max and its tie
+    a[200, 3], a[260, 3] = 1.0, 5.0  # two raises
+    a[[150, 151, 299], 4] = 0.0  # ties in one group and in the last row
+    a[5, 5], a[260, 5] = 0.0, 0.0
+    a[:, 6] = -inf
+    a[131, 6] = 0.0  # the only finite entry, past the seed
+    a[-1, 17:33] = 0.0  # a whole vector of maxima in the last row (AVX-512 float: lanes 17-32)
+    for grad in (False, True):
+        check_logsumexp(a, axis=0, grad=grad, what=f"columns past the seed, grad={grad}")
+    poisoned = a.copy()
+    poisoned[260, 7] = nan
+    out = logitloss.logsumexp(poisoned, axis=0)
+    assert np.isnan(out[7]) and not np.isnan(np.delete(out, 7)).any()
+
+
+@dtypes
 @pytest.mark.parametrize("n", [5000, 20000])
 def test_long_rows_with_masked_blocks(isa, dtype, n):
     a = masked_block_rows(n, dtype, seed=n)

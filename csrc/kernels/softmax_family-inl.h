@@ -935,6 +935,10 @@ void row_log_softmax_backward(const T* g, const T* y, int64_t n, T sum_g, T* out
 constexpr int64_t kColumnBlockRows = 32;
 constexpr int64_t kColumnGroupRows = 8;  // rows walked side by side: 8 sequential streams
 constexpr int64_t kColumnSeedRows = 128;
+// Each load prefetches (into L2) its column vector kColumnPrefetchRows rows on: the hardware
+// prefetcher alone does not keep eight short streams ahead. Axis 0 of (32000, 4096) float:
+// 38 -> 33 ms (Zen 4; 8, 16 and 64 rows on about the same, into L1 slower).
+constexpr int64_t kColumnPrefetchRows = 16;
 template <class T>
 constexpr int64_t kColumnVectorsMax = kColumnTile / Vec<T>::kLanes;
 
@@ -970,13 +974,22 @@ void column_stats_impl(const T* x, int64_t rows, int64_t stride, int64_t ncols, 
     run_count[j] = select(raised, splat<W>(0), run_count[j]);
     max[j] = new_max;
   };
-  // Column vector j over rows [r0, r1): the state in registers for the group.
-  auto add_terms = [&](int64_t j, int64_t r0, int64_t r1, int64_t lanes) {
+  // Column vector j over rows [r0, r1): the state in registers for the group. kTiesRare: one
+  // comparison per vector in the common case, no lane at or above its column's max (no raise,
+  // nothing to count; a nan compares false and goes to `others`, as in accumulate_split), and a
+  // branch to the full path otherwise. Not in the seeded rows, where each column meets its seed
+  // (16 ties a vector: a mispredicted branch for one vector in 8 of a 128-row walk, 10% slower
+  // with 150 rows); after them only a raise meets the branch. Axis 0 of (32000, 4096) float
+  // 41 -> 37 ms with it (Zen 4).
+  auto add_terms = [&](auto ties_rare, int64_t j, int64_t r0, int64_t r1, int64_t lanes) {
+    constexpr bool kTiesRare = decltype(ties_rare)::value;
     V m = max[j], c = count[j], o = others[j];
     for (int64_t r = r0; r < r1; ++r) {
       // Padding lanes hold -inf: a term of 0 (or a count, in an all -inf column), never read.
+      if (r + kColumnPrefetchRows < rows) prefetch_to_l2(x + (r + kColumnPrefetchRows) * stride + j * L);
       const V xv = load_n(x + r * stride + j * L, lanes, neg_inf);
-      if (any_lane(xv > m)) {
+      const bool at_or_above = !kTiesRare || any_lane(xv >= m);
+      if (at_or_above && any_lane(xv > m)) {
         count[j] = c;
         others[j] = o;
         raise_max(j, xv);
@@ -992,7 +1005,8 @@ void column_stats_impl(const T* x, int64_t rows, int64_t stride, int64_t ncols, 
       } else {
         e = exp_nonpositive_sum_term(xv - m);
       }
-      accumulate_split(xv, m, splat<V>(sum_scale<T>()), e, c, o);
+      if (at_or_above) accumulate_split(xv, m, splat<V>(sum_scale<T>()), e, c, o);
+      else o += e;
     }
     count[j] = c;
     others[j] = o;
@@ -1010,8 +1024,11 @@ void column_stats_impl(const T* x, int64_t rows, int64_t stride, int64_t ncols, 
     const int64_t b1 = b0 + kColumnBlockRows < rows ? b0 + kColumnBlockRows : rows;
     for (int64_t r0 = b0; r0 < b1; r0 += kColumnGroupRows) {
       const int64_t r1 = r0 + kColumnGroupRows < b1 ? r0 + kColumnGroupRows : b1;
-      for (int64_t j = 0; j + 1 < nvec; ++j) add_terms(j, r0, r1, L);
-      add_terms(nvec - 1, r0, r1, tail_lanes);
+      auto group = [&](auto ties_rare) {
+        for (int64_t j = 0; j + 1 < nvec; ++j) add_terms(ties_rare, j, r0, r1, L);
+        add_terms(ties_rare, nvec - 1, r0, r1, tail_lanes);
+      };
+      if (r0 < seed_rows) group(std::false_type{}); else group(std::true_type{});
     }
     for (int64_t j = 0; j < nvec; ++j) flush(j);
   }
