@@ -136,3 +136,24 @@ def test_softmax_family_memory_rows():
     assert values["numpy stable"] / logits >= 1.9, notes  # exp(x - max) and the result
     assert set(memory_rows.memory_calls("logsumexp")) >= {"logitloss", "logitloss return_grad=True", "numpy naive",
                                                           "scipy", "torch", "jax"}
+
+
+def test_rounds_interleave_in_shuffled_orders():
+    """Every round times each provider once, in an order that changes from round to round and is the same
+    in every run; no provider always comes right after the same one (what a provider leaves behind, e.g.
+    freed memory the host reclaims, would otherwise always land on the same neighbour)."""
+
+    def record(runs):
+        calls = []
+        row = [harness.Provider(name, lambda name=name: calls.append(name)) for name in "abcdef"]
+        harness.measure(row, repeats=11, warmup_time=0.0, warmup_calls=1, number=1)
+        return calls[len(row) :]  # after each provider's single warm-up call
+
+    calls = record(1)
+    assert calls == record(2), "the orders must be the same in every run"
+    rounds = [calls[i : i + 6] for i in range(0, len(calls), 6)]
+    assert len(rounds) == 11 and all(sorted(r) == list("abcdef") for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1
+    for name in "abcdef":
+        before = {r[r.index(name) - 1] for r in rounds if r.index(name) > 0}
+        assert len(before) > 1, f"{name} always follows {before}"

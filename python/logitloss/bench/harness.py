@@ -8,9 +8,15 @@ How a case is measured (:func:`measure`):
 2. Calibration: ``number`` calls per sample so a sample lasts at least ``min_sample_time`` (1 for large
    shapes; thousands for a (32, 10) call, whose per-call time includes Python's call overhead for every
    provider alike).
-3. Interleaving: ``repeats`` rounds; each round times one sample of every provider, the order rotated by one
-   each round.  A slow phase of the machine (the other core busy, a frequency change) then hits every
-   provider, so ratios of medians measured in one run hold on a noisy machine.
+3. Interleaving: ``repeats`` rounds; each round times one sample of every provider, in an order shuffled
+   each round (seeded by the round: the same orders in every run).  A slow phase of the machine (the other
+   core busy, a frequency change) then hits every provider, so ratios of medians measured in one run hold
+   on a noisy machine.  Shuffled, not rotated: what a provider leaves behind lands on whichever provider
+   comes next, and a rotation always puts the same provider next.  Measured on a Firecracker VM that
+   reports freed memory to its host (``page_reporting``): the host reclaiming a 524 MB result just freed
+   slowed the following second of work by 10-35%, and with a rotation that fell in nearly every round on
+   the provider listed after the fresh-output one (logitloss ``softmax(out=)``: median 78 ms against 57 ms
+   for the identical call elsewhere in the round).
 4. Statistics: per provider the median, min and max of the per-call times of the samples.
 
 A call's result is dropped inside the timed loop, so freeing a fresh output is part of every call's time.
@@ -37,6 +43,7 @@ import io
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -179,8 +186,9 @@ def measure(
 
     timings = {p.name: Timing(p.name, p.isa, n, threads=p.threads) for p, n in alive}
     for round_index in range(repeats):
-        shift = round_index % max(1, len(alive))
-        for provider, provider_number in alive[shift:] + alive[:shift]:
+        order = list(alive)
+        random.Random(round_index).shuffle(order)
+        for provider, provider_number in order:
             if provider.name not in timings:
                 continue
             try:
