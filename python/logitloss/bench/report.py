@@ -252,7 +252,8 @@ def markdown(run: RunResult) -> str:
         "float64",
         f"- logitloss {machine.get('logitloss_version')} ISA **{machine.get('logitloss_isa')}** "
         f"(supported: {machine.get('logitloss_supported_isas', '?')}), {machine.get('timestamp_utc')}",
-        "- every ratio below is a ratio of medians measured in this run, providers interleaved round-robin",
+        "- every ratio below is a ratio of medians measured in this run, providers interleaved (each once per "
+        "round, in a seeded shuffled order)",
         f"- each provider's first result was checked against the {config.get('check_reference')} "
         "(16 sampled slices, loose float32 tolerances); a mismatch is listed under its row as WRONG RESULT",
         "",
