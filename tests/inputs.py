@@ -153,3 +153,21 @@ def masked_block_rows(n, dtype, seed):
     rows[3, :] = -np.inf
     rows[3, n - 7] = 1.25
     return rows.astype(dtype)
+
+
+CHUNK = 2048  # kRowChunk: a row's unit of reduction
+# Spikes high enough that a chunk whose max missed one overflows its sum (the lanes hold
+# exp(x - max) * 2^64 in float, * 2^512 in double): an error no tolerance can absorb.
+SPIKE = {np.float16: 100.0, np.float32: 100.0, np.float64: 1000.0}
+
+
+def spikes_across_chunks(n, dtype, value):
+    """Rows of n logits, each with `value` at one position: both sides of each chunk boundary,
+    and the last element of each vector pair (32 floats) and of the row. A chunk's max is taken
+    while the chunk before it is summed, except for the elements past its last whole vector pair
+    at the end of a row; a row's first chunk has a pass of its own."""
+    positions = sorted({p for c in range(0, n, CHUNK) for p in (c - 1, c, c + 31, c + 32, n - 9, n - 1) if 0 <= p < n})
+    x = logits((len(positions), n), dtype, seed=n)
+    for row, p in enumerate(positions):
+        x[row, p] = value
+    return x, positions

@@ -19,6 +19,7 @@ from conftest import SUPPORTED_ISAS
 from inputs import dtype_id, dtypes
 from inputs import (
     FLOAT_DTYPES,
+    SPIKE,
     VECTOR_WIDTH_SIZES,
     big_endian_copy,
     extreme_finite_rows,
@@ -26,6 +27,7 @@ from inputs import (
     masked_block_rows,
     misaligned_copy,
     negative_stride_view,
+    spikes_across_chunks,
     tricky_rows,
 )
 from reference_cross_entropy import (
@@ -47,7 +49,6 @@ from reference_cross_entropy import (
     torch_cross_entropy,
     upstream,
 )
-from test_logsumexp import SPIKE, spikes_across_chunks
 from tolerances import EPS, GRADIENT
 
 import logitloss

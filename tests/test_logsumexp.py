@@ -11,12 +11,15 @@ from checks import assert_same_kind, check_logsumexp, check_softmax, same_bits, 
 from conftest import SUPPORTED_ISAS
 from inputs import dtype_id, dtypes
 from inputs import (
+    CHUNK,
     FLOAT_DTYPES,
+    SPIKE,
     VECTOR_WIDTH_SIZES,
     VOCAB_SIZES,
     extreme_finite_rows,
     logits,
     masked_block_rows,
+    spikes_across_chunks,
     strided_views,
     tricky_rows,
 )
@@ -130,24 +133,6 @@ def test_long_rows_with_masked_blocks(isa, dtype, n):
     a = masked_block_rows(n, dtype, seed=n)
     check_logsumexp(a, axis=-1, what=f"masked blocks n={n}")
     check_logsumexp(a[0], axis=None, what="masked prefix, one row")
-
-
-CHUNK = 2048  # kRowChunk: a row's unit of reduction
-# Spikes high enough that a chunk whose max missed one overflows its sum (the lanes hold
-# exp(x - max) * 2^64 in float, * 2^512 in double): an error no tolerance can absorb.
-SPIKE = {np.float16: 100.0, np.float32: 100.0, np.float64: 1000.0}
-
-
-def spikes_across_chunks(n, dtype, value):
-    """Rows of n logits, each with `value` at one position: both sides of each chunk boundary,
-    and the last element of each vector pair (32 floats) and of the row. A chunk's max is taken
-    while the chunk before it is summed, except for the elements past its last whole vector pair
-    at the end of a row; a row's first chunk has a pass of its own."""
-    positions = sorted({p for c in range(0, n, CHUNK) for p in (c - 1, c, c + 31, c + 32, n - 9, n - 1) if 0 <= p < n})
-    x = logits((len(positions), n), dtype, seed=n)
-    for row, p in enumerate(positions):
-        x[row, p] = value
-    return x, positions
 
 
 @dtypes
