@@ -157,3 +157,35 @@ def test_rounds_interleave_in_shuffled_orders():
     for name in "abcdef":
         before = {r[r.index(name) - 1] for r in rounds if r.index(name) > 0}
         assert len(before) > 1, f"{name} always follows {before}"
+
+
+def test_reuse_off_providers_time_fresh_pages_and_keep_the_idle_buffers():
+    """``logitloss reuse off`` turns reuse off around its own samples only, and leaves the buffers kept for the
+    ``logitloss`` provider alone (turning it off releases nothing), so each provider sees its own steady state."""
+    import logitloss
+    from logitloss import _core
+
+    rows = providers.REUSABLE_BYTES // (4 * 1000) + 8
+    x = np.random.default_rng(0).standard_normal((rows, 1000), dtype=np.float32)
+    y = np.arange(rows) % 1000
+    softmax_row, _ = providers.logitloss_providers("softmax", x, -1, out=True)
+    loss_row, _ = providers.cross_entropy_providers(x, y, backward=True, variants=("logitloss", "logitloss reuse off"))
+    for row in (softmax_row, loss_row):
+        by_name = {p.name: p for p in row}
+        reused, fresh = by_name["logitloss"], by_name["logitloss reuse off"]
+        logitloss.release_output_buffers()
+        reused.fn()  # its result dropped: one idle buffer
+        assert _core._config()["idle_buffers"] == 1
+        seen = []
+        with harness._entered(fresh):
+            assert not logitloss.get_output_reuse()
+            seen.append(fresh.fn())
+        assert logitloss.get_output_reuse()
+        assert _core._config()["idle_buffers"] == 1
+        result = seen[0][1] if isinstance(seen[0], tuple) else seen[0]
+        base = result
+        while not base.flags.owndata:
+            base = base.base
+        assert isinstance(base, np.ndarray), "reuse off: NumPy's own memory"
+    assert not any(p.name.endswith("reuse off") for p in providers.logitloss_providers("softmax", x[:8], -1, out=True)[0])
+    logitloss.release_output_buffers()

@@ -107,6 +107,7 @@ def test_show_config(capsys):
         assert name in text
     assert logitloss.get_isa() in text
     assert re.search(rf"threads\D*{logitloss.get_num_threads()}\b", text), text
+    assert re.search(r"output reuse:\s+on \(\d+ idle buffers, \d+ MiB\)", text), text
     with logitloss.use_isa("baseline"):
         logitloss.show_config()
         chosen = [line for line in capsys.readouterr().out.splitlines() if "chosen" in line]
@@ -168,6 +169,27 @@ def test_isa_env_unknown_name_fails_at_import(tmp_path):
     assert "avx9000" in message and "LOGITLOSS_ISA" in message, message
     for name in ("baseline",) + SUPPORTED_ISAS:
         assert name in message, f"the error should name the valid targets: {message}"
+
+
+# ---- LOGITLOSS_REUSE_OUTPUTS (at import) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value,enabled", [(None, True), ("1", True), (" 0 ", False), ("0", False), ("", True)])
+def test_reuse_outputs_env(tmp_path, value, enabled):
+    env = {} if value is None else {"LOGITLOSS_REUSE_OUTPUTS": value}
+    proc = run_python("import logitloss; print(logitloss.get_output_reuse()); logitloss.show_config()", tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == str(enabled)
+    assert any(re.search(rf"output reuse:\s+{'on' if enabled else 'off'}\b", line) for line in lines), proc.stdout
+
+
+@pytest.mark.parametrize("value", ["yes", "off", "2", "true"])
+def test_reuse_outputs_env_invalid_fails_at_import(tmp_path, value):
+    proc = run_python("import logitloss", tmp_path, LOGITLOSS_REUSE_OUTPUTS=value)
+    assert proc.returncode != 0
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "ValueError" in message and "LOGITLOSS_REUSE_OUTPUTS" in message and repr(value) in message, message
 
 
 # ---- threads --------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 A caller's output buffer (softmax / log_softmax `out=`, cross_entropy `grad_out=`) of at least
 32 MiB whose rows are contiguous and at least 2 KiB is written with streaming stores, and
 softmax-like rows stage their terms in a thread-local buffer first (row_access.h,
-``stream_output``); fresh outputs are not streamed. The values must not change: every result here
+``stream_output``); fresh outputs are not streamed, results in a dropped result's reused memory
+are (output_buffers.h). The values must not change: every result here
 is compared bitwise with the same rows computed in slices of 64 rows (2 MiB: not streamed), and a
 sample of rows with the exact reference. NumPy's large arrays start 16 bytes past a 64-byte
 boundary; the buffers here start 0 or 4 bytes past one, so the streamed loop meets an aligned
@@ -66,14 +67,22 @@ def logits(request):
     return x
 
 
+def new_result(call, memory):
+    """call() with its result in fresh pages ("fresh") or in the memory of a dropped one ("reused")."""
+    logitloss.release_output_buffers()
+    if memory == "reused":
+        call()  # dropped at once: its buffer is idle
+    return call()
+
+
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
-@pytest.mark.parametrize("offset_bytes", [None, 0, 4], ids=["fresh", "aligned", "offset4"])
-def test_softmax_family_streamed(isa, logits, log, offset_bytes):
+@pytest.mark.parametrize("output", ["fresh", "reused", 0, 4], ids=["fresh", "reused", "aligned", "offset4"])
+def test_softmax_family_streamed(isa, logits, log, output):
     f = logitloss.log_softmax if log else logitloss.softmax
-    if offset_bytes is None:
-        streamed = f(logits, axis=-1)
+    if isinstance(output, str):
+        streamed = new_result(lambda: f(logits, axis=-1), output)
     else:
-        streamed = f(logits, axis=-1, out=empty_at_offset(logits.shape, logits.dtype, offset_bytes))
+        streamed = f(logits, axis=-1, out=empty_at_offset(logits.shape, logits.dtype, output))  # output: its offset
     assert_bitwise(streamed, in_slices(lambda x: f(x, axis=-1), logits))
     rows = [0, 1, 2, 3, 4, 5, 6, len(logits) - 2]
     exact = reference.softmax(logits[rows], axis=-1)
@@ -85,9 +94,9 @@ def test_softmax_family_streamed(isa, logits, log, offset_bytes):
                               what="streamed softmax")
 
 
-@pytest.mark.parametrize("offset_bytes", [None, 0, 4], ids=["fresh", "aligned", "offset4"])
+@pytest.mark.parametrize("output", ["fresh", "reused", 0, 4], ids=["fresh", "reused", "aligned", "offset4"])
 @pytest.mark.parametrize("targets", ["index", "probabilities"])
-def test_cross_entropy_gradient_streamed(isa, logits, targets, offset_bytes):
+def test_cross_entropy_gradient_streamed(isa, logits, targets, output):
     rng = np.random.default_rng(1)
     n, c = logits.shape
     weight = rng.uniform(0.5, 2.0, c).astype(logits.dtype)
@@ -97,10 +106,10 @@ def test_cross_entropy_gradient_streamed(isa, logits, targets, offset_bytes):
     else:
         y = rng.dirichlet(np.ones(c), n).astype(logits.dtype)
     kwargs = dict(weight=weight, reduction="none", label_smoothing=0.1)
-    if offset_bytes is None:
-        loss, grad = logitloss.cross_entropy(logits, y, return_grad=True, **kwargs)
+    if isinstance(output, str):
+        loss, grad = new_result(lambda: logitloss.cross_entropy(logits, y, return_grad=True, **kwargs), output)
     else:
-        out = empty_at_offset(logits.shape, logits.dtype, offset_bytes)
+        out = empty_at_offset(logits.shape, logits.dtype, output)
         loss, grad = logitloss.cross_entropy(logits, y, grad_out=out, **kwargs)
         assert grad is out
     sliced_loss, sliced_grad = in_slices(lambda x, t: logitloss.cross_entropy(x, t, return_grad=True, **kwargs), logits, y)

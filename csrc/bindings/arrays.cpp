@@ -1,5 +1,7 @@
 #include "bindings/arrays.h"
 
+#include "bindings/output_buffers.h"
+
 #include <pybind11/gil_safe_call_once.h>
 
 #include <string>
@@ -166,9 +168,9 @@ py::tuple as_tuple(const AxisSizes& shape) {
   return t;
 }
 
-py::array empty_like_layout(const py::array& like, const py::dtype& dt) {
-  if (like.flags() & py::array::c_style) return py::array(dt, shape_of(like));
-  return py::reinterpret_steal<py::array>(numpy().attr("empty_like")(like, dt).release());
+NewArray empty_like_layout(const py::array& like, const py::dtype& dt) {
+  if (like.flags() & py::array::c_style) return new_c_array(dt, shape_of(like));
+  return {py::reinterpret_steal<py::array>(numpy().attr("empty_like")(like, dt).release()), true};
 }
 
 py::object scalar_if_0d(const py::array& a) {

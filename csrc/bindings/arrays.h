@@ -51,9 +51,14 @@ AxisFlags reduced_axes(py::handle axis, int ndim, const char* name = "axis");
 AxisSizes shape_of(const py::array& a);
 py::tuple as_tuple(const AxisSizes& shape);
 
-// A fresh array of `dt` and like's shape, with like's memory order when like is not C-ordered
-// (so reductions along the same axis walk both the same way).
-py::array empty_like_layout(const py::array& like, const py::dtype& dt);
+// A new, uninitialized array of `dt` and like's shape, with like's memory order when like is not
+// C-ordered (so reductions along the same axis walk both the same way). C-ordered ones may be
+// reused buffers (output_buffers.h).
+struct NewArray {
+  py::array array;
+  bool fresh;  // its pages were never written, so the first stores fault (see stream_output)
+};
+NewArray empty_like_layout(const py::array& like, const py::dtype& dt);
 
 // A 0-d array becomes a NumPy scalar (np.float32(...) for float32), as NumPy reductions return.
 py::object scalar_if_0d(const py::array& a);

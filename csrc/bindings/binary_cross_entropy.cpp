@@ -76,7 +76,7 @@ py::object binary_cross_entropy_with_logits(py::handle input, py::handle target,
                            {{a.target, "target"}, {a.weight, "weight"}, {a.pos_weight, "pos_weight"}});
   }
   const bool per_element = a.reduction == LossReduction::kNone;
-  py::object loss_array = per_element ? py::object(empty_like_layout(a.input.cast<py::array>(), a.compute_dtype)) : py::object();
+  py::object loss_array = per_element ? py::object(empty_like_layout(a.input.cast<py::array>(), a.compute_dtype).array) : py::object();
 
   ElementwiseCall call(a.compute, a.shape);
   BinaryCrossEntropyOperands ops = add_operands(call, a);

@@ -20,8 +20,9 @@ GradientTarget gradient_target(const py::array& input, const AxisSizes& shape, c
                                std::initializer_list<ReadOperand> others) {
   GradientTarget t;
   if (grad_out.is_none()) {
-    t.compute = empty_like_layout(input, compute_dtype);
-    t.fresh = true;
+    const NewArray grad = empty_like_layout(input, compute_dtype);
+    t.compute = grad.array;
+    t.fresh = grad.fresh;
     return t;
   }
   if (!py::isinstance<py::array>(grad_out)) throw py::type_error("`grad_out` must be a numpy.ndarray");

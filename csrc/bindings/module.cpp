@@ -1,10 +1,11 @@
-// The extension module logitloss._core: configuration (ISA dispatch, threads), the test-only
+// The extension module logitloss._core: configuration (ISA dispatch, threads, output reuse), the test-only
 // math helper, and each kernel family's entry points (bind_* in the sibling files).
 #include <limits>
 #include <stdexcept>
 #include <string>
 
 #include "bindings/arrays.h"
+#include "bindings/output_buffers.h"
 #include "runtime/dispatch.h"
 #include "runtime/thread_pool.h"
 
@@ -57,6 +58,10 @@ py::dict config() {
   d["cap"] = s.cap;
   d["cap_lowered"] = s.cap_lowered;
   d["num_threads"] = get_num_threads();
+  const IdleBuffers idle = idle_buffers();
+  d["output_reuse"] = output_reuse();
+  d["idle_buffers"] = idle.count;
+  d["idle_buffer_bytes"] = idle.bytes;
   return d;
 }
 
@@ -111,6 +116,8 @@ PYBIND11_MODULE(_core, m) {
     }
     ll::set_num_threads(greater(ll::kMaxThreads) ? ll::kMaxThreads : n.cast<int>());
   }, pybind11::arg("n"));
+  m.def("_set_output_reuse", [](bool enabled) { ll::set_output_reuse(enabled); }, pybind11::arg("enabled"));
+  m.def("_release_output_buffers", &ll::release_idle_buffers);
   m.def("_eval_math", &ll::eval_math, pybind11::arg("isa"), pybind11::arg("func"), pybind11::arg("x"));
   ll::bind_softmax_family(m);
   ll::bind_cross_entropy(m);

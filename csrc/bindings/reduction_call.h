@@ -15,7 +15,7 @@ class ReductionCall {
   ReductionCall(DType dtype, const AxisSizes& shape, const AxisFlags& reduced);
 
   int add_input(const py::array& a);
-  // fresh: the bindings allocated `a` for this call (its pages are not mapped yet).
+  // fresh: the bindings allocated `a` for this call and its pages were never written (NewArray).
   int add_output(const py::array& a, bool fresh);
   // Operands with one element per row, shaped as the kept axes (no keepdims).
   int add_per_row_input(const py::array& a);

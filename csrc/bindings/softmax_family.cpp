@@ -94,7 +94,8 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
   py::array out(r.compute_dtype, r.kept_shape);
   // Optional outputs exist only when asked for (a default py::array would allocate one).
   py::object sign = return_sign ? py::object(py::array(r.compute_dtype, r.kept_shape)) : py::object();
-  py::object grad = return_grad ? py::object(empty_like_layout(a, r.compute_dtype)) : py::object();
+  const NewArray new_grad = return_grad ? empty_like_layout(a, r.compute_dtype) : NewArray{a, false};
+  py::object grad = return_grad ? py::object(new_grad.array) : py::object();
   if (r.length == 0) {
     // SciPy: an empty sum is 0, so the result is -inf and its sign is sign(-inf) = -1.
     out.attr("fill")(-std::numeric_limits<double>::infinity());
@@ -106,7 +107,7 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
     if (weighted) ops.b = call.add_input(b);
     ops.out = call.add_per_row_output(out);
     if (return_sign) ops.sign = call.add_per_row_output(sign.cast<py::array>());
-    if (return_grad) ops.grad = call.add_output(grad.cast<py::array>(), /*fresh=*/true);
+    if (return_grad) ops.grad = call.add_output(grad.cast<py::array>(), new_grad.fresh);
     ops.return_sign = return_sign;
     call.run([&](const ArrayCall& c) { run_logsumexp(c, ops); });
   }
@@ -132,12 +133,13 @@ py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj,
   if (has_out) check_output_array(user_out, r.input_shape, r.result_dtype, "out");
   // Compute straight into the caller's array when it has the compute dtype.
   const bool direct = has_out && r.compute_dtype.equal(r.result_dtype);
-  py::array out = direct ? user_out.reshape(r.shape) : empty_like_layout(x, r.compute_dtype);
+  const NewArray new_out = direct ? NewArray{user_out.reshape(r.shape), false} : empty_like_layout(x, r.compute_dtype);
+  py::array out = new_out.array;
   if (direct) check_no_overlap(out, "out", x, "x", /*alias_allowed=*/true);
   if (r.rows > 0) {
     ReductionCall call(r.compute, r.shape, r.reduced);
     const int x_op = call.add_input(x);
-    const int out_op = call.add_output(out, /*fresh=*/!direct);
+    const int out_op = call.add_output(out, new_out.fresh);
     call.run([&](const ArrayCall& c) { run_softmax(c, x_op, out_op, log); });
   }
   if (has_out) {
@@ -156,7 +158,8 @@ py::object logsumexp_backward(py::handle g_obj, py::handle a_obj, py::handle axi
   py::array g = per_row_argument(g_obj, "grad_output", r, keepdims);
   const bool has_result = !result_obj.is_none();
   py::array result = has_result ? per_row_argument(result_obj, "result", r, keepdims) : g;
-  py::array grad = empty_like_layout(a, r.compute_dtype);
+  const NewArray new_grad = empty_like_layout(a, r.compute_dtype);
+  const py::array& grad = new_grad.array;
   if (r.length > 0 && r.rows > 0) {
     ReductionCall call(r.compute, r.shape, r.reduced);
     LogsumexpBackwardOperands ops;
@@ -164,7 +167,7 @@ py::object logsumexp_backward(py::handle g_obj, py::handle a_obj, py::handle axi
     ops.a = call.add_input(a);
     if (weighted) ops.b = call.add_input(b);
     if (has_result) ops.result = call.add_input(result);
-    ops.out = call.add_output(grad, /*fresh=*/true);
+    ops.out = call.add_output(grad, new_grad.fresh);
     call.run([&](const ArrayCall& c) { run_logsumexp_backward(c, ops); });
   }
   return as_result_dtype(grad, r).reshape(r.input_shape);
@@ -178,12 +181,13 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
                           " but `output` has shape " + py::str(y.attr("shape")).cast<std::string>() + "; they must match");
   }
   Reduction r = resolve(floating_result_type(g, y), y, &g, axis);
-  py::array grad = empty_like_layout(y, r.compute_dtype);
+  const NewArray new_grad = empty_like_layout(y, r.compute_dtype);
+  const py::array& grad = new_grad.array;
   if (r.length > 0 && r.rows > 0) {
     ReductionCall call(r.compute, r.shape, r.reduced);
     const int g_op = call.add_input(g);
     const int y_op = call.add_input(y);
-    const int out_op = call.add_output(grad, /*fresh=*/true);
+    const int out_op = call.add_output(grad, new_grad.fresh);
     call.run([&](const ArrayCall& c) { run_softmax_backward(c, g_op, y_op, out_op, log); });
   }
   return scalar_if_0d(as_result_dtype(grad, r).reshape(r.input_shape));

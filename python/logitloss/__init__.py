@@ -8,7 +8,17 @@ NumPy arrays. See ``show_config()`` for the SIMD target and thread count in use.
 from ._version import __version__
 from ._binary_cross_entropy import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward
 from ._cross_entropy import cross_entropy, cross_entropy_backward
-from ._config import get_isa, get_num_threads, set_num_threads, show_config, supported_isas, use_isa
+from ._config import (
+    get_isa,
+    get_num_threads,
+    get_output_reuse,
+    release_output_buffers,
+    set_num_threads,
+    set_output_reuse,
+    show_config,
+    supported_isas,
+    use_isa,
+)
 from ._softmax_family import (
     log_softmax,
     log_softmax_backward,
@@ -26,11 +36,14 @@ __all__ = [
     "cross_entropy_backward",
     "get_isa",
     "get_num_threads",
+    "get_output_reuse",
     "log_softmax",
     "log_softmax_backward",
     "logsumexp",
     "logsumexp_backward",
+    "release_output_buffers",
     "set_num_threads",
+    "set_output_reuse",
     "show_config",
     "softmax",
     "softmax_backward",

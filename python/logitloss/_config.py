@@ -1,4 +1,4 @@
-"""Runtime configuration: which SIMD target runs the kernels, and how many threads."""
+"""Runtime configuration: which SIMD target runs the kernels, how many threads, and output reuse."""
 
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ _core._initialize_dispatch(os.environ.get("LOGITLOSS_ISA", ""))
 _threads_setting = os.environ.get("LOGITLOSS_NUM_THREADS")
 if _threads_setting and _threads_setting.strip() and not re.fullmatch(r"[ \t]*0*[1-9][0-9]*[ \t]*", _threads_setting):
     raise ValueError(f"LOGITLOSS_NUM_THREADS must be an integer >= 1, got {_threads_setting!r}")
+
+# LOGITLOSS_REUSE_OUTPUTS=0 starts with output reuse off (see set_output_reuse); 1 or unset: on.
+_reuse_setting = os.environ.get("LOGITLOSS_REUSE_OUTPUTS", "").strip()
+if _reuse_setting not in ("", "0", "1"):
+    raise ValueError(f"LOGITLOSS_REUSE_OUTPUTS must be 0 (off) or 1 (on), got {os.environ['LOGITLOSS_REUSE_OUTPUTS']!r}")
+if _reuse_setting == "0":
+    _core._set_output_reuse(False)
 
 
 def get_isa() -> str:
@@ -90,8 +97,54 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(n)
 
 
+def get_output_reuse() -> bool:
+    """Return whether large results reuse the memory of dropped ones (see ``set_output_reuse``).
+
+    >>> import logitloss
+    >>> logitloss.get_output_reuse()
+    True
+    """
+    return bool(_core._config()["output_reuse"])
+
+
+def set_output_reuse(enabled: bool) -> None:
+    """Turn output reuse on or off (on by default; ``LOGITLOSS_REUSE_OUTPUTS=0`` starts with it off).
+
+    A result of 32 MiB or more (a softmax, a gradient: any array logitloss allocates) is placed in
+    the memory of a result the program has already dropped, when one fits, instead of in fresh
+    pages from the OS, whose first writes fault while the OS zeroes them (36 of the 93 ms of a
+    softmax of (4096, 32000) float32). Memory is only reused once no array refers to it: a view,
+    a ``memoryview`` or a ``torch.from_numpy`` of a result keeps its memory out of reuse. Such a
+    result is an ordinary writeable array whose ``base`` is a capsule.
+
+    At most two dropped buffers are kept, the most recently dropped; the OS may take their pages
+    back under memory pressure (Linux's ``MADV_FREE``), but until then they count in the process's
+    resident memory. ``release_output_buffers()`` frees them at once. With reuse off, results are NumPy's
+    own again; buffers already idle stay idle (unused) until released or reuse is turned back on.
+
+    >>> import logitloss
+    >>> logitloss.set_output_reuse(False)
+    >>> logitloss.get_output_reuse()
+    False
+    >>> logitloss.set_output_reuse(True)
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"`enabled` must be a bool, got {enabled!r}")
+    _core._set_output_reuse(enabled)
+
+
+def release_output_buffers() -> int:
+    """Free the dropped results' buffers kept for reuse now; return how many bytes that released.
+
+    >>> import logitloss
+    >>> logitloss.release_output_buffers() >= 0
+    True
+    """
+    return int(_core._release_output_buffers())
+
+
 def show_config() -> None:
-    """Print the version, the compiled, supported and chosen SIMD targets, and the threads.
+    """Print the version, the compiled, supported and chosen SIMD targets, the threads and output reuse.
 
     >>> import logitloss
     >>> logitloss.show_config()  # doctest: +ELLIPSIS
@@ -112,3 +165,5 @@ def show_config() -> None:
         note += f" (switched by use_isa; default {c['default']})"
     print(f"  chosen target:     {chosen}{note}")
     print(f"  threads:           {c['num_threads']}")
+    reuse = "on" if c["output_reuse"] else "off"
+    print(f"  output reuse:      {reuse} ({c['idle_buffers']} idle buffers, {c['idle_buffer_bytes'] / 2**20:.0f} MiB)")

@@ -7,6 +7,9 @@ Names used in the tables:
 
 - ``logitloss``: the ISA logitloss chose for this CPU; ``logitloss[isa]``: forced with ``logitloss.use_isa``
   (entered around each sample, outside the timed loop).
+- ``logitloss``: a new result; from 32 MiB on it is placed in the memory of the previous sample's dropped
+  result (``logitloss.set_output_reuse``), as in a loop. ``logitloss reuse off``: the same call with output
+  reuse off, so every result is in fresh pages and their page faults are timed (torch's results always are).
 - ``... out=``: the result written into a preallocated buffer (``out=`` of logitloss and torch), so no
   page faults of a fresh result are timed; ``logitloss out=input``: softmax / log_softmax written over their
   input (a private copy of ``x`` that ``setup`` restores before each sample, outside the timing).
@@ -21,8 +24,9 @@ Names used in the tables:
 
 Cross-entropy providers (:func:`cross_entropy_providers`, mean reduction, class-index targets ``y``):
 
-- forward + backward: ``logitloss`` = ``cross_entropy(x, y, return_grad=True)`` (a fresh gradient, its page
-  faults timed); ``logitloss grad_out=`` = into a preallocated buffer; ``logitloss grad_out=input`` = in
+- forward + backward: ``logitloss`` = ``cross_entropy(x, y, return_grad=True)`` (a new gradient: in the
+  previous sample's dropped one from 32 MiB on, see ``logitloss reuse off`` above); ``logitloss reuse off`` = the
+  same with every gradient in fresh pages (page faults timed); ``logitloss grad_out=`` = into a preallocated buffer; ``logitloss grad_out=input`` = in
   place on a private copy of ``x`` that ``setup`` restores with ``np.copyto`` before each sample (outside the
   timing; rows using it time single calls so every call sees the original logits); ``logitloss backward only``
   = ``cross_entropy_backward(1.0, x, y)``; ``torch`` = the training-loop form
@@ -45,8 +49,9 @@ on the pristine ``x``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -80,6 +85,20 @@ def _import(name: str) -> tuple[Any, str | None]:
         return importlib.import_module(name), None
     except Exception as error:
         return None, f"{name}: not available ({type(error).__name__}: {error}); its rows are skipped"
+
+
+REUSABLE_BYTES = 32 * 2**20  # results this large reuse dropped results' memory (logitloss.set_output_reuse)
+
+
+@contextlib.contextmanager
+def _output_reuse_off(module: Any) -> Iterator[None]:
+    """Output reuse off around a sample (idle buffers stay, for the providers that reuse them)."""
+    previous = module.get_output_reuse()
+    module.set_output_reuse(False)
+    try:
+        yield
+    finally:
+        module.set_output_reuse(previous)
 
 
 def logitloss_providers(
@@ -118,6 +137,9 @@ def logitloss_providers(
 
     if fresh or buffer is None:
         providers.append(Provider(name, fresh_call, isa=chosen))
+    if fresh and buffer is not None and x.nbytes >= REUSABLE_BYTES and hasattr(module, "set_output_reuse"):
+        providers.append(Provider(f"{name} reuse off", fresh_call, context=lambda: _output_reuse_off(module),
+                                  isa=chosen))
     if buffer is not None:
         providers.append(Provider(f"{name} out=", out_call, isa=chosen))
     if in_place and op in _OUT_OPS:
@@ -223,8 +245,8 @@ def all_providers(
     return providers, notes
 
 
-CROSS_ENTROPY_VARIANTS = ("logitloss", "logitloss grad_out=", "logitloss grad_out=input", "logitloss backward only",
-                          "torch", "jax", "numpy stable")
+CROSS_ENTROPY_VARIANTS = ("logitloss", "logitloss reuse off", "logitloss grad_out=", "logitloss grad_out=input",
+                          "logitloss backward only", "torch", "jax", "numpy stable")
 BINARY_CROSS_ENTROPY_VARIANTS = CROSS_ENTROPY_VARIANTS
 
 
@@ -320,14 +342,18 @@ def _loss_providers(
     else:
         chosen = _safe(lambda: module.get_isa(), "")
 
-        def add(name: str, call: Callable[[], Any], setup: Callable[[], Any] | None = None) -> None:
+        def add(name: str, call: Callable[[], Any], setup: Callable[[], Any] | None = None,
+                context: Callable[[], Any] | None = None) -> None:
             if name in wanted:
-                providers.append(Provider(name + suffix, call, setup=setup, isa=chosen, check=check))
+                providers.append(Provider(name + suffix, call, setup=setup, context=context, isa=chosen, check=check))
 
         if not backward:
             add("logitloss", lambda: function(x, y, **options))
         else:
             add("logitloss", lambda: function(x, y, return_grad=True, **options))
+            if x.nbytes >= REUSABLE_BYTES and hasattr(module, "set_output_reuse"):
+                add("logitloss reuse off", lambda: function(x, y, return_grad=True, **options),
+                    context=lambda: _output_reuse_off(module))
             if "logitloss grad_out=" in wanted:
                 buffer = np.empty_like(x)
                 buffer.fill(0)  # fault the pages in before timing
