@@ -2,10 +2,10 @@
 of a dropped result instead of fresh pages.
 
 What must hold: the values are the same bits as with reuse off (a reused buffer is also written
-with streaming stores, which fresh pages are not); memory that any array, view, memoryview or
-torch tensor still refers to is never handed out again; at most two dropped buffers are kept;
-turning reuse off or ``release_output_buffers()`` frees them. (LOGITLOSS_REUSE_OUTPUTS at import:
-test_config.py.)
+with streaming stores, which fresh pages are not), even when the dropped result's memory was
+overwritten with nan first; memory that any array, view, memoryview, DLPack or torch tensor still
+refers to is never handed out again; at most two dropped buffers are kept; reuse off keeps no more
+and ``release_output_buffers()`` frees them. (LOGITLOSS_REUSE_OUTPUTS at import: test_config.py.)
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ def owned_by_numpy(a):
         if not isinstance(a, np.ndarray):
             return False
     return True
+
+
+def poison(result):
+    """Overwrites a result's memory with nan bits: whatever a later call leaves unwritten shows."""
+    np.asarray(result).reshape(-1).view(np.uint8).fill(0xFF)
 
 
 def idle_buffers():
@@ -72,6 +77,7 @@ CALLS = {
     "softmax": lambda x: logitloss.softmax(x, axis=-1),
     "log_softmax": lambda x: logitloss.log_softmax(x, axis=-1),
     "softmax axis 0": lambda x: logitloss.softmax(x, axis=0),
+    "softmax of a column slice": lambda x: logitloss.softmax(x[:, 8:], axis=-1),  # rows apart, axes in C order
     "logsumexp grad": lambda x: logitloss.logsumexp(x, axis=-1, return_grad=True)[1],
     "logsumexp_backward": lambda x: logitloss.logsumexp_backward(np.ones(len(x), x.dtype), x, axis=-1),
     "softmax_backward": lambda x: logitloss.softmax_backward(*softmax_backward_args(x), axis=-1),
@@ -99,6 +105,7 @@ def test_reused_results_are_the_same_bits(name, dtype):
     assert not owned_by_numpy(first)
     address = first.ctypes.data
     assert np.array_equal(first, expected, equal_nan=True)
+    poison(first)
     del first
     gc.collect()
     assert idle_buffers()[0] >= 1
@@ -117,6 +124,25 @@ def test_float16_results_reuse_their_float32_temporary():
     assert idle_buffers()[0] == 1
 
 
+def test_grad_out_of_a_narrower_dtype_reuses_its_temporary():
+    x = logits(np.float32).astype(np.float16)
+    y = np.arange(len(x)) % x.shape[1]
+    logitloss.set_output_reuse(False)
+    _, expected = logitloss.cross_entropy(x, y, return_grad=True)
+    logitloss.set_output_reuse(True)
+    grad = np.empty_like(x)
+    for _ in range(2):
+        logitloss.cross_entropy(x, y, grad_out=grad)
+        assert idle_buffers()[0] == 1  # the float32 gradient, copied into grad and dropped
+        assert np.array_equal(grad, expected, equal_nan=True)
+
+
+def test_results_laid_out_like_f_ordered_inputs_stay_numpys():
+    x = np.asfortranarray(logits(np.float32))
+    r = logitloss.softmax(x, axis=-1)
+    assert r.flags.f_contiguous and owned_by_numpy(r)
+
+
 def in_object_array(r):
     holder = np.empty(1, dtype=object)
     holder[0] = r
@@ -127,16 +153,32 @@ def torch_tensor(r):
     return require("torch").from_numpy(r)
 
 
+def innermost_base(r):
+    """The capsule at the end of a result's base chain."""
+    while isinstance(r, np.ndarray):
+        r = r.base
+    return r
+
+
+class Subclass(np.ndarray):
+    pass
+
+
 # What may keep a result's memory alive: name -> (make the holder from the result, the holder's
-# memory as an ndarray).
+# memory as an ndarray, or None where it has none).
 HOLDERS = {
     "the array": (lambda r: r, lambda h: h),
     "a slice": (lambda r: r[1:], lambda h: h),
     "a view of a view": (lambda r: r[::2][1:].T, lambda h: h),
     "a reshape": (lambda r: r.reshape(-1), lambda h: h),
+    "a subclass view": (lambda r: r.view(Subclass), np.asarray),
+    "as_strided": (lambda r: np.lib.stride_tricks.as_strided(r[5:], shape=(10, 10), strides=(8, 4)), lambda h: h),
     "a memoryview": (memoryview, np.asarray),
+    "np.frombuffer": (lambda r: np.frombuffer(r, dtype=np.float32), lambda h: h),
+    "np.from_dlpack": (lambda r: np.from_dlpack(r), lambda h: h),
     "an object array": (in_object_array, lambda h: h[0]),
     "torch.from_numpy": (torch_tensor, lambda t: t.numpy()),
+    "the capsule": (innermost_base, None),
 }
 
 
@@ -145,15 +187,18 @@ def test_memory_still_referenced_is_never_reused(holder):
     make, as_array = HOLDERS[holder]
     x = logits(np.float32)
     result = logitloss.softmax(x, axis=-1)
-    expected = as_array(make(result.copy()))
+    address = result.ctypes.data
+    expected = make(result.copy()) if as_array is not None else None
     kept = make(result)
     del result
     gc.collect()
     others = [logitloss.softmax(x * 0.5, axis=-1) for _ in range(3)]  # each takes any idle buffer that fits
-    memory = as_array(kept)
-    for other in others:
-        assert not np.shares_memory(other, memory)
-    assert np.array_equal(memory, expected, equal_nan=True)
+    assert all(other.ctypes.data != address for other in others)
+    if as_array is not None:
+        memory = as_array(kept)
+        for other in others:
+            assert not np.shares_memory(other, memory)
+        assert np.array_equal(memory, as_array(expected), equal_nan=True)
 
 
 def test_buffers_turn_idle_when_the_last_view_goes():
@@ -249,12 +294,17 @@ def test_concurrent_callers_never_share_a_buffer(restore_threads):
     logitloss.set_output_reuse(True)
     logitloss.set_num_threads(1)
     failures = []
+    current = [None] * len(inputs)  # each thread's latest result, alive while the others run
 
     def work(i):
         for _ in range(6):
             r = logitloss.softmax(inputs[i], axis=-1)
             if not np.array_equal(r, expected[i], equal_nan=True):
-                failures.append(i)
+                failures.append(f"thread {i}: wrong values")
+            for j, other in enumerate(list(current)):
+                if j != i and other is not None and np.shares_memory(r, other):
+                    failures.append(f"thread {i}: memory of thread {j}'s live result")
+            current[i] = r
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
     for t in threads:

@@ -68,11 +68,19 @@ def logits(request):
 
 
 def new_result(call, memory):
-    """call() with its result in fresh pages ("fresh") or in the memory of a dropped one ("reused")."""
+    """call() with its (last) result in fresh pages ("fresh") or in the memory of a dropped one, overwritten
+    with nan bits before it was dropped ("reused")."""
     logitloss.release_output_buffers()
-    if memory == "reused":
-        call()  # dropped at once: its buffer is idle
-    return call()
+    if memory == "fresh":
+        return call()
+    dropped = call()
+    dropped_memory = dropped[-1] if isinstance(dropped, tuple) else dropped
+    address = dropped_memory.ctypes.data
+    dropped_memory.reshape(-1).view(np.uint8).fill(0xFF)
+    del dropped, dropped_memory
+    result = call()
+    assert (result[-1] if isinstance(result, tuple) else result).ctypes.data == address, "not reused"
+    return result
 
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])

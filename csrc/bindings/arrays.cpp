@@ -168,8 +168,25 @@ py::tuple as_tuple(const AxisSizes& shape) {
   return t;
 }
 
+namespace {
+
+// Whether like's axes lie in C order (a slice of a C-ordered array, say): the strides of its axes
+// longer than 1 do not grow from first to last.
+bool in_c_order(const py::array& like) {
+  py::ssize_t previous = -1;
+  for (py::ssize_t i = like.ndim(); i-- > 0;) {
+    if (like.shape(i) <= 1) continue;
+    const py::ssize_t stride = like.strides(i) < 0 ? -like.strides(i) : like.strides(i);
+    if (stride < previous) return false;
+    previous = stride;
+  }
+  return true;
+}
+
+}  // namespace
+
 NewArray empty_like_layout(const py::array& like, const py::dtype& dt) {
-  if (like.flags() & py::array::c_style) return new_c_array(dt, shape_of(like));
+  if (in_c_order(like)) return new_c_array(dt, shape_of(like));
   return {py::reinterpret_steal<py::array>(numpy().attr("empty_like")(like, dt).release()), true};
 }
 

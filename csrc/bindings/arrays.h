@@ -51,9 +51,9 @@ AxisFlags reduced_axes(py::handle axis, int ndim, const char* name = "axis");
 AxisSizes shape_of(const py::array& a);
 py::tuple as_tuple(const AxisSizes& shape);
 
-// A new, uninitialized array of `dt` and like's shape, with like's memory order when like is not
-// C-ordered (so reductions along the same axis walk both the same way). C-ordered ones may be
-// reused buffers (output_buffers.h).
+// A new, uninitialized array of `dt` and like's shape, with like's memory order when like's axes
+// are not in C order (so reductions along the same axis walk both the same way). C-ordered ones
+// may be reused buffers (output_buffers.h).
 struct NewArray {
   py::array array;
   bool fresh;  // its pages were never written, so the first stores fault (see stream_output)

@@ -1,5 +1,7 @@
 #include "bindings/loss_arguments.h"
 
+#include "bindings/output_buffers.h"
+
 #include <string>
 
 namespace logitloss {
@@ -29,8 +31,13 @@ GradientTarget gradient_target(const py::array& input, const AxisSizes& shape, c
   py::array out = py::reinterpret_borrow<py::array>(grad_out);
   check_output_array(out, shape, result_dtype, "grad_out");
   t.user = out;
-  t.compute = out.dtype().equal(compute_dtype) ? out : py::array(compute_dtype, shape);
-  t.fresh = !t.compute.is(out);
+  if (out.dtype().equal(compute_dtype)) {
+    t.compute = out;
+  } else {  // a temporary, copied into grad_out after the call
+    const NewArray temporary = new_c_array(compute_dtype, shape);
+    t.compute = temporary.array;
+    t.fresh = temporary.fresh;
+  }
   if (t.compute.is(out)) {  // the kernels write into the caller's array while reading the operands
     check_no_overlap(out, "grad_out", input, "input", /*alias_allowed=*/true);
     for (const ReadOperand& other : others) {

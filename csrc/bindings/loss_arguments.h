@@ -17,7 +17,7 @@ LossReduction parse_reduction(py::handle reduction);
 struct GradientTarget {
   py::object compute;  // what the driver writes (a numpy array of the compute dtype)
   py::object user;     // grad_out, when given
-  bool fresh = false;  // `compute` was allocated here (not the caller's grad_out)
+  bool fresh = false;  // `compute` was allocated here and its pages never written (NewArray)
 };
 
 // An array the kernels read while they write the gradient, named for error messages (null: absent).

@@ -16,11 +16,12 @@ struct Buffer {
   PyObject* owner;    // the NumPy array holding the memory (a strong reference)
   char* data;         // inside owner, 2 MiB aligned
   int64_t capacity;   // a multiple of 2 MiB
-  bool written;       // handed out before: its pages are mapped, unless the kernel took them back
+  bool handed_out;    // used before: its pages are mapped, unless the kernel took them back (a result
+                      // dropped unwritten, its call having raised, counts too: streamed into once, slower)
 };
 
 struct Pool {
-  std::mutex mutex;  // the GIL guards every use; the mutex keeps free-threaded builds safe too
+  std::mutex mutex;  // only ever taken with the GIL held, never across its release: fork finds it free
   bool enabled = true;
   std::vector<Buffer*> idle;  // oldest first
 };
@@ -55,20 +56,20 @@ void advise_idle(const Buffer* b) {
 // advice comes before the buffer is listed idle, where another thread may take it and write.
 void return_buffer(void* p) {
   Buffer* b = static_cast<Buffer*>(p);
-  b->written = true;
+  if (!output_reuse()) {
+    free_buffer(b);
+    return;
+  }
+  b->handed_out = true;
   advise_idle(b);
   std::vector<Buffer*> dropped;
   {
     Pool& s = pool();
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.enabled) {
-      s.idle.push_back(b);
-      while (s.idle.size() > (size_t)kIdleBuffers) {
-        dropped.push_back(s.idle.front());
-        s.idle.erase(s.idle.begin());
-      }
-    } else {
-      dropped.push_back(b);
+    s.idle.push_back(b);
+    while (s.idle.size() > (size_t)kIdleBuffers) {
+      dropped.push_back(s.idle.front());
+      s.idle.erase(s.idle.begin());
     }
   }
   free_buffers(dropped);
@@ -106,7 +107,7 @@ NewArray new_c_array(const py::dtype& dt, const AxisSizes& shape) {
   if (bytes < kReusableBytes || !output_reuse()) return {py::array(dt, shape), true};
   Buffer* b = take_idle(bytes);
   if (!b) b = new_buffer(bytes);
-  const bool fresh = !b->written;
+  const bool fresh = !b->handed_out;
   py::capsule base;
   try {
     base = py::capsule(b, &return_buffer);

@@ -6,9 +6,10 @@
 // softmax of (4096, 32000) float32 that was 36 of 93 ms on Zen 4, and several times more on a VM
 // whose host takes freed memory back. With reuse the call costs what it costs into an `out=` array.
 //
-// How: a result is a view whose base is a capsule holding its buffer. NumPy points every later view
-// at that capsule, so the buffer turns idle exactly when the last array using its memory is gone;
-// nothing can still see an idle buffer. At most kIdleBuffers idle buffers are kept, the most
+// How: a result is an array over the buffer whose base is a capsule holding the buffer. Every view
+// of it keeps it (or an array that keeps it) alive, so the capsule's destructor runs, and the buffer
+// turns idle, exactly when the last array using its memory is gone: nothing can still see an idle
+// buffer. At most kIdleBuffers idle buffers are kept, the most
 // recently dropped ones, with their pages marked MADV_FREE: under memory pressure the kernel takes
 // them back (no swapping); otherwise they are still mapped when reused. The buffers themselves are
 // NumPy arrays (NumPy's allocator and its huge-page advice), their data aligned to 2 MiB.
@@ -20,7 +21,8 @@
 
 namespace logitloss {
 
-// Results at least this large are reusable (glibc's largest threshold for mapping a block anew).
+// Results at least this large are reusable (glibc's largest threshold for mapping a block anew). A
+// buffer serves a result only if that leaves at most an eighth of the result's size unused.
 constexpr int64_t kReusableBytes = int64_t(32) << 20;
 constexpr int kIdleBuffers = 2;
 

@@ -2,6 +2,7 @@
 // SciPy's argument rules (axis, keepdims, b broadcasting, dtype promotion, 0-d and empty input),
 // then the drivers in csrc/ops/softmax_family.cpp without the GIL.
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "bindings/arrays.h"
@@ -94,8 +95,9 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
   py::array out(r.compute_dtype, r.kept_shape);
   // Optional outputs exist only when asked for (a default py::array would allocate one).
   py::object sign = return_sign ? py::object(py::array(r.compute_dtype, r.kept_shape)) : py::object();
-  const NewArray new_grad = return_grad ? empty_like_layout(a, r.compute_dtype) : NewArray{a, false};
-  py::object grad = return_grad ? py::object(new_grad.array) : py::object();
+  const std::optional<NewArray> new_grad = return_grad ? std::optional<NewArray>(empty_like_layout(a, r.compute_dtype))
+                                                      : std::nullopt;
+  py::object grad = return_grad ? py::object(new_grad->array) : py::object();
   if (r.length == 0) {
     // SciPy: an empty sum is 0, so the result is -inf and its sign is sign(-inf) = -1.
     out.attr("fill")(-std::numeric_limits<double>::infinity());
@@ -107,7 +109,7 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
     if (weighted) ops.b = call.add_input(b);
     ops.out = call.add_per_row_output(out);
     if (return_sign) ops.sign = call.add_per_row_output(sign.cast<py::array>());
-    if (return_grad) ops.grad = call.add_output(grad.cast<py::array>(), new_grad.fresh);
+    if (return_grad) ops.grad = call.add_output(grad.cast<py::array>(), new_grad->fresh);
     ops.return_sign = return_sign;
     call.run([&](const ArrayCall& c) { run_logsumexp(c, ops); });
   }

@@ -110,12 +110,12 @@ def get_output_reuse() -> bool:
 def set_output_reuse(enabled: bool) -> None:
     """Turn output reuse on or off (on by default; ``LOGITLOSS_REUSE_OUTPUTS=0`` starts with it off).
 
-    A result of 32 MiB or more (a softmax, a gradient: any array logitloss allocates) is placed in
-    the memory of a result the program has already dropped, when one fits, instead of in fresh
-    pages from the OS, whose first writes fault while the OS zeroes them (36 of the 93 ms of a
-    softmax of (4096, 32000) float32). Memory is only reused once no array refers to it: a view,
-    a ``memoryview`` or a ``torch.from_numpy`` of a result keeps its memory out of reuse. Such a
-    result is an ordinary writeable array whose ``base`` is a capsule.
+    A C-ordered result of 32 MiB or more (a softmax, a gradient ...) is placed in the memory of a
+    result the program has already dropped, when one fits, instead of in fresh pages from the OS,
+    whose first writes fault while the OS zeroes them (36 of the 93 ms of a softmax of
+    (4096, 32000) float32). Memory is only reused once nothing refers to it: a view, a
+    ``memoryview``, a DLPack or ``torch.from_numpy`` of a result keeps its memory out of reuse. Such
+    a result is an ordinary writeable array whose ``base`` chain ends in a capsule.
 
     At most two dropped buffers are kept, the most recently dropped; the OS may take their pages
     back under memory pressure (Linux's ``MADV_FREE``), but until then they count in the process's
