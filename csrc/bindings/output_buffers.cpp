@@ -115,13 +115,7 @@ NewArray new_c_array(const py::dtype& dt, const AxisSizes& shape) {
     free_buffer(b);
     throw;
   }
-  std::vector<int64_t> strides(shape.size());
-  int64_t stride = dt.itemsize();
-  for (size_t i = shape.size(); i-- > 0;) {
-    strides[i] = stride;
-    stride *= shape[i];
-  }
-  return {py::array(dt, std::vector<int64_t>(shape.begin(), shape.end()), strides, b->data, base), fresh};
+  return {py::array(dt, std::vector<int64_t>(shape.begin(), shape.end()), b->data, base), fresh};  // C strides
 }
 
 void set_output_reuse(bool enabled) {

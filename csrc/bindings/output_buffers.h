@@ -9,10 +9,10 @@
 // How: a result is an array over the buffer whose base is a capsule holding the buffer. Every view
 // of it keeps it (or an array that keeps it) alive, so the capsule's destructor runs, and the buffer
 // turns idle, exactly when the last array using its memory is gone: nothing can still see an idle
-// buffer. At most kIdleBuffers idle buffers are kept, the most
-// recently dropped ones, with their pages marked MADV_FREE: under memory pressure the kernel takes
-// them back (no swapping); otherwise they are still mapped when reused. The buffers themselves are
-// NumPy arrays (NumPy's allocator and its huge-page advice), their data aligned to 2 MiB.
+// buffer. At most kIdleBuffers idle buffers are kept, the most recently dropped ones, with their
+// pages marked MADV_FREE: under memory pressure the kernel takes them back (no swapping); otherwise
+// they are still mapped when reused. The buffers themselves are NumPy arrays (NumPy's allocator
+// and its huge-page advice), their data aligned to 2 MiB.
 #pragma once
 
 #include <cstdint>
