@@ -1,6 +1,12 @@
 // Binary cross-entropy with logits, loss and gradient in one pass, written once for every ISA.
 //
-// Included per target inside its anonymous namespace, after vector-inl.h and math-inl.h.
+// Contract: binary_cross_entropy_with_logits(span, n, want_loss) over n >= 0 contiguous elements
+// of each operand of the span (kernels/kernel_table.h: null pointers mean no weight, no
+// pos_weight, no upstream gradient, no loss or gradient output); any logits, including +-inf
+// (the limits below) and nan (propagated). Returns the sum of the losses (plain, and scaled by
+// 2^-kLossSumScaleExponent for double) when they are asked for. Error bound: for y in [0, 1] and
+// w, p >= 0, each loss within 4 eps of exact where the exact loss is normal, and within one
+// subnormal ulp (never 0 where the exact value is not) below; see the precision policy.
 //
 // Per element, with x the logit, y the target, p the pos_weight (1 when absent), w the weight:
 //   torch:  loss = w [(1 - y) x - (1 + (p - 1) y) log_sigmoid(x)]
@@ -21,17 +27,24 @@
 // lanes. The linear term is w p y |x| (x < 0) or w (1 - y) |x|: the target's factor (<= 1 for y
 // in [0, 1]) meets |x| first, then whichever of w and p keeps the product in range (w first when
 // w <= 1, p first otherwise), so it neither overflows where the loss does not nor forms a
-// subnormal product of two factors (p y) before |x| scales it back up. Where an element's loss (or gradient) is the softplus
-// term alone and tiny, it is formed at scale 2^S from e * 2^S and rounded once, so below the
-// normal range it is within one subnormal ulp and never 0 where the exact value is not.
+// subnormal product of two factors (p y) before |x| scales it back up. Where an element's loss
+// (or gradient) is the softplus term alone and tiny, it is formed at scale 2^S from e * 2^S and
+// rounded once, so below the normal range it is within one subnormal ulp and never 0 where the
+// exact value is not.
 //
 // Memory: one pass reading x, y (and weights), writing the loss and/or the gradient.
+//
+// Requires simd/vector-inl.h, simd/math-inl.h and kernels/kernel_table.h (arch/target.inc
+// includes them first).
+#pragma once
+
+#include "kernels/lane_sums-inl.h"
 
 // What one call computes, over n contiguous elements of each operand.
 template <class T, bool kPosWeight, bool kWeight, bool kLoss, bool kGrad>
-LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n) {
+LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t n) {
   using V = typename Vec<T>::V;
-  constexpr int L = Vec<T>::kLanes;
+  constexpr int kLanes = Vec<T>::kLanes;
   const T inf = __builtin_inf();
   const V one = splat<V>(T(1)), zero = splat<V>(T(0));
   const V unscale = splat<V>(sum_unscale<T>());
@@ -43,8 +56,8 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n)
   // Returns the losses of elements i .. i + count - 1 (and stores what is asked for).
   auto step = [&](int64_t i, int64_t count) {
     // Tail lanes hold x = -inf, y = 0: a loss of exactly 0 (the limit), so sums need no mask.
-    const V x = load_n(s.input + i, count, -inf);
-    const V y = load_n(s.target + i, count, T(0));
+    const V x = load_n(span.input + i, count, -inf);
+    const V y = load_n(span.target + i, count, T(0));
     const V ax = abs(x);
     // e * 2^S, normal even where e is subnormal or 0 (|x| beyond ~87 in float, ~708 in double);
     // e itself is rounded once from it.
@@ -52,10 +65,10 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n)
     const V e = kTinyPath ? e_scaled * unscale : exp_nonpositive(-ax);
     const auto nonnegative = x >= 0;  // false for nan: the x < 0 branch, which propagates it
     const V one_minus_y = one - y;
-    const V p = kPosWeight ? load_n(s.pos_weight + i, count, T(1)) : one;
+    const V p = kPosWeight ? load_n(span.pos_weight + i, count, T(1)) : one;
     const V p_y = kPosWeight ? p * y : y;
     const V a = kPosWeight ? one_minus_y + p_y : one;
-    const V w = kWeight ? load_n(s.weight + i, count, T(1)) : one;
+    const V w = kWeight ? load_n(span.weight + i, count, T(1)) : one;
     const V a_w = kWeight ? a * w : a;
     // The linear term's factors: the target's, and p where x < 0. A zero factor makes the term
     // 0, also at |x| = inf (the limit).
@@ -83,23 +96,23 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n)
       linear = select(no_linear, zero, linear);
       loss = kPosWeight || kWeight ? mul_add(a_w, t, linear) : linear + t;
       if (any_tiny) loss = select(softplus_only_and_tiny, tiny_scaled * unscale, loss);
-      if (s.loss) {
-        if (count == L) store(s.loss + i, loss); else store_partial(s.loss + i, loss, count);
+      if (span.loss) {
+        if (count == kLanes) store(span.loss + i, loss); else store_partial(span.loss + i, loss, count);
       }
     }
     if constexpr (kGrad) {
       const V q = e / (one + e);
       const V aq = kPosWeight ? a * q : q;
-      const V d = select(nonnegative, one_minus_y - aq, aq - p_y);
-      V scale = splat<V>(s.grad_scale);
-      if (s.upstream) scale = scale * load_n(s.upstream + i, count, T(0));
-      V grad = kWeight ? d * scale * w : d * scale;
+      const V unweighted = select(nonnegative, one_minus_y - aq, aq - p_y);
+      V scale = splat<V>(span.grad_scale);
+      if (span.upstream) scale = scale * load_n(span.upstream + i, count, T(0));
+      V grad = kWeight ? unweighted * scale * w : unweighted * scale;
       if (any_tiny) {
         // -a q w (x >= 0) or a q w (x < 0) there: scaled, rounded once.
         const V tiny_grad = select(nonnegative, -tiny_scaled, tiny_scaled) * scale * unscale;
         grad = select(softplus_only_and_tiny, tiny_grad, grad);
       }
-      if (count == L) store(s.grad + i, grad); else store_partial(s.grad + i, grad, count);
+      if (count == kLanes) store(span.grad + i, grad); else store_partial(span.grad + i, grad, count);
     }
     return loss;
   };
@@ -119,17 +132,18 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n)
   // near the float range) each is widened instead. (Double needs no widening, and its scaled sum
   // must see each loss before any addition can overflow.)
   if constexpr (sizeof(T) == 4) {
-    for (; i + 4 * L <= n; i += 4 * L) {
-      const V l0 = step(i, L), l1 = step(i + L, L), l2 = step(i + 2 * L, L), l3 = step(i + 3 * L, L);
-      const V four = (l0 + l1) + (l2 + l3);
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+      const V loss0 = step(i, kLanes), loss1 = step(i + kLanes, kLanes), loss2 = step(i + 2 * kLanes, kLanes),
+              loss3 = step(i + 3 * kLanes, kLanes);
+      const V four = (loss0 + loss1) + (loss2 + loss3);
       if (!kLoss || all_finite(four)) {
         accumulate(four);
       } else {
-        accumulate(l0), accumulate(l1), accumulate(l2), accumulate(l3);
+        accumulate(loss0), accumulate(loss1), accumulate(loss2), accumulate(loss3);
       }
     }
   }
-  for (; i + L <= n; i += L) accumulate(step(i, L));
+  for (; i + kLanes <= n; i += kLanes) accumulate(step(i, kLanes));
   if (i < n) accumulate(step(i, n - i));
   const double plain = kLoss ? horizontal_add(sum_low + sum_high) : 0.0;
   return {plain, kScaledSum ? horizontal_add(scaled_sum) : plain * 0x1p-128};
@@ -138,18 +152,18 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& s, int64_t n)
 // The instance for a call's options: pos_weight, weight, and which outputs (the loss is computed
 // when it is stored or summed; backward-only calls skip its log1p).
 template <class T, bool kPosWeight, bool kWeight>
-LossSum binary_cross_entropy_outputs(const BinaryCrossEntropySpan<T>& s, int64_t n, bool want_loss) {
-  if (!s.grad) return binary_cross_entropy_span<T, kPosWeight, kWeight, true, false>(s, n);
-  if (!want_loss) return binary_cross_entropy_span<T, kPosWeight, kWeight, false, true>(s, n);
-  return binary_cross_entropy_span<T, kPosWeight, kWeight, true, true>(s, n);
+LossSum binary_cross_entropy_outputs(const BinaryCrossEntropySpan<T>& span, int64_t n, bool want_loss) {
+  if (!span.grad) return binary_cross_entropy_span<T, kPosWeight, kWeight, true, false>(span, n);
+  if (!want_loss) return binary_cross_entropy_span<T, kPosWeight, kWeight, false, true>(span, n);
+  return binary_cross_entropy_span<T, kPosWeight, kWeight, true, true>(span, n);
 }
 
 template <class T>
-LossSum binary_cross_entropy_with_logits(const BinaryCrossEntropySpan<T>& s, int64_t n, bool want_loss) {
-  if (s.pos_weight) {
-    return s.weight ? binary_cross_entropy_outputs<T, true, true>(s, n, want_loss)
-                    : binary_cross_entropy_outputs<T, true, false>(s, n, want_loss);
+LossSum binary_cross_entropy_with_logits(const BinaryCrossEntropySpan<T>& span, int64_t n, bool want_loss) {
+  if (span.pos_weight) {
+    return span.weight ? binary_cross_entropy_outputs<T, true, true>(span, n, want_loss)
+                       : binary_cross_entropy_outputs<T, true, false>(span, n, want_loss);
   }
-  return s.weight ? binary_cross_entropy_outputs<T, false, true>(s, n, want_loss)
-                  : binary_cross_entropy_outputs<T, false, false>(s, n, want_loss);
+  return span.weight ? binary_cross_entropy_outputs<T, false, true>(span, n, want_loss)
+                     : binary_cross_entropy_outputs<T, false, false>(span, n, want_loss);
 }

@@ -1,7 +1,7 @@
 // The table of kernels one ISA target exports. Plain C++: included by the target files, the
 // drivers and dispatch alike. Every kernel works on contiguous rows or on a tile of contiguous
 // columns; iteration over the rest of an array, threads and edge cases live in the drivers
-// (csrc/ops/).
+// (csrc/drivers/).
 #pragma once
 
 #include <cstdint>

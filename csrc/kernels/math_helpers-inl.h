@@ -1,5 +1,11 @@
 // Test-only entry point: the vector exp / log / log1p applied elementwise, so the tests can sweep
 // each target's helpers against a higher-precision reference (tests/test_math_helpers.py).
+// Contract and error bounds: simd/math-inl.h's. Tail lanes are padded with 1 (a valid argument
+// of every function), then discarded.
+// Requires simd/vector-inl.h and simd/math-inl.h (arch/target.inc includes them first).
+#pragma once
+
+#include "kernels/row_stores-inl.h"
 
 template <class T>
 void apply_math_function(MathFunction f, const T* x, int64_t n, T* out) {

@@ -24,6 +24,41 @@
 // the file (seen: chunk_sum's exp lambda called out of line, the softmax family 14% slower).
 #define LOGITLOSS_FLATTEN inline __attribute__((flatten))
 
+// ---- What differs between targets: the one place to read it ----------------------------------
+// The kernels (csrc/kernels/) are the same C++ on every target; where a target changes what they
+// do, they test one of the capability flags below, never the compiler's macros. The targets
+// (csrc/arch/target_*.cpp: vector size, intrinsics header; CMakeLists.txt: compiler flags):
+//   baseline  16-byte vectors (SSE2 on x86-64, Advanced SIMD on aarch64) and no FMA: mul_add is
+//             a * b + c, two roundings. Tails through a stack buffer; streaming stores on x86-64
+//             only (plain stores on aarch64). Everything else is the generic code below.
+//   avx2      32-byte vectors, FMA, non-temporal stores; max_or_second is maxps;
+//             count_equal_accumulate_others and all_finite read the comparison mask (movemask).
+//   avx512    64-byte vectors, FMA, non-temporal stores; masked loads and stores for tails; mask
+//             registers for accumulate_split, count_equal_accumulate_others, any_lane and
+//             all_finite; float lanes widened to double in registers. Beyond this file:
+//               kHasScalef    scale_by_power_of_two is vscalef (subnormal results at full
+//                             speed), so kernels/scale_factor-inl.h always applies a factor as
+//                             mantissa and power of two;
+//               kHasLookup16  float exp_nonpositive(_sum_term) by a 16-entry table of 2^(j/16)
+//                             (simd/math-inl.h), and float log1p_unit_interval by a 32-point
+//                             table (math-inl.h, its own #if);
+//               kHasGather16  rows_stats takes 16 short float rows at a time, one per lane
+//                             (kernels/small_rows-inl.h).
+//   neon      16-byte vectors with FMA (vfmaq); otherwise as baseline.
+// Results are bitwise the same across targets except where rounding differs: mul_add (one
+// rounding or two), the float exp and log1p tables (same error bound, other roundings) and the
+// vector width (the order of lane sums). Each target is tested against the exact references on
+// its own (the tests' `isa` fixture).
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+constexpr bool kHasLookup16 = true;   // lookup16: a 16-entry table in one register (vpermd)
+constexpr bool kHasGather16 = true;   // gather16: 16 floats from 16 addresses (vgatherdps)
+constexpr bool kHasScalef = true;     // scale_by_power_of_two is one instruction, subnormals at full speed
+#else
+constexpr bool kHasLookup16 = false;
+constexpr bool kHasGather16 = false;
+constexpr bool kHasScalef = false;
+#endif
+
 typedef float f32v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
 typedef double f64v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
 typedef int32_t i32v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
@@ -110,23 +145,17 @@ inline void store(T* p, typename Vec<T>::V v) {
 // permute (vpermd) where the target has it. kHasLookup16 says whether it does; without it the
 // math takes another route (a lookup built from scalar loads would cost more than it saves).
 #if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
-constexpr bool kHasLookup16 = true;
 inline u32v lookup16(u32v table, u32v index) {
   return (u32v)_mm512_permutexvar_epi32((__m512i)index, (__m512i)table);
 }
-#else
-constexpr bool kHasLookup16 = false;
 #endif
 
 // Lane i of the result is base[index[i]], for float vectors of 16 lanes (vgatherdps) where the
 // target has it (kHasGather16).
 #if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
-constexpr bool kHasGather16 = true;
 inline f32v gather16(const float* base, i32v index) {
   return (f32v)_mm512_i32gather_ps((__m512i)index, base, sizeof(float));
 }
-#else
-constexpr bool kHasGather16 = false;
 #endif
 
 // Lane indices 0, 1, 2, ... as the integer vector matching V (from a compile-time table).

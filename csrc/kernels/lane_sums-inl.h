@@ -1,0 +1,27 @@
+// How the kernels hold sums in lanes.
+//   * The unit of every sum of exponentials: terms are exp(x - max) * 2^kSumScale
+//     (exp_nonpositive_sum_term, simd/math-inl.h), so that terms which would be subnormal (or
+//     round to 0) alone stay normal in lanes, and a sum of them rounds once, where it is unscaled
+//     in double. sum_scale<T>() is 2^kSumScale as a lane value (2^64 float, 2^512 double),
+//     sum_unscale<T>() its inverse as a double; both exact, and multiplying by either is exact
+//     for every normal result.
+//   * Lane sums run over at most kBlock iterations (of two vectors) before they are widened to
+//     double: a float lane then adds at most 32 terms, a few ULP of float, and the row's sum is
+//     about as accurate as a double sum.
+// Requires simd/vector-inl.h and simd/math-inl.h (arch/target.inc includes them first).
+#pragma once
+
+constexpr int64_t kBlock = 16;  // iterations (2 vectors each) summed in lanes before widening
+
+template <class T>
+constexpr T sum_scale() {
+  if constexpr (sizeof(T) == 4) return 0x1p64f; else return 0x1p512;
+}
+template <class T>
+constexpr int sum_scale_exponent() {
+  return MathConstants<typename Vec<T>::V>::kSumScale;
+}
+template <class T>
+constexpr double sum_unscale() {
+  if constexpr (sizeof(T) == 4) return 0x1p-64; else return 0x1p-512;
+}

@@ -1,0 +1,190 @@
+// Rows of at most two vectors (tiny classification heads: 10 classes, 32 classes) held in
+// registers: the chunked path's arithmetic (kernels/row_statistics-inl.h,
+// kernels/softmax_cross_entropy-inl.h) with one load per vector and no chunks, no scratch, no
+// prefetch. A short row is all latency (its horizontal max and sum overlap nothing), so these
+// paths do the least work between the load and the result.
+//
+// Contract (same as the chunked path, which the results follow bit for bit where noted):
+//   small_row               statistics of n <= kVectors * lanes contiguous elements, n >= 1, no
+//                           weights; compensated or plain x - max as the chunked path.
+//   row_softmax_fused_small the fused softmax / cross-entropy pass of such a row (TargetTerms as
+//                           in softmax_cross_entropy-inl.h): the target terms' sums are formed in
+//                           double lanes (v_c in float is subnormal for targets near 0).
+//   rows_stats_in_lanes     plain statistics of 16 float rows of n <= 16 elements, one row per
+//                           lane (AVX-512 gathers, kHasGather16): bitwise small_row's.
+// Precision: as the chunked path: exp of x - max <= 0 only (1 ULP), sums of the scaled terms in
+// lanes then in double. Padding lanes load as -inf and get a term of 0.
+// Requires simd/vector-inl.h, simd/math-inl.h and kernels/kernel_table.h (arch/target.inc
+// includes them first).
+#pragma once
+
+#include "kernels/scale_factor-inl.h"
+#include "kernels/lane_sums-inl.h"
+
+// Rows of at most two vectors take the small path.
+template <class T>
+inline bool is_small_row(int64_t n) {
+  return n <= 2 * Vec<T>::kLanes;
+}
+
+template <class T, int kVectors>
+struct SmallRow {
+  typename Vec<T>::V x[kVectors];
+  typename Vec<T>::V e[kVectors];  // exp(x - max) * 2^kSumScale
+  SliceStats stats;
+};
+
+template <class T, int kVectors, bool kCompensated>
+SmallRow<T, kVectors> small_row(const T* x, int64_t n) {
+  using V = typename Vec<T>::V;
+  using Bits = typename Lanes<V>::Bits;
+  constexpr int kLanes = Vec<T>::kLanes;
+  const T neg_inf = -__builtin_inf();
+  auto lanes = [&](int j) { return n - j * kLanes < kLanes ? n - j * kLanes : (int64_t)kLanes; };  // > 0 for j < kVectors
+  SmallRow<T, kVectors> row;
+  V max_v = splat<V>(neg_inf);
+  for (int j = 0; j < kVectors; ++j) {
+    row.x[j] = load_n(x + j * kLanes, lanes(j), neg_inf);
+    max_v = max_ignoring_nan(max_v, row.x[j]);
+  }
+  const T max = horizontal_max(max_v);
+  max_v = splat<V>(max);
+  V others = splat<V>(0);
+  int64_t equal = 0;
+  for (int j = 0; j < kVectors; ++j) {
+    V e;
+    if (kCompensated) {
+      V difference_error;
+      const V difference = difference_with_error(row.x[j], max_v, difference_error);
+      e = exp_nonpositive_sum_term(difference, difference_error);
+    } else {
+      e = exp_nonpositive_sum_term(row.x[j] - max_v);
+    }
+    V compared = row.x[j];
+    if (lanes(j) < kLanes) {  // padding lanes: a nan (never equal to the max) with a term of 0
+      const auto valid = lane_index<V>() < (Bits)lanes(j);
+      e = select(valid, e, splat<V>(0));
+      compared = select(valid, compared, splat<V>(__builtin_nan("")));
+    }
+    row.e[j] = e;
+    equal += count_equal_accumulate_others(compared, max_v, e, others);
+  }
+  row.stats = {(double)max, (double)equal, horizontal_sum(others) * sum_unscale<T>()};
+  return row;
+}
+
+// The fused pass (softmax_cross_entropy-inl.h's row_softmax_fused) of a row of kVectors vectors.
+template <class T, int kVectors>
+FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTerms<T>& terms) {
+  using V = typename Vec<T>::V;
+  using W = typename Vec<T>::Wide;
+  using Bits = typename Lanes<V>::Bits;
+  constexpr int kLanes = Vec<T>::kLanes;
+  auto lanes = [&](int j) { return n - j * kLanes < kLanes ? n - j * kLanes : (int64_t)kLanes; };  // > 0 for j < kVectors
+  const SmallRow<T, kVectors> row = small_row<T, kVectors, true>(x, n);
+  const V(&e)[kVectors] = row.e;
+  const T max = (T)row.stats.max;
+  FusedStats result{row.stats, 0.0, 0.0};
+  const bool has_terms = terms.target_scale != 0 || terms.target_offset != 0;
+  V target_mass[kVectors];  // v_c as the output pass uses it, in the data type
+  // Gap relative to the max if it is finite (else 0, and moved to the max below).
+  const T reference = max - max == 0 ? max : T(0);
+  W gap_sum = splat<W>(0), mass_sum = splat<W>(0);
+  for (int j = 0; j < kVectors; ++j) {
+    target_mass[j] = splat<V>(0);
+    if (!has_terms) continue;
+    target_mass[j] = terms.target ? mul_add(splat<V>(terms.target_scale), load_n(terms.target + j * kLanes, lanes(j), T(0)),
+                                            splat<V>(terms.target_offset))
+                                  : splat<V>(terms.target_offset);
+    if (terms.weight) target_mass[j] = target_mass[j] * load_n(terms.weight + j * kLanes, lanes(j), T(0));
+    const auto valid = lane_index<V>() < (Bits)lanes(j);
+    target_mass[j] = select(valid, target_mass[j], splat<V>(0));
+    // The sums take v in double, formed there: in float it is subnormal for targets near 0.
+    W target_mass_wide = __builtin_convertvector(splat<V>(terms.target_offset), W);
+    if (terms.target) {
+      target_mass_wide += __builtin_convertvector(splat<V>(terms.target_scale), W) *
+                          __builtin_convertvector(load_n(terms.target + j * kLanes, lanes(j), T(0)), W);
+    }
+    if (terms.weight) target_mass_wide *= __builtin_convertvector(load_n(terms.weight + j * kLanes, lanes(j), T(0)), W);
+    target_mass_wide = select(__builtin_convertvector(valid, typename Lanes<W>::I) != 0, target_mass_wide, splat<W>(0));
+    gap_sum += target_mass_wide * (__builtin_convertvector(splat<V>(reference), W) -
+                                   __builtin_convertvector(load_n(x + j * kLanes, lanes(j), reference), W));
+    mass_sum += target_mass_wide;
+  }
+  if (has_terms) {
+    result.gap = horizontal_sum(gap_sum);
+    result.mass = horizontal_sum(mass_sum);
+    if (reference != max) result.gap += result.mass * ((double)max - reference);
+  }
+  if (out) {
+    const SliceStats& stats = result.stats;
+    const SplitFactor<T> scale = split_factor<T>((terms.scale_base + terms.scale_per_mass * result.mass) /
+                                                     (stats.count + stats.others),
+                                                 -sum_scale_exponent<T>());
+    for (int j = 0; j < kVectors; ++j) {
+      const V output = apply_factor(e[j], scale) - splat<V>(terms.bias) * target_mass[j];
+      if (lanes(j) == kLanes) store(out + j * kLanes, output);
+      else store_partial(out + j * kLanes, output, lanes(j));
+    }
+  }
+  return result;
+}
+
+template <class T>
+FusedStats row_softmax_fused_small_any(const T* x, int64_t n, T* out, const TargetTerms<T>& terms) {
+  return n <= Vec<T>::kLanes ? row_softmax_fused_small<T, 1>(x, n, out, terms)
+                             : row_softmax_fused_small<T, 2>(x, n, out, terms);
+}
+
+// Plain statistics of 16 float rows of n <= 16 elements, one row per lane: a vector per column,
+// gathered (rows[i] = base + offset[i]). small_row's arithmetic exactly -- its max, its terms, its
+// count, and its horizontal sum's order (halves folded lane by lane, in double) -- so the results
+// are bitwise row_stats'. One short row alone is all latency: its horizontal max and sum cannot
+// overlap anything (a (32, 10) logsumexp spent a third of its call in them).
+template <class T>
+void rows_stats_in_lanes(const T* base, const int32_t* offset, int64_t n, SliceStats* out) {
+  static_assert(sizeof(T) == 4 && Vec<T>::kLanes == 16, "16 float lanes");
+  using V = typename Vec<T>::V;
+  using I = typename Lanes<V>::I;
+  constexpr int kRows = 16;
+  I index;
+  std::memcpy(&index, offset, sizeof index);
+  V column[kRows], top[kRows];
+  for (int c = 0; c < kRows; ++c) {
+    if (c < n) column[c] = gather16(base, index + c);
+    top[c] = max_ignoring_nan(splat<V>(-__builtin_inf()), c < n ? column[c] : splat<V>(-__builtin_inf()));
+  }
+  // horizontal_max's order (c + 8 onto c, then c + 4, ...; ties keep c): which of +0 and -0 wins.
+  for (int half = kRows / 2; half >= 1; half /= 2) {
+    for (int c = 0; c < half; ++c) top[c] = select(top[c + half] > top[c], top[c + half], top[c]);
+  }
+  const V max_v = top[0];
+  // Per column: its term where x != max (nan included), 0 elsewhere; the count of x == max.
+  V count = splat<V>(0);
+  f64v low[kRows], high[kRows];  // the terms widened, rows 0-7 and 8-15
+  for (int c = 0; c < kRows; ++c) {
+    V others = splat<V>(0);
+    if (c < n) {
+      const V e = exp_nonpositive_sum_term(column[c] - max_v);
+      const auto equal = column[c] == max_v;
+      others = select(equal, splat<V>(0), e);
+      count += select(equal, splat<V>(1), splat<V>(0));
+    }
+    low[c] = __builtin_convertvector(__builtin_shufflevector(others, others, 0, 1, 2, 3, 4, 5, 6, 7), f64v);
+    high[c] = __builtin_convertvector(__builtin_shufflevector(others, others, 8, 9, 10, 11, 12, 13, 14, 15), f64v);
+  }
+  // horizontal_sum's order over a row's 16 lanes: lane c + 8 onto c, then c + 4, c + 2, c + 1.
+  for (int half = kRows / 2; half >= 1; half /= 2) {
+    for (int c = 0; c < half; ++c) {
+      low[c] += low[c + half];
+      high[c] += high[c + half];
+    }
+  }
+  alignas(64) T max_lanes[kRows], count_lanes[kRows];
+  alignas(64) double others_lanes[kRows];
+  store(max_lanes, max_v);
+  store(count_lanes, count);
+  std::memcpy(others_lanes, &low[0], sizeof low[0]);
+  std::memcpy(others_lanes + 8, &high[0], sizeof high[0]);
+  for (int i = 0; i < kRows; ++i) out[i] = {(double)max_lanes[i], (double)count_lanes[i], others_lanes[i] * sum_unscale<T>()};
+}
