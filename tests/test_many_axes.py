@@ -1,5 +1,5 @@
-"""Arrays with more axes than a call keeps in place (csrc/ops/small_vector.h holds 8 per list and
-moves to the heap beyond): shapes, strides and layouts of 9 to 14 axes, contiguous and strided,
+"""Arrays with more axes than a call keeps in place (csrc/drivers/small_vector.h holds 8 per list
+and moves to the heap beyond): shapes, strides and layouts of 9 to 14 axes, contiguous and strided,
 against the exact references. Fewer-axis calls are covered everywhere else."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "ops/softmax_family.h"
+#include "drivers/array_call.h"
 
 namespace logitloss {
 namespace py = pybind11;

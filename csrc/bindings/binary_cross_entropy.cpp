@@ -1,12 +1,12 @@
 // Python entry points of binary_cross_entropy_with_logits and its backward: torch's argument rules
 // (target of the input's shape, weight and pos_weight broadcast to it, reductions, result dtype),
-// then the driver in csrc/ops/binary_cross_entropy.cpp without the GIL.
+// then the driver in csrc/drivers/binary_cross_entropy.cpp without the GIL.
 #include <string>
 
 #include "bindings/arrays.h"
 #include "bindings/elementwise_call.h"
 #include "bindings/loss_arguments.h"
-#include "ops/binary_cross_entropy.h"
+#include "drivers/binary_cross_entropy.h"
 
 namespace logitloss {
 namespace {

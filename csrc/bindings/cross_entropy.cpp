@@ -1,6 +1,6 @@
 // Python entry points of cross_entropy and cross_entropy_backward: torch's argument rules
 // (class axis 1, index or probability targets, weight, ignore_index, reduction, label smoothing),
-// then the driver in csrc/ops/cross_entropy.cpp without the GIL.
+// then the driver in csrc/drivers/cross_entropy.cpp without the GIL.
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -9,7 +9,7 @@
 #include "bindings/arrays.h"
 #include "bindings/loss_arguments.h"
 #include "bindings/reduction_call.h"
-#include "ops/cross_entropy.h"
+#include "drivers/cross_entropy.h"
 
 namespace logitloss {
 namespace {

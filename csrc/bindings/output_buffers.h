@@ -2,9 +2,10 @@
 // again instead of fresh pages.
 //
 // Why: a block of 32 MiB or more comes fresh from the OS on every allocation (glibc maps it anew
-// and unmaps it on free), and the first store to each page faults while the kernel zeroes it. For a
-// softmax of (4096, 32000) float32 that was 36 of 93 ms on Zen 4, and several times more on a VM
-// whose host takes freed memory back. With reuse the call costs what it costs into an `out=` array.
+// and unmaps it on free), and the first store to each page faults while the kernel zeroes it: 36 of
+// the 93 ms of a (4096, 32000) float32 softmax (docs/performance-notes.md), several times more on a
+// VM whose host takes freed memory back. With reuse the call costs what it costs into an `out=`
+// array.
 //
 // How: a result is an array over the buffer whose base is a capsule holding the buffer. Every view
 // of it keeps it (or an array that keeps it) alive, so the capsule's destructor runs, and the buffer

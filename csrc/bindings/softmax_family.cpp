@@ -1,12 +1,13 @@
 // Python entry points of logsumexp / softmax / log_softmax and their backward functions:
 // SciPy's argument rules (axis, keepdims, b broadcasting, dtype promotion, 0-d and empty input),
-// then the drivers in csrc/ops/softmax_family.cpp without the GIL.
+// then the drivers in csrc/drivers/softmax_family.cpp without the GIL.
 #include <limits>
 #include <optional>
 #include <string>
 
 #include "bindings/arrays.h"
 #include "bindings/reduction_call.h"
+#include "drivers/softmax_family.h"
 
 namespace logitloss {
 namespace {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/kernel_table.h"
@@ -36,6 +37,12 @@ const DispatchState& dispatch_state();
 
 // The kernels in force. Cheap: one atomic load.
 const KernelTable& active_kernels();
+
+// A table's kernels for the element type T (float or double).
+template <class T>
+const TypedKernels<T>& kernels_for(const KernelTable& table) {
+  if constexpr (std::is_same_v<T, float>) return table.f32; else return table.f64;
+}
 // Switches the active target; throws std::invalid_argument for an unknown or unsupported name.
 void set_active_isa(const std::string& name);
 

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "ops/array_call.h"
+#include "drivers/array_call.h"
 
 namespace logitloss {
 

@@ -1,15 +1,21 @@
-#include "ops/binary_cross_entropy.h"
+// Driver for binary cross-entropy with logits (drivers/binary_cross_entropy.h): the elements cut
+// into fixed segments, one kernel call each, partial sums added in segment order.
+#include "drivers/binary_cross_entropy.h"
 
 #include <cmath>
 #include <vector>
 
-#include "ops/row_access.h"
+#include "drivers/row_buffers.h"
+#include "drivers/row_loops.h"
+#include "drivers/scalar_access.h"
+#include "kernels/kernel_table.h"
 #include "runtime/dispatch.h"
+#include "runtime/thread_pool.h"
 
 namespace logitloss {
 namespace {
 
-using namespace row_access;
+using namespace drivers;
 
 // Elements per unit of work: rows are cut into segments of this length, each with its own partial
 // sum, so the reduction (partials added in segment order) is the same whatever the threads.
@@ -17,42 +23,42 @@ constexpr int64_t kSegment = 16 * 1024;
 
 template <class T>
 double binary_cross_entropy_typed(const ArrayCall& call, const BinaryCrossEntropyOperands& ops) {
-  const TypedKernels<T>& k = kernels_for<T>(active_kernels());
-  const ReductionLayout& L = call.layout;
-  const int64_t numel = L.rows * L.length;
+  const TypedKernels<T>& kernels = kernels_for<T>(active_kernels());
+  const ReductionLayout& layout = call.layout;
+  const int64_t numel = layout.rows * layout.length;
   const bool reduced = ops.reduction != LossReduction::kNone && !ops.gradient_only;
   if (numel == 0) return ops.reduction == LossReduction::kMean && reduced ? kNan : 0.0;
   const double grad_scale = ops.reduction == LossReduction::kMean ? ops.upstream_scalar / (double)numel
                             : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
                                                                    : 1.0;
-  const int64_t segments_per_row = (L.length + kSegment - 1) / kSegment;
-  const int64_t items = L.rows * segments_per_row;
+  const int64_t segments_per_row = (layout.length + kSegment - 1) / kSegment;
+  const int64_t items = layout.rows * segments_per_row;
   std::vector<LossSum> partial(reduced ? (size_t)items : 0);
 
   auto body = [&](int64_t begin, int64_t end) {
-    RowCursor cursor(L, begin / segments_per_row);
+    RowCursor cursor(layout, begin / segments_per_row);
     int64_t row = begin / segments_per_row;
     for (int64_t item = begin; item < end; ++item) {
       for (; row < item / segments_per_row; ++row) cursor.next();
       const int64_t first = (item % segments_per_row) * kSegment;
-      const int64_t n = L.length - first < kSegment ? L.length - first : kSegment;
-      auto address = [&](int op) { return call.base[op] + cursor.offset(op) + first * L.row_stride[op]; };
+      const int64_t n = layout.length - first < kSegment ? layout.length - first : kSegment;
+      auto address = [&](int op) { return call.base[op] + cursor.offset(op) + first * layout.row_stride[op]; };
       auto input = [&](int op, int slot) {
-        return op == kNoOperand ? nullptr : row_input<T>(address(op), L.row_stride[op], n, slot);
+        return op == kNoOperand ? nullptr : row_input<T>(address(op), layout.row_stride[op], n, slot);
       };
       auto output = [&](int op, int slot) {
-        return op == kNoOperand ? nullptr : row_output<T>(address(op), L.row_stride[op], n, slot);
+        return op == kNoOperand ? nullptr : row_output<T>(address(op), layout.row_stride[op], n, slot);
       };
       BinaryCrossEntropySpan<T> span{input(ops.input, 0), input(ops.target, 1),   input(ops.weight, 2),
                                      input(ops.pos_weight, 3), input(ops.upstream, 4), (T)grad_scale,
                                      output(ops.loss, 5),   output(ops.grad, 6)};
-      const LossSum sum = k.binary_cross_entropy_with_logits(span, n, reduced || span.loss);
+      const LossSum sum = kernels.binary_cross_entropy_with_logits(span, n, reduced || span.loss);
       if (reduced) partial[(size_t)item] = sum;
-      if (span.loss) finish_row_output(address(ops.loss), L.row_stride[ops.loss], n, span.loss);
-      if (span.grad) finish_row_output(address(ops.grad), L.row_stride[ops.grad], n, span.grad);
+      if (span.loss) finish_row_output(address(ops.loss), layout.row_stride[ops.loss], n, span.loss);
+      if (span.grad) finish_row_output(address(ops.grad), layout.row_stride[ops.grad], n, span.grad);
     }
   };
-  const int64_t segment_length = L.length < kSegment ? L.length : kSegment;
+  const int64_t segment_length = layout.length < kSegment ? layout.length : kSegment;
   parallel_for(items, grain_rows(segment_length), threads_for_work((double)numel), body);
 
   double sum = 0.0, scaled = 0.0;

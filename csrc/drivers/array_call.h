@@ -3,7 +3,7 @@
 // kernel family's driver; no Python here.
 #pragma once
 
-#include "ops/row_layout.h"
+#include "drivers/row_layout.h"
 
 namespace logitloss {
 

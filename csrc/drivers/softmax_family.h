@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "ops/array_call.h"
+#include "drivers/array_call.h"
 
 namespace logitloss {
 

@@ -1,4 +1,4 @@
-#include "ops/row_layout.h"
+#include "drivers/row_layout.h"
 
 namespace logitloss {
 

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ops/small_vector.h"
+#include "drivers/small_vector.h"
 
 namespace logitloss {
 

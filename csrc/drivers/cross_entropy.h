@@ -1,22 +1,13 @@
 // Driver for softmax cross-entropy (torch.nn.functional.cross_entropy semantics): loss and
-// gradient in one fused pass per position. No Python here.
-//
-// Per position (a "row": the class axis at one (n, d1..dk)), with p = softmax(z) over C classes,
-// L = log(sum exp(z - max)) computed as log(count) + log1p(others / count), and the weighted
-// target distribution v (see TargetTerms):
-//   index target y, smoothing e:  v_c = w_c e / C
-//     loss = (1 - e) w_y (max - z_y + L) + sum_c v_c (max - z_c) + L sum_c v_c
-//     grad = g [((1 - e) w_y + sum v) p - v - (1 - e) w_y onehot_y]
-//   probability target y:         v_c = w_c ((1 - e) y_c + e / C)
-//     loss = sum_c v_c (max - z_c) + L sum_c v_c,   grad = g [(sum v) p - v]
-// g is the upstream gradient divided by the mean's denominator. The target lane p_y - 1 is
-// computed as -(count - 1 + others) / total when z_y is the max, with no cancellation.
+// gradient in one fused pass per position. The derivation (loss = gap + mass L, gradient
+// g (mass p - v), the target lane without cancellation) is in
+// kernels/softmax_cross_entropy-inl.h. No Python here.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "ops/softmax_family.h"
+#include "drivers/array_call.h"
 
 namespace logitloss {
 

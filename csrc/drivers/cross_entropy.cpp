@@ -1,0 +1,418 @@
+// Driver for softmax cross-entropy (drivers/cross_entropy.h): per position (the class axis at one
+// (n, d1..dk)), the loss and gradient from one fused kernel pass. The derivation -- the loss as
+// gap + mass L, the gradient g (mass p - v), the target lane without cancellation -- is in
+// kernels/softmax_cross_entropy-inl.h; here the index target's own lane is added to it.
+#include "drivers/cross_entropy.h"
+
+#include <cmath>
+#include <vector>
+
+#include "drivers/column_mode.h"
+#include "drivers/row_buffers.h"
+#include "drivers/row_loops.h"
+#include "drivers/scalar_access.h"
+#include "drivers/streaming.h"
+#include "kernels/kernel_table.h"
+#include "runtime/dispatch.h"
+
+namespace logitloss {
+namespace {
+
+using namespace drivers;
+
+// Pass over the class indices before any logit is read: every target in range (or ignored), and
+// the mean's denominator, sum of weight[target] over the kept positions, summed in row order.
+template <class T>
+bool check_targets(const ArrayCall& call, const CrossEntropyOperands& ops, int64_t classes, double& denominator,
+                   int64_t& bad_value) {
+  const T* weight = static_cast<const T*>(ops.weight);
+  RowCursor cursor(call.layout, 0);
+  denominator = 0.0;
+  for (int64_t r = 0; r < call.layout.rows; ++r, cursor.next()) {
+    const int64_t y = load_scalar<int64_t>(call.base[ops.target] + cursor.offset(ops.target));
+    if (y == ops.ignore_index) continue;
+    if (y < 0 || y >= classes) {
+      bad_value = y;
+      return false;
+    }
+    denominator += weight ? (double)weight[y] : 1.0;
+  }
+  return true;
+}
+
+// One position's loss from its statistics and log_sum = log_total(stats): sum_c v_c (L - z_c) =
+// gap + mass L, plus for an index target y the (1 - e) w_y (max - z_y + L) term (e the label
+// smoothing). A zero loss is -0.0, as torch's (a negated log-probability: -(w_y logp_y),
+// -sum_c(w_c y_c logp_c)).
+double position_loss(const SliceStats& stats, double log_sum, double gap, double mass, bool index_target, double e,
+                     double w_y, double z_y) {
+  double loss = gap + mass * log_sum;
+  if (index_target) loss += (1.0 - e) * w_y * ((stats.max - z_y) + log_sum);
+  return loss == 0 ? -0.0 : loss;
+}
+
+// The gradient at an index target y: g ((1 - e) w_y (p_y - 1) + p_y mass - v_y), with p_y - 1
+// taken as -(count - 1 + others) / total when z_y is the max (no cancellation). v_y must be the
+// value the vector lanes used (rounded as they round it), so a one-class row gives exactly 0.
+double target_lane_gradient(const SliceStats& stats, double g, double e, double w_y, double z_y, double mass,
+                            double v_y) {
+  const double total = stats.count + stats.others;
+  const double p_y = std::exp(z_y - stats.max) / total;
+  const double p_y_minus_1 = z_y == stats.max ? -(stats.count - 1.0 + stats.others) / total : p_y - 1.0;
+  return g * ((1.0 - e) * w_y * p_y_minus_1 + p_y * mass - v_y);
+}
+
+// Whether smoothing's target terms v_c = e / C * w_c are at most 1 / C (see gap_fusable): e times
+// the largest |w_c| at most 1. Only smoothing has such terms; a nan weight makes the bound fail.
+template <class T>
+bool smoothing_mass_bounded(const T* weight, int64_t classes, double smoothing) {
+  double largest_weight = 1.0;
+  if (weight && smoothing > 0) {
+    largest_weight = 0.0;
+    for (int64_t c = 0; c < classes; ++c) {
+      const double w = std::fabs((double)weight[c]);
+      if (!(w <= largest_weight)) largest_weight = w;
+    }
+  }
+  return smoothing * largest_weight <= 1.0;
+}
+
+// What every position of one cross_entropy_rows call shares.
+template <class T>
+struct RowsCall {
+  const TypedKernels<T>& kernels;
+  const ArrayCall& call;
+  const CrossEntropyOperands& ops;
+  const T* weight;    // C class weights, or null
+  int64_t classes;    // C
+  double smoothing;   // e
+  double g_common;    // d reduced loss / d per-position loss, before any per-position upstream
+  bool stream;        // the gradient is streamed (drivers/streaming.h)
+  bool bounded_mass;  // smoothing_mass_bounded
+  std::vector<double>& row_loss;  // per-position losses for the reduction (empty: none)
+};
+
+// Stores a position's loss where it goes: the per-position output (loss_at, may be null) and the
+// reduction's list.
+template <class T>
+void finish_loss(const RowsCall<T>& rows, int64_t r, char* loss_at, double loss) {
+  if (loss_at) store_scalar<T>(loss_at, (T)loss);
+  if (!rows.row_loss.empty()) rows.row_loss[(size_t)r] = loss;
+}
+
+// Regular positions' losses waiting for their log totals, settled kRowBatch at a time: their log
+// totals in one vector call (for short rows a scalar log1p per row cost more than the row).
+template <class T>
+class PendingLosses {
+ public:
+  PendingLosses(const RowsCall<T>& rows, const KernelTable& table) : rows_(rows), table_(table) {}
+  void add(int64_t r, char* loss_at, const FusedStats& fused, double w_y, double z_y) {
+    pending_[waiting_] = {r, loss_at, fused.gap, fused.mass, w_y, z_y};
+    stats_[waiting_] = fused.stats;
+    if (++waiting_ == kRowBatch) settle();
+  }
+  void settle() {
+    if (waiting_ == 0) return;
+    table_.log_totals(stats_, waiting_, log_sums_);
+    for (int64_t i = 0; i < waiting_; ++i) {
+      const Pending& p = pending_[i];
+      finish_loss(rows_, p.r, p.loss_at,
+                  position_loss(stats_[i], log_sums_[i], p.gap, p.mass, !rows_.ops.probability_targets,
+                                rows_.smoothing, p.w_y, p.z_y));
+    }
+    waiting_ = 0;
+  }
+
+ private:
+  struct Pending {
+    int64_t r;
+    char* loss_at;
+    double gap, mass, w_y, z_y;
+  };
+  const RowsCall<T>& rows_;
+  const KernelTable& table_;
+  Pending pending_[kRowBatch];
+  SliceStats stats_[kRowBatch];
+  double log_sums_[kRowBatch];
+  int64_t waiting_ = 0;
+};
+
+// One position of cross_entropy_rows: its target, one fused pass (statistics, target terms and
+// the gradient), the target lane; its loss goes to `losses` to wait for its log total.
+template <class T>
+void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor& cursor, PendingLosses<T>& losses) {
+  const ArrayCall& call = rows.call;
+  const CrossEntropyOperands& ops = rows.ops;
+  const ReductionLayout& layout = call.layout;
+  const int64_t classes = rows.classes;
+  const double e = rows.smoothing;
+  const T* x = row_input<T>(call.base[ops.input] + cursor.offset(ops.input), layout.row_stride[ops.input], classes, 0);
+  char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cursor.offset(ops.grad);
+  const int64_t grad_stride = ops.grad == kNoOperand ? 0 : layout.row_stride[ops.grad];
+  char* loss_at = ops.loss == kNoOperand ? nullptr : call.base[ops.loss] + cursor.offset(ops.loss);
+  const double g = rows.g_common * (ops.upstream == kNoOperand
+                                        ? 1.0
+                                        : (double)load_scalar<T>(call.base[ops.upstream] + cursor.offset(ops.upstream)));
+
+  // 1. The position's target: an index (maybe ignored) or a distribution.
+  int64_t y = -1;
+  double w_y = 0.0, z_y = 0.0;
+  const T* target_probabilities = nullptr;
+  if (ops.probability_targets) {
+    target_probabilities =
+        row_input<T>(call.base[ops.target] + cursor.offset(ops.target), layout.row_stride[ops.target], classes, 1);
+  } else {
+    y = load_scalar<int64_t>(call.base[ops.target] + cursor.offset(ops.target));
+    if (y == ops.ignore_index) {
+      if (grad_bytes) {
+        for (int64_t c = 0; c < classes; ++c) store_scalar<T>(grad_bytes + c * grad_stride, T(0));
+      }
+      // With no classes, label smoothing's e / C is inf and torch's 0 * inf makes the loss nan.
+      finish_loss(rows, r, loss_at, classes == 0 && e > 0 ? kNan : 0.0);
+      return;
+    }
+    w_y = rows.weight ? (double)rows.weight[y] : 1.0;
+    // (C == 0 never gets here: every class index is out of range)
+    // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
+    z_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
+  }
+
+  // No classes (probability targets of shape (N, 0, ...)): the loss is an empty sum, negated
+  // (-0.0, as torch), and the gradient is empty. (Index targets get here only if ignored.)
+  if (classes == 0) {
+    finish_loss(rows, r, loss_at, -0.0);
+    return;
+  }
+
+  // 2. One fused pass: statistics, target terms and (if asked) the gradient.
+  const TargetTerms<T> terms{
+      rows.weight,
+      target_probabilities,
+      ops.probability_targets ? (T)(1.0 - e) : T(0),
+      (T)(e / (double)classes),
+      ops.probability_targets ? 0.0 : g * (1.0 - e) * w_y,
+      g,
+      (T)g,
+      rows.bounded_mass,
+  };
+  T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, classes, 2) : nullptr;
+  const FusedStats fused =
+      rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes), staging_for<T>(rows.stream, classes), terms);
+  const SliceStats& stats = fused.stats;
+  if (!regular_row(stats)) {  // a nan, an all -inf row, or +inf: nan, as torch
+    if (grad_bytes) {
+      for (int64_t c = 0; c < classes; ++c) store_scalar<T>(grad_bytes + c * grad_stride, (T)kNan);
+    }
+    finish_loss(rows, r, loss_at, kNan);
+    return;
+  }
+
+  // 3. The target lane of the gradient without cancellation; the loss once its log is taken.
+  if (grad && !ops.probability_targets) {
+    store_scalar<T>(reinterpret_cast<char*>(grad + y),
+                    (T)target_lane_gradient(stats, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset));
+  }
+  if (grad) finish_row_output(grad_bytes, grad_stride, classes, grad);
+  losses.add(r, loss_at, fused, w_y, z_y);
+}
+
+// The class axis is the contiguous one (or strided with no contiguous alternative): one fused
+// kernel call per position (cross_entropy_position), losses settled in batches (PendingLosses).
+template <class T>
+void cross_entropy_rows(const TypedKernels<T>& kernels, const ArrayCall& call, const CrossEntropyOperands& ops,
+                        double g_common, std::vector<double>& row_loss) {
+  const T* weight = static_cast<const T*>(ops.weight);
+  const int64_t classes = call.layout.length;
+  const RowsCall<T> rows{kernels,
+                         call,
+                         ops,
+                         weight,
+                         classes,
+                         ops.label_smoothing,
+                         g_common,
+                         stream_output<T>(call, ops.grad, ops.input),
+                         smoothing_mass_bounded(weight, classes, ops.label_smoothing),
+                         row_loss};
+  const KernelTable& table = active_kernels();
+  for_each_row_range(call.layout, [&](int64_t begin, int64_t end, RowCursor& cursor) {
+    PendingLosses<T> losses(rows, table);
+    for (int64_t r = begin; r < end; ++r, cursor.next()) cross_entropy_position(rows, r, cursor, losses);
+    losses.settle();
+  });
+}
+
+// K-dim input (N, classes, d1..dk): the class axis is strided and the positions are contiguous. Phase 1
+// takes every position's statistics with the column kernel (no transposed copy); the target terms
+// are summed row by row over the classes; phase 2 writes the gradient row by row over whole
+// contiguous rows; the target lanes and the rows needing edge-case rules are fixed last.
+template <class T>
+void cross_entropy_columns(const TypedKernels<T>& kernels, const ArrayCall& call, const CrossEntropyOperands& ops,
+                           double g_common, std::vector<double>& row_loss) {
+  const ReductionLayout& layout = call.layout;
+  const int64_t classes = layout.length;
+  const T* weight = static_cast<const T*>(ops.weight);
+  const double e = ops.label_smoothing;
+  const ColumnBlocks blocks = column_blocks(layout);
+  const int64_t positions = blocks.layout.rows * blocks.columns;
+  const std::vector<SliceStats> stats = column_statistics(kernels, call, ops.input, blocks, kStatsCompensated);
+  const double target_scale = ops.probability_targets ? (double)(T)(1.0 - e) : 0.0;
+  const double target_offset = (double)(T)(e / (double)classes);
+  const bool has_terms = target_scale != 0 || target_offset != 0;
+  auto element = [&](int op, int64_t block, int64_t column, int64_t c) {
+    return column_address(call, blocks, op, block, column) + c * layout.row_stride[op];
+  };
+  auto target_mass = [&](int64_t block, int64_t column, int64_t c) {  // v_c at a position
+    const double y = ops.probability_targets ? (double)load_scalar<T>(element(ops.target, block, column, c)) : 0.0;
+    return (weight ? (double)weight[c] : 1.0) * (target_scale * y + target_offset);
+  };
+
+  // 1. Per position: target, upstream gradient, target logit (before any in-place write).
+  std::vector<int64_t> y(positions, -1);
+  std::vector<double> g(positions), z_y(positions), gap(positions, 0.0), mass(positions, 0.0);
+  for (int64_t i = 0; i < positions; ++i) {
+    const int64_t block = i / blocks.columns, column = i % blocks.columns;
+    g[i] = g_common * (ops.upstream == kNoOperand
+                           ? 1.0
+                           : (double)load_scalar<T>(column_address(call, blocks, ops.upstream, block, column)));
+    if (ops.probability_targets) continue;
+    y[i] = load_scalar<int64_t>(column_address(call, blocks, ops.target, block, column));
+    if (y[i] != ops.ignore_index) z_y[i] = (double)load_scalar<T>(element(ops.input, block, column, y[i]));
+  }
+  // 2. Target terms, class by class: gap = sum_c v_c (max - z_c), mass = sum_c v_c.
+  if (has_terms) {
+    for (int64_t block = 0; block < blocks.layout.rows; ++block) {
+      for (int64_t c = 0; c < classes; ++c) {
+        for (int64_t column = 0; column < blocks.columns; ++column) {
+          const int64_t i = block * blocks.columns + column;
+          const double v = target_mass(block, column, c);
+          gap[i] += v * (stats[i].max - (double)load_scalar<T>(element(ops.input, block, column, c)));
+          mass[i] += v;
+        }
+      }
+    }
+  }
+  // 3. Losses and the parameters of the gradient pass.
+  std::vector<T> shift(positions, T(0)), scale(positions, T(0));
+  std::vector<char> regular(positions, 0);
+  for (int64_t i = 0; i < positions; ++i) {
+    const SliceStats& position_stats = stats[i];
+    double loss;
+    if (!ops.probability_targets && y[i] == ops.ignore_index) {
+      loss = 0.0;
+    } else if (!regular_row(position_stats)) {
+      loss = kNan;
+    } else {
+      regular[i] = 1;
+      const double w_y = ops.probability_targets ? 0.0 : (weight ? (double)weight[y[i]] : 1.0);
+      loss = position_loss(position_stats, log_total(position_stats), gap[i], mass[i], !ops.probability_targets, e, w_y,
+                           z_y[i]);
+      shift[i] = (T)position_stats.max;
+      scale[i] = (T)(g[i] * ((1.0 - e) * w_y + mass[i]) / (position_stats.count + position_stats.others));
+    }
+    const int64_t block = i / blocks.columns, column = i % blocks.columns;
+    if (ops.loss != kNoOperand) {
+      store_scalar<T>(const_cast<char*>(column_address(call, blocks, ops.loss, block, column)), (T)loss);
+    }
+    if (!row_loss.empty()) row_loss[(size_t)i] = loss;
+  }
+  if (ops.grad == kNoOperand) return;
+  // 4. The gradient, row by row over the classes: g (scale p - v).
+  for_each_column_row<T>(call, blocks, ops.input, ops.grad, [&](int64_t block, int64_t c, const T* x_row, T* grad_row) {
+    const size_t at = (size_t)(block * blocks.columns);
+    kernels.column_scaled_exp(x_row, 1, 0, blocks.columns, shift.data() + at, scale.data() + at, grad_row, 0);
+    if (!has_terms) return;
+    for (int64_t column = 0; column < blocks.columns; ++column) {
+      grad_row[column] = (T)((double)grad_row[column] - g[at + column] * target_mass(block, column, c));
+    }
+  });
+  // 5. Target lanes without cancellation; ignored positions 0; edge-case positions nan.
+  for (int64_t i = 0; i < positions; ++i) {
+    const int64_t block = i / blocks.columns, column = i % blocks.columns;
+    const bool ignored = !ops.probability_targets && y[i] == ops.ignore_index;
+    if (ignored || !regular[i]) {
+      for (int64_t c = 0; c < classes; ++c) {
+        store_scalar<T>(const_cast<char*>(element(ops.grad, block, column, c)), ignored ? T(0) : (T)kNan);
+      }
+      continue;
+    }
+    if (ops.probability_targets) continue;
+    const double w_y = weight ? (double)weight[y[i]] : 1.0;
+    store_scalar<T>(const_cast<char*>(element(ops.grad, block, column, y[i])),
+                    (T)target_lane_gradient(stats[i], g[i], e, w_y, z_y[i], mass[i], w_y * target_offset));
+  }
+}
+
+// The mean is sum(w_y loss_y) / sum(w_y): invariant under scaling every weight by one power of
+// two. When the denominator is extreme (subnormal or huge weights), the weights are rescaled into
+// `scaled` (and the denominator with them) so that 1 / sum(w_y) and the per-row factors stay in
+// range, as torch's w / sum(w) does. `scaled` stays empty where no rescaling is needed or where
+// other weights are so much larger that the mean overflows anyway.
+template <class T>
+void rescale_extreme_weights(const T* weight, int64_t classes, double& denominator, std::vector<T>& scaled) {
+  if (!(std::fabs(std::log2(denominator)) > 64)) return;
+  int exponent = 0;
+  std::frexp(denominator, &exponent);
+  scaled.resize((size_t)classes);
+  bool finite = true;
+  for (int64_t c = 0; c < classes; ++c) {
+    scaled[c] = (T)std::ldexp((double)weight[c], -exponent);
+    finite &= scaled[c] - scaled[c] == 0;
+  }
+  if (!finite) {
+    scaled.clear();
+    return;
+  }
+  denominator = std::ldexp(denominator, -exponent);
+}
+
+template <class T>
+CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropyOperands& ops) {
+  const TypedKernels<T>& kernels = kernels_for<T>(active_kernels());
+  const ReductionLayout& layout = call.layout;
+  CrossEntropyResult result;
+  // torch negates the sum of probability-target terms: a zero total is -0.0 there (index targets
+  // sum per-position losses from +0.0).
+  const double zero_total = ops.probability_targets ? -0.0 : 0.0;
+  if (layout.rows == 0) {  // an empty batch: the mean is 0 / 0, the sum 0 (as torch)
+    // (index targets, no classes and label smoothing: torch's 0 * (e / C) = 0 * inf is nan)
+    const bool smoothing_without_classes = !ops.probability_targets && layout.length == 0 && ops.label_smoothing > 0;
+    result.loss = ops.reduction == LossReduction::kMean || smoothing_without_classes ? kNan : zero_total;
+    return result;
+  }
+  // Probability targets: the positions, numel / C (torch: nan when numel is 0, also for C == 0).
+  double denominator = ops.probability_targets && layout.length == 0 ? kNan : (double)layout.rows;
+  if (!ops.probability_targets && !check_targets<T>(call, ops, layout.length, denominator, result.bad_target_value)) {
+    result.bad_target = true;
+    return result;
+  }
+  CrossEntropyOperands scaled_ops = ops;
+  std::vector<T> scaled_weight;
+  if (ops.weight && ops.reduction == LossReduction::kMean && !ops.probability_targets && denominator > 0) {
+    rescale_extreme_weights<T>(static_cast<const T*>(ops.weight), layout.length, denominator, scaled_weight);
+    if (!scaled_weight.empty()) scaled_ops.weight = scaled_weight.data();
+  }
+  // d reduced loss / d per-row loss, before any per-row upstream gradient.
+  const double g_common = ops.reduction == LossReduction::kMean ? ops.upstream_scalar / denominator
+                          : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
+                                                                 : 1.0;
+  std::vector<double> row_loss(ops.reduction == LossReduction::kNone ? 0 : (size_t)layout.rows);
+  if (layout.length > 0 && use_columns<T>(layout, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand})) {
+    cross_entropy_columns(kernels, call, scaled_ops, g_common, row_loss);
+  } else {
+    cross_entropy_rows(kernels, call, scaled_ops, g_common, row_loss);
+  }
+  // Reduction in row order: the same sum whatever the threads.
+  double sum = 0.0;
+  for (double v : row_loss) sum += v;
+  if (sum == 0) sum = zero_total;
+  result.loss = ops.reduction == LossReduction::kMean ? sum / denominator : sum;
+  return result;
+}
+
+}  // namespace
+
+CrossEntropyResult run_cross_entropy(const ArrayCall& call, const CrossEntropyOperands& ops) {
+  return call.dtype == DType::kFloat32 ? cross_entropy_typed<float>(call, ops) : cross_entropy_typed<double>(call, ops);
+}
+
+}  // namespace logitloss
