@@ -41,12 +41,6 @@ def logits(shape, dtype=np.float32, seed=0, *, spread=4.0, offset=0.0):
     return result
 
 
-def logits_transposed(shape, dtype=np.float32, seed=0, **kwargs):
-    """The logits of ``logits(shape)`` transposed and copied to C order, shape ``shape[::-1]``: reducing it
-    over axis 0 gives the same numbers as reducing ``logits(shape)`` over the last axis."""
-    return np.ascontiguousarray(logits(shape, dtype, seed, **kwargs).T)
-
-
 def tricky_rows(n, dtype, seed):
     """Rows of length ``n`` that stress a SIMD kernel at every width, in ``dtype``.
 
