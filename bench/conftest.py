@@ -7,17 +7,10 @@ every benchmark is skipped, so a plain ``pytest`` that reaches this folder stays
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
-
-# The results are checked against the test suite's exact reference (``logitloss.bench.references``).
-os.environ.setdefault("LOGITLOSS_TESTS_DIR", str(Path(__file__).resolve().parent.parent / "tests"))
-
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from logitloss.bench.harness import Provider, set_threads

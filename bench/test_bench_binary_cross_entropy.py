@@ -2,7 +2,7 @@
 
 The inputs and the timed calls are the ones of ``python -m logitloss.bench`` (``logitloss.bench.inputs`` and
 ``logitloss.bench.providers.binary_cross_entropy_providers``), and every provider's result is checked against the
-float64 reference (``logitloss.bench.references.binary_cross_entropy_check``) before it is timed.  Shapes: the
+float64 reference (``logitloss.bench.checks.binary_cross_entropy_check``) before it is timed.  Shapes: the
 1,000,000-element vector of the performance targets, the (4096, 1000) multi-label batch with ``weight`` and
 ``pos_weight`` of shape (1000,), and the 2-element call; grouped by direction and shape (``run_loss_provider`` in
 ``conftest.py``).  pytest-benchmark runs the providers one after another, not interleaved: for ratios on a noisy

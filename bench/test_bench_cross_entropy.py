@@ -2,7 +2,7 @@
 
 The inputs and the timed calls are the ones of ``python -m logitloss.bench`` (``logitloss.bench.inputs`` and
 ``logitloss.bench.providers.cross_entropy_providers``), and every provider's result is checked against the
-float64 reference (``logitloss.bench.references.cross_entropy_check``) before it is timed.  Rows are grouped
+float64 reference (``logitloss.bench.checks.cross_entropy_check``) before it is timed.  Rows are grouped
 by direction and shape (``run_loss_provider`` in ``conftest.py``).  ``logitloss grad_out=input`` works in place
 on a private copy of the logits that is restored before every call (``benchmark.pedantic`` setup, outside the
 timing).  pytest-benchmark runs the providers one after another, not interleaved: for ratios on a noisy

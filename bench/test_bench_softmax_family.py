@@ -2,7 +2,7 @@
 
 The inputs and the timed calls are the ones of ``python -m logitloss.bench`` (``logitloss.bench.inputs`` and
 ``logitloss.bench.providers``), and every provider's result is checked against the test suite's reference
-(``logitloss.bench.references``) before it is timed.  Rows are grouped by op and shape, so the group tables
+(``logitloss.bench.checks``) before it is timed.  Rows are grouped by op and shape, so the group tables
 and ``--benchmark-compare`` compare providers on the same input.  pytest-benchmark runs the providers one
 after another, not interleaved: for ratios on a noisy machine use ``python -m logitloss.bench``.
 """
@@ -20,7 +20,7 @@ from logitloss.bench.backward_providers import backward_providers
 from logitloss.bench.harness import Provider
 from logitloss.bench.inputs import InputCache
 from logitloss.bench.providers import OPS, all_providers, logitloss_providers
-from logitloss.bench.references import check_result
+from logitloss.bench.checks import check_result
 
 _PROVIDERS = ["logitloss", "logitloss out=", "numpy stable", "numpy naive", "scipy", "torch", "torch out=", "jax"]
 _BACKWARD_PROVIDERS = [f"{library} {mode}" for library in ("logitloss", "torch", "jax", "numpy stable")

@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 
 import pytest
 
-# The helper modules (reference.py, tolerances.py, inputs.py) live next to the tests and are
-# imported by plain name, whatever pytest's import mode.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import logitloss
 
-import logitloss  # noqa: E402
-
-SUPPORTED_ISAS = tuple(logitloss.supported_isas())
-KNOWN_ISAS = ("baseline", "avx2", "avx512", "neon")
-
-REQUIRE_REFERENCES = os.environ.get("LOGITLOSS_REQUIRE_REFERENCES") == "1"
+from .helpers.isas import SUPPORTED_ISAS
+from .helpers.libraries import REFERENCE_LIBRARIES, missing, require
 
 
-def require(modname, *, module_level=False):
-    """Import a reference library (torch, scipy, mpmath, hypothesis ...) or skip the test.
-
-    With ``LOGITLOSS_REQUIRE_REFERENCES=1`` (CI sets it) a missing library FAILS the test instead,
-    so an accuracy test is never skipped silently where it must run.
-    """
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A reference of logitloss.testing that needs a missing library (mpmath for float64 results) skips
+    the test, as ``require`` does (fails it under LOGITLOSS_REQUIRE_REFERENCES=1)."""
     try:
-        return importlib.import_module(modname)
-    except ImportError as exc:
-        message = f"reference library {modname!r} is not importable: {exc}"
-        if REQUIRE_REFERENCES:
-            pytest.fail(message + " (LOGITLOSS_REQUIRE_REFERENCES=1)", pytrace=False)
-        pytest.skip(message, allow_module_level=module_level)
+        return (yield)
+    except ImportError as error:
+        if error.name not in REFERENCE_LIBRARIES:
+            raise
+        missing(f"reference library {error.name!r} is not importable: {error}")
 
 
 @pytest.fixture(params=SUPPORTED_ISAS)
@@ -67,6 +56,21 @@ def mpmath():
     return require("mpmath")
 
 
+@pytest.fixture(scope="module")
+def torch_single_threaded():
+    """torch on one thread while a module runs: its tiny-tensor calls are ~10x slower when its pool
+    competes with ours for the cores (results do not depend on it)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---- hypothesis profile: no example database on disk, reproducible in CI ---------------------
 try:
     from hypothesis import HealthCheck, settings
@@ -81,7 +85,7 @@ try:
         print_blob=True,
     )
     settings.load_profile("logitloss")
-except ImportError:  # test_properties.py reports it through require()
+except ImportError:  # the property tests report it through require()
     pass
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from process_memory import resident_bytes, under_address_sanitizer
 
 import logitloss
+from .helpers.process_memory import resident_bytes, under_address_sanitizer
 
 BEYOND_INT32 = 2**31 + 5
 EPS32 = 2.0**-23

@@ -19,7 +19,7 @@ import pytest
 
 from logitloss.bench import harness, implementations, memory_rows, providers
 from logitloss.bench.backward_providers import backward_providers
-from logitloss.bench.references import check_result
+from logitloss.bench.checks import check_result
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +75,7 @@ _JAX_SCRIPT = """
 import numpy as np
 from logitloss.bench import harness, implementations, providers
 from logitloss.bench.backward_providers import backward_providers
-from logitloss.bench.references import check_result
+from logitloss.bench.checks import check_result
 
 x = np.random.default_rng(0).standard_normal((16, 50)).astype(np.float32)
 y = np.random.default_rng(1).integers(0, 50, 16)

@@ -9,7 +9,8 @@ import json
 import subprocess
 import sys
 
-from conftest import require
+from .helpers.libraries import require
+
 
 FILES = ("report.md", "safety.md", "accuracy.md", "results.json", "results.csv", "time_vs_width.png",
          "roofline.png", "memory.png")

@@ -1,7 +1,7 @@
 """binary_cross_entropy_with_logits / _backward: against the exact reference and torch autograd,
 every ISA.
 
-Every numeric check uses ``reference_binary_cross_entropy``: the loss within 4 eps relative (in the
+Every numeric check uses ``logitloss.testing.binary_cross_entropy``: the loss within 4 eps relative (in the
 spec's domain y in [0, 1], w, pw >= 0; one subnormal ulp below the normal range, never flushed to
 0), the gradient within 8 eps of the magnitude of its terms (plain relative at y in {0, 1}); torch
 parity allows torch's own (larger) error on top and skips the documented divergences (infinite
@@ -15,31 +15,30 @@ import warnings
 
 import numpy as np
 import pytest
-import reference_binary_cross_entropy as rbce
-import reference_cross_entropy as rce
-from checks import assert_unchanged, same_bits, snapshot
-from inputs import (
+
+import logitloss
+from logitloss.testing.binary_cross_entropy import (
+    REDUCTIONS,
+    binary_cross_entropy as exact_binary_cross_entropy,
+    result_dtype as result_dtype_of,
+)
+from logitloss.testing.inputs import (
     VECTOR_WIDTH_SIZES,
     big_endian_copy,
-    dtype_id,
-    dtypes,
+    binary_targets,
     logits,
     misaligned_copy,
     negative_stride_view,
-)
-from reference_binary_cross_entropy import (
-    REDUCTIONS,
-    assert_close_to_torch,
-    assert_grad_close,
-    assert_loss_close,
-    binary_targets,
-    check_binary_cross_entropy,
     positive_weights,
-    torch_binary_cross_entropy,
+    upstream as upstream_gradient,
 )
-from tolerances import EPS, GRADIENT, SMALLEST_SUBNORMAL
+from logitloss.testing.tolerances import EPS, GRADIENT, SMALLEST_SUBNORMAL
 
-import logitloss
+from .helpers.assertions import assert_unchanged, same_bits, snapshot
+from .helpers.binary_cross_entropy_checks import assert_grad_close, assert_loss_close, check_binary_cross_entropy
+from .helpers.loss_checks import assert_close_to_torch, check_return_kind
+from .helpers.marks import dtype_id, dtypes
+from .helpers.torch_calls import torch_binary_cross_entropy
 
 inf = np.inf
 nan = np.nan
@@ -98,7 +97,7 @@ def test_matches_torch(isa, x_dtype, y_dtype, shape, torch):
                 assert_close_to_torch(grad, theirs_grad, exact, direction=GRADIENT, what=f"{what} gradient")
                 plain = bce(x, y, **kwargs)
                 assert not isinstance(plain, tuple), "return_grad defaults to False"
-                rce.check_return_kind(plain, exact.dtype, reduction, exact.loss.shape, f"{what} (no return_grad)")
+                check_return_kind(plain, exact.dtype, reduction, exact.loss.shape, f"{what} (no return_grad)")
                 assert same_bits(plain, loss), f"{what}: the loss differs with return_grad=True"
             assert_unchanged(before, (x, y, w, pw), f"weight {w_shape} pos_weight {pw_shape}")
 
@@ -116,15 +115,15 @@ def test_backward_matches_torch(isa, x_dtype, y_dtype, shape, torch):
     seed = 300 + sum(shape)
     x = logits(shape, x_dtype, seed=seed, spread=3.0)
     y = binary_targets(shape, y_dtype, seed + 1)
-    result = rbce.result_dtype(x, y)
+    result = result_dtype_of(x, y)
     last = tuple(shape[-1:])
     for w_shape, pw_shape in ((None, None), (last, None), (None, last), (shape, last)):
         w = operand(w_shape, x_dtype, seed + 2)
         pw = operand(pw_shape, x_dtype, seed + 3)
         before = snapshot(x, y, w, pw)
         upstreams = [
-            ("none", rce.upstream(shape, result, seed + 4)),
-            ("none", rce.upstream(last, result, seed + 5)),
+            ("none", upstream_gradient(shape, result, seed + 4)),
+            ("none", upstream_gradient(last, result, seed + 5)),
             ("mean", result.type(-1.75)),
             ("sum", result.type(0.625)),
         ]
@@ -136,7 +135,7 @@ def test_backward_matches_torch(isa, x_dtype, y_dtype, shape, torch):
                 f"{what}: {type(ours).__name__} {np.shape(ours)}"
             )
             assert ours.dtype == result, f"{what}: dtype {ours.dtype}, expected {result}"
-            exact = rbce.binary_cross_entropy(x, y, **kwargs, grad_output=g)
+            exact = exact_binary_cross_entropy(x, y, **kwargs, grad_output=g)
             assert_grad_close(ours, exact, what=what)
             _, theirs = torch_binary_cross_entropy(torch, x, y, **kwargs, grad_output=g)
             assert_close_to_torch(ours, theirs, exact, direction=GRADIENT, what=what)
@@ -152,14 +151,14 @@ def test_backward_upstream_forms(isa, dtype):
     pw = positive_weights((33,), dtype, 9)
     for reduction in ("mean", "sum"):
         kwargs = dict(reduction=reduction, pos_weight=pw)
-        exact = rbce.binary_cross_entropy(x, y, **kwargs, grad_output=2.5)
+        exact = exact_binary_cross_entropy(x, y, **kwargs, grad_output=2.5)
         for g in (2.5, dtype(2.5), np.array(2.5, dtype=dtype), np.array(2.5), np.array([2.5], dtype=dtype)):
             got = bce_backward(g, x, y, **kwargs)
             assert_grad_close(got, exact, what=f"{reduction} upstream {type(g).__name__} {np.shape(g)}")
         _, grad = bce(x, y, **kwargs, return_grad=True)
         unit = bce_backward(1.0, x, y, **kwargs)
-        assert_grad_close(unit, rbce.binary_cross_entropy(x, y, **kwargs), what=f"{reduction} upstream 1")
-        assert_grad_close(grad, rbce.binary_cross_entropy(x, y, **kwargs), what=f"{reduction} return_grad")
+        assert_grad_close(unit, exact_binary_cross_entropy(x, y, **kwargs), what=f"{reduction} upstream 1")
+        assert_grad_close(grad, exact_binary_cross_entropy(x, y, **kwargs), what=f"{reduction} return_grad")
         zero = bce_backward(0.0, x, y, **kwargs)
         assert (zero == 0).all(), f"{reduction}: upstream 0 gave {zero[zero != 0][:5]}"
 
@@ -183,12 +182,12 @@ def test_backward_upstream_magnitudes(isa, dtype):
     for scale in scales:
         for reduction in ("mean", "sum"):
             g = dtype(scale)
-            exact = rbce.binary_cross_entropy(x, y, reduction=reduction, pos_weight=pw, grad_output=g)
+            exact = exact_binary_cross_entropy(x, y, reduction=reduction, pos_weight=pw, grad_output=g)
             assert_grad_close(
                 bce_backward(g, x, y, reduction=reduction, pos_weight=pw), exact, what=f"{scale} {reduction}"
             )
     g = np.array([scales[0], 1.0, scales[-1], -scales[0]]).astype(dtype)[:, None]
-    exact = rbce.binary_cross_entropy(x, y, reduction="none", pos_weight=pw, grad_output=g)
+    exact = exact_binary_cross_entropy(x, y, reduction="none", pos_weight=pw, grad_output=g)
     assert_grad_close(bce_backward(g, x, y, reduction="none", pos_weight=pw), exact, what="per-row upstream magnitudes")
 
 
@@ -263,7 +262,7 @@ def test_spec_examples(isa, dtype):
         f"x=20, y=1 gradient {grad[1]!r}"
     )
     tiny = bce(np.array([-88.8], dtype), np.array([0.0], dtype), reduction="sum")
-    exact = float(rbce.binary_cross_entropy(np.array([-88.8], dtype), np.array([0.0], dtype), reduction="sum").loss)
+    exact = float(exact_binary_cross_entropy(np.array([-88.8], dtype), np.array([0.0], dtype), reduction="sum").loss)
     assert tiny != 0 and abs(float(tiny) - exact) <= max(
         SMALLEST_SUBNORMAL[np.dtype(dtype)], 4 * EPS[np.dtype(dtype)] * exact
     ), f"x=-88.8, y=0: {tiny!r}, exact {exact!r}"
@@ -348,7 +347,7 @@ def test_no_intermediate_overflow(isa, dtype):
     y = np.array([1.0, 0.5, 0.0, 0.75]).astype(dtype)
     pw = np.array([4.0, 4.0, 1.0, 8.0]).astype(dtype)
     w = np.array([0.125, 0.25, 1.0, 0.25]).astype(dtype)
-    exact = rbce.binary_cross_entropy(x, y, weight=w, pos_weight=pw, reduction="none")
+    exact = exact_binary_cross_entropy(x, y, weight=w, pos_weight=pw, reduction="none")
     assert np.isfinite(exact.loss).all()  # 0.25 max, 0.375 max, 0.75 max, 0.6 max
     check_binary_cross_entropy(x, y, weight=w, pos_weight=pw, reduction="none", what="weighted overflowing terms")
 
@@ -446,14 +445,14 @@ def test_empty(isa, dtype, shape, torch):
     y = np.zeros(shape, dtype=dtype)
     pw = positive_weights(shape[-1:], dtype, 1)
     loss, grad = bce(x, y, pos_weight=pw, reduction="none", return_grad=True)
-    rce.check_return_kind(loss, dtype, "none", shape)
+    check_return_kind(loss, dtype, "none", shape)
     assert grad.shape == shape and grad.dtype == dtype
     m, grad = bce(x, y, pos_weight=pw, return_grad=True)
-    rce.check_return_kind(m, dtype, "mean", ())
+    check_return_kind(m, dtype, "mean", ())
     assert np.isnan(m), f"empty mean: {m!r}"
     assert grad.shape == shape and grad.dtype == dtype
     s = bce(x, y, pos_weight=pw, reduction="sum")
-    rce.check_return_kind(s, dtype, "sum", ())
+    check_return_kind(s, dtype, "sum", ())
     assert s == 0, f"empty sum: {s!r}"
     assert bce_backward(dtype(1), x, y, reduction="mean").shape == shape
     assert bce_backward(np.zeros(shape, dtype), x, y, reduction="none").shape == shape
@@ -611,7 +610,7 @@ def test_layouts(isa, dtype, layout):
     views = {name: layouts(a)[layout] for name, a in (("x", x), ("y", y), ("w", w), ("pw", pw))}
     before = snapshot(*views.values())
     for reduction in REDUCTIONS:
-        exact = rbce.binary_cross_entropy(x, y, weight=w, pos_weight=pw, reduction=reduction)
+        exact = exact_binary_cross_entropy(x, y, weight=w, pos_weight=pw, reduction=reduction)
         for changed in views:  # one operand in this layout at a time, then all of them
             args = {"x": x, "y": y, "w": w, "pw": pw, changed: views[changed]}
             loss, grad = bce(
@@ -648,10 +647,10 @@ def test_zero_stride_operands(isa, dtype, torch):
         theirs_loss, theirs_grad = torch_binary_cross_entropy(torch, x, y, weight=w, pos_weight=pw, reduction=reduction)
         assert_close_to_torch(loss, theirs_loss, exact, what=f"zero strides {reduction}")
         assert_close_to_torch(grad, theirs_grad, exact, direction=GRADIENT, what=f"zero strides {reduction} gradient")
-        grad_output = np.broadcast_to(rce.upstream((45,), dtype, 65), x.shape) if reduction == "none" else dtype(1.5)
+        grad_output = np.broadcast_to(upstream_gradient((45,), dtype, 65), x.shape) if reduction == "none" else dtype(1.5)
         got = bce_backward(grad_output, x, y, weight=w, pos_weight=pw, reduction=reduction)
         assert_grad_close(
-            got, rbce.binary_cross_entropy(x, y, w, reduction, pw, grad_output=grad_output), what="backward"
+            got, exact_binary_cross_entropy(x, y, w, reduction, pw, grad_output=grad_output), what="backward"
         )
 
 
@@ -719,7 +718,7 @@ def test_grad_out(isa, x_dtype, y_dtype, shape, reduction):
     otherwise."""
     x = logits(shape, x_dtype, seed=90)
     y = binary_targets(shape, y_dtype, 91)
-    result_dtype = rbce.result_dtype(x, y)
+    result_dtype = result_dtype_of(x, y)
     pw = positive_weights(shape[-1:], x_dtype, 92)
     kwargs = dict(reduction=reduction, pos_weight=pw)
     saved = x.copy()
@@ -795,7 +794,7 @@ def test_threads_bitwise_identical(isa, restore_threads):
     y_grid = y.reshape(1000, 1000)
     pw = positive_weights((1000,), np.float32, 66)
     w = positive_weights((1000, 1), np.float32, 67)
-    upstream = rce.upstream((1000, 1000), np.float32, 68)
+    upstream = upstream_gradient((1000, 1000), np.float32, 68)
     x64 = x.astype(np.float64)
     calls = [
         lambda: bce(x, y, return_grad=True),

@@ -1,29 +1,33 @@
-"""Bad input to binary_cross_entropy_with_logits / _backward: the right exception type, a message
-naming the argument, and no state left behind."""
+"""Bad input to binary_cross_entropy_with_logits and its backward: the right exception type and a message naming
+the argument, for every call of the table, on every SIMD target.
+
+``CASES`` is one table of bad calls (``tests/helpers/bad_calls.py``): each a small valid call with one thing
+wrong, the exact exception type it must raise (TypeError or ValueError) and a regex its message must match (the
+argument as the messages quote it: `weight` is not found inside `pos_weight`, nor `grad_out` inside
+`grad_output`).  After the table: what a table cannot say (a message naming only the offending operand, the
+result dtype of grad_out, arguments left alone) and failed calls leaving nothing behind.
+"""
 
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import numpy as np
 import pytest
-from inputs import logits
-from reference_binary_cross_entropy import binary_targets, positive_weights
 
 import logitloss
+from logitloss.testing.inputs import binary_targets, logits, positive_weights
+
+from .helpers.bad_calls import arg, bad, check_raises, expand, read_only
 
 bce = logitloss.binary_cross_entropy_with_logits
 bce_backward = logitloss.binary_cross_entropy_with_logits_backward
 
+# Valid arguments the bad calls start from (never written to: calls that need a buffer make one).
 X = logits((3, 5), np.float32, seed=0)
 Y = binary_targets((3, 5), np.float32, 1)
-
-# The argument's name as a whole word: "weight" is not found inside "pos_weight", nor "grad_out"
-# inside "grad_output".
-NAMES = {
-    name: re.compile(rf"\b{name}\b")
-    for name in ("input", "target", "weight", "pos_weight", "reduction", "grad_out", "grad_output")
-}
+X0 = np.array(0.5, np.float32)  # a 0-d input
 
 
 def every_call(x, target, **kwargs):
@@ -41,60 +45,45 @@ def every_call(x, target, **kwargs):
     return calls
 
 
-def expect(exc, name, calls):
-    for what, call in calls.items():
-        with pytest.raises(exc) as info:
-            call()
-        message = str(info.value)
-        assert NAMES[name].search(message), f"{what}: {type(info.value).__name__}({message!r}) does not name {name!r}"
+def dtype_name(dtype):
+    return np.dtype(dtype).name
 
 
-# ---- input ------------------------------------------------------------------------------------
+NON_REAL = (np.complex64, np.complex128, object, np.str_)
 
+# ---- input ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint64, np.bool_], ids=str)
-def test_non_floating_input(isa, dtype):
-    """Integer and bool logits: TypeError naming input (whatever the target)."""
+# Integer and bool logits: TypeError naming input (whatever the target).
+INPUT_CASES = []
+for dtype in (np.int8, np.int32, np.int64, np.uint8, np.uint64, np.bool_):
     x = (X > 0).astype(dtype)
-    expect(TypeError, "input", every_call(x, Y))
-    expect(TypeError, "input", every_call(x, (Y > 0.5).astype(dtype)))
+    INPUT_CASES += expand(f"input-{dtype_name(dtype)}", every_call(x, Y), TypeError, arg("input"))
+    INPUT_CASES += expand(f"input-{dtype_name(dtype)}-integer-target", every_call(x, (Y > 0.5).astype(dtype)),
+                          TypeError, arg("input"))
+for dtype in (*NON_REAL, np.bytes_):
+    INPUT_CASES += expand(f"input-{dtype_name(dtype)}", every_call(X.astype(dtype), Y), TypeError, arg("input"))
 
+# ---- target --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, object, np.str_, np.bytes_], ids=str)
-def test_unsupported_input_dtype(isa, dtype):
-    x = X.astype(dtype)
-    expect(TypeError, "input", every_call(x, Y))
-
-
-# ---- target -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "shape",
-    [(3, 4), (3, 6), (5,), (1, 5), (3, 1), (), (5, 3), (3, 5, 1), (1, 3, 5), (15,), (0,)],
-    ids=str,
-)
-def test_target_shape_mismatch(isa, shape):
-    """The target must have the input's shape exactly: broadcasting ones too (torch: "Target size
-    must be the same as input size")."""
+# The target must have the input's shape exactly: broadcasting ones too (torch: "Target size must be the same as
+# input size").
+TARGET_CASES = []
+for shape in [(3, 4), (3, 6), (5,), (1, 5), (3, 1), (), (5, 3), (3, 5, 1), (1, 3, 5), (15,), (0,)]:
     target = np.full(shape, 0.5, np.float32)
-    expect(ValueError, "target", every_call(X, target))
-    expect(ValueError, "target", every_call(X, target, reduction="none"))
+    TARGET_CASES += expand(f"target-shape-{shape}", every_call(X, target), ValueError, arg("target"))
+    TARGET_CASES += expand(f"target-shape-{shape}-none", every_call(X, target, reduction="none"), ValueError,
+                           arg("target"))
+TARGET_CASES += expand("target-shape-0d-input", every_call(X0, np.array([1.0], np.float32)), ValueError,
+                       arg("target"))
+TARGET_CASES += expand("target-shape-0d-target", every_call(X0[None], np.array(1.0, np.float32)), ValueError,
+                       arg("target"))
+for dtype in NON_REAL:
+    TARGET_CASES += expand(f"target-{dtype_name(dtype)}", every_call(X, Y.astype(dtype)), TypeError, arg("target"))
 
+# ---- weight and pos_weight -----------------------------------------------------------------------
 
-def test_target_shape_mismatch_zero_dimensional_input(isa):
-    x = np.array(0.5, np.float32)
-    expect(ValueError, "target", every_call(x, np.array([1.0], np.float32)))
-    expect(ValueError, "target", every_call(x[None], np.array(1.0, np.float32)))
-
-
-@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, object, np.str_], ids=str)
-def test_unsupported_target_dtype(isa, dtype):
-    expect(TypeError, "target", every_call(X, Y.astype(dtype)))
-
-
-# ---- weight and pos_weight --------------------------------------------------------------------
-
+# weight / pos_weight broadcast *to* the input's shape: a shape that does not broadcast, or that would enlarge
+# the result, is a ValueError naming that argument.
 BAD_OPERAND_SHAPES = {
     "no_broadcast_last": (3,),
     "no_broadcast_column": (5, 1),
@@ -104,89 +93,105 @@ BAD_OPERAND_SHAPES = {
     "enlarges_ndim": (1, 3, 5),
     "enlarges_both": (3, 3, 1),
 }
+OPERAND_CASES = []
+for name in ("weight", "pos_weight"):
+    for shape_name, shape in BAD_OPERAND_SHAPES.items():
+        for reduction in ("mean", "none"):
+            calls = every_call(X, Y, reduction=reduction, **{name: np.ones(shape, np.float32)})
+            OPERAND_CASES += expand(f"{name}-shape-{shape_name}-{reduction}", calls, ValueError, arg(name))
+    calls = every_call(X0, np.array(1.0, np.float32), **{name: np.ones(1, np.float32)})
+    OPERAND_CASES += expand(f"{name}-enlarging-0d-input", calls, ValueError, arg(name))
+    for dtype in NON_REAL:
+        calls = every_call(X, Y, **{name: positive_weights((5,), np.float32, 2).astype(dtype)})
+        OPERAND_CASES += expand(f"{name}-{dtype_name(dtype)}", calls, TypeError, arg(name))
+
+# ---- reduction -----------------------------------------------------------------------------------
+
+REDUCTION_CASES = []
+for reduction in ("avg", "MEAN", "elementwise_mean", "batchmean", "", " mean"):
+    REDUCTION_CASES += expand(f"reduction-{reduction!r}", every_call(X, Y, reduction=reduction), ValueError,
+                              arg("reduction"))
+for reduction in (None, 1, b"mean", ["mean"]):
+    REDUCTION_CASES += expand(f"reduction-{reduction!r}", every_call(X, Y, reduction=reduction), TypeError,
+                              arg("reduction"))
+
+# ---- grad_out ------------------------------------------------------------------------------------
+
+
+def read_only_input_as_grad_out():
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    return bce(frozen, Y, grad_out=frozen)
+
+
+GRAD_OUT_CASES = [
+    *[bad(f"grad_out-shape-{shape}", ValueError, arg("grad_out"),
+          partial(bce, X, Y, grad_out=np.empty(shape, np.float32)))
+      for shape in [(3, 4), (15,), (5, 3), (1, 3, 5), ()]],
+    # grad_out must have the result dtype: the input's, or float64 for float32 logits with float64 targets
+    *[bad(f"grad_out-dtype-{dtype_name(dtype)}", TypeError, arg("grad_out"),
+          partial(bce, X, Y, grad_out=np.empty((3, 5), dtype)))
+      for dtype in (np.float64, np.float16, np.int32, np.complex64)],
+    bad("grad_out-float32-for-float64-result", TypeError, arg("grad_out"),
+        partial(bce, X, Y.astype(np.float64), grad_out=np.empty((3, 5), np.float32))),
+    bad("grad_out-list", TypeError, arg("grad_out"), partial(bce, X, Y, grad_out=np.zeros((3, 5)).tolist())),
+    bad("grad_out-read-only", ValueError, arg("grad_out"),
+        partial(bce, X, Y, grad_out=read_only(np.empty((3, 5), np.float32)))),
+    bad("grad_out-read-only-input-itself", ValueError, arg("grad_out"), read_only_input_as_grad_out),
+]
+
+# ---- grad_output (the backward's upstream) -------------------------------------------------------
+
+GRAD_OUTPUT_CASES = [
+    # 'none': grad_output broadcasts to the input's shape, never enlarging it
+    *[bad(f"grad_output-shape-{shape}-none", ValueError, arg("grad_output"),
+          partial(bce_backward, np.ones(shape, np.float32), X, Y, reduction="none"))
+      for shape in [(4,), (3, 4), (5, 3), (2, 3, 5), (1, 3, 5), (0,)]],
+    # 'mean' / 'sum': grad_output is a scalar (size 1, at most 1-D)
+    *[bad(f"grad_output-not-scalar-{shape}-{reduction}", ValueError, arg("grad_output"),
+          partial(bce_backward, np.ones(shape, np.float32), X, Y, reduction=reduction))
+      for reduction in ("mean", "sum") for shape in [(2,), (1, 1), (3, 5), (0,)]],
+    *[bad(f"grad_output-{dtype_name(dtype)}-{reduction}", TypeError, arg("grad_output"),
+          partial(bce_backward, np.ones(shape).astype(dtype), X, Y, reduction=reduction))
+      for dtype in (np.complex64, object, np.str_) for reduction, shape in (("none", (3, 5)), ("mean", ()))],
+]
+
+CASES = INPUT_CASES + TARGET_CASES + OPERAND_CASES + REDUCTION_CASES + GRAD_OUT_CASES + GRAD_OUTPUT_CASES
+
+
+@pytest.mark.parametrize("error,match,call", CASES)
+def test_bad_input(isa, error, match, call):
+    check_raises(error, match, call)
+
+
+# ---- what a table cannot say ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("shape", list(BAD_OPERAND_SHAPES.values()), ids=list(BAD_OPERAND_SHAPES))
 @pytest.mark.parametrize("name", ["weight", "pos_weight"])
-def test_operand_shape(isa, name, shape):
-    """weight / pos_weight broadcast *to* the input's shape: a shape that does not broadcast, or
-    that would enlarge the result, is a ValueError naming that argument (and not the other)."""
-    bad = np.ones(shape, np.float32)
-    for reduction in ("mean", "none"):
-        expect(ValueError, name, every_call(X, Y, reduction=reduction, **{name: bad}))
+def test_operand_error_names_only_that_operand(isa, name, shape):
     other = "pos_weight" if name == "weight" else "weight"
     with pytest.raises(ValueError) as info:
-        bce(X, Y, **{name: bad})
-    assert not NAMES[other].search(str(info.value)), f"the message names {other}: {info.value}"
+        bce(X, Y, **{name: np.ones(shape, np.float32)})
+    assert not re.search(rf"\b{other}\b", str(info.value)), f"the message names {other}: {info.value}"
 
 
-@pytest.mark.parametrize("name", ["weight", "pos_weight"])
-def test_operand_enlarging_zero_dimensional_input(isa, name):
-    x = np.array(0.5, np.float32)
-    expect(ValueError, name, every_call(x, np.array(1.0, np.float32), **{name: np.ones(1, np.float32)}))
-
-
-@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, object, np.str_], ids=str)
-@pytest.mark.parametrize("name", ["weight", "pos_weight"])
-def test_unsupported_operand_dtype(isa, name, dtype):
-    bad = positive_weights((5,), np.float32, 2).astype(dtype)
-    expect(TypeError, name, every_call(X, Y, **{name: bad}))
-
-
-# ---- reduction --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("reduction", ["avg", "MEAN", "elementwise_mean", "batchmean", "", " mean"], ids=repr)
-def test_unknown_reduction(isa, reduction):
-    expect(ValueError, "reduction", every_call(X, Y, reduction=reduction))
-
-
-@pytest.mark.parametrize("reduction", [None, 1, b"mean", ["mean"]], ids=repr)
-def test_non_string_reduction(isa, reduction):
-    expect(TypeError, "reduction", every_call(X, Y, reduction=reduction))
-
-
-# ---- grad_out ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("shape", [(3, 4), (15,), (5, 3), (1, 3, 5), ()], ids=str)
-def test_grad_out_shape(isa, shape):
-    with pytest.raises(ValueError, match=NAMES["grad_out"]):
-        bce(X, Y, grad_out=np.empty(shape, np.float32))
-
-
-def test_grad_out_dtype(isa):
-    """grad_out must have the result dtype: the input's, or float64 for float32 logits with float64
-    targets (so grad_out=input is an error there)."""
-    for dtype in (np.float64, np.float16, np.int32, np.complex64):
-        with pytest.raises((TypeError, ValueError), match=NAMES["grad_out"]):
-            bce(X, Y, grad_out=np.empty((3, 5), dtype))
+def test_grad_out_dtype_leaves_the_input_alone(isa):
+    """grad_out=input is an error where the result dtype is not the input's (float32 logits, float64 targets):
+    the input stays as it was, and a grad_out of the result dtype is fine."""
     y64 = Y.astype(np.float64)
-    with pytest.raises((TypeError, ValueError), match=NAMES["grad_out"]):
-        bce(X, y64, grad_out=np.empty((3, 5), np.float32))
     x = X.copy()
-    with pytest.raises((TypeError, ValueError), match=NAMES["grad_out"]):
+    with pytest.raises(TypeError, match=arg("grad_out")):
         bce(x, y64, grad_out=x)
     assert np.array_equal(x, X), "input modified by a call that raised"
-    result = bce(X, y64, grad_out=np.empty((3, 5), np.float64))  # the right one is fine
+    result = bce(X, y64, grad_out=np.empty((3, 5), np.float64))
     assert result[1].dtype == np.float64
 
 
-def test_grad_out_not_an_array(isa):
-    with pytest.raises((TypeError, ValueError), match=NAMES["grad_out"]):
-        bce(X, Y, grad_out=np.zeros((3, 5)).tolist())
-
-
-def test_grad_out_read_only(isa):
-    read_only = np.empty((3, 5), np.float32)
-    read_only.flags.writeable = False
-    with pytest.raises(ValueError, match=NAMES["grad_out"]):
-        bce(X, Y, grad_out=read_only)
+def test_read_only_input_is_fine(isa):
     frozen_input = X.copy()
     frozen_input.flags.writeable = False
-    with pytest.raises(ValueError, match=NAMES["grad_out"]):
-        bce(frozen_input, Y, grad_out=frozen_input)
-    assert bce(frozen_input, Y) == bce(X, Y)  # a read-only input is fine otherwise
+    assert bce(frozen_input, Y) == bce(X, Y)
 
 
 def test_grad_out_overlapping_input(isa):
@@ -201,37 +206,12 @@ def test_grad_out_overlapping_input(isa):
         "columns_reversed": x[:, ::-1],
     }.items():
         assert np.shares_memory(out, x) and out is not x
-        with pytest.raises(ValueError, match=NAMES["grad_out"]):
+        with pytest.raises(ValueError, match=arg("grad_out")):
             bce(x, Y, grad_out=out)
         assert np.array_equal(x, saved), f"{name}: input modified by a call that raised"
 
 
-# ---- grad_output (the backward's upstream) ---------------------------------------------------
-
-
-@pytest.mark.parametrize("shape", [(4,), (3, 4), (5, 3), (2, 3, 5), (1, 3, 5), (0,)], ids=str)
-def test_grad_output_shape_none(isa, shape):
-    """'none': grad_output broadcasts to the input's shape, never enlarging it."""
-    with pytest.raises(ValueError, match=NAMES["grad_output"]):
-        bce_backward(np.ones(shape, np.float32), X, Y, reduction="none")
-
-
-@pytest.mark.parametrize("shape", [(2,), (1, 1), (3, 5), (0,)], ids=str)
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_grad_output_not_scalar(isa, reduction, shape):
-    """'mean' / 'sum': grad_output is a scalar (size 1, at most 1-D)."""
-    with pytest.raises(ValueError, match=NAMES["grad_output"]):
-        bce_backward(np.ones(shape, np.float32), X, Y, reduction=reduction)
-
-
-@pytest.mark.parametrize("dtype", [np.complex64, object, np.str_], ids=str)
-def test_grad_output_dtype(isa, dtype):
-    for reduction, shape in (("none", (3, 5)), ("mean", ())):
-        with pytest.raises(TypeError, match=NAMES["grad_output"]):
-            bce_backward(np.ones(shape).astype(dtype), X, Y, reduction=reduction)
-
-
-# ---- no state left behind ---------------------------------------------------------------------
+# ---- no state left behind ------------------------------------------------------------------------
 
 
 def test_errors_leave_no_state(isa):

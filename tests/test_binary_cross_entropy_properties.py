@@ -1,5 +1,5 @@
 """Hypothesis properties of binary_cross_entropy_with_logits, each within the tolerances of the
-results involved (``reference_binary_cross_entropy``), on every ISA this CPU supports (looped
+results involved (``logitloss.testing.binary_cross_entropy``), on every ISA this CPU supports (looped
 inside each example, so the reference is computed once per example).
 
 Logits cover the dtype's whole range (subnormals, huge values, and where stated +-inf); targets
@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference_binary_cross_entropy as rbce
-from checks import per_isa
-from conftest import SUPPORTED_ISAS, require
-from reference_binary_cross_entropy import REDUCTIONS, grad_tolerance, loss_tolerance
-from tolerances import _float64, check_special_values, rounded_range
 
 import logitloss
+from logitloss.testing.binary_cross_entropy import REDUCTIONS, binary_cross_entropy as exact_binary_cross_entropy
+from logitloss.testing.tolerances import rounded_range, to_float64
+
+from .helpers.assertions import check_special_values
+from .helpers.binary_cross_entropy_checks import (
+    assert_grad_close,
+    check_binary_cross_entropy,
+    grad_tolerance,
+    loss_tolerance,
+)
+from .helpers.isas import SUPPORTED_ISAS, per_isa
+from .helpers.libraries import require
 
 hypothesis = require("hypothesis", module_level=True)
 from hypothesis import given  # noqa: E402
@@ -95,14 +102,14 @@ def test_accuracy_bound(dtype, data):
     for name in SUPPORTED_ISAS:
         with logitloss.use_isa(name):
             for reduction in REDUCTIONS:
-                rbce.check_binary_cross_entropy(
+                check_binary_cross_entropy(
                     problem.x, problem.y, **problem.kwargs(reduction), what=f"{name} {reduction}"
                 )
-            exact = rbce.binary_cross_entropy(problem.x, problem.y, **problem.kwargs(), grad_output=upstream)
+            exact = exact_binary_cross_entropy(problem.x, problem.y, **problem.kwargs(), grad_output=upstream)
             got = logitloss.binary_cross_entropy_with_logits_backward(
                 upstream, problem.x, problem.y, **problem.kwargs()
             )
-            rbce.assert_grad_close(got, exact, what=f"{name} backward")
+            assert_grad_close(got, exact, what=f"{name} backward")
 
 
 @dtypes
@@ -112,7 +119,7 @@ def test_finite_wherever_exact_is_finite(dtype, data):
     loss rounds to a finite number of the dtype (+inf where it overflows or is +inf), never nan;
     the gradient is always finite."""
     problem = data.draw(problems(dtype, infinities=True))
-    exact = rbce.binary_cross_entropy(problem.x, problem.y, **problem.kwargs())
+    exact = exact_binary_cross_entropy(problem.x, problem.y, **problem.kwargs())
     expected = rounded_range(exact.loss + exact.loss_lo, exact.dtype)
     if np.isnan(expected).any():
         # 0 weight times an infinite loss: nan, as torch (0 * inf); not this property's business
@@ -120,7 +127,7 @@ def test_finite_wherever_exact_is_finite(dtype, data):
     for name, (loss, grad) in per_isa(
         lambda: logitloss.binary_cross_entropy_with_logits(problem.x, problem.y, **problem.kwargs(), return_grad=True)
     ).items():
-        check_special_values(_float64(loss), expected, f"{name} loss")
+        check_special_values(to_float64(loss), expected, f"{name} loss")
         assert np.isfinite(grad).all(), f"{name}: non-finite gradient {grad}"
 
 
@@ -134,7 +141,7 @@ def test_loss_is_non_negative(dtype, data):
         with logitloss.use_isa(name):
             for reduction in REDUCTIONS:
                 with np.errstate(invalid="ignore"):
-                    loss = _float64(
+                    loss = to_float64(
                         logitloss.binary_cross_entropy_with_logits(problem.x, problem.y, **problem.kwargs(reduction))
                     )
                     negative = loss < 0
@@ -152,8 +159,8 @@ def test_symmetry_under_label_flip(dtype, data):
     flipped_y = (1.0 - problem.y.astype(np.float64)).astype(dtype)  # exact: y is a multiple of 1/64
     for reduction in REDUCTIONS:
         kwargs = problem.kwargs(reduction)
-        exact = rbce.binary_cross_entropy(problem.x, problem.y, **kwargs)
-        exact_flipped = rbce.binary_cross_entropy(-problem.x, flipped_y, **kwargs)
+        exact = exact_binary_cross_entropy(problem.x, problem.y, **kwargs)
+        exact_flipped = exact_binary_cross_entropy(-problem.x, flipped_y, **kwargs)
         loss_bound = loss_tolerance(exact) + loss_tolerance(exact_flipped)
         grad_bound = grad_tolerance(exact) + grad_tolerance(exact_flipped)
 
@@ -163,13 +170,13 @@ def test_symmetry_under_label_flip(dtype, data):
             return plain, call(-problem.x, flipped_y, **kwargs, return_grad=True)
 
         for name, ((loss, grad), (loss_f, grad_f)) in per_isa(both).items():
-            loss64, flipped64 = _float64(loss), _float64(loss_f)
+            loss64, flipped64 = to_float64(loss), to_float64(loss_f)
             check_special_values(flipped64, loss64, f"{name} {reduction}: flipped vs plain")
             with np.errstate(invalid="ignore"):
                 finite = np.isfinite(loss64)  # inf and nan: the same on both sides (checked above)
                 close = np.abs(loss64 - flipped64) <= loss_bound
             assert (close | ~finite).all(), f"{name} {reduction}: {loss!r} vs flipped {loss_f!r}, allowed {loss_bound}"
-            gd = np.abs(_float64(grad) + _float64(grad_f))
+            gd = np.abs(to_float64(grad) + to_float64(grad_f))
             assert (gd <= grad_bound).all(), (
                 f"{name} {reduction}: gradient {grad} vs flipped {grad_f}, allowed {grad_bound}"
             )

@@ -16,10 +16,11 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import SUPPORTED_ISAS
-from inputs import logits
 
 import logitloss
+from logitloss.testing.inputs import logits
+
+from .helpers.isas import SUPPORTED_ISAS
 
 BIG = logits((32, 16384), np.float32, seed=80)  # 512 Ki elements: 8 work units for the pool
 BIG_TARGET = np.random.default_rng(81).integers(0, 16384, 32)

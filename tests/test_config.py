@@ -11,9 +11,9 @@ import sys
 import textwrap
 
 import pytest
-from conftest import KNOWN_ISAS, SUPPORTED_ISAS
 
 import logitloss
+from .helpers.isas import KNOWN_ISAS, SUPPORTED_ISAS
 
 
 def run_python(code, tmp_path, **env_overrides):

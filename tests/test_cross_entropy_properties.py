@@ -2,7 +2,7 @@
 (never ``==``), on every ISA this CPU supports (looped inside each example, so the reference is
 computed once per example).
 
-Each bound is the sum of the cross-entropy tolerances (``reference_cross_entropy``) of the results
+Each bound is the sum of the cross-entropy tolerances (``logitloss.testing.cross_entropy``) of the results
 involved plus what the property itself introduces (e.g. ``x + c`` rounded to the dtype), stated
 next to it.
 """
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference_cross_entropy as rce
-from checks import per_isa
-from conftest import SUPPORTED_ISAS, require
-from reference import _two_sum
-from reference_cross_entropy import grad_tolerance, loss_tolerance
-from tolerances import EPS
 
 import logitloss
+from logitloss.testing.arithmetic import two_sum
+from logitloss.testing.cross_entropy import cross_entropy as exact_cross_entropy
+from logitloss.testing.tolerances import EPS
+
+from .helpers.cross_entropy_checks import assert_loss_close, grad_tolerance, loss_tolerance
+from .helpers.isas import SUPPORTED_ISAS, per_isa
+from .helpers.libraries import require
 
 hypothesis = require("hypothesis", module_level=True)
 from hypothesis import given  # noqa: E402
@@ -38,7 +39,7 @@ class Problem:
         return dict(weight=self.weight, reduction=reduction, label_smoothing=self.smoothing)
 
     def coefficient_bound(self):
-        """An upper bound of A = sum_c B_c per row (see reference_cross_entropy)."""
+        """An upper bound of A = sum_c B_c per row (see logitloss.testing.cross_entropy)."""
         wmax = 1.0 if self.weight is None else float(np.max(self.weight.astype(np.float64), initial=0.0))
         if self.kind == "index":
             return np.full(self.x.shape[0], wmax)
@@ -95,13 +96,13 @@ def test_loss_is_non_negative(dtype, data):
     is a non-negative combination of L - z_c >= 0, so loss >= -tolerance (the tolerance is 0
     relative to |exact| for exact 0 rows, plus a subnormal ulp)."""
     problem = data.draw(problems(dtype))
-    exact = rce.cross_entropy(problem.x, problem.target, **problem.kwargs())
+    exact = exact_cross_entropy(problem.x, problem.target, **problem.kwargs())
     tol = loss_tolerance(exact)
     for name, loss in per_isa(lambda: logitloss.cross_entropy(problem.x, problem.target, **problem.kwargs())).items():
         loss64 = loss.astype(np.float64)
         assert not np.isnan(loss64).any(), f"{name}: nan loss {loss}"
         assert (loss64 >= -tol).all(), f"{name}: negative loss {loss}"
-        rce.assert_loss_close(loss, exact, what=name)
+        assert_loss_close(loss, exact, what=name)
 
 
 @dtypes
@@ -110,7 +111,7 @@ def test_gradient_rows_sum_to_zero(dtype, data):
     """sum_c d loss_row / d z_c = A sum_c p_c - sum_c B_c = 0 for every target kind, any weights and
     smoothing: within the sum of the row's per-element tolerances (+ the float64 summation)."""
     problem = data.draw(problems(dtype))
-    exact = rce.cross_entropy(problem.x, problem.target, **problem.kwargs())
+    exact = exact_cross_entropy(problem.x, problem.target, **problem.kwargs())
     bound = grad_tolerance(exact).sum(axis=1)
     for name, (_, grad) in per_isa(
         lambda: logitloss.cross_entropy(problem.x, problem.target, **problem.kwargs(), return_grad=True)
@@ -136,15 +137,15 @@ def test_shift_invariance(dtype, data):
     x = problem.x
     with np.errstate(invalid="ignore"):
         shifted = (x + c[:, None]).astype(dtype)
-        s, e = _two_sum(x.astype(np.float64), np.broadcast_to(c[:, None].astype(np.float64), x.shape))
+        s, e = two_sum(x.astype(np.float64), np.broadcast_to(c[:, None].astype(np.float64), x.shape))
         if dtype == np.float32:
             delta = shifted.astype(np.float64) - (x.astype(np.float64) + c[:, None].astype(np.float64))
         else:
             delta = -e  # fl(x + c) = s exactly; x + c = s + e
     delta = np.where(np.isfinite(x), delta, 0.0)
     kwargs = problem.kwargs()
-    exact = rce.cross_entropy(x, problem.target, **kwargs)
-    exact_shifted = rce.cross_entropy(shifted, problem.target, **kwargs)
+    exact = exact_cross_entropy(x, problem.target, **kwargs)
+    exact_shifted = exact_cross_entropy(shifted, problem.target, **kwargs)
     A = problem.coefficient_bound()
     max_delta = np.abs(delta).max(axis=1)
     with np.errstate(invalid="ignore"):
@@ -174,9 +175,9 @@ def test_reductions_agree(dtype, data):
     """sum == sum of the 'none' losses and mean == sum / denominator, within the tolerances of the
     results compared (+ the float64 summation of the 'none' values)."""
     problem = data.draw(problems(dtype))
-    exact_none = rce.cross_entropy(problem.x, problem.target, **problem.kwargs("none"))
-    exact_sum = rce.cross_entropy(problem.x, problem.target, **problem.kwargs("sum"))
-    exact_mean = rce.cross_entropy(problem.x, problem.target, **problem.kwargs("mean"))
+    exact_none = exact_cross_entropy(problem.x, problem.target, **problem.kwargs("none"))
+    exact_sum = exact_cross_entropy(problem.x, problem.target, **problem.kwargs("sum"))
+    exact_mean = exact_cross_entropy(problem.x, problem.target, **problem.kwargs("mean"))
     den = exact_mean.denominator
     for name in SUPPORTED_ISAS:
         with logitloss.use_isa(name):

@@ -27,9 +27,9 @@ import sys
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import REQUIRE_REFERENCES
 
 from logitloss import _core
+from .helpers.libraries import REQUIRE_REFERENCES
 
 pytestmark = pytest.mark.skipif(
     not (sys.platform.startswith("linux") and platform.machine() == "x86_64"),

@@ -6,11 +6,9 @@ import itertools
 
 import numpy as np
 import pytest
-import reference
-from checks import assert_same_kind, check_logsumexp, check_softmax, same_bits, scipy_call
-from conftest import SUPPORTED_ISAS
-from inputs import dtype_id, dtypes
-from inputs import (
+
+import logitloss
+from logitloss.testing.inputs import (
     CHUNK,
     FLOAT_DTYPES,
     SPIKE,
@@ -23,9 +21,19 @@ from inputs import (
     strided_views,
     tricky_rows,
 )
-from tolerances import GRADIENT, assert_close_to_exact, assert_close_to_library, tolerance
+from logitloss.testing.softmax_family import logsumexp as exact_logsumexp
+from logitloss.testing.tolerances import GRADIENT, tolerance
 
-import logitloss
+from .helpers.assertions import (
+    assert_close_to_exact,
+    assert_close_to_library,
+    assert_same_kind,
+    same_bits,
+    scipy_call,
+)
+from .helpers.isas import SUPPORTED_ISAS
+from .helpers.marks import dtype_id, dtypes
+from .helpers.softmax_family_checks import check_logsumexp, check_softmax
 
 inf = np.inf
 nan = np.nan
@@ -225,7 +233,7 @@ def test_b_broadcasting(isa, dtype):
 
 @dtypes
 def test_b_masks_inf_and_nan(isa, dtype):
-    # SEMANTICS: where b == 0 the entry adds nothing, even if a there is inf or nan
+    # docs/semantics.md: where b == 0 the entry adds nothing, even if a there is inf or nan
     out = logitloss.logsumexp(np.array([1, inf, nan], dtype=dtype), b=np.array([1, 0, 0], dtype=dtype))
     assert out == 1.0 and out.dtype == dtype
     n = 41
@@ -237,7 +245,7 @@ def test_b_masks_inf_and_nan(isa, dtype):
     a[2, 16], b[2, 16] = nan, 0
     b[2, 1] = 0
     clean = np.where(b == 0, -inf, a)
-    exact = reference.logsumexp(clean, axis=-1)
+    exact = exact_logsumexp(clean, axis=-1)
     out, grad = logitloss.logsumexp(a, axis=-1, b=b, return_grad=True)
     assert_close_to_exact(out, exact.value, dtype, exact.scale)
     # a masked entry gets no gradient (in particular not 0 * inf = nan)
@@ -329,7 +337,7 @@ def test_subnormal_weight_at_the_largest_a(isa, dtype):
     check_logsumexp(a, axis=-1, b=b, return_sign=True, grad=False, what="subnormal weight at the max, sign")
     g = np.array([1.0, -2.0, 0.5], dtype=dtype)
     for result in (None, logitloss.logsumexp(a, axis=-1, b=b)):
-        exact = reference.logsumexp(a, axis=-1, b=b, grad_output=g)
+        exact = exact_logsumexp(a, axis=-1, b=b, grad_output=g)
         got = logitloss.logsumexp_backward(g, a, axis=-1, b=b, result=result)
         assert_close_to_exact(got, exact.grad, dtype, exact.grad_scale, lo=exact.grad_lo, direction=GRADIENT,
                               what=f"logsumexp_backward result={result is not None}")
@@ -411,7 +419,7 @@ def test_special_values(isa, dtype, n):
         assert np.isnan(lse(pad[:-1] + [nan, inf]))
         assert lse([-inf] * (n - 1) + [inf]) == inf
         assert np.isnan(lse([inf] + [nan] * (n - 1)))
-    # the all -inf row's gradient is nan (torch / JAX parity, SEMANTICS.md)
+    # the all -inf row's gradient is nan (torch / JAX parity, docs/semantics.md)
     _, grad = logitloss.logsumexp(np.full((2, n), -inf, dtype=dtype), axis=-1, return_grad=True)
     assert np.isnan(grad).all()
 
@@ -424,7 +432,7 @@ WEIGHTS = [None, (1, 1), (0, 1), (1, 0), (-1, 1), (1, -1), (2, -1), (0, 0)]
 def test_special_value_table_matches_scipy(isa, padded, scipy_special):
     """Every pair from {-inf, -1, 0, 2, inf, nan} x weights, value and sign, against SciPy.
 
-    Expected values come from SciPy applied after the SEMANTICS rule "where b == 0 the entry adds
+    Expected values come from SciPy applied after the rule of docs/semantics.md "where b == 0 the entry adds
     nothing, even if a there is inf or nan" (SciPy 1.17 itself returns nan for e.g.
     ``logsumexp([inf, inf], b=[0, 1])``: the rule is what we match).  ``padded`` puts the pair
     into a 19-long row of -inf entries (which add nothing) so it goes through the SIMD body and tail.
@@ -459,7 +467,7 @@ def test_scipy_documented_values(isa, dtype):
     # SciPy's own test: the max term is pulled out and the rest summed through log1p
     a = np.array([0, -40], dtype=dtype)
     out = logitloss.logsumexp(a)
-    exact = reference.logsumexp(a)
+    exact = exact_logsumexp(a)
     assert_close_to_exact(out, exact.value, dtype, exact.scale, lo=exact.lo)
     if dtype != np.float16:
         assert abs(float(out) - 4.248354255291589e-18) <= 4 * np.finfo(dtype).eps * 4.25e-18
@@ -467,12 +475,12 @@ def test_scipy_documented_values(isa, dtype):
         assert out == 0
     a = np.array([0, 0, -1], dtype=dtype)
     out = logitloss.logsumexp(a)
-    exact = reference.logsumexp(a)
+    exact = exact_logsumexp(a)
     assert_close_to_exact(out, exact.value, dtype, exact.scale, lo=exact.lo)
     assert abs(float(out) - 0.861995) < 5e-4
     # exact and negative results with b
     out, sign = logitloss.logsumexp(np.array([1, 2], dtype=dtype), b=np.array([-1, 0.5], dtype=dtype), return_sign=True)
-    exact = reference.logsumexp(np.array([1, 2], dtype=dtype), b=np.array([-1, 0.5], dtype=dtype))
+    exact = exact_logsumexp(np.array([1, 2], dtype=dtype), b=np.array([-1, 0.5], dtype=dtype))
     assert_close_to_exact(out, exact.value, dtype, exact.scale)
     assert sign == 1.0
     assert np.isnan(logitloss.logsumexp(np.array([1, 2], dtype=dtype), b=np.array([1, -1], dtype=dtype)))
@@ -578,7 +586,7 @@ def test_zero_d_and_python_inputs(isa, scipy_special):
         expected = scipy_call(scipy_special.logsumexp, value)
         got = logitloss.logsumexp(value)
         assert_same_kind(got, expected, f"list {value!r}")
-        assert_close_to_exact(got, reference.logsumexp(np.asarray(value)).value, np.float64)
+        assert_close_to_exact(got, exact_logsumexp(np.asarray(value)).value, np.float64)
     got = logitloss.logsumexp(np.float32(3.0), axis=())
     assert np.asarray(got).dtype == np.float32 and got == 3.0
 
@@ -612,7 +620,7 @@ def test_return_grad_matches_finite_differences(isa, dtype, axis):
         difference = (plus - minus) / (2 * h)
         difference = np.broadcast_to(difference, (a.size,) + a.shape).reshape(a.size, a.size)
         fd = np.diagonal(difference).reshape(a.shape)
-        exact = reference.logsumexp(a64, axis=axis, b=weights)
+        exact = exact_logsumexp(a64, axis=axis, b=weights)
         scale_value = np.abs(exact.value).max() + np.abs(exact.scale).max()
         fd_error = h**2 / 60 + 8 * 2.0**-52 * scale_value / (2 * h)
         allowed = fd_error + tolerance(dtype, exact.grad, exact.grad_scale, GRADIENT)
@@ -656,7 +664,7 @@ def test_isas_agree():
     for dtype in FLOAT_DTYPES:
         vocab = logits((1 if dtype == np.float64 else 2, 50257), dtype, seed=50257)  # as test_vocabulary_widths
         for a in (tricky_rows(129, dtype, seed=129), vocab):
-            exact = reference.logsumexp(a, axis=-1)
+            exact = exact_logsumexp(a, axis=-1)
             tol = tolerance(dtype, exact.value, exact.scale)
             results = {}
             for name in SUPPORTED_ISAS:
@@ -674,9 +682,9 @@ def test_reference_paths_agree():
         a = tricky_rows(n, np.float32, seed=n)
         b = np.random.default_rng(n).uniform(-1, 2, a.shape).astype(np.float32)
         for weights in (None, b):
-            fast = reference.logsumexp(a, axis=-1, b=weights)
+            fast = exact_logsumexp(a, axis=-1, b=weights)
             weights64 = None if weights is None else weights.astype(np.float64)
-            exact = reference.logsumexp(a.astype(np.float64), axis=-1, b=weights64)
+            exact = exact_logsumexp(a.astype(np.float64), axis=-1, b=weights64)
             finite = np.isfinite(exact.value)
             assert np.all(np.abs(fast.value - exact.value - exact.lo)[finite] <= 1e-14 * exact.scale[finite])
             ok = np.isfinite(exact.grad)
@@ -688,7 +696,7 @@ def test_reference_paths_agree():
 def test_parity_with_torch(isa, dtype, shape, torch):
     a = logits(shape, dtype, seed=shape[1])
     a[0, : shape[1] // 3] = -inf
-    exact = reference.logsumexp(a, axis=-1)
+    exact = exact_logsumexp(a, axis=-1)
     theirs = torch.logsumexp(torch.from_numpy(a), dim=-1).numpy()
     ours = logitloss.logsumexp(a, axis=-1)
     assert_close_to_library(ours, theirs, exact.value, exact.scale, dtype, library="torch")
@@ -700,7 +708,7 @@ def test_parity_with_scipy(isa, dtype, scipy_special):
     b = np.random.default_rng(8).uniform(0, 2, a.shape).astype(dtype)
     for axis in (-1, 0, None):
         for weights in (None, b):
-            exact = reference.logsumexp(a, axis=axis, b=weights)
+            exact = exact_logsumexp(a, axis=axis, b=weights)
             theirs = scipy_call(scipy_special.logsumexp, a, axis=axis, b=weights)
             ours = logitloss.logsumexp(a, axis=axis, b=weights)
             assert_same_kind(ours, theirs, f"axis={axis}")

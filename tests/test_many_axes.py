@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference_binary_cross_entropy as rbce
-import reference_cross_entropy as rce
-from checks import check_logsumexp, check_softmax
-from inputs import logits
 
 import logitloss
+from logitloss.testing.inputs import logits
+
+from .helpers.binary_cross_entropy_checks import check_binary_cross_entropy
+from .helpers.cross_entropy_checks import check_cross_entropy
+from .helpers.softmax_family_checks import check_logsumexp, check_softmax
 
 # 12 axes of lengths 1..3: 1296 elements, some axes of length 1 (dropped by the layout), the rest
 # coalescing only partly once a view breaks the strides.
@@ -55,16 +56,16 @@ def test_cross_entropy(isa, ndim):
     target = np.random.default_rng(ndim).integers(0, 5, size=(3,) + (2,) * (ndim - 2))
     w = np.linspace(0.5, 1.5, 5).astype(np.float32)
     for reduction in ("none", "mean", "sum"):
-        rce.check_cross_entropy(x, target, weight=w, reduction=reduction, label_smoothing=0.1, what=f"{ndim}-d {reduction}")
-    rce.check_cross_entropy(strided(x), target, reduction="mean", what=f"{ndim}-d strided")
+        check_cross_entropy(x, target, weight=w, reduction=reduction, label_smoothing=0.1, what=f"{ndim}-d {reduction}")
+    check_cross_entropy(strided(x), target, reduction="mean", what=f"{ndim}-d strided")
 
 
 def test_binary_cross_entropy(isa):
     x = logits(SHAPE, np.float32, seed=3, spread=4.0)
     y = (np.random.default_rng(4).random(SHAPE) < 0.5).astype(np.float32)
     pos_weight = np.linspace(0.5, 2.0, SHAPE[-1]).astype(np.float32)
-    rbce.check_binary_cross_entropy(x, y, pos_weight=pos_weight, reduction="none", what="12-d")
-    rbce.check_binary_cross_entropy(strided(x), strided(y), reduction="sum", what="12-d strided")
+    check_binary_cross_entropy(x, y, pos_weight=pos_weight, reduction="none", what="12-d")
+    check_binary_cross_entropy(strided(x), strided(y), reduction="sum", what="12-d strided")
 
 
 def test_more_axes_than_kept_in_place_agree_with_fewer(isa):

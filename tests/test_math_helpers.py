@@ -27,10 +27,11 @@ import functools
 
 import numpy as np
 import pytest
-from conftest import require
-from tolerances import ulp_of
 
 from logitloss import _core
+from logitloss.testing.tolerances import ulp_of
+
+from .helpers.libraries import require
 
 FUNCS = ("exp", "exp_nonpositive", "exp_sum_term", "log", "log1p", "log1p_unit_interval")
 EXP_FUNCS = ("exp", "exp_nonpositive", "exp_sum_term")  # swept over the same inputs

@@ -15,11 +15,12 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import require
-from inputs import logits
-from process_memory import resident_bytes, under_address_sanitizer
 
 import logitloss
+from logitloss.testing.inputs import logits
+
+from .helpers.libraries import require
+from .helpers.process_memory import resident_bytes, under_address_sanitizer
 
 SMALL = logits((4, 10), np.float64, seed=90)
 SMALL_F32 = SMALL.astype(np.float32)

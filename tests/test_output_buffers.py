@@ -16,10 +16,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import require
 
 import logitloss
 from logitloss import _core
+from .helpers.libraries import require
 
 REUSABLE_BYTES = 32 * 2**20
 ROWS = {np.float32: 1024, np.float64: 520}  # x 8200 columns: just over 32 MiB

@@ -6,11 +6,9 @@ import itertools
 
 import numpy as np
 import pytest
-import reference
-from checks import assert_same_kind, check_softmax, same_bits, scipy_call
-from conftest import SUPPORTED_ISAS
-from inputs import dtype_id, dtypes
-from inputs import (
+
+import logitloss
+from logitloss.testing.inputs import (
     FLOAT_DTYPES,
     VECTOR_WIDTH_SIZES,
     VOCAB_SIZES,
@@ -20,9 +18,19 @@ from inputs import (
     strided_views,
     tricky_rows,
 )
-from tolerances import assert_close_to_exact, assert_close_to_library, tolerance
+from logitloss.testing.softmax_family import softmax as exact_softmax
+from logitloss.testing.tolerances import tolerance
 
-import logitloss
+from .helpers.assertions import (
+    assert_close_to_exact,
+    assert_close_to_library,
+    assert_same_kind,
+    same_bits,
+    scipy_call,
+)
+from .helpers.isas import SUPPORTED_ISAS
+from .helpers.marks import dtype_id, dtypes
+from .helpers.softmax_family_checks import check_softmax
 
 inf = np.inf
 nan = np.nan
@@ -207,12 +215,12 @@ def test_special_value_table_matches_scipy(isa, log, padded, scipy_special):
 def test_documented_values(isa, dtype):
     x = np.array([0, -40], dtype=dtype)
     out = logitloss.log_softmax(x)
-    exact = reference.softmax(x)
+    exact = exact_softmax(x)
     assert_close_to_exact(out, exact.log_softmax, dtype, exact.log_softmax_scale, lo=exact.log_softmax_lo)
-    if dtype != np.float16:  # the exact value -4.2e-18 (SciPy's 0 is allowed by SEMANTICS only as less exact)
+    if dtype != np.float16:  # the exact value -4.2e-18 (SciPy's 0 is allowed only as less exact: docs/semantics.md)
         assert out[0] < 0
     p = logitloss.softmax(np.array([0, 0, -1], dtype=dtype))
-    exact = reference.softmax(np.array([0, 0, -1], dtype=dtype))
+    exact = exact_softmax(np.array([0, 0, -1], dtype=dtype))
     assert_close_to_exact(p, exact.softmax, dtype, exact.softmax_scale, lo=exact.softmax_lo)
 
 
@@ -238,7 +246,7 @@ def test_result_dtype_and_type(isa, dtype, log, scipy_special):
     x = rng.integers(0, 5, (3, 9)).astype(dtype) if np.issubdtype(dtype, np.integer) else logits((3, 9), dtype, seed=3)
     func = getattr(logitloss, name_of(log))
     reference_func = getattr(scipy_special, name_of(log))
-    # SEMANTICS: integers compute and return float64.  (SciPy 1.17 returns float16 for int8 /
+    # docs/semantics.md: integers compute and return float64.  (SciPy 1.17 returns float16 for int8 /
     # uint8 and float32 for int16, an accident of numpy's exp on small integers: not matched.)
     as_float = x.astype(np.float64) if np.issubdtype(dtype, np.integer) else x
     for axis in (None, -1, 0, (0, 1)):
@@ -313,7 +321,7 @@ def test_isas_agree(log):
     for dtype in FLOAT_DTYPES:
         vocab = logits((1 if dtype == np.float64 else 2, 50257), dtype, seed=50257)
         for x in (tricky_rows(129, dtype, seed=129), vocab):
-            exact = reference.softmax(x, axis=-1)
+            exact = exact_softmax(x, axis=-1)
             value, scale = (exact.log_softmax, exact.log_softmax_scale) if log else (exact.softmax, exact.softmax_scale)
             tol = tolerance(dtype, value, scale)
             results = {}
@@ -333,7 +341,7 @@ def test_isas_agree(log):
 def test_parity_with_torch(isa, dtype, shape, log, torch):
     x = logits(shape, dtype, seed=shape[1])
     x[0, : shape[1] // 3] = -inf
-    exact = reference.softmax(x, axis=-1)
+    exact = exact_softmax(x, axis=-1)
     t = torch.from_numpy(x)
     if log:
         theirs = torch.log_softmax(t, dim=-1).numpy()
@@ -350,7 +358,7 @@ def test_parity_with_torch(isa, dtype, shape, log, torch):
 def test_parity_with_scipy(isa, dtype, log, scipy_special):
     x = logits((5, 700), dtype, seed=8)
     for axis in (-1, 0, None):
-        exact = reference.softmax(x, axis=axis)
+        exact = exact_softmax(x, axis=axis)
         theirs = scipy_call(getattr(scipy_special, name_of(log)), x, axis=axis)
         ours = getattr(logitloss, name_of(log))(x, axis=axis)
         assert_same_kind(ours, theirs, f"axis={axis}")

@@ -1,11 +1,15 @@
 """Benchmarks of logitloss against NumPy, SciPy and torch: ``python -m logitloss.bench --help``.
 
 - :mod:`~logitloss.bench.harness`: interleaved timing, rooflines, machine information, a busy core;
-- :mod:`~logitloss.bench.inputs`: the input makers (also used by the pytest-benchmark suites in ``bench/``);
-- :mod:`~logitloss.bench.references`: the NumPy baseline as users write it and the float64 sanity check;
+- :mod:`~logitloss.bench.inputs`: a run's inputs, made once from the generators of :mod:`logitloss.testing.inputs`
+  (also used by the pytest-benchmark suites in ``bench/``);
+- :mod:`~logitloss.bench.numpy_formulas`: the NumPy code users write (the "numpy stable" and "numpy naive" rows);
+- :mod:`~logitloss.bench.checks`: each provider's first result against the float64 references of
+  :mod:`logitloss.testing`;
 - :mod:`~logitloss.bench.providers`: the timed call of each library;
 - :mod:`~logitloss.bench.suite`: the rows and the performance targets;
-- :mod:`~logitloss.bench.exact`: exact (mpmath) references and the rule that judges a result against them;
+- :mod:`~logitloss.bench.verdicts`: the exact results of the tables (from :mod:`logitloss.testing`) and the rule
+  that judges a result against them;
 - :mod:`~logitloss.bench.implementations`: each library's value and gradient of each kernel, for
   :mod:`~logitloss.bench.safety` (adversarial inputs, ``safety.md``) and :mod:`~logitloss.bench.accuracy`
   (random logits, ``accuracy.md``);
@@ -17,6 +21,6 @@ and accuracy tables need mpmath and the plots matplotlib (all in the ``bench`` e
 """
 
 from .harness import Provider, Timing, measure, measure_roofline
-from .inputs import InputCache, make_logits, make_logits_transposed
+from .inputs import InputCache
 
-__all__ = ["InputCache", "Provider", "Timing", "make_logits", "make_logits_transposed", "measure", "measure_roofline"]
+__all__ = ["InputCache", "Provider", "Timing", "measure", "measure_roofline"]

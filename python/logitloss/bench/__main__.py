@@ -1,7 +1,7 @@
 """``python -m logitloss.bench [--quick] [--threads N] [--out DIR] [--only PATTERN ...]``
 
 Runs the benchmark rows of logitloss against NumPy, SciPy and torch, then the safety and accuracy tables against
-exact mpmath references; prints ``report.md``, ``safety.md`` and ``accuracy.md`` (or writes them, the PNG plots,
+the exact references of ``logitloss.testing``; prints ``report.md``, ``safety.md`` and ``accuracy.md`` (or writes them, the PNG plots,
 ``results.csv`` and ``results.json`` into ``--out``) and exits 0 whether targets pass or not (``--strict``: exit
 1 when a target fails).  Progress goes to stderr.
 """
@@ -9,10 +9,12 @@ exact mpmath references; prints ``report.md``, ``safety.md`` and ``accuracy.md``
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
-from .report import markdown, numerics_markdown, write_all
+from .history import append_history, history_rows
+from .report import markdown, numerics_markdown, results_json, write_all
 from .run import run_suite
 from .suite import build_suite
 
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="threads for logitloss and torch in the main rows (default 1; the targets assume 1)")
     parser.add_argument("--out", metavar="DIR", help="write report.md, safety.md, accuracy.md, the PNG plots, "
                         "results.csv and results.json here")
+    parser.add_argument("--history", metavar="CSV", help="append this run's headline rows (the providers each target "
+                        "compares) to CSV, e.g. bench/results/history.csv (the run is named after --out)")
     parser.add_argument("--repeats", type=int, help="interleaved repeats per row (default 11, --quick 3)")
     parser.add_argument("--only", nargs="+", metavar="PATTERN",
                         help="run only the rows whose key matches one of these globs (see --list)")
@@ -58,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}", file=sys.stderr)
     else:
         print("\n\n".join([markdown(run), *numerics_markdown(run).values()]))
+    if args.history:
+        name = os.path.basename(os.path.normpath(args.out)) if args.out else run.machine["timestamp_utc"]
+        append_history(args.history, history_rows(results_json(run), name))
+        print(f"appended to {args.history}", file=sys.stderr)
     summary = ", ".join(f"{t.target.key} {t.measured_text()} {t.status.split()[0]}" for t in run.targets)
     print(f"targets: {summary or 'none run'}", file=sys.stderr)
     failed = any(t.status.startswith("FAIL") for t in run.targets)

@@ -1,12 +1,12 @@
 """The accuracy table (``accuracy.md``): error in units of eps against the exact reference on random logits.
 
-Inputs, float32 and float64 (``inputs.make_logits``: ``spread * N(0, 1)`` rounded to the dtype; errors in units of
+Inputs, float32 and float64 (``logitloss.testing.inputs.logits``: ``spread * N(0, 1)`` rounded to the dtype; errors in units of
 that dtype's eps): for each width C and spread, a few rows (few
 for wide rows: the exact reference costs one mpmath ``exp`` per logit); targets are the row's largest logit for
 even rows (confident-correct: tiny losses) and a uniform class for odd rows.  Values and gradients are compared
 at up to ``COLUMNS`` sampled columns per row (the target's and the largest logit's among them) with
-:func:`~logitloss.bench.exact.error_units`: ``|result - exact| / (eps * S)``, the condition-scaled error the
-issues bound by 4 (values) and 8 (gradients).  Binary cross-entropy: ``spread * N(0, 1)`` logits with 0 / 1
+:func:`~logitloss.bench.verdicts.error_units`: ``|result - exact| / (eps * S)``, the condition-scaled error
+``docs/accuracy.md`` bounds by 4 (values) and 8 (gradients).  Binary cross-entropy: ``spread * N(0, 1)`` logits with 0 / 1
 targets, per element (reduction "none").
 
 Each cell shows the largest error over the sampled elements, value / gradient; above the bound in bold; NaN,
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from . import exact as _exact
+from . import verdicts as _exact
 from .implementations import PROVIDERS, NotAvailable, compute
-from .inputs import make_logits
+from logitloss.testing.inputs import coin_flip_targets, logits
 
 __all__ = ["AccuracyCell", "AccuracyResult", "accuracy_json", "accuracy_markdown", "plan", "run_accuracy"]
 
@@ -106,7 +106,7 @@ def _cells(
 
 def _family_inputs(width: int, rows: int, spread: float, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logits, targets (argmax on even rows, uniform on odd rows) and the sampled columns per row."""
-    x = make_logits((rows, width), np.dtype(dtype), seed=7, spread=spread)
+    x = logits((rows, width), np.dtype(dtype), seed=7, spread=spread)
     rng = np.random.default_rng(8)
     targets = np.where(np.arange(rows) % 2 == 0, x.argmax(axis=1), rng.integers(0, width, rows)).astype(np.int64)
     base = np.unique(np.linspace(0, width - 1, min(width, COLUMNS - 2)).astype(np.int64))
@@ -144,8 +144,8 @@ def run_accuracy(quick: bool, on_step: Callable[[str], None] | None = None) -> A
     elements = _bce_elements(quick)
     for dtype in DTYPES:
         for spread in SPREADS:
-            x = make_logits((elements,), np.dtype(dtype), seed=9, spread=spread)
-            y = (np.random.default_rng(10).random(elements) < 0.5).astype(dtype)
+            x = logits((elements,), np.dtype(dtype), seed=9, spread=spread)
+            y = coin_flip_targets(elements, dtype, seed=10)
             reference = _exact.binary_cross_entropy_exact(x, y)
             cells += _cells(BCE, x, y, reference, elements, spread, lambda array: array, lambda array: array, notes)
         if on_step is not None:
@@ -171,8 +171,8 @@ def accuracy_markdown(result: AccuracyResult, header: list[str]) -> str:
         "Largest error over the sampled elements, **value / gradient**, in units of the input dtype's eps (float32 "
         f"{float(np.finfo(np.float32).eps):.3g}, float64 {float(np.finfo(np.float64).eps):.3g}) times the condition "
         "scale S (S = |exact| where the problem is well "
-        "conditioned, so these are ulps there; see `logitloss/bench/exact.py`), against an exact mpmath reference. "
-        f"The issues' bounds: {_exact.UNITS['value']:g} for values, {_exact.UNITS['gradient']:g} for gradients; "
+        "conditioned, so these are ulps there; see `logitloss/bench/verdicts.py`), against the exact references of "
+        f"`logitloss.testing`. The bounds (`docs/accuracy.md`): {_exact.UNITS['value']:g} for values, {_exact.UNITS['gradient']:g} for gradients; "
         "larger errors in bold. `—`: the provider computes no gradient; `n/a`: no such function.",
         "",
         "Inputs: float32 and float64 `spread * N(0, 1)` logits; rows per width "

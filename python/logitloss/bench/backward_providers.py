@@ -14,23 +14,24 @@ log_softmax ``N(0, 1)`` of ``x``'s shape (``default_rng(11)``).  Names in the ta
 - ``jax backward only``: the pullback of ``jax.vjp`` applied to ``g``; ``jax forward + backward``: both in one
   jitted function (:mod:`~logitloss.bench.jax_calls`);
 - ``numpy stable backward only``: ``exp(x - lse) g``, ``p (g - sum(g p))``, ``g - exp(log_p) sum(g)``;
-  ``numpy stable forward + backward``: the stable forward of :mod:`~logitloss.bench.references`, then that.
+  ``numpy stable forward + backward``: the stable forward of :mod:`~logitloss.bench.numpy_formulas`, then that.
 
-Every provider's gradient is checked against float64 on 16 sampled rows (:func:`gradient_check`).
+Every provider's gradient is checked against the float64 references on 16 sampled rows
+(:func:`~logitloss.bench.checks.gradient_check`).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from . import jax_calls, references
+from . import jax_calls, numpy_formulas
+from .checks import gradient_check
 from .harness import Provider
 
-__all__ = ["backward_providers", "gradient_check", "upstream_gradient"]
+__all__ = ["backward_providers", "upstream_gradient"]
 
 Built = tuple[list[Provider], list[str]]
 
@@ -49,33 +50,6 @@ def _numpy_backward(op: str, x: np.ndarray, forward: np.ndarray, g: np.ndarray, 
     if op == "softmax":
         return forward * (g - np.sum(g * forward, axis=axis, keepdims=True))
     return g - np.exp(forward) * np.sum(g, axis=axis, keepdims=True)
-
-
-def gradient_check(op: str, x: np.ndarray, g: np.ndarray, axis: int = -1) -> Callable[[Any], str | None]:
-    """A check for ``harness.Provider.check``: ``result`` is the gradient, or (forward, gradient); compared with
-    the float64 backward formula at 16 sampled rows (rtol 1e-4 and 1e-6 of the rows' largest |gradient|)."""
-    axis = axis % x.ndim
-    rows = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis])
-    upstream = np.moveaxis(g, axis, -1).reshape(-1, x.shape[axis]) if op != "logsumexp" else g.reshape(-1)
-    picked = np.unique(np.linspace(0, rows.shape[0] - 1, min(16, rows.shape[0])).astype(np.intp))
-    x64, g64 = rows[picked].astype(np.float64), upstream[picked].astype(np.float64)
-    forward64 = {"logsumexp": references.reference_logsumexp, "softmax": references.reference_softmax,
-                 "log_softmax": references.reference_log_softmax}[op](x64, -1)
-    expected = _numpy_backward(op, x64, forward64, g64, -1)
-
-    def check(result: Any) -> str | None:
-        gradient = result[1] if isinstance(result, (tuple, list)) else result
-        gradient = np.asarray(gradient)
-        if gradient.shape != x.shape:
-            return f"gradient shape {gradient.shape}, expected {x.shape}"
-        got = np.moveaxis(gradient, axis, -1).reshape(-1, x.shape[axis])[picked].astype(np.float64)
-        floor = 1e-6 * float(np.abs(expected).max())
-        if not np.allclose(got, expected, rtol=1e-4, atol=floor):
-            worst = np.unravel_index(np.argmax(np.abs(got - expected)), got.shape)
-            return f"gradient {got[worst]!r}, expected {expected[worst]!r} at sampled row/column {worst}"
-        return None
-
-    return check
 
 
 def _import(name: str) -> tuple[Any, str | None]:
@@ -144,7 +118,7 @@ def _jax(op: str, x: np.ndarray, g: np.ndarray, axis: int) -> Built:
 
 
 def _numpy(op: str, x: np.ndarray, g: np.ndarray, axis: int) -> Built:
-    stable_forward = getattr(references, f"numpy_{op}")
+    stable_forward = getattr(numpy_formulas, f"numpy_{op}")
     output = stable_forward(x, axis)
 
     def forward_backward() -> Any:

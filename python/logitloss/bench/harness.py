@@ -55,6 +55,7 @@ from typing import Any, ContextManager
 import numpy as np
 
 __all__ = [
+    "OTHER_LOAD_THRESHOLD_CORES",
     "CpuLoadMeter",
     "PeakMemory",
     "Provider",
@@ -406,6 +407,10 @@ def _own_cpu_seconds() -> float:
     """CPU seconds of this process and of its waited-for children (the busy-core process)."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
+
+
+# A row during which other processes kept more than this many cores busy is flagged in the report.
+OTHER_LOAD_THRESHOLD_CORES = 0.25
 
 
 class CpuLoadMeter:

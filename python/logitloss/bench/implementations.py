@@ -1,13 +1,13 @@
 """Each library's way of computing a kernel's value and gradient, for the safety and accuracy tables.
 
-:func:`compute` returns ``(value, gradient)`` of one kernel (see :mod:`~logitloss.bench.exact` for what value and
-gradient are) as one provider computes them, in the dtype of the input:
+:func:`compute` returns ``(value, gradient)`` of one kernel (see :mod:`~logitloss.bench.verdicts` for what value
+and gradient are) as one provider computes them, in the dtype of the input:
 
 - ``logitloss``: the forward function and its gradient as the API offers it (``return_grad=True`` or the
   ``*_backward`` function on the forward output);
 - ``numpy naive``: the textbook formulas without a shift: ``log(sum(exp(x)))``, ``exp(x) / sum(exp(x))``,
   ``log`` of that, ``-log(sigmoid(x))`` terms for binary cross-entropy;
-- ``numpy stable``: the shifted forms of :mod:`~logitloss.bench.references` (as in the timing rows) and the
+- ``numpy stable``: the shifted forms of :mod:`~logitloss.bench.numpy_formulas` (as in the timing rows) and the
   gradients users write next to them (``exp(x - lse)``, ``1 / (1 + exp(-x)) - y``);
 - ``scipy``: ``scipy.special.logsumexp / softmax / log_softmax``; SciPy has no gradients and no losses;
 - ``torch``: the ``torch`` / ``torch.nn.functional`` function on ``torch.from_numpy(x)`` and autograd;
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from . import jax_calls, references
+from . import jax_calls, numpy_formulas
 
 __all__ = ["PROVIDERS", "NotAvailable", "compute"]
 
@@ -48,7 +48,7 @@ def _import(name: str) -> Any:
 
 
 def _onehot(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """The upstream gradient that picks each row's target entry (see exact.py)."""
+    """The upstream gradient that picks each row's target entry (see verdicts.py)."""
     upstream = np.zeros_like(x)
     upstream[np.arange(x.shape[0]), targets] = 1
     return upstream
@@ -99,14 +99,14 @@ def _numpy_stable(kernel: str, x: np.ndarray, target: np.ndarray) -> Result:
         loss = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
         return loss, 1 / (1 + np.exp(-x)) - target
     if kernel == "cross_entropy":
-        return references.numpy_cross_entropy_fwd_bwd(x, target)
+        return numpy_formulas.numpy_cross_entropy_fwd_bwd(x, target)
     if kernel == "logsumexp":
-        value = references.numpy_logsumexp(x, -1)
+        value = numpy_formulas.numpy_logsumexp(x, -1)
         return value, np.exp(x - value[:, None])
-    softmax = references.numpy_softmax(x, -1)
+    softmax = numpy_formulas.numpy_softmax(x, -1)
     if kernel == "softmax":
         return softmax, _softmax_gradient(softmax, _onehot(x, target))
-    return references.numpy_log_softmax(x, -1), _log_softmax_gradient(softmax, _onehot(x, target))
+    return numpy_formulas.numpy_log_softmax(x, -1), _log_softmax_gradient(softmax, _onehot(x, target))
 
 
 def _scipy(kernel: str, x: np.ndarray, target: np.ndarray) -> Result:

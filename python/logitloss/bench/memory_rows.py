@@ -33,7 +33,7 @@ FAMILY = ("logsumexp", "softmax", "log_softmax")
 _SETUP = """
 import numpy as np
 import logitloss
-from logitloss.bench import references
+from logitloss.bench import numpy_formulas
 logitloss.set_num_threads(1)
 x = np.random.default_rng(0).standard_normal(({rows}, {classes}), dtype=np.float32)
 {targets}
@@ -49,8 +49,8 @@ _TARGETS = {
                                         "dtype=np.float32)\nnp.heaviside(y, np.float32(0), out=y)",
 }
 _NUMPY_LOSS = {
-    "cross_entropy": "references.numpy_cross_entropy_fwd_bwd",
-    "binary_cross_entropy_with_logits": "references.numpy_binary_cross_entropy_fwd_bwd",
+    "cross_entropy": "numpy_formulas.numpy_cross_entropy_fwd_bwd",
+    "binary_cross_entropy_with_logits": "numpy_formulas.numpy_binary_cross_entropy_fwd_bwd",
 }
 _TORCH = "import torch\nimport torch.nn.functional as F\ntorch.set_num_threads(1)\n"
 _JAX = "from logitloss.bench import jax_calls\njax, _ = jax_calls.load_jax()\nxj = jax.device_put(x)\n"
@@ -73,8 +73,8 @@ def _family_calls(op: str) -> dict[str, tuple[str, str]]:
         calls["logitloss out=input"] = (f"logitloss.{op}(small_x, axis=-1, out=small_x)",
                                         f"result = logitloss.{op}(x, axis=-1, out=x)")
     calls.update({
-        "numpy stable": (f"references.numpy_{op}(small_x, -1)", f"result = references.numpy_{op}(x, -1)"),
-        "numpy naive": (f"references.numpy_naive_{op}(small_x, -1)", f"result = references.numpy_naive_{op}(x, -1)"),
+        "numpy stable": (f"numpy_formulas.numpy_{op}(small_x, -1)", f"result = numpy_formulas.numpy_{op}(x, -1)"),
+        "numpy naive": (f"numpy_formulas.numpy_naive_{op}(small_x, -1)", f"result = numpy_formulas.numpy_naive_{op}(x, -1)"),
         "scipy": (f"import scipy.special\nscipy.special.{op}(small_x, axis=-1)",
                   f"result = scipy.special.{op}(x, axis=-1)"),
         "torch": (_TORCH + f"torch.{op}(torch.from_numpy(small_x), -1)\ntx = torch.from_numpy(x)",

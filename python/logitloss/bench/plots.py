@@ -7,7 +7,9 @@ several runs; ``bench/plot_results.py`` is the command line for the latter).  Ne
 - ``roofline.png``: the same rows' fraction of the memory roofline measured in the row;
 - ``memory.png``: peak extra memory of one call over the logits' size, per provider of each memory row;
 - :func:`plot_ratios` (``bench/plot_results.py --out``, not drawn by the report: a few seconds for a full run):
-  every row's providers as median time over the row's baseline (log scale), runs side by side.
+  every row's providers as median time over the row's baseline (log scale), runs side by side;
+- :func:`plot_history` (``bench/plot_results.py --history``): each performance target's measured value across the
+  runs of the history CSV (:mod:`~logitloss.bench.history`), its bound as a line, one colour per machine.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FIGURES", "plot_memory", "plot_ratios", "plot_width", "write_plots"]
+__all__ = ["FIGURES", "plot_history", "plot_memory", "plot_ratios", "plot_width", "write_plots"]
 
 FIGURES = ("time_vs_width.png", "roofline.png", "memory.png")
 Row = dict[str, Any]
@@ -67,8 +69,63 @@ def _panels(plt: Any, count: int, title: str, height: float = 3.6) -> tuple[Any,
     return figure, flat[:count]
 
 
+_UNITS = {"time": "ns per logit", "roofline": "fraction of roofline"}
+
+
+def _width_value(row: Row, quantity: str) -> float:
+    if quantity == "time":
+        return float(row["median_s"]) / _elements(row["shape"]) * 1e9
+    return float(row["roofline_fraction"])
+
+
+def _width_lines(axis: Any, lines: dict[str, list[tuple[int, float]]], quantity: str) -> None:
+    """One line per provider against the width (the sweep); the roofline (1.0) as a horizontal line."""
+    for index, (label, points) in enumerate(sorted(lines.items())):
+        points.sort()
+        style = "-" if "logitloss" in label else "--"
+        axis.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", markersize=3,
+                  label=label, color=f"C{index % 10}")
+    axis.set_xscale("log")
+    if quantity == "time":
+        axis.set_yscale("log")
+    else:
+        axis.axhline(1.0, color="black", linewidth=0.6)
+    axis.set_xlabel("width C (last axis)", fontsize=8)
+    axis.set_ylabel(_UNITS[quantity], fontsize=8)
+    axis.legend(fontsize=6)
+
+
+def _mode_of(label: str) -> str:
+    """The mode a provider's name ends with ("backward only", "forward + backward"), or ""."""
+    return next((mode for mode in ("backward only", "forward + backward") if mode in label), "")
+
+
+def _width_bars(axis: Any, lines: dict[str, list[tuple[int, float]]], quantity: str) -> None:
+    """One bar per provider, fastest (time) or closest to the roofline (1.0, a vertical line) first: the rows of a
+    single shape."""
+    sign = 1 if quantity == "time" else -1
+    bars = sorted(((label, points[-1][1]) for label, points in lines.items()),
+                  key=lambda item: (_mode_of(item[0]), sign * item[1]))
+    labels, values = [b[0] for b in bars], [b[1] for b in bars]
+    drawn = axis.barh(range(len(bars)), values, color=["C0" if "logitloss" in label else "C1" for label in labels])
+    axis.bar_label(drawn, labels=[f"{v:.3g}" for v in values], fontsize=7, padding=2)
+    axis.set_yticks(range(len(bars)), labels, fontsize=7)
+    for index in range(1, len(bars)):  # a rule between the modes (backward only | forward + backward)
+        if _mode_of(labels[index]) != _mode_of(labels[index - 1]):
+            axis.axhline(index - 0.5, color="grey", linewidth=0.6)
+    axis.invert_yaxis()
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    if quantity == "time" and finite and max(finite) / min(finite) > 30:
+        axis.set_xscale("log")
+    axis.set_xlim(right=max(finite, default=1.0) * (3.0 if axis.get_xscale() == "log" else 1.2))
+    if quantity != "time":
+        axis.axvline(1.0, color="black", linewidth=0.6)
+    axis.set_xlabel(_UNITS[quantity], fontsize=8)
+
+
 def plot_width(rows: list[Row], path: str, *, quantity: str) -> str:
-    """``quantity`` "time": ns per logit against width; "roofline": fraction of the row's roofline."""
+    """``quantity`` "time": ns per logit against width; "roofline": fraction of the row's roofline.  An op
+    measured at one width only (no sweep: its backward rows, cross_entropy forward) gets bars, one per provider."""
     plt = _pyplot()
     by_op = _width_rows(rows)
     if quantity == "roofline":
@@ -86,28 +143,15 @@ def plot_width(rows: list[Row], path: str, *, quantity: str) -> str:
         for row in op_rows:
             label = row["provider"] + (f" {row['dtype']}" if row.get("dtype", "float32") != "float32" else "")
             label += f" ({_run_label(row)})" if len(runs) > 1 else ""
-            width = int(row["shape"].split("x")[-1])
-            if quantity == "time":
-                value = float(row["median_s"]) / _elements(row["shape"]) * 1e9
-            else:
-                value = float(row["roofline_fraction"])
-            lines[label].append((width, value))
-        for index, (label, points) in enumerate(sorted(lines.items())):
-            points.sort()
-            style = "-" if "logitloss" in label else "--"
-            axis.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", markersize=3,
-                      label=label, color=f"C{index % 10}")
-        axis.set_xscale("log")
-        if quantity == "time":
-            axis.set_yscale("log")
-            axis.set_ylabel("ns per logit", fontsize=8)
+            lines[label].append((int(row["shape"].split("x")[-1]), _width_value(row, quantity)))
+        shapes = sorted({row["shape"] for row in op_rows})
+        if len({width for points in lines.values() for width, _ in points}) > 1:
+            _width_lines(axis, lines, quantity)
+            axis.set_title(op, fontsize=9)
         else:
-            axis.set_ylabel("fraction of roofline", fontsize=8)
-            axis.axhline(1.0, color="black", linewidth=0.6)
-        axis.set_xlabel("width C (last axis)", fontsize=8)
-        axis.set_title(op, fontsize=9)
+            _width_bars(axis, lines, quantity)
+            axis.set_title(f"{op}, {' and '.join(shapes)} (one shape: no sweep)", fontsize=9)
         axis.tick_params(labelsize=7)
-        axis.legend(fontsize=6)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -182,6 +226,58 @@ def plot_ratios(rows: list[Row], path: str) -> str:
         axis.set_title(titles[case], fontsize=8)
         axis.invert_yaxis()
     if len(runs) > 1:
+        axes[0].legend(fontsize=6)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _target_value(target: Any, row: dict[str, Row]) -> float | None:
+    """A target's measured value from one run's history lines of its row (provider -> line)."""
+    numerator, denominator = row.get(target.numerator), row.get(target.denominator)
+    if numerator is None:
+        return None
+    if target.kind == "roofline":
+        return float(numerator["roofline_fraction"]) if numerator.get("roofline_fraction") else None
+    if denominator is None or not float(denominator["median"]):
+        return None
+    return float(numerator["median"]) / float(denominator["median"])
+
+
+def plot_history(rows: list[Row], path: str, *, informational: bool = False) -> str:
+    """One panel per target (``informational``: also those without a bound) with data: its value in each run of
+    the history (in the order of the CSV), the bound as a dashed line, one colour per machine (CPU model and ISA)."""
+    from .targets import TARGETS
+
+    plt = _pyplot()
+    runs = list(dict.fromkeys(row["run"] for row in rows))
+    lines: dict[tuple[str, str], dict[str, Row]] = defaultdict(dict)  # (run, row) -> provider -> line
+    machines: dict[str, str] = {}
+    for row in rows:
+        lines[(row["run"], row["row"])][row["provider"]] = row
+        machines[row["run"]] = f"{row['machine']} {row['isa']}"
+    panels = []
+    for target in TARGETS:
+        if target.informational and not informational:
+            continue
+        values = {run: _target_value(target, lines.get((run, target.case), {})) for run in runs}
+        if any(value is not None for value in values.values()):
+            panels.append((target, values))
+    figure, axes = _panels(plt, max(1, len(panels)), "performance targets across the runs of the history "
+                           "(dashed: the bound)", height=2.8)
+    colours = {machine: f"C{index}" for index, machine in enumerate(dict.fromkeys(machines.values()))}
+    for axis, (target, values) in zip(axes, panels):
+        for machine, colour in colours.items():
+            points = [(index, value) for index, (run, value) in enumerate(values.items())
+                      if value is not None and machines[run] == machine]
+            axis.plot([p[0] for p in points], [p[1] for p in points], "o-", color=colour, markersize=4, label=machine)
+        if not target.informational:
+            axis.axhline(target.required, color="black", linestyle="--", linewidth=0.8)
+        axis.set_xticks(range(len(runs)), [run.removeprefix("2026-") for run in runs], rotation=60, fontsize=6)
+        axis.set_title(f"{target.key} ({target.requirement()})", fontsize=8)
+        axis.tick_params(axis="y", labelsize=7)
+    if panels:
         axes[0].legend(fontsize=6)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

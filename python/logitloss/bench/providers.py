@@ -13,8 +13,8 @@ Names used in the tables:
 - ``... out=``: the result written into a preallocated buffer (``out=`` of logitloss and torch), so no
   page faults of a fresh result are timed; ``logitloss out=input``: softmax / log_softmax written over their
   input (a private copy of ``x`` that ``setup`` restores before each sample, outside the timing).
-- ``numpy stable``: the max-shifted NumPy code users write (``references.numpy_*``); ``numpy naive``: the
-  textbook code without the shift (``references.numpy_naive_*``: ``log(sum(exp(x)))``, ``exp(x) / sum``, the log
+- ``numpy stable``: the max-shifted NumPy code users write (``numpy_formulas.numpy_*``); ``numpy naive``: the
+  textbook code without the shift (``numpy_formulas.numpy_naive_*``: ``log(sum(exp(x)))``, ``exp(x) / sum``, the log
   of that softmax).
 - ``scipy``: ``scipy.special.logsumexp / softmax / log_softmax``.
 - ``torch``: ``torch.logsumexp / softmax / log_softmax`` on ``torch.from_numpy(x)`` (made outside the timing);
@@ -31,7 +31,7 @@ Cross-entropy providers (:func:`cross_entropy_providers`, mean reduction, class-
   timing; rows using it time single calls so every call sees the original logits); ``logitloss backward only``
   = ``cross_entropy_backward(1.0, x, y)``; ``torch`` = the training-loop form
   ``z = torch.from_numpy(x).requires_grad_(); F.cross_entropy(z, torch.from_numpy(y)).backward(); z.grad``;
-  ``numpy stable`` = ``references.numpy_cross_entropy_fwd_bwd``; ``jax`` = ``jax.value_and_grad`` of
+  ``numpy stable`` = ``numpy_formulas.numpy_cross_entropy_fwd_bwd``; ``jax`` = ``jax.value_and_grad`` of
   ``-mean(take_along_axis(log_softmax(x), y[:, None], -1))``, jitted (``jax_calls.cross_entropy``).
 - forward only: ``logitloss`` = ``cross_entropy(x, y)``; ``torch`` =
   ``F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y))``; ``numpy stable``; ``jax`` (no gradient).
@@ -39,12 +39,12 @@ Cross-entropy providers (:func:`cross_entropy_providers`, mean reduction, class-
 Binary cross-entropy providers (:func:`binary_cross_entropy_providers`, mean reduction, float targets ``y`` of
 ``x``'s shape, optional ``weight`` and ``pos_weight``): the same variants with
 ``binary_cross_entropy_with_logits`` / ``..._backward`` and ``F.binary_cross_entropy_with_logits``; ``numpy
-stable`` = ``references.numpy_binary_cross_entropy_fwd_bwd`` (``np.mean(np.maximum(x, 0) - x*y +
+stable`` = ``numpy_formulas.numpy_binary_cross_entropy_fwd_bwd`` (``np.mean(np.maximum(x, 0) - x*y +
 np.log1p(np.exp(-np.abs(x))))`` and ``(1 / (1 + np.exp(-x)) - y) / x.size``); ``jax`` = optax's formula written
 inline with ``jax.nn.log_sigmoid`` (``jax_calls.binary_cross_entropy``).
 
-Each carries its own check (``references.cross_entropy_check`` / ``binary_cross_entropy_check``) against float64
-on the pristine ``x``.
+Each carries its own check (``checks.cross_entropy_check`` / ``binary_cross_entropy_check``) against the float64
+references on the pristine ``x``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from . import jax_calls, references
+from . import checks, jax_calls, numpy_formulas
 from .harness import Provider
 
 __all__ = [
@@ -166,12 +166,12 @@ def logitloss_providers(
 
 
 def numpy_providers(op: str, x: np.ndarray, axis: int) -> Built:
-    function: Callable[[np.ndarray, int], np.ndarray] = getattr(references, f"numpy_{op}")
+    function: Callable[[np.ndarray, int], np.ndarray] = getattr(numpy_formulas, f"numpy_{op}")
     return [Provider("numpy stable", lambda: function(x, axis))], []
 
 
 def numpy_naive_providers(op: str, x: np.ndarray, axis: int) -> Built:
-    function: Callable[[np.ndarray, int], np.ndarray] = getattr(references, f"numpy_naive_{op}")
+    function: Callable[[np.ndarray, int], np.ndarray] = getattr(numpy_formulas, f"numpy_naive_{op}")
     return [Provider("numpy naive", lambda: function(x, axis))], []
 
 
@@ -273,12 +273,12 @@ def cross_entropy_providers(
         options["label_smoothing"] = label_smoothing
     plain = weight is None and not label_smoothing
     numpy_plain = plain and x.ndim == 2
-    check = references.cross_entropy_check(x, y, weight=weight, label_smoothing=label_smoothing, grad=backward)
+    check = checks.cross_entropy_check(x, y, weight=weight, label_smoothing=label_smoothing, grad=backward)
     return _loss_providers(
         "cross_entropy", x, y, options,
         check=check,
-        numpy_forward=(lambda: references.numpy_cross_entropy(x, y)) if numpy_plain else None,
-        numpy_fwd_bwd=(lambda: references.numpy_cross_entropy_fwd_bwd(x, y)) if numpy_plain else None,
+        numpy_forward=(lambda: numpy_formulas.numpy_cross_entropy(x, y)) if numpy_plain else None,
+        numpy_fwd_bwd=(lambda: numpy_formulas.numpy_cross_entropy_fwd_bwd(x, y)) if numpy_plain else None,
         jax_loss=(lambda jax_x, jax_y: jax_calls.cross_entropy(1 if x.ndim > 2 else -1, backward)(jax_x, jax_y))
         if plain else None,
         backward=backward, variants=variants, suffix=suffix,
@@ -297,13 +297,13 @@ def binary_cross_entropy_providers(
 ) -> Built:
     """binary_cross_entropy_with_logits providers (mean reduction, targets ``y`` of ``x``'s shape) named in
     ``variants``, as :func:`cross_entropy_providers`; ``weight`` and ``pos_weight`` go to every provider (NumPy
-    stable included: ``references.numpy_binary_cross_entropy*``)."""
+    stable included: ``numpy_formulas.numpy_binary_cross_entropy*``)."""
     options = {name: value for name, value in (("weight", weight), ("pos_weight", pos_weight)) if value is not None}
     return _loss_providers(
         "binary_cross_entropy_with_logits", x, y, options,
-        check=references.binary_cross_entropy_check(x, y, weight=weight, pos_weight=pos_weight, grad=backward),
-        numpy_forward=lambda: references.numpy_binary_cross_entropy(x, y, weight, pos_weight),
-        numpy_fwd_bwd=lambda: references.numpy_binary_cross_entropy_fwd_bwd(x, y, weight, pos_weight),
+        check=checks.binary_cross_entropy_check(x, y, weight=weight, pos_weight=pos_weight, grad=backward),
+        numpy_forward=lambda: numpy_formulas.numpy_binary_cross_entropy(x, y, weight, pos_weight),
+        numpy_fwd_bwd=lambda: numpy_formulas.numpy_binary_cross_entropy_fwd_bwd(x, y, weight, pos_weight),
         jax_loss=lambda jax_x, jax_y, **jax_options: jax_calls.binary_cross_entropy(backward)(
             jax_x, jax_y, jax_options.get("weight"), jax_options.get("pos_weight")),
         backward=backward, variants=variants, suffix=suffix,

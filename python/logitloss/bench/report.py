@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from .accuracy import accuracy_json, accuracy_markdown
+from .harness import OTHER_LOAD_THRESHOLD_CORES
 from .run import RunResult
 from .safety import safety_json, safety_markdown
-from .suite import OTHER_LOAD_THRESHOLD_CORES, CaseResult
+from .suite import CaseResult
 
-__all__ = ["CSV_COLUMNS", "csv_rows", "header_lines", "markdown", "numerics_markdown", "write_all"]
+__all__ = ["CSV_COLUMNS", "csv_rows", "header_lines", "markdown", "numerics_markdown", "results_json", "write_all"]
 
 # machine and versions, repeated on every line so one CSV line (or a concatenation of runs) stands alone
 _MACHINE_COLUMNS = ["cpu_model", "logical_cores", "logitloss_isa", "logitloss_version", "numpy_version",
@@ -95,7 +96,8 @@ def csv_rows(run: RunResult) -> list[dict[str, Any]]:
     return rows
 
 
-def _json(run: RunResult) -> dict[str, Any]:
+def results_json(run: RunResult) -> dict[str, Any]:
+    """The content of ``results.json``."""
     return {
         "machine": run.machine,
         "config": run.config,
@@ -367,7 +369,7 @@ def write_all(run: RunResult, directory: str) -> list[str]:
         writer.writerows(rows)
     paths.append(os.path.join(directory, "results.json"))
     with open(paths[-1], "w", encoding="utf-8") as handle:
-        json.dump(_json(run), handle, indent=1, default=_json_default)
+        json.dump(results_json(run), handle, indent=1, default=_json_default)
     return paths
 
 

@@ -13,11 +13,13 @@ from typing import Any, TextIO
 
 from . import harness
 from .accuracy import AccuracyResult, run_accuracy
-from .harness import Roofline
+from .checks import REFERENCE_SOURCE, check_result
+from .harness import OTHER_LOAD_THRESHOLD_CORES, Roofline
+from .history import code_commit
 from .inputs import InputCache
-from .references import check_result, reference_source
 from .safety import SafetyResult, run_safety
-from .suite import OTHER_LOAD_THRESHOLD_CORES, Case, CaseResult, Suite, TargetResult, evaluate_targets
+from .suite import Case, CaseResult, Suite
+from .targets import TargetResult, evaluate_targets
 
 __all__ = ["RunResult", "run_suite"]
 
@@ -87,8 +89,9 @@ def run_suite(
         "threads": threads,
         "repeats": repeats,
         "command": command,
+        "commit": code_commit(),
         "cases": [c.key for c in cases],
-        "check_reference": reference_source(),
+        "check_reference": REFERENCE_SOURCE,
         "wait_quiet_seconds": wait_quiet,
         "warmup_seconds": suite.warmup_time,
     }

@@ -5,9 +5,9 @@ Each entry of :data:`CATALOGUE` is a small input (rows of logits with a target c
 targets of binary cross-entropy) in float32, float64 or float16: the float32 entries, float64 copies of those whose
 values mean the same in float64 (masks, infinities, nan, moderate and confident rows), and float64's own extremes
 (logits near its maximum, losses that are normal or subnormal only in float64).  Every provider of :mod:`~logitloss.bench.implementations`
-computes every kernel it has on it; :func:`~logitloss.bench.exact.judge` compares value and gradient with the exact
-(mpmath) reference of :mod:`~logitloss.bench.exact`: within the issues' bounds (4 eps for values, 8 eps for
-gradients, times the condition scale), or nan, inf, 0 where the exact value is a nonzero number of the dtype, or
+computes every kernel it has on it; :func:`~logitloss.bench.verdicts.judge` compares value and gradient with the exact
+reference (:mod:`~logitloss.bench.verdicts`, from :mod:`logitloss.testing`): within the bounds of
+``docs/accuracy.md`` (4 eps for values, 8 eps for gradients, times the condition scale), or nan, inf, 0 where the exact value is a nonzero number of the dtype, or
 wrong.  The catalogue is fixed so that runs, machines and versions compare cell by cell.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import exact as _exact
+from . import verdicts as _exact
 from .implementations import PROVIDERS, NotAvailable, compute
 
 __all__ = ["CATALOGUE", "Entry", "SafetyCell", "SafetyResult", "run_safety", "safety_json", "safety_markdown"]
@@ -218,12 +218,13 @@ def safety_markdown(result: SafetyResult, header: list[str]) -> str:
         "",
         *header,
         "",
-        "Each cell: **value / gradient** of one provider on one catalogue entry, against an exact mpmath reference "
-        f"({_exact.MP_DPS} digits). `ok`: within the issues' bound, |result - exact| <= units * eps * S + one "
+        "Each cell: **value / gradient** of one provider on one catalogue entry, against the exact references of "
+        f"`logitloss.testing` (mpmath at {_exact.MP_DPS} digits for float64 entries, float64 with care for the "
+        "others). `ok`: within the bound of `docs/accuracy.md`, |result - exact| <= units * eps * S + one "
         f"subnormal ulp where the exact value is subnormal, with units = {_exact.UNITS['value']:g} for values and "
         f"{_exact.UNITS['gradient']:g} for gradients, eps of the input's dtype (float16 {eps16:.3g}, float32 "
         f"{eps32:.3g}, float64 {eps64:.3g}) and S the condition scale (S = |exact| where the problem is well conditioned; see "
-        "`logitloss/bench/exact.py`). `NaN` / `inf`: a nan / an infinity where the exact value is finite (or a "
+        "`logitloss/bench/verdicts.py`). `NaN` / `inf`: a nan / an infinity where the exact value is finite (or a "
         "different infinity); `0 (lost)`: 0 where the exact value is a nonzero number of the dtype (underflow, or "
         "absorbed next to a larger term); `wrong (k eps)`: a finite number k eps * S away; `wrong (not NaN)`: a "
         "number where the convention is nan; `—`: the provider computes no gradient; `n/a`: no such function.",

@@ -1,0 +1,214 @@
+"""How a row of the benchmark table (:mod:`~logitloss.bench.rows`) gets its providers.
+
+Each builder here is named in the table with its options (``standard(out=True)``, ``cross_entropy(backward=False)``
+...) and, given the row's op, shape, dtype and run mode, returns what the row's :class:`~logitloss.bench.suite.Case`
+needs: ``build`` (inputs -> the array timed, its providers, notes) or, for the memory rows, ``values``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import providers as _providers
+from .backward_providers import backward_providers
+from .checks import check_result
+from .harness import Provider
+from .inputs import InputCache
+from .memory_rows import memory_values
+
+__all__ = [
+    "Builder",
+    "axis0",
+    "backward",
+    "binary_cross_entropy",
+    "class_axis_1",
+    "cross_entropy",
+    "memory",
+    "standard",
+    "thread_scaling",
+]
+
+Build = Callable[[InputCache], tuple[np.ndarray, list[Provider], list[str]]]
+# (op, shape, dtype, quick) -> keyword arguments of the Case: "build", or "values" and "value_unit"
+Builder = Callable[[str, tuple[int, ...], str, bool], dict[str, Any]]
+
+
+def _builder(function: Callable[..., dict[str, Any]]) -> Callable[..., Builder]:
+    """``function(op, shape, dtype, quick, **options)`` as ``name(**options)`` for the table."""
+
+    @functools.wraps(function)
+    def with_options(**options: Any) -> Builder:
+        return functools.partial(function, **options)
+
+    return with_options
+
+
+@_builder
+def standard(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, isas: bool = False, out: bool = False,
+             in_place: bool = False, baselines: tuple[str, ...] = _providers.BASELINES) -> dict[str, Any]:
+    """logitloss (``isas``: also forced to each ISA, full run only; ``out=`` buffers, ``out=input``) and the
+    ``baselines`` over the last axis."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        providers, notes = _providers.all_providers(op, x, -1, isas=isas and not quick, out=out, in_place=in_place,
+                                                     baselines=baselines)
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def axis0(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, isas: bool = False) -> dict[str, Any]:
+    """``op`` over axis 0 of the transposed copy of ``logits(shape[::-1])``, with logitloss's last-axis call on the
+    same data alongside (``out=`` buffers for softmax and log_softmax, so the two layouts time the kernel, not page
+    faults)."""
+    shape_last_axis = shape[::-1]
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x_last = inputs.logits(shape_last_axis)
+        x_first = inputs.logits_transposed(shape_last_axis)
+        out = op != "logsumexp"
+        providers, notes = _providers.logitloss_providers(op, x_first, 0, isas=isas and not quick, out=out)
+        last, last_notes = _providers.logitloss_providers(op, x_last, -1, out=out, fresh=not out,
+                                                          name="logitloss last axis")
+        for provider in last:  # its result is the transpose of the row's: checked as such
+            provider.check = lambda result: check_result(op, x_first, 0, np.asarray(result).T)
+        providers += last
+        notes += last_notes
+        for baseline in ("torch", "jax", "numpy", "scipy"):
+            more, more_notes = _providers.all_providers(op, x_first, 0, baselines=(baseline,))
+            providers += [p for p in more if not p.name.startswith("logitloss")]
+            notes += more_notes
+        return x_first, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def backward(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """The backward modes of ``op`` (``op`` is ``<family op>_backward``) over the last axis."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape)
+        providers, notes = backward_providers(op.removesuffix("_backward"), x, -1)
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def memory(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, kernel: str | None = None) -> dict[str, Any]:
+    """Peak extra memory of one call of ``kernel`` (default: the op) per provider, each in a fresh subprocess."""
+    return {"build": lambda inputs: (np.empty(0), [], []), "values": memory_values(kernel or op, shape),
+            "value_unit": "bytes"}
+
+
+@_builder
+def cross_entropy(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, backward: bool = True,
+                  variants: tuple[str, ...] = _providers.CROSS_ENTROPY_VARIANTS, options_variant: bool = False,
+                  probabilities: bool = False) -> dict[str, Any]:
+    """cross_entropy providers on (N, C) logits, class-index targets or (``probabilities``) probability targets of
+    the logits' shape; ``options_variant`` adds ``logitloss grad_out= smoothing+weight`` (label_smoothing=0.1 and
+    class weights, into a buffer)."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        y = inputs.probability_targets(*shape) if probabilities else inputs.targets(*shape)
+        providers, notes = _providers.cross_entropy_providers(x, y, backward=backward, variants=variants)
+        if options_variant:
+            more, more_notes = _providers.cross_entropy_providers(
+                x, y, variants=("logitloss grad_out=",), weight=inputs.class_weights(shape[1]),
+                label_smoothing=0.1, suffix=" smoothing+weight")
+            providers += more
+            notes += more_notes
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def class_axis_1(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """cross_entropy of (N, C, H, W) logits, class axis 1, index targets (N, H, W): segmentation's layout."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        n, classes, height, width = shape
+        x = inputs.logits(shape)
+        y = inputs.targets(n * height * width, classes).reshape(n, height, width)
+        providers, notes = _providers.cross_entropy_providers(
+            x, y, variants=("logitloss", "logitloss grad_out=", "torch", "jax"))
+        return x, providers, notes + ["numpy stable: not timed, its code here is for (N, C) logits"]
+
+    return {"build": build}
+
+
+@_builder
+def binary_cross_entropy(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, backward: bool = True,
+                         variants: tuple[str, ...] = _providers.BINARY_CROSS_ENTROPY_VARIANTS, weighted: bool = False,
+                         unweighted_variant: bool = False) -> dict[str, Any]:
+    """binary_cross_entropy_with_logits providers on ``shape`` with 0 / 1 targets; ``weighted``: ``weight`` and
+    ``pos_weight`` of shape (C,) (the last axis) for every provider; ``unweighted_variant`` adds ``logitloss no
+    weights`` (return_grad=True without them)."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        y = inputs.binary_targets(shape).astype(dtype, copy=False)
+        weight = inputs.class_weights(shape[-1]) if weighted else None
+        pos_weight = inputs.positive_weights(shape[-1]) if weighted else None
+        providers, notes = _providers.binary_cross_entropy_providers(
+            x, y, backward=backward, variants=variants, weight=weight, pos_weight=pos_weight)
+        if unweighted_variant:
+            more, more_notes = _providers.binary_cross_entropy_providers(x, y, variants=("logitloss",),
+                                                                         suffix=" no weights")
+            providers += more
+            notes += more_notes
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@contextlib.contextmanager
+def _logitloss_threads(threads: int) -> Iterator[None]:
+    import logitloss
+
+    previous = logitloss.get_num_threads()
+    logitloss.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        logitloss.set_num_threads(previous)
+
+
+@_builder
+def thread_scaling(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """logitloss ``op`` with 1 and with 2 threads; each sample is one call after one untimed call."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape)
+        base, notes = _providers.logitloss_providers(op, x, -1)
+        if not base:
+            return x, [], notes
+        try:
+            import logitloss
+
+            logitloss.get_num_threads()
+        except Exception as error:
+            return x, [], [f"logitloss.get_num_threads(): {type(error).__name__}: {error}; thread rows skipped"]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if cores < 2:
+            return x, [], [f"only {cores} core available; thread rows skipped"]
+        fn = base[0].fn
+        providers = [
+            Provider(f"logitloss {n} thread{'s' if n > 1 else ''}", fn, context=lambda n=n: _logitloss_threads(n),
+                     setup=fn, isa=base[0].isa, threads=n)
+            for n in (1, 2)
+        ]
+        return x, providers, notes
+
+    return {"build": build}

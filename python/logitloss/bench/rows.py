@@ -1,0 +1,203 @@
+"""The table of benchmark rows: one :class:`Row` per line, expanded into the cases of a run by
+:func:`~logitloss.bench.suite.build_suite`.  Adding a row is adding a line to ``ROWS``.
+
+A row names its shape (``SHAPES``: some are smaller under ``--quick``), how its providers are made (a builder of
+:mod:`~logitloss.bench.row_builders` with its options), the title (``{shape}`` is filled in), its roofline
+("read" or "copy": GB/s and the fraction of that bandwidth) and the run modes it belongs to.  Bytes moved per call
+are the op's (:meth:`~logitloss.bench.suite.Case.bytes_per_call`).  The width sweep, a grid of ops x widths, is
+``SWEEP``.  All rows are float32 but those with ``dtype="float64"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .providers import OPS
+from .row_builders import (
+    Builder,
+    axis0,
+    backward,
+    binary_cross_entropy,
+    class_axis_1,
+    cross_entropy,
+    memory,
+    standard,
+    thread_scaling,
+)
+
+__all__ = ["BOTH", "FULL", "QUICK", "ROWS", "SHAPES", "SWEEP", "Row", "Sweep"]
+
+BOTH, FULL, QUICK = "full and quick", "full", "quick"  # the run modes a row belongs to
+
+# name -> shape, or (quick shape, full shape).  --quick runs the (4096, 32000) rows at (512, 32000): 66 MB
+# instead of 524 MB, still beyond the caches.
+SHAPES: dict[str, tuple[int, ...] | tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "big": ((512, 32000), (4096, 32000)),
+    "big transposed": ((32000, 512), (32000, 4096)),  # axis 0 of it: the same data as the last axis of "big"
+    "mid": (8192, 1000),
+    "tiny": (32, 10),
+    "backward": ((8192, 1000), (4096, 32000)),
+    "memory": (16384, 1024),  # 67 MB of float32: far above the noise of RSS
+    "segmentation": ((2, 150, 128, 128), (8, 150, 128, 128)),  # ADE20K's 150 classes
+    "bce": (1_000_000,),
+    "multilabel": (4096, 1000),
+    "bce tiny": (2,),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    op: str  # what is timed (bytes moved follow from it): a family op, "<op>_backward", "cross_entropy_fwd_bwd", ...
+    shape: str  # a name in SHAPES
+    build: Builder
+    title: str  # "{shape}" is replaced by the shape
+    roofline: str | None = None  # "read" or "copy"
+    check: bool = True  # compare each provider's first result with the float64 reference (family ops)
+    repeats: int | tuple[int | None, int | None] | None = None  # one for both modes, or (quick, full)
+    number: int | None = None  # calls per sample (1: single calls)
+    note: str = ""
+    dtype: str = "float32"
+    modes: str = BOTH
+    quick_title: str = ""  # appended to the title under --quick
+    axis: int = -1
+    baseline: str = "logitloss"  # the "time / baseline" column
+    busy_core: bool = False  # a busy process pinned to the other core while the row runs
+    threads: int | None = None  # None: the run's --threads; 0: each provider sets its own
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The width sweep: every op at every width on the same number of logits per cell (``time_vs_width.png``,
+    ``roofline.png``), (quick, full)."""
+
+    widths: tuple[tuple[int, ...], tuple[int, ...]] = ((10, 32000, 262144), (10, 1000, 32000, 50257, 128256, 262144))
+    logits: tuple[int, int] = (2**21, 2**24)  # 2**24: 67 MB of float32, beyond the caches, far below the cap
+    ops: tuple[tuple[str, ...], tuple[str, ...]] = (("logsumexp", "cross_entropy_fwd_bwd"),
+                                                    ("logsumexp", "softmax", "log_softmax", "cross_entropy_fwd_bwd"))
+    repeats: tuple[int | None, int | None] = (None, 7)
+
+
+SWEEP = Sweep()
+CELL_CAP_LOGITS = 2**27  # no row larger than this many logits
+
+# NumPy naive is left out of the sweep (it costs what NumPy stable costs, and the sweep is the run's largest block).
+SWEEP_BASELINES = ("numpy", "scipy", "torch", "jax")
+SWEEP_CROSS_ENTROPY = ("logitloss", "torch", "jax", "numpy stable")
+
+# --- notes shown under the rows ---------------------------------------------------------------------------
+
+IN_PLACE_FORWARD = ("`logitloss out=input`: written over a private copy of x, restored with np.copyto before each "
+                    "sample (outside the timing). `logitloss`: a new result, in the previous sample's dropped one "
+                    "(output reuse, the default); `logitloss reuse off`: in fresh pages, their page faults timed, as "
+                    "torch's are.")
+IN_PLACE_LOSS = ("`logitloss grad_out=input`: in place on a private copy of x, restored with np.copyto before each call "
+                 "(outside the timing), so every call sees the original logits; single calls (calls/sample = 1) for "
+                 "every provider of the row.")
+MEMORY = ("Peak extra resident memory of one call, each provider in a fresh subprocess (C++ allocations count): "
+          "ru_maxrss after the call - max(ru_maxrss, RSS) before it; the input is made in float32 in the child, "
+          "libraries warmed up on 8 rows (JAX: compiled for this shape ahead of time), 1 thread; a fresh result "
+          "counts. `logits` = x.nbytes, the unit of the ratios.")
+AXIS0 = "logitloss and its last-axis call with out= buffers; the other providers as users call them."
+THREADS = "21 single calls per thread count, interleaved; each after one untimed call"
+BUSY = "with a busy process pinned to the other core"
+
+
+def _backward_note(op: str) -> str:
+    forward_backward = ("logitloss.logsumexp(x, return_grad=True), one fused pass" if op == "logsumexp"
+                        else f"logitloss.{op} then logitloss.{op}_backward (no fused call)")
+    return (("Upstream gradient: ones of the result's shape (the gradient of sum(logsumexp))" if op == "logsumexp"
+             else "Upstream gradient: N(0, 1) of x's shape")
+            + "; bytes moved are those of the backward pass alone ("
+            + ("reads x, writes the gradient" if op == "logsumexp"
+               else "reads the forward output and the upstream gradient, writes the gradient")
+            + f"). `backward only`: logitloss's `{op}_backward`, torch.autograd.grad on a prebuilt graph, the pullback "
+            f"of jax.vjp, NumPy's formula; `forward + backward`: {forward_backward}, torch's .backward(g), jax.vjp in "
+            "one jitted function, NumPy's forward then its formula.")
+
+
+FIVE = 5  # rows of 7 or more providers of 524 MB each: the full run's time budget
+PER_CALL = " (per-call time)"
+CE = "cross_entropy forward + backward"
+BCE = "binary_cross_entropy_with_logits"
+ALL_BUT_REUSE = ("logitloss", "logitloss grad_out=", "torch", "jax", "numpy stable")
+PEERS = ("logitloss", "torch", "jax", "numpy stable")
+
+ROWS: list[Row] = [
+    Row("logsumexp_big", "logsumexp", "big", standard(isas=True), "logsumexp {shape}, axis=-1", "read"),
+    Row("logsumexp_mid", "logsumexp", "mid", standard(isas=True), "logsumexp {shape}, axis=-1", "read"),
+    Row("logsumexp_tiny", "logsumexp", "tiny", standard(), "logsumexp {shape}, axis=-1" + PER_CALL),
+    *[Row(f"{op}_big", op, "big", standard(isas=True, out=True, in_place=True), op + " {shape}, axis=-1", "copy",
+          note=IN_PLACE_FORWARD) for op in ("softmax", "log_softmax")],
+    *[Row(f"{op}_mid", op, "mid", standard(out=True), op + " {shape}, axis=-1", "copy")
+      for op in ("softmax", "log_softmax")],
+    *[Row(f"{op}_tiny", op, "tiny", standard(), op + " {shape}, axis=-1" + PER_CALL)
+      for op in ("softmax", "log_softmax")],
+    # --quick: the class axis 1 of cross_entropy stands for the non-last axes
+    *[Row(f"{op}_axis0", op, "big transposed", axis0(isas=op == "logsumexp"),
+          op + " {shape}, axis=0 (same data as (4096, 32000), axis=-1)", "read" if op == "logsumexp" else "copy",
+          repeats=FIVE, note="" if op == "logsumexp" else AXIS0, modes=FULL, axis=0) for op in OPS],
+    *[Row(f"{op}_backward", f"{op}_backward", "backward", backward(), op + " backward and forward + backward {shape}, "
+          "axis=-1", "copy", check=False, repeats=(None, FIVE), note=_backward_note(op),
+          modes=BOTH if op == "softmax" else FULL, baseline="logitloss backward only") for op in OPS],
+    *[Row(f"{op}_memory", op, "memory", memory(), op + " {shape}, axis=-1: peak extra memory", check=False,
+          note=MEMORY, modes=FULL) for op in OPS],
+    Row("cross_entropy_big", "cross_entropy_fwd_bwd", "big", cross_entropy(), CE + " {shape}", "copy", check=False,
+        number=1, repeats=(5, None), quick_title=" (--quick; targets at (4096, 32000))",
+        note=IN_PLACE_LOSS + " `logitloss`: return_grad=True (a new gradient, in the previous sample's dropped one: "
+        "output reuse); `logitloss reuse off`: the same in fresh pages, their page faults timed; `torch`: z = "
+        "torch.from_numpy(x).requires_grad_(); F.cross_entropy(z, y).backward(); z.grad."),
+    Row("cross_entropy_mid", "cross_entropy_fwd_bwd", "mid", cross_entropy(variants=ALL_BUT_REUSE,
+        options_variant=True), CE + " {shape}", "copy", check=False,
+        note="`smoothing+weight`: label_smoothing=0.1 and class weights of shape (1000,), gradient into a "
+             "preallocated buffer like `logitloss grad_out=`."),
+    Row("cross_entropy_mid_probabilities", "cross_entropy_fwd_bwd", "mid", cross_entropy(options_variant=True,
+        probabilities=True), CE + " {shape}, probability targets", "copy", check=False, number=1,
+        note="Targets: float32 rows of probabilities of the logits' shape (softmax of 2 N(0, 1)); `numpy stable`: "
+             "-mean(sum(y * log_softmax)) and (softmax - y) / N; `smoothing+weight` as in the (8192, 1000) "
+             "index-target row. Bytes moved count the logits and the gradient only. " + IN_PLACE_LOSS),
+    Row("cross_entropy_forward_big", "cross_entropy", "big", cross_entropy(backward=False, variants=PEERS),
+        "cross_entropy forward only {shape}", "read", check=False, quick_title=" (--quick)",
+        note="`torch`: F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y)), no autograd."),
+    Row("cross_entropy_tiny", "cross_entropy_fwd_bwd", "tiny", cross_entropy(variants=ALL_BUT_REUSE),
+        CE + " {shape}" + PER_CALL, check=False),
+    Row("cross_entropy_memory", "cross_entropy_fwd_bwd", "big", memory(kernel="cross_entropy"),
+        CE + " {shape}: peak extra memory", check=False, note=MEMORY, quick_title=" (--quick)"),
+    Row("cross_entropy_class_axis_1", "cross_entropy_fwd_bwd", "segmentation", class_axis_1(),
+        CE + " {shape}, class axis 1 (segmentation layout)", "copy", check=False, axis=1,
+        note="Index targets (N, H, W); logitloss reduces the class axis in place (no transposed copy); torch and jax "
+             "take the same layout (jax: log_softmax(axis=1) and take_along_axis)."),
+    Row("bce_big", f"{BCE}_fwd_bwd", "bce", binary_cross_entropy(), BCE + " forward + backward {shape}", "copy",
+        check=False, number=1, repeats=(41, 61),  # single calls of about a millisecond: many rounds
+        note=IN_PLACE_LOSS + " `logitloss`: return_grad=True; `torch`: z = torch.from_numpy(x).requires_grad_(); "
+        "F.binary_cross_entropy_with_logits(z, y).backward(); z.grad; `numpy stable`: np.mean(np.maximum(x, 0) - "
+        "x*y + np.log1p(np.exp(-np.abs(x)))) and (1 / (1 + np.exp(-x)) - y) / x.size."),
+    Row("bce_forward_big", BCE, "bce", binary_cross_entropy(backward=False, variants=PEERS),
+        BCE + " forward only {shape}", "read", check=False,
+        note="`torch`: F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y)), no autograd."),
+    Row("bce_multilabel", f"{BCE}_fwd_bwd", "multilabel", binary_cross_entropy(weighted=True, unweighted_variant=True),
+        BCE + " forward + backward {shape}, weight and pos_weight (1000,)", "copy", check=False, number=1,
+        repeats=(7, 15), note=IN_PLACE_LOSS + " Every provider gets weight (uniform [0.5, 1.5)) and pos_weight "
+        "(uniform [1, 4)) of shape (1000,) except `logitloss no weights` (return_grad=True without them)."),
+    Row("bce_multilabel_forward", BCE, "multilabel", binary_cross_entropy(backward=False, weighted=True,
+        variants=PEERS), BCE + " forward only {shape}, weight and pos_weight (1000,)", "read", check=False),
+    Row("bce_tiny", f"{BCE}_fwd_bwd", "bce tiny", binary_cross_entropy(variants=ALL_BUT_REUSE),
+        BCE + " forward + backward {shape}" + PER_CALL, check=False),
+    # --quick measures the memory of cross_entropy only (a subprocess per provider)
+    Row("bce_memory", f"{BCE}_fwd_bwd", "memory", memory(kernel=BCE), BCE + " forward + backward {shape}: peak extra "
+        "memory", check=False, note=MEMORY + " Targets 0 / 1 float32.", modes=FULL),
+    # float64: the mid shape of each kernel
+    *[Row(f"{op}_mid_f64", op, "mid", standard(out=op != "logsumexp"), op + " {shape} float64, axis=-1",
+          "read" if op == "logsumexp" else "copy", dtype="float64", modes=FULL) for op in OPS],
+    Row("cross_entropy_mid_f64", "cross_entropy_fwd_bwd", "mid", cross_entropy(variants=ALL_BUT_REUSE),
+        CE + " {shape} float64", "copy", check=False, dtype="float64", modes=FULL),
+    Row("bce_big_f64", f"{BCE}_fwd_bwd", "bce", binary_cross_entropy(variants=ALL_BUT_REUSE),
+        BCE + " forward + backward {shape} float64", "copy", check=False, dtype="float64", number=1, repeats=31,
+        modes=FULL),
+    # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
+    *[Row(f"threads_{size}_{load}", "logsumexp", size, thread_scaling(),
+          "threads: logsumexp {shape}, " + (BUSY if load == "loaded" else "no added load"), "read", check=False,
+          repeats=21, number=1, note=THREADS + ("; max = slowest call." if load == "loaded" else "."), modes=FULL,
+          baseline="logitloss 1 thread", busy_core=load == "loaded", threads=0)
+      for size in ("big", "mid") for load in ("loaded", "unloaded")],
+]

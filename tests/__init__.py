@@ -1,0 +1,1 @@
+"""The logitloss test suite (a package, so that its helpers import as ``tests.helpers``)."""

@@ -1,0 +1,30 @@
+"""Reference libraries (torch, SciPy, mpmath, hypothesis ...): import one or skip, or fail in CI."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+
+# CI sets it: a missing reference library fails the test instead of skipping it, so an accuracy
+# test is never skipped silently where it must run.
+REQUIRE_REFERENCES = os.environ.get("LOGITLOSS_REQUIRE_REFERENCES") == "1"
+
+# Libraries the references of logitloss.testing import on demand (mpmath for float64 results).
+REFERENCE_LIBRARIES = ("mpmath",)
+
+
+def missing(message, *, module_level=False):
+    """Skip the test for a missing reference library (fail under LOGITLOSS_REQUIRE_REFERENCES=1)."""
+    if REQUIRE_REFERENCES:
+        pytest.fail(message + " (LOGITLOSS_REQUIRE_REFERENCES=1)", pytrace=False)
+    pytest.skip(message, allow_module_level=module_level)
+
+
+def require(modname, *, module_level=False):
+    """Import a reference library or skip the test (see :func:`missing`)."""
+    try:
+        return importlib.import_module(modname)
+    except ImportError as exc:
+        missing(f"reference library {modname!r} is not importable: {exc}", module_level=module_level)
