@@ -18,19 +18,23 @@ SUPPORTED_ISAS = tuple(logitloss.supported_isas())
 KNOWN_ISAS = ("baseline", "avx2", "avx512", "neon")
 
 REQUIRE_REFERENCES = os.environ.get("LOGITLOSS_REQUIRE_REFERENCES") == "1"
+# Libraries exempt from that requirement on a platform that cannot have them, by top-level name
+# (the aarch64 CI stage: LOGITLOSS_OPTIONAL_REFERENCES=torch, no torch wheel for arm64 here).
+OPTIONAL_REFERENCES = {name.strip() for name in os.environ.get("LOGITLOSS_OPTIONAL_REFERENCES", "").split(",")} - {""}
 
 
 def require(modname, *, module_level=False):
     """Import a reference library (torch, scipy, mpmath, hypothesis ...) or skip the test.
 
     With ``LOGITLOSS_REQUIRE_REFERENCES=1`` (CI sets it) a missing library FAILS the test instead,
-    so an accuracy test is never skipped silently where it must run.
+    so an accuracy test is never skipped silently where it must run; a library named in
+    ``LOGITLOSS_OPTIONAL_REFERENCES`` (comma-separated) still skips.
     """
     try:
         return importlib.import_module(modname)
     except ImportError as exc:
         message = f"reference library {modname!r} is not importable: {exc}"
-        if REQUIRE_REFERENCES:
+        if REQUIRE_REFERENCES and modname.split(".")[0] not in OPTIONAL_REFERENCES:
             pytest.fail(message + " (LOGITLOSS_REQUIRE_REFERENCES=1)", pytrace=False)
         pytest.skip(message, allow_module_level=module_level)
 
@@ -80,6 +84,9 @@ try:
         suppress_health_check=[HealthCheck.too_slow],
         print_blob=True,
     )
+    # For emulated runs (.ci/aarch64: `--hypothesis-profile=logitloss-quick`, which the plugin loads
+    # after this file): the same properties on fewer examples.
+    settings.register_profile("logitloss-quick", settings.get_profile("logitloss"), max_examples=10)
     settings.load_profile("logitloss")
 except ImportError:  # test_properties.py reports it through require()
     pass
