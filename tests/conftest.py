@@ -21,7 +21,7 @@ def pytest_runtest_call(item):
     except ImportError as error:
         if error.name not in REFERENCE_LIBRARIES:
             raise
-        missing(f"reference library {error.name!r} is not importable: {error}")
+        missing(f"reference library {error.name!r} is not importable: {error}", name=error.name)
 
 
 @pytest.fixture(params=SUPPORTED_ISAS)
@@ -84,6 +84,9 @@ try:
         suppress_health_check=[HealthCheck.too_slow],
         print_blob=True,
     )
+    # For emulated runs (.ci/aarch64: `--hypothesis-profile=logitloss-quick`, which the plugin loads
+    # after this file): the same properties on fewer examples.
+    settings.register_profile("logitloss-quick", settings.get_profile("logitloss"), max_examples=10)
     settings.load_profile("logitloss")
 except ImportError:  # the property tests report it through require()
     pass

@@ -3,8 +3,8 @@
 #include <mutex>
 #include <vector>
 
-#if __has_include(<sys/mman.h>)
-#include <sys/mman.h>
+#if !defined(_WIN32) && __has_include(<sys/mman.h>)
+#include <sys/mman.h>  // madvise (Linux, macOS; Windows has none)
 #endif
 
 namespace logitloss {
@@ -42,10 +42,11 @@ void free_buffers(const std::vector<Buffer*>& buffers) {
   for (Buffer* b : buffers) free_buffer(b);
 }
 
-// Lets the kernel take an idle buffer's pages back under memory pressure. Whole huge pages only: a
-// partial range would split them.
+// Lets the kernel take an idle buffer's pages back under memory pressure (Linux, macOS). Whole huge
+// pages only: a partial range would split them. Where there is no MADV_FREE (Windows) an idle buffer
+// keeps its pages until it is reused, dropped as a third idle buffer, or released.
 void advise_idle(const Buffer* b) {
-#if defined(MADV_FREE)
+#if !defined(_WIN32) && defined(MADV_FREE)
   madvise(b->data, (size_t)b->capacity, MADV_FREE);
 #else
   (void)b;

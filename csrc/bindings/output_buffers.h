@@ -11,9 +11,10 @@
 // of it keeps it (or an array that keeps it) alive, so the capsule's destructor runs, and the buffer
 // turns idle, exactly when the last array using its memory is gone: nothing can still see an idle
 // buffer. At most kIdleBuffers idle buffers are kept, the most recently dropped ones, with their
-// pages marked MADV_FREE: under memory pressure the kernel takes them back (no swapping); otherwise
-// they are still mapped when reused. The buffers themselves are NumPy arrays (NumPy's allocator
-// and its huge-page advice), their data aligned to 2 MiB.
+// pages marked MADV_FREE (Linux, macOS): under memory pressure the kernel takes them back (no
+// swapping); otherwise they are still mapped when reused. Windows has no such advice: idle buffers
+// keep their pages until release_idle_buffers() frees them. The buffers themselves are NumPy
+// arrays (NumPy's allocator and its huge-page advice), their data aligned to 2 MiB.
 #pragma once
 
 #include <cstdint>

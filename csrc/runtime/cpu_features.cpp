@@ -45,7 +45,7 @@ CpuFeatures detect() {
 
 CpuFeatures detect() {
   CpuFeatures f;
-  f.neon = true;  // Advanced SIMD is mandatory in ARMv8-A
+  f.neon = true;  // Advanced SIMD (FMLA included) is mandatory in ARMv8-A: Linux, macOS and Windows on Arm
   return f;
 }
 

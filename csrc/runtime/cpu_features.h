@@ -1,5 +1,6 @@
 // What the running CPU and OS support, detected once without executing any instruction beyond
-// the baseline (CPUID and XGETBV on x86-64, the auxiliary vector on aarch64 Linux).
+// the baseline (CPUID and XGETBV on x86-64; nothing to detect on aarch64, where Advanced SIMD with
+// its fused multiply-add is part of the base architecture every AArch64 OS and ABI requires).
 #pragma once
 
 namespace logitloss {

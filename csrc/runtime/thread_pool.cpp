@@ -1,7 +1,19 @@
 #include "runtime/thread_pool.h"
 
-#include <pthread.h>
-#include <sched.h>
+#if defined(_WIN32)
+#ifndef NOMINMAX
+#define NOMINMAX  // <windows.h> would otherwise define min and max as macros
+#endif
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>  // GetActiveProcessorCount, GetProcessAffinityMask
+#else
+#include <pthread.h>  // pthread_atfork
+#endif
+#if defined(__linux__)
+#include <sched.h>  // sched_getaffinity
+#endif
 
 #include <atomic>
 #include <condition_variable>
@@ -35,11 +47,23 @@ long long threads_from_environment() {
   return digits && *p == '\0' && n >= 1 ? n : 0;
 }
 
+// The CPUs this process may run on. Linux: its affinity mask (taskset, cgroup cpusets). Windows:
+// the process's affinity mask when the machine has one processor group (the mask cannot describe
+// more), else every active processor of every group. Elsewhere (macOS has no process affinity):
+// the online CPUs, which std::thread::hardware_concurrency() reads (sysconf or sysctl).
 int default_num_threads() {
   if (const long long n = threads_from_environment()) return capped(n);
 #if defined(__linux__)
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return capped(CPU_COUNT(&set));
+#elif defined(_WIN32)
+  DWORD_PTR process_mask = 0, system_mask = 0;
+  if (GetActiveProcessorGroupCount() == 1 && GetProcessAffinityMask(GetCurrentProcess(), &process_mask, &system_mask)) {
+    int count = 0;
+    for (; process_mask; process_mask &= process_mask - 1) ++count;
+    return capped(count);
+  }
+  if (const DWORD n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS)) return capped(n);
 #endif
   unsigned n = std::thread::hardware_concurrency();
   return capped(n);
@@ -145,12 +169,14 @@ std::atomic<Pool*> g_pool{nullptr};
 std::atomic<int> g_num_threads{0};
 std::mutex g_pool_create;
 
+#if !defined(_WIN32)
 void after_fork_in_child() {
   // The child has only the forking thread: the parent's workers do not exist here and the pool's
   // mutexes may be held by them. Abandon it (leak) and build a fresh one on first use.
   new (&g_pool_create) std::mutex();
   g_pool.store(nullptr);
 }
+#endif
 
 Pool& pool() {
   Pool* p = g_pool.load(std::memory_order_acquire);
@@ -158,8 +184,10 @@ Pool& pool() {
   std::lock_guard<std::mutex> lock(g_pool_create);
   p = g_pool.load(std::memory_order_acquire);
   if (!p) {
+#if !defined(_WIN32)  // Windows has no fork: a new process starts without the parent's threads
     static std::once_flag atfork_once;
     std::call_once(atfork_once, [] { pthread_atfork(nullptr, nullptr, after_fork_in_child); });
+#endif
     p = new Pool();
     g_pool.store(p, std::memory_order_release);
   }

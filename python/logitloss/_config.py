@@ -118,8 +118,8 @@ def set_output_reuse(enabled: bool) -> None:
     a result is an ordinary writeable array whose ``base`` chain ends in a capsule.
 
     At most two dropped buffers are kept, the most recently dropped; the OS may take their pages
-    back under memory pressure (Linux's ``MADV_FREE``), but until then they count in the process's
-    resident memory. ``release_output_buffers()`` frees them at once. With reuse off, results are NumPy's
+    back under memory pressure (``MADV_FREE`` on Linux and macOS; Windows has no such advice), but
+    until then they count in the process's resident memory. ``release_output_buffers()`` frees them at once. With reuse off, results are NumPy's
     own again; buffers already idle stay idle (unused) until released or reuse is turned back on.
 
     >>> import logitloss
