@@ -29,11 +29,17 @@ def _broadcast(value: Any, name: str, x: da.Array) -> da.Array | None:
     if value is None:
         return None
     array = value if isinstance(value, da.Array) else np.asarray(value)
-    if np.broadcast_shapes(array.shape, x.shape) != x.shape:
+    try:
+        fits = np.broadcast_shapes(array.shape, x.shape) == x.shape
+    except ValueError:
+        fits = False
+    if not fits:
         raise ValueError(f"`{name}` of shape {array.shape} does not broadcast to the input's shape {x.shape}")
-    if isinstance(array, da.Array):
-        return da.broadcast_to(array, x.shape).rechunk(x.chunks)
-    return da.broadcast_to(da.from_array(array, chunks=array.shape or ()), x.shape, chunks=x.chunks)
+    # Chunked as the input along the axes it varies on, one chunk of 1 along the broadcast ones.
+    leading = x.ndim - array.ndim
+    chunks = tuple((1,) if n == 1 else x.chunks[leading + axis] for axis, n in enumerate(array.shape))
+    array = array.rechunk(chunks) if isinstance(array, da.Array) else da.from_array(array, chunks=chunks)
+    return da.broadcast_to(array, x.shape, chunks=x.chunks)
 
 
 def _chunk_sums(x, t, w, pw) -> np.ndarray:

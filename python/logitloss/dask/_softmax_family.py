@@ -176,7 +176,8 @@ def _normalized_block(block: np.ndarray, stats: np.ndarray, reduced: tuple[int, 
             out[~ok] = np.nan
     kept = [axis for axis in range(block.ndim) if axis not in reduced]
     order = kept + list(reduced)
-    shaped = out.reshape([block.shape[axis] for axis in order]).astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # float16 results: beyond its range is +-inf, as in memory
+        shaped = out.reshape([block.shape[axis] for axis in order]).astype(dtype, copy=False)
     return np.transpose(shaped, np.argsort(order))
 
 
