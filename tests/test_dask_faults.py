@@ -28,9 +28,10 @@ ROW_CHUNK, CLASS_CHUNK = 32, 512
 BLOCK_SECONDS = 0.25  # each chunk takes this long to "load", so the graph runs for seconds
 
 
-def load_block(block_id):
+def load_block(block_id, delay=True):
     """A chunk of logits as a pure function of its position (a stand-in for reading a shard)."""
-    time.sleep(BLOCK_SECONDS)
+    if delay:
+        time.sleep(BLOCK_SECONDS)
     rng = np.random.default_rng(block_id)
     return (rng.standard_normal((ROW_CHUNK, CLASS_CHUNK)) * 4).astype(np.float32)
 
@@ -46,7 +47,7 @@ def logits():
 
 def in_memory_logits():
     return np.block(
-        [[load_block((i, j)) for j in range(CLASSES // CLASS_CHUNK)] for i in range(ROWS // ROW_CHUNK)]
+        [[load_block((i, j), delay=False) for j in range(CLASSES // CLASS_CHUNK)] for i in range(ROWS // ROW_CHUNK)]
     )
 
 
