@@ -51,6 +51,13 @@ def read_chunk(path: str, block_id: tuple[int, int], chunks: tuple[int, int]) ->
     return np.array(logits[rows, columns])
 
 
+def peak_resident_bytes() -> int:
+    """This process's peak resident set (Linux: ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def on_disk_logits(path: str, row_chunk: int, class_chunk: int):
     import dask.array as da
 
@@ -105,6 +112,8 @@ def main() -> None:
               f"chunks {args.row_chunk} x {args.class_chunk}, {len(client.scheduler_info()['workers'])} workers")
         print(f"per-token NLL in {seconds:.1f} s ({size / seconds / 1e9:.2f} GB/s read): mean {mean:.6f}, "
               f"perplexity {np.exp(mean):.4f}")
+        peaks = client.run(peak_resident_bytes)
+        print("peak resident memory per worker: " + ", ".join(f"{b / 1e9:.2f} GB" for b in peaks.values()))
         # Spot check: the first rows in memory, with the in-memory function.
         check = np.array(np.load(args.path, mmap_mode="r")[:64])
         expected = logitloss.cross_entropy(check, targets[:64], reduction="none")

@@ -153,12 +153,18 @@ def _gradient_chunk(x_block, row_block, target_block, weight_block, options: _Op
     grad = scaled_softmax(rows, r["scale"], r["max"], r["log_total"])
     with np.errstate(all="ignore"):
         if options.has_terms():
-            terms = np.full(rows.shape, compute.type(options.target_offset), compute)
+            # g * v_c, v_c = w_c (scale y_c + offset), in the compute dtype as the kernel forms it;
+            # in double where g is beyond 2^+-64 (a mean over extreme weights: the in-memory driver
+            # rescales the weights by a power of two there, which this product in double matches).
+            bias = r["bias"]
+            wide = not np.all((bias == 0) | ((np.abs(bias) < 2.0**64) & (np.abs(bias) > 2.0**-64)))
+            dtype = np.dtype(np.float64) if wide else compute
+            terms = np.full(rows.shape, float(compute.type(options.target_offset)), dtype)
             if options.probability:
-                terms = compute.type(options.target_scale) * rows_last(target_block, (1,), compute) + terms
+                terms = dtype.type(compute.type(options.target_scale)) * rows_last(target_block, (1,), dtype) + terms
             if weight_block is not None:
-                terms = terms * weight_block.reshape(1, -1).astype(compute)
-            grad -= r["bias"].astype(compute)[:, None] * terms
+                terms = terms * weight_block.reshape(1, -1).astype(compute).astype(dtype)
+            grad -= (bias.astype(dtype)[:, None] * terms).astype(compute)
     if not options.probability:
         local = r["target"].astype(np.int64) - _class_offset(block_info)
         inside = (r["state"] == _REGULAR) & (local >= 0) & (local < rows.shape[1])
@@ -204,7 +210,7 @@ def cross_entropy(
         squeeze = False
     if x.ndim == 0:
         raise ValueError("`input` must have at least one dimension")
-    probability = isinstance(target, da.Array) and target.shape == x.shape or np.shape(target) == x.shape
+    probability = np.shape(target) == x.shape
     batch_axes = tuple(range(x.ndim)) if probability else (0,) + tuple(range(2, x.ndim))
     target = like_input(target, "target", x, batch_axes)
     weight = None if weight is None else like_input(weight, "weight", x, (1,))
