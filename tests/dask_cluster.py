@@ -3,7 +3,30 @@ comparison rule against the in-memory functions."""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from typing import Any, Iterator
+
 import numpy as np
+
+
+@contextlib.contextmanager
+def two_process_client() -> Iterator[Any]:
+    """A distributed Client on a LocalCluster of two worker processes (one thread each), closed on
+    exit. Started with warnings silenced (distributed warns about ports and memory at start)."""
+    import distributed
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+        )
+        client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
 
 # logitloss.dask against the in-memory function on the same data (docs: README, "Scaling out with
 # Dask"): nan / inf in the same places; finite values within UNITS eps of the result dtype,

@@ -4,12 +4,11 @@ uneven, one chunk), float16/32/64, every option, extreme rows, errors."""
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
 from conftest import require
-from dask_cluster import UNITS, WEIGHTED_UNITS, assert_matches
+from dask_cluster import UNITS, WEIGHTED_UNITS, assert_matches, two_process_client
 
 import logitloss
 
@@ -33,15 +32,8 @@ CHUNKINGS = {
 
 @pytest.fixture(scope="module")
 def client():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
-        )
-        client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+    with two_process_client() as client:
+        yield client
 
 
 def extreme_logits(dtype, seed=0):
@@ -255,6 +247,8 @@ def test_bad_arguments_raise_as_in_memory(client):
         ld.cross_entropy(x, t.astype(np.float32))
     with pytest.raises(np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError):
         ld.logsumexp(x, axis=2)
+    with pytest.raises(ValueError, match="`target` has shape"):
+        ld.cross_entropy(x, np.zeros(N + 1, np.int64))
     with pytest.raises(ValueError, match="does not broadcast"):
         ld.binary_cross_entropy_with_logits(x, np.zeros((N, C), np.float32), weight=np.ones(C + 1, np.float32))
 

@@ -8,12 +8,11 @@ import os
 import signal
 import threading
 import time
-import warnings
 
 import numpy as np
 import pytest
 from conftest import require
-from dask_cluster import assert_matches
+from dask_cluster import assert_matches, two_process_client
 
 import logitloss
 
@@ -53,15 +52,8 @@ def in_memory_logits():
 
 @pytest.fixture(scope="module")
 def cluster():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
-        )
-        client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+    with two_process_client() as client:
+        yield client
 
 
 def kill_one_worker_when_busy(client, killed):
@@ -72,7 +64,7 @@ def kill_one_worker_when_busy(client, killed):
         processing = client.processing()
         if any(processing.values()):
             time.sleep(2 * BLOCK_SECONDS)
-            address = next(a for a, tasks in client.processing().items() if tasks) if any(client.processing().values()) else next(iter(pids))
+            address = next((a for a, tasks in client.processing().items() if tasks), next(iter(pids)))
             os.kill(pids[address], signal.SIGKILL)
             killed.append(pids[address])
             return

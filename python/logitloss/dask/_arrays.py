@@ -29,6 +29,9 @@ def like_input(value: Any, name: str, input: da.Array, axes: tuple[int, ...]) ->
     must already be chunked as `input` along them (ValueError naming it otherwise: rechunking
     would move data between workers behind the caller's back); anything else is wrapped with
     those chunks."""
+    shape = tuple(input.shape[axis] for axis in axes)
+    if np.ndim(value) == len(axes) and np.shape(value) != shape:
+        raise ValueError(f"`{name}` has shape {np.shape(value)}; it must match the input's shape {shape} on axes {axes}")
     if isinstance(value, da.Array):
         expected = tuple(input.chunks[axis] for axis in axes)
         if value.chunks != expected:

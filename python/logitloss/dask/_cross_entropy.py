@@ -23,7 +23,8 @@ import logitloss
 
 from ._arrays import as_dask, like_input
 from ._softmax_family import scaled_softmax
-from ._statistics import STATISTICS, block_statistics, compute_dtype, fold_axis, log_total, regular, rows_last
+from ._statistics import STATISTICS, block_statistics, compute_dtype, log_total, regular, rows_last
+from ._statistics import merge_chunks
 
 # Per-row quantities the gradient pass needs, from the merged statistics and the reduction.
 _ROW_GRADIENT = np.dtype(
@@ -237,17 +238,7 @@ def cross_entropy(
     per_chunk = da.map_blocks(
         _chunk_statistics, x, target if probability else index_t, weight_b, options, chunks=stat_chunks, dtype=STATISTICS
     )
-    merged = da.reduction(
-        per_chunk,
-        chunk=lambda s, axis, keepdims: s,
-        combine=lambda s, axis, keepdims: fold_axis(s, axis, keepdims),
-        aggregate=lambda s, axis, keepdims: fold_axis(s, axis, keepdims),
-        axis=1,
-        keepdims=False,
-        dtype=STATISTICS,
-        concatenate=True,
-        name="logitloss-cross-entropy-statistics",
-    )
+    merged = merge_chunks(per_chunk, 1, False, "logitloss-cross-entropy-statistics")
     batch = "".join(chr(ord("a") + i) for i in range(merged.ndim))
     row_target = target[:, 0] if probability else target  # only its block structure is used then
     weight_full = None if weight is None else weight.rechunk(-1)

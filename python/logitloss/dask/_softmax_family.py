@@ -15,7 +15,7 @@ import numpy as np
 import logitloss
 
 from ._arrays import as_dask, floating_result_dtype, reduced_axes
-from ._statistics import STATISTICS, block_statistics, compute_dtype, fold_axis, log_total, regular, rows_last
+from ._statistics import STATISTICS, block_statistics, compute_dtype, log_total, merge_chunks, regular, rows_last
 
 
 def _kept_shape(shape: tuple[int, ...], reduced: tuple[int, ...]) -> tuple[int, ...]:
@@ -52,17 +52,7 @@ def merged_statistics(x: da.Array, reduced: tuple[int, ...], b: da.Array | None)
         per_chunk = x.map_blocks(_plain_statistics, reduced, chunks=chunks, dtype=STATISTICS)
     else:
         per_chunk = da.map_blocks(_weighted_statistics, x, b, reduced, chunks=chunks, dtype=STATISTICS)
-    return da.reduction(
-        per_chunk,
-        chunk=lambda s, axis, keepdims: s,
-        combine=lambda s, axis, keepdims: fold_axis(s, axis, keepdims),
-        aggregate=lambda s, axis, keepdims: fold_axis(s, axis, keepdims),
-        axis=reduced,
-        keepdims=True,
-        dtype=STATISTICS,
-        concatenate=True,
-        name="logitloss-statistics",
-    )
+    return merge_chunks(per_chunk, reduced, True, "logitloss-statistics")
 
 
 def logsumexp_value(stats: np.ndarray, return_sign: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -113,8 +103,8 @@ def logsumexp(
 
     `a` may be chunked along the reduced axes (the merged statistics equal the in-memory call's up
     to the order of double additions). With `b`, each chunk's weighted value and sign come from
-    the in-memory function and are merged in float64 (error up to half an ulp of the result dtype
-    of each chunk's value, on top of the in-memory bound). NumPy arrays are wrapped as one chunk;
+    the in-memory function in float64 and are merged in float64 (each chunk's value rounded to
+    float64 once more than the in-memory result: README, "Scaling out with Dask"). NumPy arrays are wrapped as one chunk;
     `b` is broadcast with `a` and chunked like it.
 
     Returns a Dask array (0-d for a full reduction), or ``(value, sign)`` with `return_sign`.

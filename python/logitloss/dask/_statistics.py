@@ -19,6 +19,8 @@ log1p(others / count) keeps full relative precision when one term dominates
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import _core
@@ -148,3 +150,21 @@ def log_total(stats: np.ndarray) -> np.ndarray:
     others = stats["others"]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(count == 1, 0.0, np.log(count)) + np.where(others == 0, 0.0, np.log1p(others / count))
+
+
+def merge_chunks(per_chunk: Any, axis: tuple[int, ...] | int, keepdims: bool, name: str) -> Any:
+    """A tree reduction of per-chunk statistics (a Dask array of STATISTICS, one element per row
+    and chunk of `axis`) over `axis`: fold_axis at every level, in index order."""
+    import dask.array as da
+
+    return da.reduction(
+        per_chunk,
+        chunk=lambda s, axis, keepdims: s,
+        combine=lambda s, axis, keepdims: fold_axis(s, axis, keepdims),
+        aggregate=lambda s, axis, keepdims: fold_axis(s, axis, keepdims),
+        axis=axis,
+        keepdims=keepdims,
+        dtype=STATISTICS,
+        concatenate=True,
+        name=name,
+    )
