@@ -7,8 +7,9 @@ forward + backward, against:
   * the in-memory call (logitloss.cross_entropy on one NumPy array in this process),
   * a hand-written two-pass Dask version: m = x.max(axis=1), then log(exp(x - m).sum(axis=1)).
 Reported per variant: median and range of the wall time over the repeats, and the bytes of
-logits the graph reads (each task's reads of the input chunks, counted from the optimized graph),
-so a second pass shows as twice the bytes.
+logits the graph reads (each task's reads of the input chunks, counted on the graph), so a second
+pass shows as twice the bytes. Gradients are new arrays kept on the workers: on a VM that backs
+fresh memory lazily their first-touch page faults can dominate the fwd+bwd rows.
 """
 
 from __future__ import annotations
@@ -39,14 +40,15 @@ class DaskRow:
 
 
 def input_bytes_read(collections: list[Any], x: Any) -> int:
-    """Bytes of `x`'s chunks the tasks of the optimized graph of `collections` take as inputs."""
+    """Bytes of `x`'s chunks the tasks of the graph of `collections` take as inputs (the graph as
+    built: optimization fuses a lazy input's chunks into their readers, hiding the reads)."""
     import dask
     from dask.core import get_dependencies
 
     chunk_bytes = {key: int(np.prod([c[i] for c, i in zip(x.chunks, key[1:])])) * x.dtype.itemsize
                    for key in dask.core.flatten(x.__dask_keys__())}
     graph: dict = {}
-    for collection in dask.optimize(*collections):
+    for collection in collections:
         graph.update(dict(collection.__dask_graph__()))
     total = 0
     for key in graph:
@@ -115,7 +117,7 @@ def run_dask_rows(repeats: int = 3, shape: tuple[int, int] = SHAPE, stream: Any 
             ("two-pass Dask (max, then exp-sum)", "fwd+bwd", lambda a: two_pass_cross_entropy(a, target, True)),
         ]
         # Bytes read are counted on the same graph over a lazy stand-in with the same chunks (the
-        # persisted array's chunks are futures inside the tasks, not graph dependencies).
+        # persisted array's chunks are futures inside the tasks, not graph keys).
         stand_in = da.zeros(shape, chunks=chunks, dtype=np.float32)
         for variant, direction, build in variants:
             stream.write(f"dask row: {variant} {direction}\n")
