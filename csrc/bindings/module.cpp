@@ -14,6 +14,7 @@ namespace logitloss {
 void bind_softmax_family(py::module_& m);
 void bind_cross_entropy(py::module_& m);
 void bind_binary_cross_entropy(py::module_& m);
+void bind_softmax_statistics(py::module_& m);
 
 namespace {
 
@@ -122,4 +123,5 @@ PYBIND11_MODULE(_core, m) {
   ll::bind_softmax_family(m);
   ll::bind_cross_entropy(m);
   ll::bind_binary_cross_entropy(m);
+  ll::bind_softmax_statistics(m);
 }

@@ -62,21 +62,6 @@ double target_lane_gradient(const SliceStats& stats, double g, double e, double 
   return g * ((1.0 - e) * w_y * p_y_minus_1 + p_y * mass - v_y);
 }
 
-// Whether smoothing's target terms v_c = e / C * w_c are at most 1 / C (see gap_fusable): e times
-// the largest |w_c| at most 1. Only smoothing has such terms; a nan weight makes the bound fail.
-template <class T>
-bool smoothing_mass_bounded(const T* weight, int64_t classes, double smoothing) {
-  double largest_weight = 1.0;
-  if (weight && smoothing > 0) {
-    largest_weight = 0.0;
-    for (int64_t c = 0; c < classes; ++c) {
-      const double w = std::fabs((double)weight[c]);
-      if (!(w <= largest_weight)) largest_weight = w;
-    }
-  }
-  return smoothing * largest_weight <= 1.0;
-}
-
 // What every position of one cross_entropy_rows call shares.
 template <class T>
 struct RowsCall {

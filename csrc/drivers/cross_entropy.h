@@ -4,6 +4,7 @@
 // kernels/softmax_cross_entropy-inl.h. No Python here.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -30,6 +31,21 @@ struct CrossEntropyResult {
   bool bad_target = false;   // an index target out of range: nothing was computed
   int64_t bad_target_value = 0;
 };
+
+// Whether smoothing's target terms v_c = e / C * w_c are at most 1 / C (see gap_fusable): e times
+// the largest |w_c| at most 1. Only smoothing has such terms; a nan weight makes the bound fail.
+template <class T>
+inline bool smoothing_mass_bounded(const T* weight, int64_t classes, double smoothing) {
+  double largest_weight = 1.0;
+  if (weight && smoothing > 0) {
+    largest_weight = 0.0;
+    for (int64_t c = 0; c < classes; ++c) {
+      const double w = std::fabs((double)weight[c]);
+      if (!(w <= largest_weight)) largest_weight = w;
+    }
+  }
+  return smoothing * largest_weight <= 1.0;
+}
 
 CrossEntropyResult run_cross_entropy(const ArrayCall& call, const CrossEntropyOperands& ops);
 

@@ -34,3 +34,6 @@ def binary_cross_entropy_with_logits(
 def binary_cross_entropy_with_logits_backward(
     grad_output: Any, input: Any, target: Any, weight: Any, reduction: Any, pos_weight: Any, /
 ) -> np.ndarray: ...
+def _softmax_statistics(
+    x: np.ndarray, target: np.ndarray | None, weight: np.ndarray | None, target_scale: float, target_offset: float, /
+) -> np.ndarray: ...

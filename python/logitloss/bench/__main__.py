@@ -40,9 +40,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the safety and accuracy tables (they run whatever --only selects)")
     parser.add_argument("--list", action="store_true", help="list the row keys and targets, then exit")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
+    parser.add_argument("--dask", action="store_true",
+                        help="only the logitloss.dask rows (bench/dask_rows.py): a LocalCluster of 2 processes, "
+                             "(8192, 128256) float32 logits, about 17 GB of memory; writes dask.md into --out")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be at least 1")
+
+    if args.dask:
+        from .dask_rows import run_dask_rows
+
+        section = run_dask_rows(repeats=args.repeats or 3)
+        if args.out:
+            import pathlib
+
+            pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
+            (pathlib.Path(args.out) / "dask.md").write_text(section)
+        print(section)
+        return 0
 
     suite = build_suite(quick=args.quick)
     if args.list:
