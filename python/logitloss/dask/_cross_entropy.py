@@ -249,31 +249,7 @@ def cross_entropy(
         return _row_losses(stats, target_block, w[0] if with_weight else None, options)
 
     losses = da.blockwise(_losses, batch, merged, batch, row_target, batch, *weight_args, dtype=np.float64, concatenate=True)
-    if reduction == "none":
-        loss = losses.astype(options.compute).astype(x.dtype)
-        g_common: Any = 1.0
-    else:
-        total = losses.sum(dtype=np.float64)
-        zero = -0.0 if probability else 0.0
-        total = da.where(total == 0, zero, total)
-        if reduction == "sum":
-            loss_f64 = total
-            g_common = 1.0
-        else:
-            if probability:
-                denominator = da.from_array(np.float64(np.prod(x.shape) / classes))
-            else:
-
-                def _part(target_block, *w):
-                    return _denominator(target_block, w[0] if with_weight else None, options)
-
-                denominator = da.blockwise(
-                    _part, batch, target, batch, *weight_args, dtype=np.float64, concatenate=True,
-                    adjust_chunks={c: 1 for c in batch},
-                ).sum()
-            loss_f64 = total / denominator
-            g_common = 1.0 / denominator
-        loss = loss_f64.astype(options.compute).astype(x.dtype)
+    loss, g_common = _reduce(losses, target, weight_args, batch, reduction, options, x.shape)
     if squeeze and reduction == "none":
         loss = loss.reshape(())
     if not return_grad:
@@ -293,6 +269,31 @@ def cross_entropy(
     if squeeze:
         grad = grad[0]
     return loss, grad
+
+
+def _reduce(losses, target, weight_args, batch, reduction, options: _Options, shape) -> tuple[Any, Any]:
+    """The loss in the input's dtype from the per-row losses (double), and the factor g every row's
+    gradient carries (1, or 1 / the mean's denominator: torch's, a sum of weight[target])."""
+    dtype = options.dtype
+    if reduction == "none":
+        return losses.astype(options.compute).astype(dtype), 1.0
+    total = losses.sum(dtype=np.float64)
+    total = da.where(total == 0, -0.0 if options.probability else 0.0, total)
+    if reduction == "sum":
+        return total.astype(options.compute).astype(dtype), 1.0
+    if options.probability:
+        denominator = da.from_array(np.float64(np.prod(shape) / options.classes))
+    else:
+        with_weight = bool(weight_args)
+
+        def _part(target_block, *w):
+            return _denominator(target_block, w[0] if with_weight else None, options)
+
+        denominator = da.blockwise(
+            _part, batch, target, batch, *weight_args, dtype=np.float64, concatenate=True,
+            adjust_chunks={c: 1 for c in batch},
+        ).sum()
+    return (total / denominator).astype(options.compute).astype(dtype), 1.0 / denominator
 
 
 def _empty(x, target, weight, ignore_index, reduction, label_smoothing, return_grad, squeeze):
