@@ -44,9 +44,10 @@ TargetTerms<T> plain_softmax() {
   return TargetTerms<T>{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true};
 }
 
-double vector_log_total(const SliceStats& stats) {
+// The batched paths' log total (the vector log_totals), for one row.
+double vector_log_total(const KernelTable& table, const SliceStats& stats) {
   double value;
-  active_kernels().log_totals(&stats, 1, &value);
+  table.log_totals(&stats, 1, &value);
   return value;
 }
 
@@ -61,15 +62,17 @@ template <class T>
 T logsumexp_row(const T* x, int64_t n) {
   if (n < 0) return (T)kNan;
   if (n == 0) return (T)-kInf;  // SciPy: the log of an empty sum
-  const SliceStats stats = kernels_for<T>(active_kernels()).row_stats(x, nullptr, n, kStatsPlain);
-  if (regular_row(stats) && stats.count >= 1 && stats.others >= 0) return (T)(stats.max + vector_log_total(stats));
+  const KernelTable& table = active_kernels();  // once per call: use_isa may switch it meanwhile
+  const SliceStats stats = kernels_for<T>(table).row_stats(x, nullptr, n, kStatsPlain);
+  if (regular_row(stats) && stats.count >= 1 && stats.others >= 0) return (T)(stats.max + vector_log_total(table, stats));
   return (T)finalize_logsumexp(stats, false).value;
 }
 
 template <class T>
 void softmax_row(const T* x, int64_t n, T* out, bool log) {
   if (n <= 0) return;
-  const TypedKernels<T>& kernels = kernels_for<T>(active_kernels());
+  const KernelTable& table = active_kernels();
+  const TypedKernels<T>& kernels = kernels_for<T>(table);
   SliceStats stats;
   if (log) {
     stats = kernels.row_stats(x, nullptr, n, kStatsPlain);
@@ -82,7 +85,7 @@ void softmax_row(const T* x, int64_t n, T* out, bool log) {
     return;
   }
   if (log) {
-    const double total = n <= kLogSoftmaxBatchedRow ? vector_log_total(stats) : log_total(stats);
+    const double total = n <= kLogSoftmaxBatchedRow ? vector_log_total(table, stats) : log_total(stats);
     kernels.row_log_softmax(x, n, (T)stats.max, (T)total, out, false);
   }
 }
@@ -99,13 +102,14 @@ T cross_entropy_row(const T* x, int64_t n, int64_t target, T* grad) {
   // bias = g = 1, target_offset = e / C = 0.
   const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 1.0, T(1), true};
   ChunkScratch scratch(n);
-  const FusedStats fused = kernels_for<T>(active_kernels()).row_softmax_fused(x, n, grad, scratch.get(), nullptr, terms);
+  const KernelTable& table = active_kernels();
+  const FusedStats fused = kernels_for<T>(table).row_softmax_fused(x, n, grad, scratch.get(), nullptr, terms);
   if (!regular_row(fused.stats)) {  // a nan, an all -inf row, or +inf: nan, as torch
     fill(grad, n, kNan);
     return (T)kNan;
   }
   if (grad) grad[target] = (T)target_lane_gradient(fused.stats, 1.0, 0.0, 1.0, z_y, fused.mass, 0.0);
-  return (T)position_loss(fused.stats, vector_log_total(fused.stats), fused.gap, fused.mass, true, 0.0, 1.0, z_y);
+  return (T)position_loss(fused.stats, vector_log_total(table, fused.stats), fused.gap, fused.mass, true, 0.0, 1.0, z_y);
 }
 
 template <class T>
