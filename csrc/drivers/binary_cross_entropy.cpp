@@ -17,9 +17,7 @@ namespace {
 
 using namespace drivers;
 
-// Elements per unit of work: rows are cut into segments of this length, each with its own partial
-// sum, so the reduction (partials added in segment order) is the same whatever the threads.
-constexpr int64_t kSegment = 16 * 1024;
+constexpr int64_t kSegment = kBinaryCrossEntropySegment;
 
 template <class T>
 double binary_cross_entropy_typed(const ArrayCall& call, const BinaryCrossEntropyOperands& ops) {

@@ -9,6 +9,11 @@
 
 namespace logitloss {
 
+// Elements per unit of work: rows are cut into segments of this length, each with its own partial
+// sum, so the reduction (partials added in segment order) is the same whatever the threads (and
+// the single-row C API, which sums its segments the same way, gives the same bits).
+constexpr int64_t kBinaryCrossEntropySegment = 16 * 1024;
+
 struct BinaryCrossEntropyOperands {
   int input = kNoOperand;
   int target = kNoOperand;

@@ -21,10 +21,6 @@ namespace {
 
 using namespace drivers;
 
-// log_softmax rows up to this length go in batches (for_each_row_batch): a batch of them stays in
-// cache for the pass that writes the outputs.
-constexpr int64_t kShortRow = 256;
-
 // Target terms that make row_softmax_fused a plain softmax.
 template <class T>
 const TargetTerms<T>& plain_softmax() {
@@ -156,7 +152,7 @@ void softmax_typed(const ArrayCall& call, int x_op, int out_op, bool log) {
     return;
   }
 
-  if (log && n <= kShortRow) {  // short rows in batches, still in cache when their outputs are written
+  if (log && n <= kLogSoftmaxBatchedRow) {  // short rows in batches, still in cache when their outputs are written
     for_each_row_batch<T>(active_kernels(), call, x_op, [&](const int64_t* at, const SliceStats& stats, double log_total) {
       const T* x = row_input<T>(call.base[x_op] + at[x_op], layout.row_stride[x_op], n, 0);
       char* out_bytes = call.base[out_op] + at[out_op];

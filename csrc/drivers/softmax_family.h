@@ -19,6 +19,11 @@ struct LogsumexpOperands {
 };
 void run_logsumexp(const ArrayCall& call, const LogsumexpOperands& ops);
 
+// log_softmax rows up to this length go in batches (for_each_row_batch): a batch of them stays in
+// cache for the pass that writes the outputs. Their log totals come from the vector log_totals,
+// longer rows' from the scalar log_total (drivers/row_loops.h); the single-row C API follows suit.
+constexpr int64_t kLogSoftmaxBatchedRow = 256;
+
 // softmax (log = false) or log_softmax (log = true) of x into out.
 void run_softmax(const ArrayCall& call, int x, int out, bool log);
 

@@ -19,6 +19,7 @@ from ._config import (
     supported_isas,
     use_isa,
 )
+from ._c_api import get_include
 from ._softmax_family import (
     log_softmax,
     log_softmax_backward,
@@ -34,6 +35,7 @@ __all__ = [
     "binary_cross_entropy_with_logits_backward",
     "cross_entropy",
     "cross_entropy_backward",
+    "get_include",
     "get_isa",
     "get_num_threads",
     "get_output_reuse",
