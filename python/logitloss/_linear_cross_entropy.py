@@ -8,7 +8,7 @@ Numerics: the kernel reduces each chunk with reduction 'sum' (or 'none'); 'mean'
 every chunk, and the gradients, by torch's denominator over ALL rows, computed before any work. The
 gradients of the parameters are accumulated across chunks in the compute dtype (float32 for float16
 and float32 inputs, float64 otherwise), so their rounding error grows with the number of chunks K as
-about K eps times the size of the largest partial sum (see docs in the README's "Memory" section).
+about K eps times the size of the largest partial sum (docs/accuracy.md).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ._blas_threads import blas_threads
 # V x D accumulation of grad_weight, one pass over W per product) stay a few percent of the products,
 # small enough to be a bounded fraction of a big head's N x V logits.
 CHUNK_BYTES = 48 * 2**20
+MIN_CHUNK_ROWS = 64
 # Bytes of the scratch that grad_weight's per-chunk product goes through before it is added: a block
 # of rows of grad_weight at a time, so the scratch is not a second V x D array (NumPy's matmul has no
 # beta = 1 to accumulate in place). Blocks of this size keep the products large for the BLAS.
@@ -92,7 +93,8 @@ def linear_cross_entropy(
         Also return the gradients (for 'none': of the sum of the per-row losses). Without it no
         gradient work is done at all.
     chunk_size : int, optional, keyword-only
-        Rows per chunk. ``None`` picks about 48 MiB of logits per chunk (in the compute dtype).
+        Rows per chunk. ``None`` picks about 48 MiB of logits per chunk (in the compute dtype), at
+        least 64 rows, at most N.
 
     Returns
     -------
@@ -186,9 +188,15 @@ def _parse(input, linear_weight, target, linear_bias, weight, ignore_index, redu
            return_grad, chunk_size):
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"`reduction` must be one of 'mean', 'sum', 'none', got {reduction!r}")
-    if isinstance(label_smoothing, (bool, np.bool_)) or not isinstance(label_smoothing, (int, float, np.number)):
-        raise TypeError(f"`label_smoothing` must be a real number in [0, 1], got {label_smoothing!r}")
-    label_smoothing = float(label_smoothing)
+    # As cross_entropy: any real number (a 0-d array too), not a bool, not complex.
+    bad_smoothing = TypeError(f"`label_smoothing` must be a real number in [0, 1], got {label_smoothing!r}")
+    if isinstance(label_smoothing, (bool, np.bool_, complex, np.complexfloating)) or not hasattr(label_smoothing,
+                                                                                                  "__float__"):
+        raise bad_smoothing
+    try:
+        label_smoothing = float(label_smoothing)
+    except (TypeError, ValueError):
+        raise bad_smoothing from None
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"`label_smoothing` must be in [0, 1], got {label_smoothing!r}")
     if not isinstance(return_grad, (bool, np.bool_)):
@@ -249,7 +257,10 @@ def _parse(input, linear_weight, target, linear_bias, weight, ignore_index, redu
         denominator = float(np.sum(weight_c[kept_targets.astype(np.intp)], dtype=np.float64))
 
     n = rows.size
-    chunk = chunk_size or max(1, CHUNK_BYTES // (classes * compute.itemsize))
+    # The budget fixes the rows from V alone: the per-chunk costs that chunking adds (the V x D
+    # accumulation of grad_weight, a pass over W per product) scale like the products' V x D, so D
+    # cancels out. At least MIN_CHUNK_ROWS rows, so a huge vocabulary still gives the BLAS real products.
+    chunk = chunk_size or max(MIN_CHUNK_ROWS, CHUNK_BYTES // (classes * compute.itemsize))
     chunk = min(chunk, max(n, 1))
     return _Call(
         x=x.reshape(n, features), w=w.astype(compute, copy=False),
