@@ -189,3 +189,25 @@ def test_reuse_off_providers_time_fresh_pages_and_keep_the_idle_buffers():
         assert isinstance(base, np.ndarray), "reuse off: NumPy's own memory"
     assert not any(p.name.endswith("reuse off") for p in providers.logitloss_providers("softmax", x[:8], -1, out=True)[0])
     logitloss.release_output_buffers()
+
+
+@pytest.mark.parametrize("backward", [True, False])
+def test_linear_head_providers_agree(backward):
+    """The linear_cross_entropy rows' providers (logitloss, torch's plain path, torch's chunked path) compute
+    the same loss and gradients (float32 products over D = 64: a few 1e-6 relative)."""
+    torch = pytest.importorskip("torch")
+    from logitloss.bench.linear_head import linear_head_providers
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 64), dtype=np.float32)
+    w = rng.standard_normal((300, 64), dtype=np.float32) / np.float32(8)
+    y = rng.integers(0, 300, 40)
+    built, notes = linear_head_providers(x, w, y, backward=backward)
+    assert not notes
+    results = {p.name: p.fn() for p in built}
+    assert set(results) == {"logitloss", "torch", "torch linear_cross_entropy"}
+    as_numpy = {name: [np.asarray(r.detach() if isinstance(r, torch.Tensor) else r, np.float64)
+                       for r in (result if backward else [result])][:3] for name, result in results.items()}
+    for name, values in as_numpy.items():
+        for got, expected in zip(values, as_numpy["logitloss"]):
+            np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6, err_msg=name)

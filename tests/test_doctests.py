@@ -5,9 +5,9 @@ import doctest
 import pytest
 
 import logitloss
-from logitloss import _binary_cross_entropy, _c_api, _config, _cross_entropy, _softmax_family
+from logitloss import _binary_cross_entropy, _c_api, _config, _cross_entropy, _linear_cross_entropy, _softmax_family
 
-MODULES = [_binary_cross_entropy, _c_api, _config, _cross_entropy, _softmax_family]
+MODULES = [_binary_cross_entropy, _c_api, _config, _cross_entropy, _linear_cross_entropy, _softmax_family]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

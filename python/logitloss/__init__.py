@@ -1,6 +1,7 @@
 """logitloss: fused SIMD kernels for the computations under every likelihood-based loss.
 
-Softmax cross-entropy and binary cross-entropy with logits (``torch.nn.functional`` semantics),
+Softmax cross-entropy and binary cross-entropy with logits (``torch.nn.functional`` semantics), a
+classifier head's cross-entropy without its logits (``linear_cross_entropy``),
 and logsumexp, softmax and log_softmax (drop-ins for ``scipy.special``), forward and backward, on
 NumPy arrays. See ``show_config()`` for the SIMD target and thread count in use.
 """
@@ -8,6 +9,7 @@ NumPy arrays. See ``show_config()`` for the SIMD target and thread count in use.
 from ._version import __version__
 from ._binary_cross_entropy import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward
 from ._cross_entropy import cross_entropy, cross_entropy_backward
+from ._linear_cross_entropy import LinearCrossEntropyResult, linear_cross_entropy
 from ._config import (
     get_isa,
     get_num_threads,
@@ -39,6 +41,8 @@ __all__ = [
     "get_isa",
     "get_num_threads",
     "get_output_reuse",
+    "linear_cross_entropy",
+    "LinearCrossEntropyResult",
     "log_softmax",
     "log_softmax_backward",
     "logsumexp",

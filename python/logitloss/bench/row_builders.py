@@ -20,6 +20,7 @@ from .backward_providers import backward_providers
 from .checks import check_result
 from .harness import Provider
 from .inputs import InputCache
+from .linear_head import LINEAR_HEAD_VARIANTS, linear_head_memory_values, linear_head_providers
 from .memory_rows import memory_values
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "binary_cross_entropy",
     "class_axis_1",
     "cross_entropy",
+    "linear_head",
+    "linear_head_memory",
     "memory",
     "standard",
     "thread_scaling",
@@ -212,3 +215,42 @@ def thread_scaling(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> 
         return x, providers, notes
 
     return {"build": build}
+
+
+@_builder
+def linear_head(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, classes: int, backward: bool = True,
+                variants: tuple[str, ...] = LINEAR_HEAD_VARIANTS, threads: bool = False) -> dict[str, Any]:
+    """linear_cross_entropy of hidden states ``shape`` = (N, D) and a head (``classes``, D) scaled by D^-1/2 (logits
+    of spread about 1), class-index targets; ``threads``: logitloss at 1 and at 2 threads instead of ``variants``."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        rows, features = shape
+        x = inputs.logits(shape, dtype)
+        w = inputs.logits((classes, features), dtype) * np.asarray(features ** -0.5, dtype)
+        y = inputs.targets(rows, classes)
+        if not threads:
+            providers, notes = linear_head_providers(x, w, y, backward=backward, variants=variants)
+            return x, providers, notes
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if cores < 2:
+            return x, [], [f"only {cores} core available; thread rows skipped"]
+        base, notes = linear_head_providers(x, w, y, backward=backward, variants=("logitloss",))
+        fn = base[0].fn
+        providers = [Provider(f"logitloss {n} thread{'s' if n > 1 else ''}", fn, context=lambda n=n: _logitloss_threads(n),
+                              threads=n, checked=False) for n in (1, 2)]
+        try:
+            import threadpoolctl  # noqa: F401
+        except ImportError:
+            notes.append("threadpoolctl is not installed: the BLAS ran at its own thread count in both")
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def linear_head_memory(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, classes: int,
+                       row_counts: tuple[int, ...]) -> dict[str, Any]:
+    """Peak extra memory of linear_cross_entropy fwd+bwd and torch's plain path at each N of ``row_counts``, D =
+    ``shape[1]``, each in a fresh subprocess."""
+    return {"build": lambda inputs: (np.empty(0), [], []),
+            "values": linear_head_memory_values(row_counts, shape[1], classes), "value_unit": "bytes"}

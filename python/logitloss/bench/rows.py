@@ -20,6 +20,8 @@ from .row_builders import (
     binary_cross_entropy,
     class_axis_1,
     cross_entropy,
+    linear_head,
+    linear_head_memory,
     memory,
     standard,
     thread_scaling,
@@ -42,6 +44,10 @@ SHAPES: dict[str, tuple[int, ...] | tuple[tuple[int, ...], tuple[int, ...]]] = {
     "bce": (1_000_000,),
     "multilabel": (4096, 1000),
     "bce tiny": (2,),
+    # linear_cross_entropy: hidden states (N, D), the head's V is the builder's; --quick at N = 512
+    "head": ((512, 1024), (4096, 1024)),
+    "head memory": (4096, 256),  # D = 256 keeps the two subprocess calls short; memory does not depend on D
+    "llm head": (4096, 2048),
 }
 
 
@@ -85,6 +91,9 @@ CELL_CAP_LOGITS = 2**27  # no row larger than this many logits
 SWEEP_BASELINES = ("numpy", "scipy", "torch", "jax")
 SWEEP_CROSS_ENTROPY = ("logitloss", "torch", "jax", "numpy stable")
 
+VOCABULARY, LLM_VOCABULARY = 32000, 128256
+HEAD_ROWS_FOR_MEMORY = (4096, 8192)
+
 # --- notes shown under the rows ---------------------------------------------------------------------------
 
 IN_PLACE_FORWARD = ("`logitloss out=input`: written over a private copy of x, restored with np.copyto before each "
@@ -101,6 +110,14 @@ MEMORY = ("Peak extra resident memory of one call, each provider in a fresh subp
 AXIS0 = "logitloss and its last-axis call with out= buffers; the other providers as users call them."
 THREADS = "21 single calls per thread count, interleaved; each after one untimed call"
 BUSY = "with a busy process pinned to the other core"
+LINEAR_HEAD = ("Hidden states x (N, D) N(0, 1), head w (V, D) N(0, 1 / D), class-index targets; `logitloss`: "
+               "linear_cross_entropy(x, w, y, return_grad=True) (default chunks of about 48 MiB of logits); `torch`: "
+               "F.cross_entropy(F.linear(X, W), y).backward() with X and W requiring grad (the N x V logits and their "
+               "gradient); `torch linear_cross_entropy`: F.linear_cross_entropy(X, W, y, "
+               "options=nn.LinearCrossEntropyOptions()) and .backward() (torch's opt-in chunked path). Single calls.")
+LINEAR_HEAD_MEMORY = ("Peak extra RSS of one fwd+bwd call in a fresh subprocess (as the other memory rows) minus the "
+                      "returned gradients (grad_input, grad_weight); `logits N=n` = n x V x 4 bytes, the unit of the "
+                      "ratios; 1 thread.")
 
 
 def _backward_note(op: str) -> str:
@@ -194,6 +211,25 @@ ROWS: list[Row] = [
     Row("bce_big_f64", f"{BCE}_fwd_bwd", "bce", binary_cross_entropy(variants=ALL_BUT_REUSE),
         BCE + " forward + backward {shape} float64", "copy", check=False, dtype="float64", number=1, repeats=31,
         modes=FULL),
+    # linear_cross_entropy (issue 22): the head and its loss without the N x V logits
+    Row("linear_ce_head", "linear_cross_entropy_fwd_bwd", "head", linear_head(classes=VOCABULARY),
+        f"linear_cross_entropy forward + backward, x {{shape}}, V = {VOCABULARY}", check=False, number=1,
+        repeats=(3, 5), note=LINEAR_HEAD, quick_title=" (--quick; targets at N = 4096)"),
+    Row("linear_ce_head_forward", "linear_cross_entropy", "head", linear_head(classes=VOCABULARY, backward=False,
+        variants=("logitloss", "torch")), f"linear_cross_entropy forward only (reduction='none'), x {{shape}}, "
+        f"V = {VOCABULARY}", check=False, number=1, repeats=(3, 5), quick_title=" (--quick)",
+        note="`torch`: F.cross_entropy(F.linear(x, w), y, reduction='none') under torch.no_grad()."),
+    Row("linear_ce_head_threads", "linear_cross_entropy_fwd_bwd", "head", linear_head(classes=VOCABULARY,
+        threads=True), f"threads: linear_cross_entropy forward + backward, x {{shape}}, V = {VOCABULARY}",
+        check=False, number=1, repeats=(3, 5), baseline="logitloss 1 thread", threads=0, quick_title=" (--quick)",
+        note="logitloss.set_num_threads(n) governs its pool and (threadpoolctl) the BLAS of the products."),
+    Row("linear_ce_memory", "linear_cross_entropy_fwd_bwd", "head memory",
+        linear_head_memory(classes=VOCABULARY, row_counts=HEAD_ROWS_FOR_MEMORY),
+        f"linear_cross_entropy forward + backward, D = 256, V = {VOCABULARY}, N = 4096 and 8192: peak extra memory",
+        check=False, note=LINEAR_HEAD_MEMORY),
+    Row("linear_ce_llm_head", "linear_cross_entropy_fwd_bwd", "llm head", linear_head(classes=LLM_VOCABULARY,
+        variants=("logitloss", "torch")), f"linear_cross_entropy forward + backward, x {{shape}}, V = {LLM_VOCABULARY} "
+        "(an LLM head)", check=False, number=1, repeats=3, note=LINEAR_HEAD, modes=FULL),
     # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
     *[Row(f"threads_{size}_{load}", "logsumexp", size, thread_scaling(),
           "threads: logsumexp {shape}, " + (BUSY if load == "loaded" else "no added load"), "read", check=False,

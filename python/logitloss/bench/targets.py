@@ -165,6 +165,28 @@ TARGETS: list[Target] = [
            "logits' size", "bce_memory", "value", "torch", "logits", informational=True),
 ]
 
+# linear_cross_entropy (issue 22). Quick runs measure N = 512 (the targets are for N = 4096).
+TARGETS += [
+    Target("linear_ce_vs_torch", "linear_cross_entropy fwd+bwd x (N, 1024), V = 32000: time / torch F.linear + "
+           "F.cross_entropy + backward", "linear_ce_head", "ratio", "logitloss", "torch", 1.15, at_least=False),
+    Target("linear_ce_vs_torch_chunked", "linear_cross_entropy fwd+bwd x (N, 1024), V = 32000: speedup vs torch "
+           "F.linear_cross_entropy(options=LinearCrossEntropyOptions())", "linear_ce_head", "ratio",
+           "torch linear_cross_entropy", "logitloss", 1.5),
+    Target("linear_ce_forward_vs_torch", "linear_cross_entropy forward reduction='none' x (N, 1024), V = 32000: "
+           "time / torch forward", "linear_ce_head_forward", "ratio", "logitloss", "torch", 1.15, at_least=False),
+    Target("linear_ce_threads", "linear_cross_entropy fwd+bwd x (N, 1024), V = 32000: 2-thread speedup "
+           "(1-thread / 2-thread median)", "linear_ce_head_threads", "ratio", "logitloss 1 thread",
+           "logitloss 2 threads", 1.6),
+    Target("linear_ce_memory", "linear_cross_entropy fwd+bwd N = 4096, V = 32000: peak extra memory / N x V logits",
+           "linear_ce_memory", "value", "logitloss N=4096", "logits N=4096", 0.125, at_least=False),
+    Target("linear_ce_memory_growth", "linear_cross_entropy fwd+bwd: peak extra memory at N = 8192 / at N = 4096",
+           "linear_ce_memory", "value", "logitloss N=8192", "logitloss N=4096", 1.1, at_least=False),
+    Target("linear_ce_memory_torch", "torch F.linear + F.cross_entropy fwd+bwd N = 4096, V = 32000: peak extra "
+           "memory / N x V logits", "linear_ce_memory", "value", "torch N=4096", "logits N=4096", informational=True),
+    Target("linear_ce_llm_vs_torch", "linear_cross_entropy fwd+bwd x (4096, 2048), V = 128256: time / torch",
+           "linear_ce_llm_head", "ratio", "logitloss", "torch", informational=True),
+]
+
 # Informational ratios of the rows that have no performance target of their own: JAX, the non-last axis of softmax
 # and log_softmax, the backward modes, the class axis 1 of cross_entropy, the memory of the family.
 TARGETS += [
