@@ -431,8 +431,11 @@ def log_softmax_backward(grad_output, output, axis=None, *, method=None):
             total = G.sum(axis=1, keepdims=True)
             value = G - np.exp(O) * total
             lo = np.zeros_like(value)
-        abs_total = np.abs(G).sum(axis=1, keepdims=True)
-        scale = np.max(np.abs(G) + np.exp(O) * abs_total, axis=1, keepdims=True, initial=0.0)
+        # sum |g| scaled by 2^-64: a grad_output over the whole float64 range sums beyond it (and
+        # exp(o) * inf would be nan where exp(o) is 0)
+        abs_total = np.abs(G * 2.0**-64).sum(axis=1, keepdims=True)
+        with np.errstate(over="ignore"):
+            scale = np.max(np.abs(G) + (np.exp(O) * abs_total) * 2.0**64, axis=1, keepdims=True, initial=0.0)
         return value, lo, np.broadcast_to(scale, value.shape).copy()
 
     value, lo, scale = cached(content_key("log_softmax_backward", G, O, dtype.str, exact), compute)
