@@ -98,10 +98,13 @@ def check_softmax_rows(rows, dtype, log):
 
 
 def check_backward_rows(rows, dtype, kind):
-    """grad_output over the whole range too: sums of it (and of it times the output) beyond the dtype."""
+    """grad_output over the whole range too, and near the largest finite with both signs: sums of it
+    (and of it times the output) beyond the dtype, g - sum(g * output) beyond it while the result is not."""
     output = forward(kind, rows, -1)
-    g = whole_range_values(np.random.default_rng(seed_of(rows)), dtype, rows.shape)
-    check_backward(kind, g, output, axis=-1)
+    rng = np.random.default_rng(seed_of(rows))
+    top = float(np.finfo(dtype).max)
+    for g in (whole_range_values(rng, dtype, rows.shape), whole_range_values(rng, dtype, rows.shape, low=top / 2)):
+        check_backward(kind, g, output, axis=-1)
 
 
 def index_targets_at(rows, seed):

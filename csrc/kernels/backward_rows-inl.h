@@ -9,7 +9,8 @@
 // and beyond double (double data), while g - exp(y) sum_g stays finite; such a sum is taken again
 // with every term scaled by 2^-kDotScaleExponent (a second pass, only for those rows).
 // Precision: the dot product and sum in lanes of the data type over at most kBlock iterations,
-// then in double (kernels/lane_sums-inl.h); the elementwise step rounds twice, exp(y) within
+// then in double (kernels/lane_sums-inl.h); the elementwise step rounds twice (also where
+// g - dot or g - exp(y) sum_g overflows and is formed from halves), exp(y) within
 // its <= 2 ULP (three times where sum_g is beyond T's range: exp(y) times its mantissa, then
 // two exact power-of-two factors).
 // Memory: the driver reads g and y twice (sum, then output) and writes out once.
@@ -63,9 +64,25 @@ template <class T>
 void row_softmax_backward(const T* g, const T* y, int64_t n, T dot, T* out) {
   using V = typename Vec<T>::V;
   const V dot_v = splat<V>(dot);
+  const V half_dot = splat<V>(dot * T(0.5));
   map_row<T>(n, out, [&](int64_t i, int64_t count) {
-    return load_n(y + i, count, T(0)) * (load_n(g + i, count, T(0)) - dot_v);
+    const V yv = load_n(y + i, count, T(0)), gv = load_n(g + i, count, T(0));
+    const V difference = gv - dot_v;
+    // g - dot of g and dot near the range's opposite ends overflows while y (g - dot) may not:
+    // there (2 y) (g/2 - dot/2), each factor exact (halving is inexact only for a subnormal g,
+    // by half its last bit, nothing next to the dot that overflowed), the product one rounding.
+    const V halves = (yv + yv) * mul_add(gv, splat<V>(T(0.5)), -half_dot);
+    return select(abs(difference) < splat<V>((T)__builtin_inf()), yv * difference, halves);
   });
+}
+
+// g + t, given also t/2: where g + t overflows although the exact sum may not (g and t near the
+// range's opposite ends, t itself possibly beyond it), 2 (g/2 + t/2), each half exact (g/2 is
+// inexact only for a subnormal g, nothing next to a t that overflowed).
+template <class V>
+inline V sum_without_overflow(V g, V t, V half_t) {
+  const V sum = g + t;
+  return select(abs(sum) < splat<V>((lane_t<V>)__builtin_inf()), sum, mul_add(g, splat<V>((lane_t<V>)0.5), half_t) * (lane_t<V>)2);
 }
 
 template <class T>
@@ -77,10 +94,11 @@ void row_log_softmax_backward(const T* g, const T* y, int64_t n, ScaledSum sum_g
   const int max_exponent = sizeof(T) == 4 ? 128 : 1024;
   if (exponent <= max_exponent || !(fraction - fraction == 0)) {
     // Within T's range (or inf / nan, which propagate): the sum as one T.
-    const V sum_v = splat<V>((T)::ldexp(fraction, exponent));
+    const T sum = (T)::ldexp(fraction, exponent);
+    const V neg_sum = splat<V>(-sum), neg_half_sum = splat<V>(-sum * T(0.5));
     map_row<T>(n, out, [&](int64_t i, int64_t count) {
-      V neg_sum_times_p = exp(load_n(y + i, count, T(0))) * -sum_v;
-      return load_n(g + i, count, T(0)) + neg_sum_times_p;
+      const V p = exp(load_n(y + i, count, T(0)));
+      return sum_without_overflow(load_n(g + i, count, T(0)), p * neg_sum, p * neg_half_sum);
     });
     return;
   }
@@ -90,8 +108,9 @@ void row_log_softmax_backward(const T* g, const T* y, int64_t n, ScaledSum sum_g
   const int first = exponent / 2;
   const V fraction_v = splat<V>((T)-fraction);
   const V first_power = splat<V>((T)::ldexp(1.0, first)), second_power = splat<V>((T)::ldexp(1.0, exponent - first));
+  const V half_second_power = second_power * T(0.5);  // >= 2^63: exact
   map_row<T>(n, out, [&](int64_t i, int64_t count) {
-    V neg_sum_times_p = exp(load_n(y + i, count, T(0))) * fraction_v * first_power * second_power;
-    return load_n(g + i, count, T(0)) + neg_sum_times_p;
+    const V scaled = exp(load_n(y + i, count, T(0))) * fraction_v * first_power;
+    return sum_without_overflow(load_n(g + i, count, T(0)), scaled * second_power, scaled * half_second_power);
   });
 }
