@@ -267,15 +267,20 @@ LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V x) {
   using C = MathConstants<V>;
   using Traits = Lanes<V>;
   using U = typename Traits::U;
-  V n;
-  const V r = reduce_exp_argument(clamp_below(x, splat<V>(C::exp_clamp_low())), n);
+  // reduce_exp_argument, keeping the rounding sum: its bits are the magic constant's plus n (two's
+  // complement, |n| < 2^22), so shifted into the exponent field they are n's (the constant's low
+  // bits are 0 and leave), which saves the conversion of n to integers that the zeroing below
+  // costs back.
+  const V xc = clamp_below(x, splat<V>(C::exp_clamp_low()));
+  const V rounded = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic()));
+  const V n = rounded - C::round_magic();
+  const V r = mul_add(n, splat<V>(-C::ln2_lo()), mul_add(n, splat<V>(-C::ln2_hi()), xc));
   // exp(r) * 2^kSumScale (scaled coefficients) times 2^n, by adding n to the exponent field:
   // n >= the clamp keeps the product a normal number, so the add is the exact product. Integer
   // work, off the multiply pipes the polynomial keeps busy (AVX-512's scalef has half an FMA's
-  // throughput on Zen 4). A nan n converts to INT_MIN (x86) or 0 (ARM), whose shift leaves the
-  // nan intact.
+  // throughput on Zen 4). A nan lane's bits shift into some exponent and leave the nan a nan.
   const U scaled = (U)exp_reduced<V, C::kSumScale>(r);
-  return below_sum_term_range(x, (V)(scaled + ((U)__builtin_convertvector(n, typename Traits::I) << Traits::kMantissaBits)));
+  return below_sum_term_range(x, (V)(scaled + ((U)rounded << Traits::kMantissaBits)));
 }
 
 // exp(hi + lo) * 2^kSumScale for hi + lo = x - max formed error-free (difference_with_error):
