@@ -186,12 +186,15 @@ def _redo_beyond_range(loss, clean, core, lse_rel, B, prob, rows):
     with mp.workdps(MP_DPS):
         for r in np.flatnonzero(beyond):
             row = clean[r]
-            L = mp.mpf(float(row[np.isfinite(row)].max())) + mp.mpf(float(lse_rel.hi[r])) + mp.mpf(float(lse_rel.lo[r]))
+            # L - z_c as (z_max - z_c) + (L - z_max): L itself, near 1.7e308 plus a few units,
+            # is not representable at MP_DPS digits
+            z_max = mp.mpf(float(row[np.isfinite(row)].max()))
+            L_rel = mp.mpf(float(lse_rel.hi[r])) + mp.mpf(float(lse_rel.lo[r]))
             total = mp.mpf(0)
             for c, z in enumerate(row.tolist()):
                 v = mp.mpf(float(B.hi[r, c])) + mp.mpf(float(B.lo[r, c]))
                 if np.isfinite(z):
-                    total += v * (L - mp.mpf(z))
+                    total += v * ((z_max - mp.mpf(z)) + L_rel)
                 elif v != 0:
                     total = mp.inf
                 elif prob:  # torch: 0 * inf = nan (a zero target on a -inf logit)
