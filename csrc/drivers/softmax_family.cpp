@@ -243,8 +243,12 @@ void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_o
     const T* y = row_input<T>(call.base[y_op] + cursor.offset(y_op), layout.row_stride[y_op], n, 1);
     char* out_bytes = call.base[out_op] + cursor.offset(out_op);
     T* out = row_output<T>(out_bytes, layout.row_stride[out_op], n, 2);
-    if (log) kernels.row_log_softmax_backward(g, y, n, (T)kernels.row_dot(g, nullptr, n), out);
-    else kernels.row_softmax_backward(g, y, n, (T)kernels.row_dot(g, y, n), out);
+    if (log) {
+      kernels.row_log_softmax_backward(g, y, n, kernels.row_dot(g, nullptr, n), out);
+    } else {
+      const ScaledSum dot = kernels.row_dot(g, y, n);  // a mean of g: within g's range
+      kernels.row_softmax_backward(g, y, n, (T)std::ldexp(dot.value, dot.exponent), out);
+    }
     finish_row_output(out_bytes, layout.row_stride[out_op], n, out);
   });
 }

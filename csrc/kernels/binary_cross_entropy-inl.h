@@ -80,7 +80,24 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t
     const auto softplus_only_and_tiny = no_linear & (e_scaled < tiny_threshold);
     // Almost never set (|x| beyond ~41 with the linear term 0): skip its blends otherwise.
     const bool any_tiny = kTinyPath && any_lane(softplus_only_and_tiny);
-    const V tiny_scaled = a_w * e_scaled;  // a t w * 2^S there (t = e)
+    // The softplus-only tiny elements' a w e (loss) and, times `factor`, their gradient's size, each
+    // rounded once. Double data: from a w e 2^S. Float data: in double lanes, since with a large
+    // a w (a pos_weight or weight up to the float range) a w e is a float for |x| beyond where
+    // e 2^S leaves float's normal range (it is 0 below -131) and a w itself, or a w e 2^S, may
+    // overflow float; double's exp is exact here down to |x| ~ 1060. (Double data keeps a limit
+    // there: a w e is then nonzero only for a w > e^319, and comes out 0.)
+    auto tiny_of = [&](V factor) -> V {
+      if constexpr (sizeof(T) == 4) {
+        using W = typename Vec<T>::Wide;
+        auto wide = [](V v) { return __builtin_convertvector(v, W); };
+        const W a_wide = kPosWeight ? wide(one_minus_y) + wide(p) * wide(y) : splat<W>(1);
+        const W a_w_wide = kWeight ? a_wide * wide(w) : a_wide;
+        return __builtin_convertvector(a_w_wide * exp_nonpositive(wide(-ax)) * wide(factor), V);
+      } else {
+        // Unscaled first where a w > 1 (exact there), so that a w e 2^S cannot overflow.
+        return select(a_w > one, ((a_w * unscale) * e_scaled) * factor, ((a_w * e_scaled) * factor) * unscale);
+      }
+    };
     V loss = zero;
     if constexpr (kLoss) {
       const V t = log1p_unit_interval(e);
@@ -95,7 +112,7 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t
       }
       linear = select(no_linear, zero, linear);
       loss = kPosWeight || kWeight ? mul_add(a_w, t, linear) : linear + t;
-      if (any_tiny) loss = select(softplus_only_and_tiny, tiny_scaled * unscale, loss);
+      if (any_tiny) loss = select(softplus_only_and_tiny, tiny_of(one), loss);
       if (span.loss) {
         if (count == kLanes) store(span.loss + i, loss); else store_partial(span.loss + i, loss, count);
       }
@@ -108,8 +125,8 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t
       if (span.upstream) scale = scale * load_n(span.upstream + i, count, T(0));
       V grad = kWeight ? unweighted * scale * w : unweighted * scale;
       if (any_tiny) {
-        // -a q w (x >= 0) or a q w (x < 0) there: scaled, rounded once.
-        const V tiny_grad = select(nonnegative, -tiny_scaled, tiny_scaled) * scale * unscale;
+        // -a q w (x >= 0) or a q w (x < 0) there, rounded once.
+        const V tiny_grad = tiny_of(select(nonnegative, -scale, scale));
         grad = select(softplus_only_and_tiny, tiny_grad, grad);
       }
       if (count == kLanes) store(span.grad + i, grad); else store_partial(span.grad + i, grad, count);

@@ -72,6 +72,12 @@ struct BinaryCrossEntropySpan {
 // The sum of a call's losses, and the same sum times 2^-kLossSumScaleExponent, which stays
 // finite where the plain sum of double losses overflows although their mean does not.
 constexpr int kLossSumScaleExponent = 128;
+// value * 2^exponent: a sum that may lie beyond double's range (exponent 0 where it does not).
+struct ScaledSum {
+  double value;
+  int exponent;
+};
+
 struct LossSum {
   double plain;
   double scaled;
@@ -98,12 +104,13 @@ struct TypedKernels {
   // larger than cache and not an input; it is written with non-temporal stores (no
   // read-for-ownership), ordered by a fence before the kernel returns.
   void (*row_log_softmax)(const T* x, int64_t n, T max, T log_total, T* out, bool stream);
-  // sum(a * b) (sum(a) when b is null), accumulated in double.
-  double (*row_dot)(const T* a, const T* b, int64_t n);
+  // sum(a * b) (sum(a) when b is null), accumulated in double, as value * 2^exponent: the sum
+  // of the whole range of the data type may be beyond it (and beyond double's).
+  ScaledSum (*row_dot)(const T* a, const T* b, int64_t n);
   // out = y * (g - dot)
   void (*row_softmax_backward)(const T* g, const T* y, int64_t n, T dot, T* out);
-  // out = g - exp(y) * sum_g
-  void (*row_log_softmax_backward)(const T* g, const T* y, int64_t n, T sum_g, T* out);
+  // out = g - exp(y) * sum_g, sum_g beyond T's range included (each output may be finite still).
+  void (*row_log_softmax_backward)(const T* g, const T* y, int64_t n, ScaledSum sum_g, T* out);
   // Returns the sum of the (weighted) losses when want_loss (or no gradient is asked for), else
   // zeros and the loss is not computed.
   LossSum (*binary_cross_entropy_with_logits)(const BinaryCrossEntropySpan<T>& span, int64_t n, bool want_loss);

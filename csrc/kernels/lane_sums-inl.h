@@ -2,7 +2,9 @@
 //   * The unit of every sum of exponentials: terms are exp(x - max) * 2^kSumScale
 //     (exp_nonpositive_sum_term, simd/math-inl.h), so that terms which would be subnormal (or
 //     round to 0) alone stay normal in lanes, and a sum of them rounds once, where it is unscaled
-//     in double. sum_scale<T>() is 2^kSumScale as a lane value (2^64 float, 2^512 double),
+//     in double. A term whose x - max is below -131 (float) / -1060 (double), where even the
+//     scaled term would leave the normal range, is exactly 0: at most 2^-189 / 2^-1529 of the
+//     row's largest term, it cannot change any result. sum_scale<T>() is 2^kSumScale as a lane value (2^64 float, 2^512 double),
 //     sum_unscale<T>() its inverse as a double; both exact, and multiplying by either is exact
 //     for every normal result.
 //   * Lane sums run over at most kBlock iterations (of two vectors) before they are widened to

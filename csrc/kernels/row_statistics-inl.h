@@ -12,7 +12,10 @@
 //   chunk_sum                       pass 2 of one chunk, the machinery row_softmax_fused
 //                                   (softmax_cross_entropy-inl.h) shares.
 // Valid range: any values: nan anywhere makes `others` nan (nan is ignored by the max, then
-// poisons the sum), +inf gives max = inf, an all -inf row max = -inf, count = n.
+// poisons the sum), +inf gives max = inf, an all -inf row max = -inf, count = n. Differences
+// x - max of any size (down to -2 max, or -inf where they overflow) give a term of exactly 0
+// once below the sum term's range (simd/math-inl.h); the compensated difference's low part is
+// clamped (difference_with_error), so it never turns such a term into a stale value or nan.
 //
 // Precision policy
 //   * Lanes hold the data type (float or double). Rows are processed in chunks of kChunk

@@ -8,7 +8,8 @@
 //   row_log_softmax(x, n, max, log_total, out, stream)  out = (x - max) - log_total.
 //   column_scaled_exp / column_log_softmax: the same per column, shift >= every x of its column.
 // Precision: x - shift is formed error-free (TwoSum) and folded back, so exp's own error (<= 2
-// ULP, ~1 measured) and one rounding for the scale are all; (x - max) - log_total subtracts two
+// ULP, ~1 measured) and one rounding for the scale are all; any difference (down to -2 max, or
+// -inf) below exp's range gives exactly 0 (the low part is clamped, difference_with_error); (x - max) - log_total subtracts two
 // terms <= 0, which cannot cancel: two roundings, within one ULP of the result.
 // Memory: one pass reading x, writing out (streamed on request: row_log_softmax's `stream`).
 // Requires simd/vector-inl.h and simd/math-inl.h (arch/target.inc includes them first).

@@ -1,12 +1,26 @@
 // Vector exp, log and log1p, written once for float and double lanes.
 //
-// Contract (tested by tests/test_math_helpers.py with a >= 10^6-point sweep per target):
+// Contract (tested by tests/test_math_helpers.py with a >= 10^6-point sweep per target, and at
+// and beyond the ends of each range by tests/test_exp_range.py):
 //   exp(x)    all x; max error <= 2 ULP (measured ~1). Results below the normal range are rounded
-//             once into the subnormal grid, never flushed; exp(x) = 0 once the exact value rounds
-//             to 0 (x < -103.97 float / -745.13 double), +inf on overflow, exp(-inf) = 0, nan -> nan.
-//             The kernels only ever call it on x - max <= 0, i.e. [-104, 0] / [-745, 0], through
-//             exp_nonpositive and exp_nonpositive_sum_term (exp(x) 2^kSumScale), same bound; on
-//             AVX-512 float those take a table-driven route (exp_sixteenths_*).
+//             once into the subnormal grid, never flushed; exp(x) = +0 once the exact value rounds
+//             to 0 (x < -103.97 float / -745.13 double, down to -max and -inf), +inf on overflow
+//             (x > 88.73 / 709.79, up to +inf), nan -> nan.
+//   exp_nonpositive(x)  x <= 0, and -inf: as exp, without the overflow path. Every x below the
+//             underflow threshold, however far (x - max of two finite numbers can be -2 max, or
+//             overflow to -inf), gives exactly +0. Positive x is outside the contract.
+//   exp_nonpositive(hi, lo)  exp(hi + lo) for hi + lo = a - b formed error-free
+//             (difference_with_error, which keeps |lo| <= 2^-10): the same bound and the same +0
+//             at and below the threshold, whatever hi is.
+//   exp_nonpositive_sum_term(x), (hi, lo)  exp(x) 2^kSumScale (the terms of the kernels' sums,
+//             kernels/lane_sums-inl.h), for x >= kSumTermLow (-131 float / -1060 double), where
+//             the term is a normal number: within 2 ULP, as exp. Below kSumTermLow (where the term
+//             would leave the normal range) and at -inf the term is exactly +0: at most
+//             exp(-131) = 2^-189 (float) / 2^-1529 (double) of the row's largest term, far below
+//             half an ULP of any result. nan -> nan.
+//             The kernels only ever call the exp family on x - max <= 0 (any such difference, -inf
+//             included); on AVX-512 float the nonpositive forms take a table-driven route
+//             (exp_sixteenths_*), with the same contract.
 //   log(x)    x > 0 including subnormals; <= 2 ULP (measured ~1). log(0) = -inf, log(x < 0) = nan,
 //             log(+inf) = +inf.
 //   log1p(x)  x > -1; <= 2 ULP (measured ~1). log1p(-1) = -inf, below -1 nan, tiny x exact.
@@ -29,7 +43,10 @@ struct MathConstants<f32v> {
   static float ln2_lo() { return 0x1.7f7d1cp-20f; }
   static float log2e() { return 0x1.715476p+0f; }
   static float round_magic() { return 0x1.8p23f; }  // 1.5 * 2^23: adding it rounds to an integer
-  static float exp_clamp_low() { return -120.0f; }   // exp underflows to 0 well above this
+  // exp underflows to 0 well above this, and exp(x) 2^kSumScale is still a normal number here
+  // (2^-125): kSumTermLow. Every exp helper clamps its argument to it before range reduction, so
+  // the reduction's integers stay small whatever the argument.
+  static float exp_clamp_low() { return -131.0f; }
   static float exp_clamp_high() { return 100.0f; }   // and overflows to inf well below this
   static constexpr int kExpTerms = 6;                // polynomial degree for |r| <= ln2/2
   static constexpr int kLogTerms = 4;                // atanh series terms in z = s^2, s <= 0.172
@@ -48,7 +65,7 @@ struct MathConstants<f64v> {
   static double ln2_lo() { return 0x1.a39ef35793c76p-33; }
   static double log2e() { return 0x1.71547652b82fep+0; }
   static double round_magic() { return 0x1.8p52; }
-  static double exp_clamp_low() { return -800.0; }
+  static double exp_clamp_low() { return -1060.0; }  // as float's: the sum term is 2^-1017 here
   static double exp_clamp_high() { return 1000.0; }
   static constexpr int kExpTerms = 13;
   static constexpr int kLogTerms = 10;
@@ -65,9 +82,9 @@ struct MathConstants<f64w> : MathConstants<f64v> {};
 // 2^n for integer-valued n in the normal exponent range, built from the bits.
 template <class V>
 inline V exp2_integer(typename Lanes<V>::I n) {
-  using I = typename Lanes<V>::I;
+  using U = typename Lanes<V>::U;
   using Traits = Lanes<V>;
-  return (V)((n + (I){} + Traits::kExponentBias) << Traits::kMantissaBits);
+  return (V)(((U)n + (typename Traits::UBits)Traits::kExponentBias) << Traits::kMantissaBits);
 }
 
 // exp(r) for |r| <= ln2/2 by Horner's rule: each step's rounding is damped by |r| <= 0.35 in
@@ -152,6 +169,16 @@ constexpr float kExp2Sixteenths[16] = {
     0x1.4bfdaep+0f,  0x1.5ab07ep+0f, 0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f, 0x1.9c4918p+0f,
     0x1.ae89fap+0f,  0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f};
 
+// +0 where x is below the sum term's range (exp_clamp_low, where exp(x) 2^kSumScale leaves the
+// normal range) or -inf, `term` elsewhere (nan included: the comparison is false). The clamp
+// keeps the integer exponent arithmetic exact, but the term it gives there, exp(clamp) 2^S, is not
+// the term of x: a stale floor that a large factor (a pos_weight, a weight) would bring back
+// into view, so it is replaced by the 0 the term rounds to at the clamp's scale.
+template <class V>
+LOGITLOSS_ALWAYS_INLINE V below_sum_term_range(V x, V term) {
+  return select(x < MathConstants<V>::exp_clamp_low(), splat<V>(0), term);
+}
+
 // Float exp by a table, where a 16-entry lookup is one instruction (kHasLookup16):
 //   x = (k/16) ln2 + r, k = round(16 x / ln2), |r| <= ln2/32,
 //   exp(x) = 2^(k >> 4) * 2^((k & 15)/16) * exp(r),
@@ -204,7 +231,8 @@ LOGITLOSS_ALWAYS_INLINE typename Lanes<V>::U exp2_sixteenths_table() {
 }
 
 // exp(x + lo) * 2^kSumScale, x <= 0: 2^(k >> 4) goes into the table entry's exponent field as an
-// integer add, exact because the clamp keeps the result >= 2^-110, a normal number. With the
+// integer add, exact because the clamp keeps the result >= 2^-126, a normal number (|lo| <= 2^-10
+// moves r by at most that). With the
 // entry less j << 19, adding k << 19 (k = 16 (k >> 4) + j) adds exactly (k >> 4) << 23; the
 // rounding constant's bits, shifted left 19, leave the word.
 template <class V, bool kHasLow>
@@ -213,7 +241,7 @@ LOGITLOSS_ALWAYS_INLINE V exp_sixteenths_sum_term(V x, V lo) {
   typename Lanes<V>::U bits;
   const V r = reduce_exp_argument_sixteenths<V, kHasLow>(clamp_below(x, splat<V>(C::exp_clamp_low())), lo, bits);
   const V scale = (V)(lookup16(exp2_sixteenths_table<V, C::kSumScale, true>(), bits) + (bits << 19));
-  return mul_add(scale, expm1_sixteenth(r), scale);  // scale * exp(r), rounded once
+  return below_sum_term_range(x, mul_add(scale, expm1_sixteenth(r), scale));  // scale * exp(r), rounded once
 }
 
 // exp(x + lo), x <= 0, results below the normal range rounded once into the subnormals: the
@@ -239,19 +267,26 @@ LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V x) {
   using C = MathConstants<V>;
   using Traits = Lanes<V>;
   using U = typename Traits::U;
-  V n;
-  const V r = reduce_exp_argument(clamp_below(x, splat<V>(C::exp_clamp_low())), n);
+  // reduce_exp_argument, keeping the rounding sum: its bits are the magic constant's plus n (two's
+  // complement, |n| < 2^22), so shifted into the exponent field they are n's (the constant's low
+  // bits are 0 and leave), which saves the conversion of n to integers that the zeroing below
+  // costs back.
+  const V xc = clamp_below(x, splat<V>(C::exp_clamp_low()));
+  const V rounded = mul_add(xc, splat<V>(C::log2e()), splat<V>(C::round_magic()));
+  const V n = rounded - C::round_magic();
+  const V r = mul_add(n, splat<V>(-C::ln2_lo()), mul_add(n, splat<V>(-C::ln2_hi()), xc));
   // exp(r) * 2^kSumScale (scaled coefficients) times 2^n, by adding n to the exponent field:
   // n >= the clamp keeps the product a normal number, so the add is the exact product. Integer
   // work, off the multiply pipes the polynomial keeps busy (AVX-512's scalef has half an FMA's
-  // throughput on Zen 4). A nan n converts to INT_MIN (x86) or 0 (ARM), whose shift leaves the
-  // nan intact.
+  // throughput on Zen 4). A nan lane's bits shift into some exponent and leave the nan a nan.
   const U scaled = (U)exp_reduced<V, C::kSumScale>(r);
-  return (V)(scaled + ((U)__builtin_convertvector(n, typename Traits::I) << Traits::kMantissaBits));
+  return below_sum_term_range(x, (V)(scaled + ((U)rounded << Traits::kMantissaBits)));
 }
 
 // exp(hi + lo) * 2^kSumScale for hi + lo = x - max formed error-free (difference_with_error):
 // the sum term of x - max with no rounding of the difference in it.
+// |lo| <= 2^-10 (difference_with_error) keeps exp(hi) (1 + lo) within an ULP of exp(hi + lo)
+// squared-small terms aside, and 0 where exp(hi) is.
 template <class V>
 LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V hi, V lo) {
   if constexpr (kHasLookup16 && sizeof(lane_t<V>) == 4) return exp_sixteenths_sum_term<V, true>(hi, lo);
@@ -339,10 +374,14 @@ inline V split_exponent(V u, V& k) {
   Bits sqrt_half_bits;
   lane_t<V> sh = sqrt_half[0];
   std::memcpy(&sqrt_half_bits, &sh, sizeof sh);
-  I bits = (I)scaled + (one_bits - sqrt_half_bits);
-  I exponent = (bits >> Traits::kMantissaBits) - Traits::kExponentBias;
-  const Bits mantissa_mask = ((Bits)1 << Traits::kMantissaBits) - 1;
-  V m = (V)((bits & mantissa_mask) + sqrt_half_bits);
+  // Unsigned: a nan, infinite or negative lane (its result replaced by the caller) may carry any
+  // bits, and the offset added to them must wrap, not overflow.
+  using U = typename Traits::U;
+  using UBits = typename Traits::UBits;
+  const U bits = (U)scaled + (UBits)(one_bits - sqrt_half_bits);
+  const I exponent = (I)(bits >> Traits::kMantissaBits) - Traits::kExponentBias;
+  const UBits mantissa_mask = ((UBits)1 << Traits::kMantissaBits) - 1;
+  V m = (V)((bits & mantissa_mask) + (UBits)sqrt_half_bits);
   k = __builtin_convertvector(exponent, V) + k_adjust;
   return m - 1;
 }

@@ -31,7 +31,7 @@
 //   baseline  16-byte vectors (SSE2 on x86-64, Advanced SIMD on aarch64) and no FMA: mul_add is
 //             a * b + c, two roundings. Tails through a stack buffer; streaming stores on x86-64
 //             only (plain stores on aarch64). Everything else is the generic code below.
-//   avx2      32-byte vectors, FMA, non-temporal stores; max_or_second is maxps;
+//   avx2      32-byte vectors, FMA, non-temporal stores; max_or_second / min_or_second are maxps / minps;
 //             count_equal_accumulate_others and all_finite read the comparison mask (movemask).
 //   avx512    64-byte vectors, FMA, non-temporal stores; masked loads and stores for tails; mask
 //             registers for accumulate_split, count_equal_accumulate_others, any_lane and
@@ -68,6 +68,7 @@ typedef uint64_t u64v __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES)));
 // Doubles with as many lanes as an f32v: float statistics are widened into these.
 typedef double f64w __attribute__((vector_size(2 * LOGITLOSS_VECTOR_BYTES)));
 typedef int64_t i64w __attribute__((vector_size(2 * LOGITLOSS_VECTOR_BYTES)));
+typedef uint64_t u64w __attribute__((vector_size(2 * LOGITLOSS_VECTOR_BYTES)));
 
 // Per element type: its vector, and the vector of doubles with the same lane count (statistics
 // of float data are widened into it so long sums keep double precision).
@@ -95,9 +96,14 @@ struct Lanes;
 
 template <>
 struct Lanes<f32v> {
+  // Bit arithmetic (exponent-field adds, offsets, left shifts) is done in U: a nan or infinite
+  // lane may carry any bits, and adding to them in a signed type could overflow, which is
+  // undefined behaviour (UBSan reports it; an optimiser may assume it away). I is for
+  // conversions to and from the float lanes and arithmetic right shifts only.
   using I = i32v;
-  using U = u32v;  // bit arithmetic that may wrap (exponent-field adds)
+  using U = u32v;
   using Bits = int32_t;
+  using UBits = uint32_t;
   static constexpr int kMantissaBits = 23;
   static constexpr int kExponentBias = 127;
 };
@@ -107,6 +113,7 @@ struct Lanes<f64v> {
   using I = i64v;
   using U = u64v;
   using Bits = int64_t;
+  using UBits = uint64_t;
   static constexpr int kMantissaBits = 52;
   static constexpr int kExponentBias = 1023;
 };
@@ -114,7 +121,9 @@ struct Lanes<f64v> {
 template <>
 struct Lanes<f64w> {
   using I = i64w;
+  using U = u64w;
   using Bits = int64_t;
+  using UBits = uint64_t;
   static constexpr int kMantissaBits = 52;
   static constexpr int kExponentBias = 1023;
 };
@@ -260,9 +269,10 @@ inline V scale_by_power_of_two(V p, V n) {
   if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_scalef_pd((__m512d)p, (__m512d)n);
 #endif
   using I = typename Lanes<V>::I;
+  using U = typename Lanes<V>::U;
   constexpr int kOffset = sizeof(lane_t<V>) == 4 ? 64 : 512;
   const lane_t<V> inverse_offset = sizeof(lane_t<V>) == 4 ? 0x1p-64 : 0x1p-512;
-  I biased = __builtin_convertvector(n, I) + (Lanes<V>::kExponentBias + kOffset);
+  const U biased = (U)__builtin_convertvector(n, I) + (typename Lanes<V>::UBits)(Lanes<V>::kExponentBias + kOffset);
   return p * (V)(biased << Lanes<V>::kMantissaBits) * inverse_offset;
 }
 
@@ -308,6 +318,20 @@ inline V max_or_second(V a, V b) {
   if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 8) return (V)_mm256_max_pd((__m256d)a, (__m256d)b);
 #endif
   return a > b ? a : b;
+}
+
+// a < b ? a : b: one instruction on x86 (minps, which returns its second operand when either is
+// nan), as max_or_second.
+template <class V>
+inline V min_or_second(V a, V b) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return (V)_mm512_min_ps((__m512)a, (__m512)b);
+  if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_min_pd((__m512d)a, (__m512d)b);
+#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 4) return (V)_mm256_min_ps((__m256)a, (__m256)b);
+  if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 8) return (V)_mm256_min_pd((__m256d)a, (__m256d)b);
+#endif
+  return a < b ? a : b;
 }
 
 // max(x, low) with a nan x replaced by low.
@@ -483,9 +507,15 @@ inline V difference_with_error(V a, V b, V& lo) {
   V b_virtual = a - hi;
   V a_virtual = hi + b_virtual;
   lo = (a - a_virtual) + (b_virtual - b);
-  // An infinite hi leaves lo nan: raised, as any lo below it, to -2^-10 (one max, no compare: a
-  // compare into an AVX-512 mask register takes a multiply pipe on Zen 4). |lo| <= ULP(hi)/2, so
-  // only |hi| >= 2^14 has such a low part, where exp(hi) is 0 or inf whatever lo is.
+  // lo is clamped to [-2^-10, 2^-10], so that every exp helper taking (hi, lo) may treat lo as
+  // a small correction (exp(hi) (1 + lo), or lo added to the reduced argument) whatever hi is.
+  // |lo| <= ULP(hi)/2 exceeds 2^-10 only for |hi| >= 2^14 (float; 2^43 double), where exp(hi)
+  // is 0 or inf whatever lo is; but there lo can be as large as 2^103 (float) and, for an
+  // infinite hi, nan: unclamped it turned exp(-2e38) into a stale 7.8e-22 (exp(hi) taken at the
+  // exp clamp, times 1 + lo) and, on the table-driven AVX-512 path, into inf * 0 = nan. Two
+  // max/min, no compare (a compare into an AVX-512 mask register takes a multiply pipe on Zen 4);
+  // the max replaces a nan lo.
   lo = max_replacing_nan(lo, splat<V>(-0x1p-10));
+  lo = min_or_second(lo, splat<V>(0x1p-10));
   return hi;
 }

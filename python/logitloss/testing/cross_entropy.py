@@ -173,6 +173,37 @@ def _exact_row_sums(clean, core, p, onehot, N):
     return DD(lse_hi, lse_lo), DD(q_hi, q_lo)
 
 
+def _redo_beyond_range(loss, clean, core, lse_rel, B, prob, rows):
+    """Float64 results: ``L - z_c`` of finite logits at opposite ends of the range is beyond float64
+    (it reaches 2 max), so the pairs give inf (and 0 * inf = nan) where a term -- and often the loss
+    -- is finite. Such rows are summed again in mpmath, ``sum_c v_c (L - z_c)``, and rounded once."""
+    with np.errstate(invalid="ignore"):
+        beyond = rows & (np.isfinite(clean) & ~np.isfinite(core.log_softmax)).any(axis=1)
+    if not beyond.any():
+        return loss
+    mp = load_mpmath()
+    hi, lo = np.array(loss.hi, copy=True), np.array(loss.lo, copy=True)
+    with mp.workdps(MP_DPS):
+        for r in np.flatnonzero(beyond):
+            row = clean[r]
+            # L - z_c as (z_max - z_c) + (L - z_max): L itself, near 1.7e308 plus a few units,
+            # is not representable at MP_DPS digits
+            z_max = mp.mpf(float(row[np.isfinite(row)].max()))
+            L_rel = mp.mpf(float(lse_rel.hi[r])) + mp.mpf(float(lse_rel.lo[r]))
+            total = mp.mpf(0)
+            for c, z in enumerate(row.tolist()):
+                v = mp.mpf(float(B.hi[r, c])) + mp.mpf(float(B.lo[r, c]))
+                if np.isfinite(z):
+                    total += v * ((z_max - mp.mpf(z)) + L_rel)
+                elif v != 0:
+                    total = mp.inf
+                elif prob:  # torch: 0 * inf = nan (a zero target on a -inf logit)
+                    total = mp.nan
+                    break
+            hi[r], lo[r] = split(mp, total) if mp.isfinite(total) else (float(total), 0.0)
+    return DD(hi, lo)
+
+
 def _row_terms(X, T, W, prob, ignore_index, eps, dtype, numbers):
     R, C = X.shape
     with np.errstate(all="ignore"):
@@ -210,6 +241,8 @@ def _row_terms(X, T, W, prob, ignore_index, eps, dtype, numbers):
             terms = N.where(N.nonzero(B), B * ls, 0.0)  # nll only reads the target: a masked class adds 0
         A = N.rowsum(B)
         loss = N.where(valid, N.rowsum(terms), 0.0)
+        if N.exact:
+            loss = _redo_beyond_range(loss, clean, core, lse_rel, B, prob, valid & ~bad)
         grad = A[:, None] * p - B
         if not prob:
             # the target element without the p_y - 1 cancellation

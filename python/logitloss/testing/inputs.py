@@ -269,3 +269,84 @@ def coin_flip_targets(shape, dtype, seed, *, probability=0.5):
 def positive_weights(shape, dtype, seed, *, low=0.25, high=3.0):
     """Non-negative weights (pos_weight) uniform in [low, high], rounded to ``dtype``."""
     return np.asarray(np.random.default_rng(seed).uniform(low, high, shape)).astype(dtype)
+
+
+# ---- the whole finite range ----------------------------------------------------------------------
+
+_UNSIGNED_OF = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def whole_range_values(rng, dtype, shape, *, low=None, high=None, signed=True):
+    """Values of ``dtype`` spread log-uniformly over [low, high] in magnitude (default: from the smallest
+    subnormal to the largest finite): uniform over the bit patterns between them, so every binade --
+    subnormals included -- is about equally likely.  ``signed``: each sign with probability 1/2."""
+    dtype = np.dtype(dtype)
+    info = np.finfo(dtype)
+    unsigned = _UNSIGNED_OF[dtype.itemsize]
+    low = info.smallest_subnormal if low is None else low
+    high = info.max if high is None else high
+    bounds = np.array([low, high], dtype=dtype).view(unsigned).astype(np.uint64)
+    bits = rng.integers(int(bounds[0]), int(bounds[1]), size=shape, endpoint=True, dtype=np.uint64)
+    values = bits.astype(unsigned).view(dtype)
+    if signed:
+        values = np.where(rng.random(shape) < 0.5, -values, values).astype(dtype)
+    return values
+
+
+def underflow_gap(dtype):
+    """-log(smallest subnormal) of the dtype exp is computed in (float16: float32's is not it: float16
+    results round from float32, so its own threshold, ~17.3, is what an output sees): exp of a
+    difference beyond this rounds to 0 in the result dtype."""
+    return -math.log(float(np.finfo(dtype).smallest_subnormal))
+
+
+def whole_range_rows(dtype, seed, n):
+    """Named (rows, n) arrays of ``dtype`` whose entries span the dtype's whole finite range (seeded):
+
+    * ``whole range``: magnitudes log-uniform from the smallest subnormal to the largest finite, both signs;
+    * ``with -inf``: the same with about a third -inf (and one row all -inf but one entry);
+    * ``ties at the max``: the row's max repeated at two more positions;
+    * ``differences overflow``: half near +max, half near -max, so ``x - max`` overflows to -inf;
+    * ``dominant entry``: one entry above all others by 20 to 3x the dtype's underflow gap (log_softmax
+      of it, and cross-entropy with it as the target, far below eps), at any magnitude;
+    * ``near the underflow threshold``: others below the max by 0.9 to 1.1 times the underflow gap;
+    * ``tiny``: magnitudes from the smallest subnormal to 1 (differences tiny, softmax near uniform);
+    * ``issue row``: [0.88, 0.85, 0.29] times the largest finite, the row the range defect was found on
+      (the float32 row [3e38, 2.9e38, 1e38]), padded with entries far below.
+    """
+    dtype = np.dtype(dtype)
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(seed)
+    top = float(info.max)
+    gap = underflow_gap(dtype)
+    rows = {}
+    rows["whole range"] = whole_range_values(rng, dtype, (8, n))
+    masked = whole_range_values(rng, dtype, (8, n))
+    masked[rng.random((8, n)) < 0.35] = -np.inf
+    masked[0, :] = -np.inf
+    masked[0, n // 2] = whole_range_values(rng, dtype, ())
+    rows["with -inf"] = masked
+    ties = whole_range_values(rng, dtype, (8, n))
+    top_of_row = ties.max(axis=1)
+    for r in range(ties.shape[0]):
+        ties[r, rng.choice(n, size=min(2, n), replace=False)] = top_of_row[r]
+    rows["ties at the max"] = ties
+    high = whole_range_values(rng, dtype, (8, n), low=top / 2, high=top, signed=False)
+    rows["differences overflow"] = np.where(rng.random((8, n)) < 0.5, high, -high).astype(dtype)
+    rows["differences overflow"][:, 0] = high[:, 0]  # a positive max in every row
+    base = whole_range_values(rng, dtype, (8, 1)).astype(np.float64)
+    below = rng.uniform(20.0, 3.0 * gap, (8, n))
+    below[:, 0] = 0.0
+    dominant = base - below * np.maximum(1.0, np.abs(base) * float(info.eps))  # stays below base when rounded
+    rows["dominant entry"] = np.clip(dominant, -top, top).astype(dtype)
+    near = base - rng.uniform(0.9 * gap, 1.1 * gap, (8, n)) * np.maximum(1.0, np.abs(base) * float(info.eps))
+    near[:, 0] = base[:, 0]
+    rows["near the underflow threshold"] = np.clip(near, -top, top).astype(dtype)
+    rows["tiny"] = whole_range_values(rng, dtype, (8, n), high=1.0)
+    issue = whole_range_values(rng, dtype, (1, n), low=top / 4, high=top, signed=False)
+    issue = -issue
+    issue[0, :3] = np.array([0.88, 0.85, 0.29]) * top
+    rows["issue row"] = issue.astype(dtype)
+    for name, x in rows.items():
+        rows[name] = np.ascontiguousarray(rng.permuted(x, axis=1), dtype=dtype)  # the max anywhere in a row
+    return rows

@@ -396,13 +396,28 @@ def softmax_backward(grad_output, output, axis=None, *, method=None):
             difference_lo = difference_error - d_lo[:, None]
             value, product_error = two_prod(O, difference)
             lo = product_error + O * difference_lo
+            # Dekker's split overflows for |g| above ~2^996, and g - d of g and d near float64's
+            # opposite ends overflows while o (g - d) may not: such rows in mpmath
+            with np.errstate(invalid="ignore"):
+                huge = (np.abs(G) > 2.0**990).any(axis=1) & (np.isfinite(G) & np.isfinite(O)).all(axis=1)
+            if huge.any():
+                value, lo = np.array(value, copy=True), np.array(lo, copy=True)
+                mp = load_mpmath()
+                with mp.workdps(MP_DPS):
+                    for r in np.flatnonzero(huge):
+                        g_row = [mp.mpf(float(v)) for v in G[r]]
+                        o_row = [mp.mpf(float(v)) for v in O[r]]
+                        d = mp.fsum(gi * oi for gi, oi in zip(g_row, o_row))
+                        for i in range(G.shape[1]):
+                            value[r, i], lo[r, i] = split(mp, o_row[i] * (g_row[i] - d))
         else:
             # float16/float32 products are exact in float64; the pairwise sum errs by ~1e-16 relative
             dot = (G * O).sum(axis=1, keepdims=True)
             value = O * (G - dot)
             lo = np.zeros_like(value)
-        abs_dot = np.abs(G * O).sum(axis=1, keepdims=True)
-        scale = np.max(np.abs(O) * (np.abs(G) + abs_dot), axis=1, keepdims=True, initial=0.0)
+        abs_dot = np.abs(G * 2.0**-64 * O).sum(axis=1, keepdims=True)  # scaled: sums beyond float64
+        with np.errstate(over="ignore"):
+            scale = np.max((np.abs(O) * (np.abs(G) * 2.0**-64 + abs_dot)) * 2.0**64, axis=1, keepdims=True, initial=0.0)
         return value, lo, np.broadcast_to(scale, value.shape).copy()
 
     value, lo, scale = cached(content_key("softmax_backward", G, O, dtype.str, exact), compute)
@@ -431,8 +446,11 @@ def log_softmax_backward(grad_output, output, axis=None, *, method=None):
             total = G.sum(axis=1, keepdims=True)
             value = G - np.exp(O) * total
             lo = np.zeros_like(value)
-        abs_total = np.abs(G).sum(axis=1, keepdims=True)
-        scale = np.max(np.abs(G) + np.exp(O) * abs_total, axis=1, keepdims=True, initial=0.0)
+        # sum |g| scaled by 2^-64: a grad_output over the whole float64 range sums beyond it (and
+        # exp(o) * inf would be nan where exp(o) is 0)
+        abs_total = np.abs(G * 2.0**-64).sum(axis=1, keepdims=True)
+        with np.errstate(over="ignore"):
+            scale = np.max(np.abs(G) + (np.exp(O) * abs_total) * 2.0**64, axis=1, keepdims=True, initial=0.0)
         return value, lo, np.broadcast_to(scale, value.shape).copy()
 
     value, lo, scale = cached(content_key("log_softmax_backward", G, O, dtype.str, exact), compute)
