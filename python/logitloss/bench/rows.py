@@ -18,6 +18,7 @@ from .row_builders import (
     axis0,
     backward,
     binary_cross_entropy,
+    calibration,
     class_axis_1,
     cross_entropy,
     memory,
@@ -42,6 +43,8 @@ SHAPES: dict[str, tuple[int, ...] | tuple[tuple[int, ...], tuple[int, ...]]] = {
     "bce": (1_000_000,),
     "multilabel": (4096, 1000),
     "bce tiny": (2,),
+    "temperature": ((10000, 1000), (100000, 1000)),
+    "ece": (1_000_000, 10),
 }
 
 
@@ -194,6 +197,15 @@ ROWS: list[Row] = [
     Row("bce_big_f64", f"{BCE}_fwd_bwd", "bce", binary_cross_entropy(variants=ALL_BUT_REUSE),
         BCE + " forward + backward {shape} float64", "copy", check=False, dtype="float64", number=1, repeats=31,
         modes=FULL),
+    Row("fit_temperature", "fit_temperature", "temperature", calibration(), "calibration.fit_temperature {shape}",
+        check=False, number=1, repeats=(5, 3), baseline="logitloss 12 x cross_entropy",
+        note="Each call fits T from scratch (start T = 1, tol 1e-8); `logitloss 12 x cross_entropy`: the issue's budget, "
+             "12 fused forward passes over the same logits; `torch LBFGS (Guo et al.)`: their reference code's fit "
+             "(nn.CrossEntropyLoss on logits / T, optim.LBFGS lr=0.01, max_iter=50, T0 = 1.5). Bytes moved: one read "
+             "of the logits."),
+    Row("ece", "expected_calibration_error", "ece", calibration(), "calibration.expected_calibration_error {shape}",
+        check=False, number=1, repeats=(5, 7),
+        note="15 uniform bins, top-label, norm l1; torchmetrics' multiclass_calibration_error on the same logits."),
     # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
     *[Row(f"threads_{size}_{load}", "logsumexp", size, thread_scaling(),
           "threads: logsumexp {shape}, " + (BUSY if load == "loaded" else "no added load"), "read", check=False,
