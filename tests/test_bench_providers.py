@@ -211,3 +211,30 @@ def test_linear_head_providers_agree(backward):
     for name, values in as_numpy.items():
         for got, expected in zip(values, as_numpy["logitloss"]):
             np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6, err_msg=name)
+
+
+def test_calibration_providers_compute_what_they_say():
+    from logitloss.bench.calibration_providers import PASSES, calibrated_targets, ece_providers, temperature_providers
+    from logitloss.calibration import expected_calibration_error, fit_temperature
+
+    x = (3.0 * np.random.default_rng(0).standard_normal((2000, 50))).astype(np.float32)
+    y = calibrated_targets(x)
+    row_providers, notes = temperature_providers(x, y)
+    results = {p.name: p.fn() for p in row_providers}
+    assert results["logitloss fit_temperature"] == fit_temperature(x, y)
+    assert results["logitloss fit_temperature"].at_bound is None  # the labels make the optimum interior
+    assert f"logitloss {PASSES} x cross_entropy" in results
+    if "torch LBFGS (Guo et al.)" in results:
+        # Guo et al.'s settings (lr=0.01, 50 iterations) stop short of the optimum: its NLL is no lower than ours.
+        from logitloss.testing.calibration import temperature_nll
+
+        ours = results["logitloss fit_temperature"]
+        assert temperature_nll(x, y, results["torch LBFGS (Guo et al.)"]) >= temperature_nll(x, y, float(ours)) * (1 - 1e-12)
+    else:
+        assert any("torch" in note for note in notes)
+    row_providers, _ = ece_providers(x, y)
+    values = {p.name: float(p.fn()) for p in row_providers}
+    assert values["logitloss expected_calibration_error"] == expected_calibration_error(x, y)
+    if "torchmetrics multiclass_calibration_error" in values:
+        assert values["torchmetrics multiclass_calibration_error"] == pytest.approx(
+            values["logitloss expected_calibration_error"], rel=1e-4)

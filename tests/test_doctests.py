@@ -5,9 +5,12 @@ import doctest
 import pytest
 
 import logitloss
+import logitloss.calibration
 from logitloss import _binary_cross_entropy, _c_api, _config, _cross_entropy, _linear_cross_entropy, _softmax_family
+from logitloss.calibration import _binning, _temperature
 
-MODULES = [_binary_cross_entropy, _c_api, _config, _cross_entropy, _linear_cross_entropy, _softmax_family]
+MODULES = [_binary_cross_entropy, _c_api, _config, _cross_entropy, _linear_cross_entropy, _softmax_family, _binning,
+           _temperature]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
@@ -17,7 +20,9 @@ def test_docstring_examples(module):
     assert result.failed == 0
 
 
-def test_every_public_function_has_an_example():
-    missing = [name for name in logitloss.__all__ if callable(getattr(logitloss, name))
-               and ">>>" not in (getattr(logitloss, name).__doc__ or "")]
+@pytest.mark.parametrize("package", [logitloss, logitloss.calibration], ids=lambda p: p.__name__)
+def test_every_public_function_has_an_example(package):
+    missing = [name for name in package.__all__ if callable(getattr(package, name))
+               and not isinstance(getattr(package, name), type)
+               and ">>>" not in (getattr(package, name).__doc__ or "")]
     assert missing == []

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import providers as _providers
 from .backward_providers import backward_providers
+from .calibration_providers import calibrated_targets, ece_providers, temperature_providers
 from .checks import check_result
 from .harness import Provider
 from .inputs import InputCache
@@ -28,6 +29,7 @@ __all__ = [
     "axis0",
     "backward",
     "binary_cross_entropy",
+    "calibration",
     "class_axis_1",
     "cross_entropy",
     "linear_head",
@@ -171,6 +173,20 @@ def binary_cross_entropy(op: str, shape: tuple[int, ...], dtype: str, quick: boo
                                                                          suffix=" no weights")
             providers += more
             notes += more_notes
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def calibration(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """``fit_temperature`` or ``expected_calibration_error`` (the op) on (N, C) logits with labels that are the
+    argmax for 60% of the rows (an interior optimum)."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        y = calibrated_targets(x)
+        providers, notes = (temperature_providers if op == "fit_temperature" else ece_providers)(x, y)
         return x, providers, notes
 
     return {"build": build}

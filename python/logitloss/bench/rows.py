@@ -18,6 +18,7 @@ from .row_builders import (
     axis0,
     backward,
     binary_cross_entropy,
+    calibration,
     class_axis_1,
     cross_entropy,
     linear_head,
@@ -48,6 +49,8 @@ SHAPES: dict[str, tuple[int, ...] | tuple[tuple[int, ...], tuple[int, ...]]] = {
     "head": ((512, 1024), (4096, 1024)),
     "head memory": (4096, 256),  # D = 256 keeps the two subprocess calls short; memory does not depend on D
     "llm head": (4096, 2048),
+    "temperature": ((10000, 1000), (100000, 1000)),
+    "ece": (1_000_000, 10),
 }
 
 
@@ -230,6 +233,15 @@ ROWS: list[Row] = [
     Row("linear_ce_llm_head", "linear_cross_entropy_fwd_bwd", "llm head", linear_head(classes=LLM_VOCABULARY,
         variants=("logitloss", "torch")), f"linear_cross_entropy forward + backward, x {{shape}}, V = {LLM_VOCABULARY} "
         "(an LLM head)", check=False, number=1, repeats=3, note=LINEAR_HEAD, modes=FULL),
+    Row("fit_temperature", "fit_temperature", "temperature", calibration(), "calibration.fit_temperature {shape}",
+        check=False, number=1, repeats=(3, 1), baseline="logitloss 12 x cross_entropy",  # torch LBFGS: ~5 min/call
+        note="Each call fits T from scratch (start T = 1, tol 1e-8); `logitloss 12 x cross_entropy`: the issue's budget, "
+             "12 fused forward passes over the same logits; `torch LBFGS (Guo et al.)`: their reference code's fit "
+             "(nn.CrossEntropyLoss on logits / T, optim.LBFGS lr=0.01, max_iter=50, T0 = 1.5). Bytes moved: one read "
+             "of the logits."),
+    Row("ece", "expected_calibration_error", "ece", calibration(), "calibration.expected_calibration_error {shape}",
+        check=False, number=1, repeats=(5, 7),
+        note="15 uniform bins, top-label, norm l1; torchmetrics' multiclass_calibration_error on the same logits."),
     # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
     *[Row(f"threads_{size}_{load}", "logsumexp", size, thread_scaling(),
           "threads: logsumexp {shape}, " + (BUSY if load == "loaded" else "no added load"), "read", check=False,

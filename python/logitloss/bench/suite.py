@@ -97,7 +97,8 @@ class Case:
         if self.op == "logsumexp":
             reduced = count // self.shape[self.axis]
             return size * (count + reduced)
-        if self.op == "cross_entropy":  # forward only: read the logits once
+        if self.op in ("cross_entropy", "fit_temperature", "expected_calibration_error"):  # read the logits once
+            # (fit_temperature: once per pass)
             return size * count
         if self.op == "binary_cross_entropy_with_logits":  # forward only: read the logits and the targets
             return size * 2 * count

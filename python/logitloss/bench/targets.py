@@ -24,7 +24,7 @@ class Target:
     description: str
     case: str
     kind: str  # "ratio": median(numerator) / median(denominator); "roofline": fraction of roofline;
-    #            "value": values[numerator] / values[denominator] of a values row
+    #            "value": values[numerator] / values[denominator] of a values row; "seconds": median(numerator)
     numerator: str  # provider
     denominator: str = ""  # provider (ratio only)
     required: float = 1.0
@@ -34,8 +34,8 @@ class Target:
     def requirement(self) -> str:
         if self.informational:
             return "(info)"
-        unit = "%" if self.kind == "roofline" else "x"
-        value = f"{self.required * 100:.0f}%" if unit == "%" else f"{self.required:g}x"
+        unit = {"roofline": "%", "seconds": " s"}.get(self.kind, "x")
+        value = f"{self.required * 100:.0f}%" if unit == "%" else f"{self.required:g}{unit}"
         return (">= " if self.at_least else "<= ") + value
 
 
@@ -53,6 +53,8 @@ class TargetResult:
             return f"{self.measured * 100:.1f}%"
         if self.target.kind == "value":
             return f"{self.measured:.3f}x"
+        if self.target.kind == "seconds":
+            return f"{self.measured:.3f} s"
         return f"{self.measured:.2f}x"
 
 
@@ -216,6 +218,19 @@ for op in OPS:
         Target(f"{op}_memory_fresh", f"{op} (16384, 1024): peak extra memory / logits' size", f"{op}_memory", "value",
                "logitloss", "logits", informational=True),
     ]
+TARGETS += [
+    Target("temperature_vs_12_passes", "calibration.fit_temperature (100000, 1000) (--quick: (10000, 1000)): time / "
+           "12 fused cross_entropy passes", "fit_temperature", "ratio", "logitloss fit_temperature",
+           "logitloss 12 x cross_entropy", 1.0, at_least=False),
+    Target("temperature_vs_torch_lbfgs", "calibration.fit_temperature (100000, 1000) (--quick: (10000, 1000)): "
+           "speedup vs torch LBFGS as in Guo et al.", "fit_temperature", "ratio", "torch LBFGS (Guo et al.)",
+           "logitloss fit_temperature", 10.0),
+    Target("ece_seconds", "calibration.expected_calibration_error (1000000, 10): seconds", "ece", "seconds",
+           "logitloss expected_calibration_error", required=1.0, at_least=False),
+    Target("ece_vs_torchmetrics", "calibration.expected_calibration_error (1000000, 10): speedup vs torchmetrics",
+           "ece", "ratio", "torchmetrics multiclass_calibration_error", "logitloss expected_calibration_error",
+           informational=True),
+]
 TARGETS.append(Target("ce_class_axis_1_vs_torch", "cross_entropy fwd+bwd (N, C, H, W), class axis 1: speedup vs torch",
                       "cross_entropy_class_axis_1", "ratio", "torch", "logitloss", informational=True))
 
@@ -234,6 +249,9 @@ def evaluate_targets(targets: list[Target], results: dict[str, CaseResult], thre
             denominator_value = result.values.get(target.denominator)
             measured = (None if numerator_value is None or not denominator_value
                         else numerator_value / denominator_value)
+        elif target.kind == "seconds":
+            timing = result.timings.get(target.numerator)
+            measured = None if timing is None else timing.median
         else:
             numerator = result.timings.get(target.numerator)
             denominator = result.timings.get(target.denominator)
