@@ -284,6 +284,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, grad_output=None, *, method=
         a_full, b_full = np.broadcast_arrays(a, b)
     else:
         a_full, b_full = a, None
+    if a_full.ndim == 0:  # SciPy promotes 0-d to 1-d: keepdims=True gives shape (1,), axis=0 is valid
+        a_full = a_full.reshape(1)
+        b_full = None if b_full is None else b_full.reshape(1)
     layout = rows_of(a_full.shape, axis)
     A = layout.to_rows(a_full.astype(np.float64))
     B = None if b_full is None else layout.to_rows(b_full.astype(np.float64))
