@@ -19,6 +19,7 @@ from logitloss.testing.inputs import (
 )
 from logitloss.testing.rows import rows_of
 from logitloss.testing.softmax_family import (
+    gradient_summed_to_shape,
     log_softmax_backward as exact_log_softmax_backward,
     logsumexp as exact_logsumexp,
     softmax as exact_softmax,
@@ -49,16 +50,19 @@ def upstream(shape, dtype, seed):
 def check_lse_backward(g, a, axis=None, b=None, keepdims=False, *, result=None, what="logsumexp_backward"):
     """With ``result=`` the gradient is ``g * b * exp(a - result)`` for the result *given* (rounded to
     its dtype): the exact gradient times ``exp(lse - result)``, per row."""
-    exact = exact_logsumexp(a, axis=axis, b=b, keepdims=keepdims, grad_output=g)
     kwargs = {} if result is None else {"result": result}
     got = logitloss.logsumexp_backward(g, a, axis=axis, b=b, keepdims=keepdims, **kwargs)
+    assert isinstance(got, np.ndarray) and got.shape == np.shape(a), f"{what}: {type(got).__name__} {np.shape(got)}"
+    # The per-term gradient (a broadcast with b), scaled per row for result=, then summed to a's shape.
     shape = np.broadcast_shapes(np.shape(a), np.shape(b)) if b is not None else np.shape(a)
-    assert isinstance(got, np.ndarray) and got.shape == shape, f"{what}: {type(got).__name__} {np.shape(got)}"
+    exact = exact_logsumexp(np.broadcast_to(a, shape), axis=axis, b=b, keepdims=keepdims, grad_output=g)
     expected, expected_lo, scale = exact.grad, exact.grad_lo, exact.grad_scale
     if result is not None:
         factor = np.exp((exact.value - np.asarray(result, dtype=np.float64)) + exact.lo)
         factor = per_row_to_elements(factor, shape, axis)
         expected, expected_lo, scale = expected * factor, expected_lo * factor, scale * factor
+    if shape != np.shape(a):
+        expected, expected_lo, scale = gradient_summed_to_shape(expected, expected_lo, scale, np.shape(a))
     assert_close_to_exact(got, expected, exact.dtype, scale, lo=expected_lo, direction=GRADIENT, what=what)
     return got
 

@@ -18,7 +18,8 @@ struct Reduction {
   py::dtype result_dtype;
   DType compute;
   py::dtype compute_dtype;
-  AxisSizes input_shape;  // before 0-d promotion
+  AxisSizes a_shape;      // `a` as given, before broadcasting with `b`
+  AxisSizes input_shape;  // broadcast with `b`, before 0-d promotion
   AxisSizes shape;
   AxisFlags reduced;
   AxisSizes kept_shape, keepdims_shape;
@@ -31,6 +32,7 @@ Reduction resolve(const py::dtype& result_dtype, py::array& a, py::array* b, py:
   r.compute = compute_dtype(result_dtype);
   r.compute_dtype = numpy_dtype(r.compute);
   a = cast_to(a, r.compute_dtype);
+  r.a_shape = shape_of(a);
   if (b) {
     *b = cast_to(*b, r.compute_dtype);
     if (shape_of(a) != shape_of(*b)) {
@@ -69,6 +71,25 @@ Reduction resolve(const py::dtype& result_dtype, py::array& a, py::array* b, py:
 // A computed array in the compute dtype, as the result dtype (float16, longdouble).
 py::array as_result_dtype(const py::array& a, const Reduction& r) {
   return r.compute_dtype.equal(r.result_dtype) ? a : cast_to(a, r.result_dtype);
+}
+
+// d result / d a in `a`'s own shape: where `b` broadcast `a` to a larger shape, each element of `a`
+// fed every term it was broadcast to, so its gradient is the sum of theirs (as torch's autograd sums
+// a broadcast input's gradient). float16/float32 gradients are summed in float64, so the sum adds no
+// rounding beyond the final one; float64 ones by NumPy's pairwise sum (log2(n) eps of sum |terms|).
+py::array summed_to_a_shape(py::array grad, const Reduction& r) {
+  const AxisSizes& full = r.input_shape;
+  if (full == r.a_shape) return grad.reshape(full);
+  const size_t added = full.size() - r.a_shape.size();
+  py::list axes;
+  for (size_t i = 0; i < full.size(); ++i) {
+    if (i < added || (r.a_shape[i - added] == 1 && full[i] != 1)) axes.append(py::int_(i));
+  }
+  py::module_ np = py::module_::import("numpy");
+  const bool widen = r.compute != DType::kFloat64;
+  py::object sum = grad.reshape(full).attr("sum")(py::arg("axis") = py::tuple(axes),
+                                                  py::arg("dtype") = widen ? py::object(np.attr("float64")) : py::none());
+  return cast_to(py::array::ensure(sum), r.compute_dtype).reshape(r.a_shape);
 }
 
 // An upstream per-row argument (grad_output, result): broadcast to the forward result's shape,
@@ -119,7 +140,7 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
   size_t i = 0;
   results[i++] = scalar_if_0d(shaped(as_result_dtype(out, r)));
   if (return_sign) results[i++] = scalar_if_0d(shaped(as_result_dtype(sign.cast<py::array>(), r)));
-  if (return_grad) results[i++] = as_result_dtype(grad.cast<py::array>(), r).reshape(r.input_shape);
+  if (return_grad) results[i++] = as_result_dtype(summed_to_a_shape(grad.cast<py::array>(), r), r);
   return results.size() == 1 ? py::object(results[0]) : py::object(results);
 }
 
@@ -173,7 +194,7 @@ py::object logsumexp_backward(py::handle g_obj, py::handle a_obj, py::handle axi
     ops.out = call.add_output(grad, new_grad.fresh);
     call.run([&](const ArrayCall& c) { run_logsumexp_backward(c, ops); });
   }
-  return as_result_dtype(grad, r).reshape(r.input_shape);
+  return as_result_dtype(summed_to_a_shape(grad, r), r);
 }
 
 py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handle axis, bool log) {

@@ -44,8 +44,9 @@ def logsumexp(
     return_sign : bool, optional
         Return ``(log|s|, sign(s))`` instead of nan for a negative sum.
     return_grad : bool, keyword-only
-        Also return d result / d a (the shape of `a` and `b` broadcast), ``sign * b *
-        exp(a - result)``, computed in the same call.
+        Also return d result / d a, ``sign * b * exp(a - result)``, computed in the same call.
+        It has `a`'s shape: where `b` broadcasts `a` to a larger shape, the contributions of
+        the broadcast copies are summed (as torch's autograd does).
 
     Returns
     -------
@@ -54,7 +55,7 @@ def logsumexp(
     sgn : ndarray or scalar
         With `return_sign`: the sign, in {-1, 0, +1}.
     grad : ndarray
-        With `return_grad`: the gradient.
+        With `return_grad`: the gradient, the shape of `a`.
 
     Raises
     ------
@@ -165,7 +166,7 @@ def logsumexp_backward(
     """Gradient of :func:`logsumexp` with respect to `a`, times an upstream gradient.
 
     ``grad_output * b * exp(a - logsumexp(a))``, broadcast over the reduced axes (for all
-    ``-inf`` slices nan, as torch).
+    ``-inf`` slices nan, as torch), and summed over the axes along which `b` broadcast `a`.
 
     Parameters
     ----------
@@ -180,7 +181,7 @@ def logsumexp_backward(
     Returns
     -------
     ndarray
-        The gradient, the shape of `a` (and `b`) broadcast.
+        The gradient, the shape of `a`.
 
     Raises
     ------

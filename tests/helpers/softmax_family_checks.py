@@ -7,7 +7,7 @@ import numpy as np
 
 import logitloss
 from logitloss.testing import softmax_family
-from logitloss.testing.rows import rows_of
+from logitloss.testing.rows import broadcast_axes, rows_of
 from logitloss.testing.tolerances import GRADIENT
 
 from .assertions import assert_close_to_exact
@@ -39,14 +39,17 @@ def check_logsumexp(a, axis=None, b=None, keepdims=False, *, return_sign=False, 
         np.testing.assert_array_equal(np.asarray(sign, dtype=np.float64), exact.sign, err_msg=f"{what}: sign")
     if grad:
         g = np.asarray(result[-1])
+        # d result / d a has a's shape; the masks below are per term (the broadcast shape), and an
+        # element of a is unspecified when any term it fed is.
         shape = np.broadcast_shapes(np.shape(a), np.shape(b)) if b is not None else np.shape(a)
-        assert g.shape == shape, f"{what}: gradient shape {g.shape}, expected {shape}"
+        assert g.shape == np.shape(a), f"{what}: gradient shape {g.shape}, expected a's shape {np.shape(a)}"
         expected = exact.grad
         unspecified = np.zeros(shape, dtype=bool)
         if not return_sign:  # out is nan there: its gradient is not specified
             unspecified |= _negative_rows(exact.sign, shape, axis)
         if b is not None:  # nothing left because of b == 0 / exact cancellation: not specified either
             unspecified |= _negative_rows(np.abs(exact.sign) - 0.5, shape, axis)
+        unspecified = np.any(unspecified, axis=broadcast_axes(shape, np.shape(a))).reshape(np.shape(a))
         if unspecified.any():
             g = np.where(unspecified, 0.0, g).astype(g.dtype)
             expected = np.where(unspecified, 0.0, expected)

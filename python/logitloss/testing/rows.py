@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
-__all__ = ["Rows", "rows_of"]
+__all__ = ["Rows", "broadcast_axes", "rows_of"]
 
 
 class Rows(NamedTuple):
@@ -55,4 +55,13 @@ def rows_of(shape, axis):
         reduced_shape=tuple(shape[i] for i in axes),
         axes=axes,
         ndim=ndim,
+    )
+
+
+def broadcast_axes(full_shape, shape):
+    """The axes of ``full_shape`` along which an array of ``shape`` was broadcast to it (leading axes
+    added and length-1 axes stretched): summing over them takes a gradient back to ``shape``."""
+    added = len(full_shape) - len(shape)
+    return tuple(
+        i for i, n in enumerate(full_shape) if i < added or (shape[i - added] == 1 and n != 1)
     )

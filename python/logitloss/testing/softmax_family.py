@@ -40,7 +40,8 @@ import numpy as np
 
 from .arithmetic import MP_DPS, load_mpmath, split, two_prod, two_sum, uses_mpmath
 from .cache import cached, content_key
-from .rows import rows_of
+from .rows import broadcast_axes, rows_of
+from .tolerances import GRADIENT, SOFTMAX_FAMILY, bound
 
 __all__ = [
     "BackwardExact",
@@ -54,6 +55,7 @@ __all__ = [
     "row_statistics",
     "softmax",
     "softmax_backward",
+    "gradient_summed_to_shape",
 ]
 
 # exp(y) for y below this is < 1e-347: it cannot change any float64 result of a row whose maximum
@@ -263,7 +265,7 @@ class LogsumexpExact(NamedTuple):
     lo: np.ndarray
     sign: np.ndarray
     scale: np.ndarray
-    grad: np.ndarray  # float64, shape of broadcast(a, b): d value / d a (times grad_output if given)
+    grad: np.ndarray  # float64, shape of a: d value / d a (times grad_output if given), summed where b broadcast a
     grad_lo: np.ndarray
     grad_scale: np.ndarray
     dtype: np.dtype  # the result dtype SciPy gives
@@ -282,6 +284,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, grad_output=None, *, method=
         a_full, b_full = np.broadcast_arrays(a, b)
     else:
         a_full, b_full = a, None
+    if a_full.ndim == 0:  # SciPy promotes 0-d to 1-d: keepdims=True gives shape (1,), axis=0 is valid
+        a_full = a_full.reshape(1)
+        b_full = None if b_full is None else b_full.reshape(1)
     layout = rows_of(a_full.shape, axis)
     A = layout.to_rows(a_full.astype(np.float64))
     B = None if b_full is None else layout.to_rows(b_full.astype(np.float64))
@@ -308,16 +313,50 @@ def logsumexp(a, axis=None, b=None, keepdims=False, grad_output=None, *, method=
             core.shift + core.log_b
         )
 
+    grad, grad_lo, grad_scale = (layout.to_elements(x) for x in (grad, grad_lo, grad_scale))
+    if a_full.shape != a.shape:
+        grad, grad_lo, grad_scale = gradient_summed_to_shape(grad, grad_lo, grad_scale, a.shape)
     return LogsumexpExact(
         value=np.asarray(layout.to_reduced(core.lse, keepdims)),
         lo=np.asarray(layout.to_reduced(core.lse_lo, keepdims)),
         sign=np.asarray(layout.to_reduced(core.sign, keepdims)),
         scale=np.asarray(layout.to_reduced(scale, keepdims)),
-        grad=layout.to_elements(grad),
-        grad_lo=layout.to_elements(grad_lo),
-        grad_scale=layout.to_elements(grad_scale),
+        grad=grad,
+        grad_lo=grad_lo,
+        grad_scale=grad_scale,
         dtype=dtype,
     )
+
+
+def gradient_summed_to_shape(grad, grad_lo, grad_scale, shape):
+    """A gradient of the broadcast shape summed back to ``a``'s ``shape`` (each element of ``a`` fed
+    every term it was broadcast to).
+
+    The pair ``grad + grad_lo`` is summed with error-free additions, so it stays exact to ~106 bits.
+    The scale is the sum of the terms' scales plus ``(k - 1) * sum |terms|`` in units of the gradient
+    bound: a k-term sum in the compute dtype, in any order, adds at most ``(k - 1) eps sum |terms|``.
+    """
+    axes = broadcast_axes(grad.shape, shape)
+    kept = tuple(i for i in range(grad.ndim) if i not in axes)
+    k = math.prod(grad.shape[i] for i in axes)
+
+    m = math.prod(grad.shape[i] for i in kept)
+
+    def columns(x):  # (..kept.., ..summed..) -> (kept elements, k)
+        return np.transpose(x, kept + axes).reshape(m, k)
+
+    hi_terms, lo_terms = columns(grad), columns(grad_lo)
+    hi, lo = np.zeros(m), np.zeros(m)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j in range(k):
+            hi, e = two_sum(hi, hi_terms[:, j])
+            lo = lo + e + lo_terms[:, j]
+        hi, lo = two_sum(hi, lo)
+        magnitude = np.sum(np.abs(hi_terms), axis=1)
+        scale = np.sum(columns(grad_scale), axis=1) + max(k - 1, 0) / bound(SOFTMAX_FAMILY, GRADIENT).units * magnitude
+    kept_shape = tuple(grad.shape[i] for i in kept)
+    # The kept axes are exactly a's axes of length > 1 or unchanged: reshape restores a's shape.
+    return tuple(np.asarray(x.reshape(kept_shape)).reshape(shape) for x in (hi, lo, scale))
 
 
 class SoftmaxExact(NamedTuple):
