@@ -18,24 +18,23 @@ from logitloss.testing.inputs import (
     tricky_rows,
 )
 from logitloss.testing.rows import rows_of
-from logitloss.testing.softmax_family import (
-    gradient_summed_to_shape,
-    log_softmax_backward as exact_log_softmax_backward,
-    logsumexp as exact_logsumexp,
-    softmax as exact_softmax,
-    softmax_backward as exact_softmax_backward,
-)
+from logitloss.testing.softmax_family import logsumexp as exact_logsumexp
 from logitloss.testing.tolerances import GRADIENT, tolerance
 
 from .helpers.assertions import assert_close_to_exact, assert_close_to_library, same_bits
 from .helpers.isas import SUPPORTED_ISAS
 from .helpers.marks import dtype_id, dtypes
-from .helpers.softmax_family_checks import per_row_to_elements
+from .helpers.softmax_family_checks import (
+    EXACT_BACKWARD,
+    check_backward,
+    check_lse_backward,
+    exact_forward_output,
+    per_row_to_elements,
+)
 
 inf = np.inf
 
 KINDS = ("softmax", "log_softmax")
-EXACT_BACKWARD = {"softmax": exact_softmax_backward, "log_softmax": exact_log_softmax_backward}
 kinds = pytest.mark.parametrize("kind", KINDS)
 
 
@@ -45,42 +44,6 @@ def upstream(shape, dtype, seed):
     if g.size > 3:
         g.flat[:: max(1, g.size // 3)] = 0.0
     return g.astype(dtype)
-
-
-def check_lse_backward(g, a, axis=None, b=None, keepdims=False, *, result=None, what="logsumexp_backward"):
-    """With ``result=`` the gradient is ``g * b * exp(a - result)`` for the result *given* (rounded to
-    its dtype): the exact gradient times ``exp(lse - result)``, per row."""
-    kwargs = {} if result is None else {"result": result}
-    got = logitloss.logsumexp_backward(g, a, axis=axis, b=b, keepdims=keepdims, **kwargs)
-    assert isinstance(got, np.ndarray) and got.shape == np.shape(a), f"{what}: {type(got).__name__} {np.shape(got)}"
-    # The per-term gradient (a broadcast with b), scaled per row for result=, then summed to a's shape.
-    shape = np.broadcast_shapes(np.shape(a), np.shape(b)) if b is not None else np.shape(a)
-    exact = exact_logsumexp(np.broadcast_to(a, shape), axis=axis, b=b, keepdims=keepdims, grad_output=g)
-    expected, expected_lo, scale = exact.grad, exact.grad_lo, exact.grad_scale
-    if result is not None:
-        factor = np.exp((exact.value - np.asarray(result, dtype=np.float64)) + exact.lo)
-        factor = per_row_to_elements(factor, shape, axis)
-        expected, expected_lo, scale = expected * factor, expected_lo * factor, scale * factor
-    if shape != np.shape(a):
-        expected, expected_lo, scale = gradient_summed_to_shape(expected, expected_lo, scale, np.shape(a))
-    assert_close_to_exact(got, expected, exact.dtype, scale, lo=expected_lo, direction=GRADIENT, what=what)
-    return got
-
-
-def check_backward(kind, g, output, axis=None, what=None):
-    what = what or f"{kind}_backward"
-    exact = EXACT_BACKWARD[kind](g, output, axis=axis)
-    got = getattr(logitloss, f"{kind}_backward")(g, output, axis=axis)
-    assert isinstance(got, np.ndarray) and got.shape == np.shape(output), f"{what}: shape {np.shape(got)}"
-    assert_close_to_exact(got, exact.value, exact.dtype, exact.scale, lo=exact.lo, direction=GRADIENT, what=what)
-    return got
-
-
-def forward(kind, x, axis):
-    """The exact forward output rounded to the dtype: the same ``output`` argument on every ISA
-    (so the backward reference is computed once), and independent of our forward's accuracy."""
-    exact = exact_softmax(x, axis=axis)
-    return np.asarray(exact.softmax if kind == "softmax" else exact.log_softmax).astype(exact.dtype)
 
 
 # ---- logsumexp_backward -------------------------------------------------------------------------
@@ -183,9 +146,9 @@ def test_logsumexp_backward_matches_return_grad(isa):
 def test_backward_sizes(isa, dtype, n, kind):
     x = tricky_rows(n, dtype, seed=n)
     g = upstream(x.shape, dtype, seed=n + 1)
-    out = forward(kind, x, -1)
+    out = exact_forward_output(kind, x, -1)
     check_backward(kind, g, out, axis=-1)
-    out_all = forward(kind, x, None)
+    out_all = exact_forward_output(kind, x, None)
     check_backward(kind, g, out_all, axis=None)
 
 
@@ -195,7 +158,7 @@ def test_backward_sizes(isa, dtype, n, kind):
 def test_backward_axes(isa, dtype, axis, kind):
     x = logits((3, 4, 5), dtype, seed=61)
     g = upstream(x.shape, dtype, seed=62)
-    check_backward(kind, g, forward(kind, x, axis), axis=axis, what=f"{kind} axis={axis}")
+    check_backward(kind, g, exact_forward_output(kind, x, axis), axis=axis, what=f"{kind} axis={axis}")
 
 
 @kinds
@@ -204,7 +167,7 @@ def test_backward_axes(isa, dtype, axis, kind):
 def test_backward_strided_views(isa, dtype, view, kind):
     """grad_output and output in every layout (the formula holds for any output values)."""
     base = logits((6, 67), dtype, seed=67)
-    output_base = forward(kind, base, -1)
+    output_base = exact_forward_output(kind, base, -1)
     g_base = upstream(base.shape, dtype, seed=68)
     output, axis = strided_views(output_base)[view]
     g, _ = strided_views(g_base)[view]
@@ -226,7 +189,7 @@ VOCAB_CASES = [(dtype, n) for dtype in FLOAT_DTYPES for n in (32000, 128256) if 
 def test_backward_vocabulary_widths(isa, dtype, n, kind):
     x = logits((1, n), dtype, seed=n, spread=3.0)
     g = upstream(x.shape, dtype, seed=n + 1)
-    check_backward(kind, g, forward(kind, x, -1), axis=-1, what=f"{kind} vocab {n}")
+    check_backward(kind, g, exact_forward_output(kind, x, -1), axis=-1, what=f"{kind} vocab {n}")
 
 
 @kinds
@@ -234,7 +197,7 @@ def test_backward_vocabulary_widths(isa, dtype, n, kind):
 def test_backward_long_rows_with_masked_blocks(isa, dtype, kind):
     x = masked_block_rows(20000, dtype, seed=20000)
     g = upstream(x.shape, dtype, seed=20001)
-    check_backward(kind, g, forward(kind, x, -1), axis=-1, what=f"{kind} masked blocks")
+    check_backward(kind, g, exact_forward_output(kind, x, -1), axis=-1, what=f"{kind} masked blocks")
 
 
 @dtypes
@@ -253,7 +216,7 @@ def test_backward_special_rows(isa, dtype, kind):
     x[1, :] = -inf
     x[1, 5] = 2.0
     x[2, -1] = 80.0 if dtype != np.float16 else 20.0
-    out = forward(kind, x, -1)
+    out = exact_forward_output(kind, x, -1)
     g = upstream(x.shape, dtype, seed=72)
     got = check_backward(kind, g, out, axis=-1)
     if kind == "softmax":
@@ -312,7 +275,7 @@ def test_result_dtypes(isa, dtype):
     x = logits((3, 10), dtype, seed=5)
     g = upstream((3, 10), dtype, seed=6)
     for kind in KINDS:
-        got = getattr(logitloss, f"{kind}_backward")(g, forward(kind, x, -1), axis=-1)
+        got = getattr(logitloss, f"{kind}_backward")(g, exact_forward_output(kind, x, -1), axis=-1)
         assert got.dtype == dtype, f"{kind}_backward: {got.dtype}"
     got = logitloss.logsumexp_backward(g[:, 0], x, axis=-1)
     assert got.dtype == dtype
@@ -351,7 +314,7 @@ def test_isas_agree():
         x = tricky_rows(129, dtype, seed=129)
         g = upstream(x.shape, dtype, seed=130)
         for kind in KINDS:
-            output = forward(kind, x, -1)
+            output = exact_forward_output(kind, x, -1)
             exact = EXACT_BACKWARD[kind](g, output, axis=-1)
             tol = tolerance(dtype, exact.value, exact.scale, GRADIENT)
             results = {}

@@ -82,3 +82,42 @@ def check_softmax(x, axis=None, *, log=False, what=None):
     else:
         assert_close_to_exact(out, exact.softmax, exact.dtype, exact.softmax_scale, lo=exact.softmax_lo, what=what)
     return out, exact
+
+
+EXACT_BACKWARD = {"softmax": softmax_family.softmax_backward, "log_softmax": softmax_family.log_softmax_backward}
+
+
+def check_lse_backward(g, a, axis=None, b=None, keepdims=False, *, result=None, what="logsumexp_backward"):
+    """With ``result=`` the gradient is ``g * b * exp(a - result)`` for the result *given* (rounded to
+    its dtype): the exact gradient times ``exp(lse - result)``, per row."""
+    kwargs = {} if result is None else {"result": result}
+    got = logitloss.logsumexp_backward(g, a, axis=axis, b=b, keepdims=keepdims, **kwargs)
+    assert isinstance(got, np.ndarray) and got.shape == np.shape(a), f"{what}: {type(got).__name__} {np.shape(got)}"
+    # The per-term gradient (a broadcast with b), scaled per row for result=, then summed to a's shape.
+    shape = np.broadcast_shapes(np.shape(a), np.shape(b)) if b is not None else np.shape(a)
+    exact = softmax_family.logsumexp(np.broadcast_to(a, shape), axis=axis, b=b, keepdims=keepdims, grad_output=g)
+    expected, expected_lo, scale = exact.grad, exact.grad_lo, exact.grad_scale
+    if result is not None:
+        factor = np.exp((exact.value - np.asarray(result, dtype=np.float64)) + exact.lo)
+        factor = per_row_to_elements(factor, shape, axis)
+        expected, expected_lo, scale = expected * factor, expected_lo * factor, scale * factor
+    if shape != np.shape(a):
+        expected, expected_lo, scale = softmax_family.gradient_summed_to_shape(expected, expected_lo, scale, np.shape(a))
+    assert_close_to_exact(got, expected, exact.dtype, scale, lo=expected_lo, direction=GRADIENT, what=what)
+    return got
+
+
+def check_backward(kind, g, output, axis=None, what=None):
+    what = what or f"{kind}_backward"
+    exact = EXACT_BACKWARD[kind](g, output, axis=axis)
+    got = getattr(logitloss, f"{kind}_backward")(g, output, axis=axis)
+    assert isinstance(got, np.ndarray) and got.shape == np.shape(output), f"{what}: shape {np.shape(got)}"
+    assert_close_to_exact(got, exact.value, exact.dtype, exact.scale, lo=exact.lo, direction=GRADIENT, what=what)
+    return got
+
+
+def exact_forward_output(kind, x, axis):
+    """The exact forward output rounded to the dtype: the same ``output`` argument on every ISA
+    (so the backward reference is computed once), and independent of our forward's accuracy."""
+    exact = softmax_family.softmax(x, axis=axis)
+    return np.asarray(exact.softmax if kind == "softmax" else exact.log_softmax).astype(exact.dtype)
