@@ -24,6 +24,7 @@ from logitloss.testing.tolerances import ulp_of
 
 from .helpers.libraries import require
 from .helpers.marks import dtypes
+from .helpers.softmax_family_checks import check_backward
 
 DTYPES = (np.float32, np.float64)
 SUM_SCALE = {np.float32: 64, np.float64: 512}
@@ -81,6 +82,23 @@ def test_exp_overflow_and_nan(isa, dtype):
     assert (evaluate(isa, "exp", x, dtype) == np.inf).all()
     for func in ("exp", "exp_nonpositive", "exp_sum_term"):
         assert np.isnan(evaluate(isa, func, [np.nan], dtype)).all(), func
+        nans = payload_nans(dtype)
+        out = evaluate(isa, func, nans, dtype)
+        assert np.isnan(out).all(), f"{func} [{isa}]: {nans.view(bits_dtype(dtype))[~np.isnan(out)]} -> {out[~np.isnan(out)]}"
+
+
+def bits_dtype(dtype):
+    return np.uint32 if dtype == np.float32 else np.uint64
+
+
+def payload_nans(dtype):
+    """nans whose payload's low bits are set (R's NA_real_ is 0x7ff00000000007a2), quiet and
+    signalling, both signs: a payload that leaks into an exponent field turns the nan finite."""
+    if dtype == np.float32:
+        bits = [0x7FC00001, 0x7FC000FF, 0x7FC0FFFF, 0xFFC00001, 0x7F800001, 0x7FFFFFFF]
+    else:
+        bits = [0x7FF00000000007A2, 0x7FF8000000000001, 0x7FF80000000007FF, 0xFFF8000000000001, 0x7FFFFFFFFFFFFFFF]
+    return np.array(bits, dtype=bits_dtype(dtype)).view(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
@@ -139,3 +157,33 @@ def test_the_issue_row(isa, dtype, length):
         assert loss == 0 and (grad == 0).all(), (loss, grad)
         columns = np.repeat(row[:, None], 5, axis=1)  # the reduced axis strided: the column kernels
         assert logitloss.softmax(columns, axis=0).tolist() == np.repeat(one_hot[:, None], 5, axis=1).tolist()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("length", (3, 11, 40), ids=lambda n: f"n{n}")
+def test_rows_with_payload_nans_are_nan(isa, dtype, length):
+    """A nan with any payload makes its row's results nan (the sum terms carry it), on every
+    kernel that reduces exps: logsumexp, softmax, log_softmax, cross_entropy (loss and gradient)."""
+    for nan in payload_nans(dtype):
+        row = np.linspace(-3, 3, length).astype(dtype)
+        row[length // 2] = nan
+        assert np.isnan(logitloss.logsumexp(row)), nan.view(bits_dtype(dtype))
+        assert np.isnan(logitloss.softmax(row)).all()
+        assert np.isnan(logitloss.log_softmax(row)).all()
+        loss, grad = logitloss.cross_entropy(row[None], np.array([0]), return_grad=True)
+        assert np.isnan(loss) and np.isnan(grad).all()
+        columns = np.repeat(row[:, None], 5, axis=1)  # the reduced axis strided: the column kernels
+        assert np.isnan(logitloss.logsumexp(columns, axis=0)).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
+def test_log_softmax_backward_with_a_sum_just_beyond_the_largest_finite(isa, dtype):
+    """sum(g) = max + a little, whose fraction rounds up to 1 in the dtype: g - exp(y) sum(g) is
+    still finite (-2 little for y = 0, exactly g for y = -inf) and within the gradient bound of the
+    exact value."""
+    info = np.finfo(dtype)
+    little = dtype(2e31) if dtype == np.float32 else dtype(1e292)
+    g = np.array([info.max, little, little], dtype=dtype)
+    y = np.array([0.0, -np.inf, -np.inf], dtype=dtype)
+    out = check_backward("log_softmax", g, y, axis=-1)
+    assert np.isfinite(out).all() and out[1] == little and out[2] == little, out

@@ -267,6 +267,31 @@ def test_blas_threads_follow_logitloss_threads():
         logitloss.set_num_threads(previous)
 
 
+def test_overlapping_calls_restore_the_blas_setting():
+    """Calls from two Python threads that overlap (A enters, B enters, A leaves, B leaves) leave the
+    BLAS as they found it: the shared limit is undone by the last to leave."""
+    threadpoolctl = require("threadpoolctl")
+    from logitloss import _blas_threads
+
+    def blas_counts():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_counts()
+    previous = logitloss.get_num_threads()
+    try:
+        logitloss.set_num_threads(1)
+        first, second = _blas_threads.blas_threads(), _blas_threads.blas_threads()
+        first.__enter__()
+        second.__enter__()
+        assert set(blas_counts()) <= {1}
+        first.__exit__(None, None, None)
+        assert set(blas_counts()) <= {1}, "the limit must hold while a call is still inside"
+        second.__exit__(None, None, None)
+    finally:
+        logitloss.set_num_threads(previous)
+    assert blas_counts() == before
+
+
 def test_without_threadpoolctl_the_blas_keeps_its_setting(monkeypatch):
     from logitloss import _blas_threads
 

@@ -92,8 +92,9 @@ void row_log_softmax_backward(const T* g, const T* y, int64_t n, ScaledSum sum_g
   const double fraction = ::frexp(sum_g.value, &exponent);  // sum_g = fraction 2^(exponent + e)
   exponent += sum_g.exponent;
   const int max_exponent = sizeof(T) == 4 ? 128 : 1024;
-  if (exponent <= max_exponent || !(fraction - fraction == 0)) {
-    // Within T's range (or inf / nan, which propagate): the sum as one T.
+  if (exponent < max_exponent || !(fraction - fraction == 0)) {
+    // Within T's range (or inf / nan, which propagate): the sum as one T. (At exponent ==
+    // max_exponent the fraction can round up to 1 in T and the sum to inf: the scaled path.)
     const T sum = (T)::ldexp(fraction, exponent);
     const V neg_sum = splat<V>(-sum), neg_half_sum = splat<V>(-sum * T(0.5));
     map_row<T>(n, out, [&](int64_t i, int64_t count) {

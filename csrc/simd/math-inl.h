@@ -169,14 +169,20 @@ constexpr float kExp2Sixteenths[16] = {
     0x1.4bfdaep+0f,  0x1.5ab07ep+0f, 0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f, 0x1.9c4918p+0f,
     0x1.ae89fap+0f,  0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f};
 
-// +0 where x is below the sum term's range (exp_clamp_low, where exp(x) 2^kSumScale leaves the
-// normal range) or -inf, `term` elsewhere (nan included: the comparison is false). The clamp
-// keeps the integer exponent arithmetic exact, but the term it gives there, exp(clamp) 2^S, is not
-// the term of x: a stale floor that a large factor (a pos_weight, a weight) would bring back
-// into view, so it is replaced by the 0 the term rounds to at the clamp's scale.
+// `term` where x is in the sum term's range, +0 below it (exp_clamp_low, where exp(x) 2^kSumScale
+// leaves the normal range) and at -inf, nan where x is nan. The clamp keeps the integer exponent
+// arithmetic exact, but the term it gives there, exp(clamp) 2^S, is not the term of x: a stale
+// floor that a large factor (a pos_weight, a weight) would bring back into view, so it is replaced
+// by the 0 the term rounds to at the clamp's scale. A nan must be passed on explicitly: the
+// integer add into the exponent field moves a nan's payload bits into its exponent and can leave
+// a finite number (R's NA, float32 0x7fc00001), which would hide the nan from the row's sum.
+// Both at once, one subtraction more than the zeroing alone: outside the range (the comparison is
+// false for nan) the result is clamp_below(x, low) - low, which is low - low = +0 below it and nan
+// for nan (clamp_below passes a nan through; the compiler shares it with the caller's clamp).
 template <class V>
 LOGITLOSS_ALWAYS_INLINE V below_sum_term_range(V x, V term) {
-  return select(x < MathConstants<V>::exp_clamp_low(), splat<V>(0), term);
+  const V low = splat<V>(MathConstants<V>::exp_clamp_low());
+  return select(x >= low, term, clamp_below(x, low) - low);
 }
 
 // Float exp by a table, where a 16-entry lookup is one instruction (kHasLookup16):
@@ -278,7 +284,8 @@ LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V x) {
   // exp(r) * 2^kSumScale (scaled coefficients) times 2^n, by adding n to the exponent field:
   // n >= the clamp keeps the product a normal number, so the add is the exact product. Integer
   // work, off the multiply pipes the polynomial keeps busy (AVX-512's scalef has half an FMA's
-  // throughput on Zen 4). A nan lane's bits shift into some exponent and leave the nan a nan.
+  // throughput on Zen 4). A nan lane's payload bits shift into the exponent: below_sum_term_range
+  // puts the nan back.
   const U scaled = (U)exp_reduced<V, C::kSumScale>(r);
   return below_sum_term_range(x, (V)(scaled + ((U)rounded << Traits::kMantissaBits)));
 }

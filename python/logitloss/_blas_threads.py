@@ -16,6 +16,8 @@ from . import _core
 
 _controller = None
 _controller_lock = threading.Lock()
+_active_calls = 0  # calls inside blas_threads() now, and the limit they share
+_active_limit = None
 
 
 def _threadpool_controller():
@@ -32,9 +34,29 @@ def _threadpool_controller():
     return _controller or None
 
 
+@contextlib.contextmanager
 def blas_threads():
-    """A context in which the BLAS uses ``logitloss.get_num_threads()`` threads (if threadpoolctl is there)."""
+    """A context in which the BLAS uses ``logitloss.get_num_threads()`` threads (if threadpoolctl is there).
+
+    threadpoolctl's limit is process-wide: overlapping calls from several Python threads share one
+    limit, applied by the first to enter and undone by the last to leave (undoing it in each call's
+    own order could leave another call's limit in place for good). The controller covers the BLAS
+    libraries loaded when it was made, at the first call.
+    """
+    global _active_calls, _active_limit
     controller = _threadpool_controller()
     if controller is None:
-        return contextlib.nullcontext()
-    return controller.limit(limits=_core.get_num_threads(), user_api="blas")
+        yield
+        return
+    with _controller_lock:
+        if _active_calls == 0:
+            _active_limit = controller.limit(limits=_core.get_num_threads(), user_api="blas")
+        _active_calls += 1
+    try:
+        yield
+    finally:
+        with _controller_lock:
+            _active_calls -= 1
+            if _active_calls == 0:
+                _active_limit.restore_original_limits()
+                _active_limit = None

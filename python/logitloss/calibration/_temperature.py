@@ -110,9 +110,14 @@ def fit_temperature(
     """
     logits, labels, _ = check_logits_labels(logits, labels)
     weight = check_weight(weight, logits.shape[0])
-    lower, upper = (float(b) for b in bounds)
+    try:
+        lower, upper = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise TypeError(f"`bounds` must be a pair of numbers (lower, upper), got {bounds!r}") from None
     if not (0.0 < lower < upper < math.inf):
         raise ValueError(f"`bounds` must satisfy 0 < lower < upper < inf, got {bounds!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating, np.integer)):
+        raise TypeError(f"`tol` must be a number, got {type(tol).__name__}")
     if not (tol > 0.0):
         raise ValueError(f"`tol` must be positive, got {tol!r}")
     lo, hi = math.log(lower), math.log(upper)
