@@ -68,7 +68,10 @@ def calibration_curve(
     Raises
     ------
     ValueError, IndexError, TypeError
-        As :func:`fit_temperature`'s input checks; an unknown `strategy` / `mode`; `n_bins` < 1.
+        As :func:`fit_temperature`'s input checks, except that infinite logits are accepted where
+        the confidence they give is defined (sigmoid(+-inf) = 1 / 0, -inf for a class that is not
+        the row's maximum): ValueError only where it is nan; an unknown `strategy` / `mode`;
+        `n_bins` < 1.
 
     Examples
     --------
