@@ -59,9 +59,11 @@ def test_large_inputs_start_from_a_subsample_and_reach_the_same_optimum(scale):
     assert fitted == pytest.approx(brute_force_temperature(logits, labels), rel=1e-6)
 
 
-@pytest.mark.parametrize("s", [0.05, 0.7, 1.0, 3.0])
-def test_objective_and_derivatives_match_the_float64_reference(s):
-    logits, labels = overconfident(3000, 9, 5.0, np.float32, seed=1)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("s", "classes"), [(0.05, 9), (0.7, 9), (1.0, 9), (3.0, 9), (0.7, 1001)])
+def test_objective_and_derivatives_match_the_float64_reference(s, classes, dtype, isa):
+    # One fused pass per row on each SIMD target; 1001 classes: vectors and a tail per row.
+    logits, labels = overconfident(3000 if classes < 100 else 300, classes, 5.0, dtype, seed=1)
     nll, first, second = _temperature_objective(logits, labels, s)
     z = logits.astype(np.float64)
     p = reference.softmax64(s * z)
@@ -82,6 +84,16 @@ def test_variance_of_concentrated_rows_keeps_its_digits():
     mean = (-30.0 * e1 - 40.0 * e2) / total
     exact = (mean**2 + e1 * (-30.0 - mean) ** 2 + e2 * (-40.0 - mean) ** 2) / total
     assert second == pytest.approx(exact, rel=1e-12)
+
+
+def test_masked_classes_take_no_probability(isa):
+    # -inf logits (a masked vocabulary) are classes of probability 0: the objective of the rows
+    # without them, never 0 * inf = nan.
+    logits, labels = overconfident(500, 6, 3.0, np.float32, seed=7)
+    masked = np.concatenate([logits, np.full((500, 3), -np.inf, np.float32)], axis=1)
+    for s in (0.3, 1.0, 4.0):
+        assert _temperature_objective(masked, labels, s) == pytest.approx(_temperature_objective(logits, labels, s), rel=1e-15)
+    assert fit_temperature(masked, labels) == pytest.approx(fit_temperature(logits, labels), rel=1e-12)
 
 
 def test_binary_logits_use_the_sigmoid():

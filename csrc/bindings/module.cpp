@@ -15,6 +15,7 @@ void bind_softmax_family(py::module_& m);
 void bind_cross_entropy(py::module_& m);
 void bind_binary_cross_entropy(py::module_& m);
 void bind_softmax_statistics(py::module_& m);
+void bind_temperature_terms(py::module_& m);
 void bind_c_api(py::module_& m);
 
 namespace {
@@ -125,5 +126,6 @@ PYBIND11_MODULE(_core, m) {
   ll::bind_cross_entropy(m);
   ll::bind_binary_cross_entropy(m);
   ll::bind_softmax_statistics(m);
+  ll::bind_temperature_terms(m);
   ll::bind_c_api(m);
 }

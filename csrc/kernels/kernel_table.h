@@ -54,6 +54,17 @@ enum StatsFlags : int {
   kStatsCompensated = 1,
 };
 
+// Sums over one row for p = softmax(scale * x): the max, the count of elements equal to it, and
+// over the others sum e_c, plus sum e_c u_c and sum e_c u_c^2 over all, with u_c = x_c - max and
+// e_c = exp(scale u_c) (kernels/softmax_moments-inl.h): the row's lse, E_p[x] and Var_p[x].
+struct SoftmaxMoments {
+  double max;
+  double count;
+  double others;
+  double first;
+  double second;
+};
+
 // Binary cross-entropy with logits over n contiguous elements of each operand (see
 // binary_cross_entropy-inl.h for the formulas). Null pointers: no weight (1), no pos_weight (1), no
 // per-element upstream gradient (1), no loss or gradient output. `grad` may be `input` itself.
@@ -98,6 +109,8 @@ struct TypedKernels {
   // (as row_log_softmax's `stream`; out must not be x).
   FusedStats (*row_softmax_fused)(const T* x, int64_t n, T* out, double* scratch, T* staging,
                                   const TargetTerms<T>& terms);
+  // The softmax moments of x[0..n) at `scale` > 0 (SoftmaxMoments).
+  SoftmaxMoments (*row_softmax_moments)(const T* x, int64_t n, double scale);
   // out = scale * weight * exp(x - shift) with an error-free x - shift; 0 where weight == 0.
   void (*row_scaled_exp)(const T* x, const T* weight, int64_t n, T shift, T scale, T* out);
   // out = (x - max) - log_total (no cancellation: both terms are <= 0). stream: `out` is far

@@ -8,6 +8,7 @@
 //   small_rows-inl.h             rows of at most two vectors, in registers
 //   row_statistics-inl.h         row statistics in chunks (row_stats, rows_stats, chunk_sum)
 //   softmax_cross_entropy-inl.h  the fused softmax pass with cross-entropy's target terms
+//   softmax_moments-inl.h        sums for the mean and variance of x under softmax(scale x)
 //   softmax_outputs-inl.h        softmax / log_softmax / logsumexp gradient from statistics
 //   backward_rows-inl.h          softmax and log_softmax backward
 //   column_statistics-inl.h      statistics down columns (reduced axis strided)
@@ -20,6 +21,7 @@
 #include "kernels/row_statistics-inl.h"
 #include "kernels/slice_statistics-inl.h"
 #include "kernels/softmax_cross_entropy-inl.h"
+#include "kernels/softmax_moments-inl.h"
 #include "kernels/softmax_outputs-inl.h"
 
 template <class T>
@@ -28,6 +30,7 @@ TypedKernels<T> softmax_family_kernels() {
   k.row_stats = row_stats<T>;
   k.rows_stats = rows_stats<T>;
   k.row_softmax_fused = row_softmax_fused<T>;
+  k.row_softmax_moments = row_softmax_moments<T>;
   k.row_scaled_exp = row_scaled_exp<T>;
   k.row_log_softmax = row_log_softmax<T>;
   k.row_dot = row_dot<T>;

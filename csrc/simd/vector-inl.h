@@ -468,6 +468,17 @@ inline bool all_finite(f32v v) {
 #endif
 }
 
+// v's lanes exactly widened to double: the low and high halves of a float vector as two native-width
+// double vectors (a double vector is its own low half).
+inline void widen(f32v v, f64v& low, f64v& high) {
+  typedef float Half __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
+  Half low_half, high_half;
+  std::memcpy(&low_half, &v, sizeof low_half);
+  std::memcpy(&high_half, reinterpret_cast<const char*>(&v) + sizeof low_half, sizeof high_half);
+  low = __builtin_convertvector(low_half, f64v);
+  high = __builtin_convertvector(high_half, f64v);
+}
+
 // Adds v's lanes, exactly widened to double, into two accumulators of native width (the low and
 // high halves of a float vector; a double vector goes into `low`). Native-width accumulators stay
 // in registers, where a double vector twice the register width would not.

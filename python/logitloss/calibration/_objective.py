@@ -6,29 +6,25 @@ For logits z (N, C), labels y and s = 1/T, with p = softmax(s z) per row,
     NLL'(s)   = mean( E_p[z] - z_y )
     NLL''(s)  = mean( Var_p[z] )            (>= 0: NLL is convex in s)
 
-Every row is first centred on its label's logit, d = z - z_y (in float64, d_y = 0), which changes
-none of the three (softmax is shift-invariant) but makes each accurate:
+One fused pass per row computes all three (``_core._temperature_terms``, csrc/drivers/temperature_terms.h):
+the softmax moments of the row about its max (kernels/softmax_moments-inl.h), from which
 
-- ``lse(s d)`` *is* the row's NLL, and the kernel computes it as ``max + log1p(...)``, so a confident
-  correct row keeps its tiny loss instead of losing it in ``lse(s z) - s z_y``;
-- ``E_p[d] = sum_j p_j d_j`` has no ``z_y`` to cancel against (the j = y term is exactly 0);
-- the variance is summed centred, ``sum_j p_j (d_j - E_p[d])^2``, a sum of non-negative terms, not
-  ``E[d^2] - E[d]^2``, which cancels catastrophically when p is concentrated.
+- the NLL is ``s (max - z_y) + log(total)``, with ``log(total)`` as ``log(count) + log1p(others / count)``,
+  so a confident correct row keeps its tiny loss instead of losing it in ``lse(s z) - s z_y``;
+- ``E_p[z] - z_y = (max - z_y) + E_p[z - max]``, with no ``z_y`` to cancel when the label is the max;
+- ``Var_p[z]`` from sums of non-negative terms about the max (its cancellation is bounded by the number of
+  classes, far below what a Newton step needs).
 
-p comes from the same kernel call as lse (``logsumexp(..., return_grad=True)``). Rows are processed in
-chunks of about CHUNK_ELEMENTS float64 scratch elements, so the extra memory is bounded (no float64 copy
-of the whole input) and the scratch stays in cache. Binary logits x (N,) with 0/1 labels use the
-sigmoid: NLL = mean BCE(s x, y), NLL' = mean (sigma(s x) - y) x, NLL'' = mean sigma(1 - sigma) x^2.
-
-A fused kernel returning the three sums in one pass can replace `temperature_objective` without
-changing its callers.
+float16 logits are widened to float32 chunk by chunk (about CHUNK_ELEMENTS elements, so the extra memory
+stays bounded); float32 and float64 C-contiguous logits are read in place. Binary logits x (N,) with 0/1
+labels use the sigmoid: NLL = mean BCE(s x, y), NLL' = mean (sigma(s x) - y) x, NLL'' = mean sigma(1 - sigma) x^2.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import _binary_cross_entropy, _softmax_family
+from .. import _binary_cross_entropy, _core
 from ._inputs import row_chunks
 
 
@@ -41,6 +37,9 @@ def temperature_objective(logits, labels, inverse_temperature, weight=None):
     if logits.ndim == 1:
         rows = _binary_rows
         chunks = row_chunks(logits.shape[0], 1)
+    elif logits.dtype in (np.float32, np.float64) and logits.flags.c_contiguous:
+        rows = _multiclass_rows
+        chunks = [slice(None)]  # read in place: the kernel's memory is the (N, 3) result
     else:
         rows = _multiclass_rows
         chunks = row_chunks(*logits.shape)
@@ -60,14 +59,11 @@ def temperature_objective(logits, labels, inverse_temperature, weight=None):
 
 
 def _multiclass_rows(z, y, s):
-    """Per-row NLL, E_p[z] - z_y and Var_p[z] of one chunk, float64 (see the module docstring)."""
-    z_label = np.take_along_axis(z, y[:, None], axis=1)
-    d = np.subtract(z, z_label, dtype=np.float64)
-    nll, p = _softmax_family.logsumexp(d * s, axis=1, return_grad=True)
-    mean = np.einsum("ij,ij->i", p, d)
-    d -= mean[:, None]
-    d *= d
-    return nll, mean, np.einsum("ij,ij->i", p, d)
+    """Per-row NLL, E_p[z] - z_y and Var_p[z] (see the module docstring), float64."""
+    if z.dtype not in (np.float32, np.float64):
+        z = z.astype(np.float32)  # float16: exact in float32
+    terms = _core._temperature_terms(np.ascontiguousarray(z), np.ascontiguousarray(y, dtype=np.int64), s)
+    return terms[:, 0], terms[:, 1], terms[:, 2]
 
 
 def _binary_rows(x, y, s):

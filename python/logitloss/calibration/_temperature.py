@@ -65,12 +65,13 @@ def fit_temperature(
     derivative in ``u = log T`` changes sign once: the search is Newton on u with these analytic
     derivatives, kept inside a bracket where the derivative changes sign and falling back to
     bisection when a Newton step leaves it. No finite differences, no generic optimiser. Each step is
-    one chunked float64 pass over the logits (extra memory about 1 MiB, whatever N).
+    one fused pass over the logits, in double precision (extra memory: 24 bytes per row).
 
     Parameters
     ----------
     logits : array_like
-        Finite logits, float16/32/64: (N, C) with integer `labels` (N,) in [0, C), or binary (N,)
+        Finite logits (or -inf for masked classes, never at the label), float16/32/64: (N, C) with
+        integer `labels` (N,) in [0, C), or binary (N,)
         with 0/1 `labels` (the sigmoid of ``logits / T`` is then the positive class's probability).
     labels : array_like
         Integer class indices (N,).

@@ -1,0 +1,69 @@
+// Softmax moments of a row: for p = softmax(scale * x), scale > 0, the sums from which the mean
+// and variance of x under p follow (SoftmaxMoments, kernels/kernel_table.h). Temperature
+// scaling's Newton steps need, per row, NLL(s), NLL'(s) = E_p[x] - x_y and NLL''(s) = Var_p[x]
+// (python/logitloss/calibration/_objective.py): one read of the logits gives all three.
+//
+// Contract: row_softmax_moments(x, n, scale) for x[0..n) contiguous, n >= 1, scale > 0 finite.
+// With max the row's largest element (nan ignored), u_c = x_c - max <= 0 and e_c = exp(scale u_c):
+//   count = number of x_c == max        (their e_c is exactly 1)
+//   others = sum of e_c over x_c < max   (so log(count) + log1p(others / count) keeps a tiny NLL)
+//   first = sum e_c u_c <= 0,  second = sum e_c u_c^2 >= 0
+// Then E_p[x] = max + first / total and Var_p[x] = second / total - (first / total)^2, total =
+// count + others. Valid range: -inf entries (masked classes) have e_c = 0 and add nothing; nan
+// anywhere makes others, first and second nan; a max of +-inf is the caller's to reject (the sums
+// are then meaningless).
+//
+// Precision policy: computed in double lanes whatever the data type (float elements are widened
+// exactly), so that the NLL keeps double's precision for float logits: t_c = scale u_c rounded
+// once in double, terms e_c 2^kSumScale (exp_nonpositive_sum_term: 1-2 ULP of double, never
+// subnormal, exactly 0 below its range), sums of e_c, e_c t_c and e_c t_c^2 (no product overflows
+// whatever the scale: e^t t^2 <= 0.55), unscaled at the end. Every term is non-negative (others,
+// second) or non-positive (first), so the lane sums lose nothing to cancellation. The variance's
+// own cancellation, second / total - (first / total)^2, is bounded: the max carries the largest
+// single weight (e = 1), so E_p[u^2] / Var_p[u] stays below about the number of classes, a few
+// digits of double at 128k classes, far below what a Newton step needs.
+//
+// Memory passes: two reads of the row (the max, then the sums); rows of a few thousand classes
+// are in L1 for the second. Compute: double exp, about twice the float exp of a cross-entropy
+// pass per element.
+//
+// Requires simd/vector-inl.h, simd/math-inl.h, kernels/kernel_table.h and
+// kernels/row_statistics-inl.h (chunk_max).
+#pragma once
+
+template <class T>
+LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const T* x, int64_t n, double scale) {
+  using V = typename Vec<T>::V;
+  constexpr int kLanes = Vec<T>::kLanes;
+  const T max = chunk_max<T, false>(x, nullptr, n);
+  const f64v max_v = splat<f64v>((double)max), scale_v = splat<f64v>(scale), zero = splat<f64v>(0.0);
+  // Below -2048, exp's sum term is exactly 0 (its range ends at -1060): clamping there first turns
+  // a masked class's t = -inf into 0 * -2048 = 0 in the products, not 0 * inf = nan.
+  const f64v t_floor = splat<f64v>(-2048.0);
+  f64v others = zero, first = zero, second = zero;
+  int64_t count = 0;
+  auto add = [&](f64v xv) {
+    const f64v t = clamp_below((xv - max_v) * scale_v, t_floor);
+    const f64v e = exp_nonpositive_sum_term(t);
+    count += count_equal_accumulate_others(xv, max_v, e, others);
+    const f64v et = e * t;
+    first += et;
+    second += et * t;
+  };
+  auto add_vector = [&](V v) {
+    if constexpr (sizeof(T) == 8) {
+      add(v);
+    } else {
+      f64v low, high;
+      widen(v, low, high);
+      add(low);
+      add(high);
+    }
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) add_vector(load(x + i));
+  if (i < n) add_vector(load_partial(x + i, n - i, T(-__builtin_inf())));
+  const double unscale = sum_unscale<double>();
+  return {(double)max, (double)count, horizontal_add(others) * unscale,
+          horizontal_add(first) * unscale / scale, horizontal_add(second) * unscale / (scale * scale)};
+}
