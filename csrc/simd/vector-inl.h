@@ -174,9 +174,9 @@ inline auto lane_index() {
   using Bits = typename Lanes<V>::Bits;
   static constexpr Bits kIndex[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   static_assert(sizeof(I) / sizeof(Bits) <= 16, "lane table too short");
-  I idx;
-  std::memcpy(&idx, kIndex, sizeof idx);
-  return idx;
+  I index;
+  std::memcpy(&index, kIndex, sizeof index);
+  return index;
 }
 
 // Loads the first n (0 < n < lanes) elements; the other lanes hold `fill`. Masked tails keep the
@@ -419,21 +419,21 @@ inline lane_t<V> horizontal_fold(V v, Op op) {
     return v[0];
   } else {
     typedef T Half __attribute__((vector_size(sizeof(V) / 2)));
-    Half lo, hi;
-    std::memcpy(&lo, &v, sizeof lo);
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
-    return horizontal_fold(op(lo, hi), op);
+    Half low_half, high_half;
+    std::memcpy(&low_half, &v, sizeof low_half);
+    std::memcpy(&high_half, reinterpret_cast<const char*>(&v) + sizeof low_half, sizeof high_half);
+    return horizontal_fold(op(low_half, high_half), op);
   }
 }
 
 template <class V>
 inline lane_t<V> horizontal_max(V v) {
-  return horizontal_fold(v, [](auto lo, auto hi) { return hi > lo ? hi : lo; });
+  return horizontal_fold(v, [](auto low_half, auto high_half) { return high_half > low_half ? high_half : low_half; });
 }
 
 template <class V>
 inline lane_t<V> horizontal_add(V v) {
-  return horizontal_fold(v, [](auto lo, auto hi) { return lo + hi; });
+  return horizontal_fold(v, [](auto low_half, auto high_half) { return low_half + high_half; });
 }
 
 // Sum in double: double lanes are added as they are; float lanes are widened first.
@@ -490,12 +490,10 @@ inline void add_widened(f32v v, f64v& low, f64v& high) {
   high += (f64v)_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
   return;
 #endif
-  typedef float Half __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
-  Half lo, hi;
-  std::memcpy(&lo, &v, sizeof lo);
-  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
-  low += __builtin_convertvector(lo, f64v);
-  high += __builtin_convertvector(hi, f64v);
+  f64v low_part, high_part;
+  widen(v, low_part, high_part);
+  low += low_part;
+  high += high_part;
 }
 inline void add_widened(f64v v, f64v& low, f64v&) { low += v; }
 

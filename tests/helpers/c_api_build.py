@@ -76,5 +76,8 @@ def build_consumers(folder: pathlib.Path) -> Consumers:
         output = attempt.stdout + attempt.stderr
         if "error: command" in output and ("not found" in output or "failed: No such file" in output):
             missing(f"no C compiler to build the Cython consumer: {output[-400:]}", name="compiler")
+        if "Python.h" in output and "No such file" in output:
+            # The README's test extra needs the interpreter's headers (python3-dev on Debian).
+            missing(f"no Python headers to build the Cython consumer: {output[-400:]}", name="Python headers")
         raise AssertionError(f"building the Cython consumer failed:\n{output[-4000:]}")
     return Consumers(_load(folder, "consumer"), _load(folder, "unimported"), folder, openmp, log)
