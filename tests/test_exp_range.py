@@ -135,7 +135,7 @@ def issue_row(dtype):
 
 
 @dtypes
-@pytest.mark.parametrize("length", (3, 11, 40), ids=lambda n: f"n{n}")
+@pytest.mark.parametrize("length", (3, 5, 11, 40), ids=lambda n: f"n{n}")
 def test_the_issue_row(isa, dtype, length):
     """Padded with entries further below (masked tails and whole vectors both), the softmax is exactly
     one-hot, the loss with the max as target exactly 0, its gradient exactly 0."""
@@ -160,7 +160,7 @@ def test_the_issue_row(isa, dtype, length):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_name)
-@pytest.mark.parametrize("length", (3, 11, 40), ids=lambda n: f"n{n}")
+@pytest.mark.parametrize("length", (3, 5, 11, 40), ids=lambda n: f"n{n}")
 def test_rows_with_payload_nans_are_nan(isa, dtype, length):
     """A nan with any payload makes its row's results nan (the sum terms carry it), on every
     kernel that reduces exps: logsumexp, softmax, log_softmax, cross_entropy (loss and gradient)."""

@@ -41,7 +41,7 @@ template <class T, bool kCompensated>
 void column_stats_impl(const T* x, int64_t rows, int64_t stride, int64_t ncols, SliceStats* out) {
   using V = typename Vec<T>::V;
   using W = typename Vec<T>::Wide;
-  using WideMask = typename Lanes<W>::I;
+  using WideMask = typename Lanes<W>::Int;
   constexpr int kLanes = Vec<T>::kLanes;
   const T neg_inf = -__builtin_inf();
   const int64_t vectors = (ncols + kLanes - 1) / kLanes;

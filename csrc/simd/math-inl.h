@@ -81,10 +81,10 @@ struct MathConstants<f64w> : MathConstants<f64v> {};
 
 // 2^n for integer-valued n in the normal exponent range, built from the bits.
 template <class V>
-inline V exp2_integer(typename Lanes<V>::I n) {
-  using U = typename Lanes<V>::U;
+inline V exp2_integer(typename Lanes<V>::Int n) {
+  using UInt = typename Lanes<V>::UInt;
   using Traits = Lanes<V>;
-  return (V)(((U)n + (typename Traits::UBits)Traits::kExponentBias) << Traits::kMantissaBits);
+  return (V)(((UInt)n + (typename Traits::UBits)Traits::kExponentBias) << Traits::kMantissaBits);
 }
 
 // exp(r) for |r| <= ln2/2 by Horner's rule: each step's rounding is damped by |r| <= 0.35 in
@@ -201,7 +201,7 @@ LOGITLOSS_ALWAYS_INLINE V below_sum_term_range(V x, V term) {
 // Reduces x (clamped, <= 0) as above: returns r, and in `bits` the word 0x4B400000 + k (the
 // rounding constant's bits plus k, two's complement).
 template <class V, bool kHasLow>
-LOGITLOSS_ALWAYS_INLINE V reduce_exp_argument_sixteenths(V x, V lo, typename Lanes<V>::U& bits) {
+LOGITLOSS_ALWAYS_INLINE V reduce_exp_argument_sixteenths(V x, V lo, typename Lanes<V>::UInt& bits) {
   using C = MathConstants<V>;
   static_assert(sizeof(lane_t<V>) == 4, "float lanes");
   const V rounded = mul_add(x, splat<V>(0x1.715476p+4f), splat<V>(C::round_magic()));  // 16 / ln2
@@ -210,7 +210,7 @@ LOGITLOSS_ALWAYS_INLINE V reduce_exp_argument_sixteenths(V x, V lo, typename Lan
   V r = mul_add(k, splat<V>(-0x1.62ep-5f), x);
   if constexpr (kHasLow) r += lo;
   r = mul_add(k, splat<V>(-0x1.0bfbe8p-19f), r);
-  bits = (typename Lanes<V>::U)rounded;
+  bits = (typename Lanes<V>::UInt)rounded;
   return r;
 }
 
@@ -222,7 +222,7 @@ LOGITLOSS_ALWAYS_INLINE V expm1_sixteenth(V r) {
 
 // The table: entry j is the bits of 2^(j/16) 2^kScale, less j << 19 if kLessIndex.
 template <class V, int kScale, bool kLessIndex>
-LOGITLOSS_ALWAYS_INLINE typename Lanes<V>::U exp2_sixteenths_table() {
+LOGITLOSS_ALWAYS_INLINE typename Lanes<V>::UInt exp2_sixteenths_table() {
   static constexpr uint32_t kTable[16] = {
 #define LOGITLOSS_ENTRY(j) \
   __builtin_bit_cast(uint32_t, kExp2Sixteenths[j]) + ((uint32_t)kScale << 23) - (kLessIndex ? (uint32_t)(j) << 19 : 0u)
@@ -231,7 +231,7 @@ LOGITLOSS_ALWAYS_INLINE typename Lanes<V>::U exp2_sixteenths_table() {
       LOGITLOSS_ENTRY(8),  LOGITLOSS_ENTRY(9),  LOGITLOSS_ENTRY(10), LOGITLOSS_ENTRY(11),
       LOGITLOSS_ENTRY(12), LOGITLOSS_ENTRY(13), LOGITLOSS_ENTRY(14), LOGITLOSS_ENTRY(15)};
 #undef LOGITLOSS_ENTRY
-  typename Lanes<V>::U table;
+  typename Lanes<V>::UInt table;
   std::memcpy(&table, kTable, sizeof table);
   return table;
 }
@@ -244,7 +244,7 @@ LOGITLOSS_ALWAYS_INLINE typename Lanes<V>::U exp2_sixteenths_table() {
 template <class V, bool kHasLow>
 LOGITLOSS_ALWAYS_INLINE V exp_sixteenths_sum_term(V x, V lo) {
   using C = MathConstants<V>;
-  typename Lanes<V>::U bits;
+  typename Lanes<V>::UInt bits;
   const V r = reduce_exp_argument_sixteenths<V, kHasLow>(clamp_below(x, splat<V>(C::exp_clamp_low())), lo, bits);
   const V scale = (V)(lookup16(exp2_sixteenths_table<V, C::kSumScale, true>(), bits) + (bits << 19));
   return below_sum_term_range(x, mul_add(scale, expm1_sixteenth(r), scale));  // scale * exp(r), rounded once
@@ -255,12 +255,12 @@ LOGITLOSS_ALWAYS_INLINE V exp_sixteenths_sum_term(V x, V lo) {
 template <class V, bool kHasLow>
 LOGITLOSS_ALWAYS_INLINE V exp_sixteenths_nonpositive(V x, V lo) {
   using C = MathConstants<V>;
-  using I = typename Lanes<V>::I;
-  typename Lanes<V>::U bits;
+  using Int = typename Lanes<V>::Int;
+  typename Lanes<V>::UInt bits;
   const V r = reduce_exp_argument_sixteenths<V, kHasLow>(clamp_below(x, splat<V>(C::exp_clamp_low())), lo, bits);
   const V entry = (V)lookup16(exp2_sixteenths_table<V, 0, false>(), bits);
   // k >> 4: k's 22 low bits moved to the top (the constant's bits leave), then an arithmetic shift.
-  const V n = __builtin_convertvector((I)(bits << 10) >> 14, V);
+  const V n = __builtin_convertvector((Int)(bits << 10) >> 14, V);
   return scale_by_power_of_two(mul_add(entry, expm1_sixteenth(r), entry), n);
 }
 
@@ -272,7 +272,7 @@ LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V x) {
   if constexpr (kHasLookup16 && sizeof(lane_t<V>) == 4) return exp_sixteenths_sum_term<V, false>(x, V{});
   using C = MathConstants<V>;
   using Traits = Lanes<V>;
-  using U = typename Traits::U;
+  using UInt = typename Traits::UInt;
   // reduce_exp_argument, keeping the rounding sum: its bits are the magic constant's plus n (two's
   // complement, |n| < 2^22), so shifted into the exponent field they are n's (the constant's low
   // bits are 0 and leave), which saves the conversion of n to integers that the zeroing below
@@ -286,8 +286,8 @@ LOGITLOSS_ALWAYS_INLINE V exp_nonpositive_sum_term(V x) {
   // work, off the multiply pipes the polynomial keeps busy (AVX-512's scalef has half an FMA's
   // throughput on Zen 4). A nan lane's payload bits shift into the exponent: below_sum_term_range
   // puts the nan back.
-  const U scaled = (U)exp_reduced<V, C::kSumScale>(r);
-  return below_sum_term_range(x, (V)(scaled + ((U)rounded << Traits::kMantissaBits)));
+  const UInt scaled = (UInt)exp_reduced<V, C::kSumScale>(r);
+  return below_sum_term_range(x, (V)(scaled + ((UInt)rounded << Traits::kMantissaBits)));
 }
 
 // exp(hi + lo) * 2^kSumScale for hi + lo = x - max formed error-free (difference_with_error):
@@ -328,7 +328,7 @@ LOGITLOSS_ALWAYS_INLINE V exp_nonpositive(V hi, V lo) {
 template <class V>
 inline V exp(V x) {
   using C = MathConstants<V>;
-  using I = typename Lanes<V>::I;
+  using Int = typename Lanes<V>::Int;
   // Clamp so the integer arithmetic cannot overflow (results there are 0 / inf); nan takes the
   // path of 0 and is restored at the end.
   V xc = x < C::exp_clamp_low() ? splat<V>(C::exp_clamp_low()) : x;
@@ -338,9 +338,9 @@ inline V exp(V x) {
   const V r = reduce_exp_argument(xc, n);
   // exp(r) * 2^n1 * 2^n2 with n1 = n/2, n2 = n - n1: both factors normal, the first product
   // exact, the second rounded once (into the subnormals, or to inf).
-  I n_int = __builtin_convertvector(n, I);
-  I n1 = n_int >> 1;
-  I n2 = n_int - n1;
+  Int n_int = __builtin_convertvector(n, Int);
+  Int n1 = n_int >> 1;
+  Int n2 = n_int - n1;
   V result = exp_reduced(r) * exp2_integer<V>(n1) * exp2_integer<V>(n2);
   return x != x ? x : result;
 }
@@ -368,7 +368,7 @@ inline V log_reduced(V k, V f, V correction) {
 template <class V>
 inline V split_exponent(V u, V& k) {
   using C = MathConstants<V>;
-  using I = typename Lanes<V>::I;
+  using Int = typename Lanes<V>::Int;
   using Traits = Lanes<V>;
   using Bits = typename Traits::Bits;
   // Subnormals: scale into the normal range first.
@@ -383,10 +383,10 @@ inline V split_exponent(V u, V& k) {
   std::memcpy(&sqrt_half_bits, &sh, sizeof sh);
   // Unsigned: a nan, infinite or negative lane (its result replaced by the caller) may carry any
   // bits, and the offset added to them must wrap, not overflow.
-  using U = typename Traits::U;
+  using UInt = typename Traits::UInt;
   using UBits = typename Traits::UBits;
-  const U bits = (U)scaled + (UBits)(one_bits - sqrt_half_bits);
-  const I exponent = (I)(bits >> Traits::kMantissaBits) - Traits::kExponentBias;
+  const UInt bits = (UInt)scaled + (UBits)(one_bits - sqrt_half_bits);
+  const Int exponent = (Int)(bits >> Traits::kMantissaBits) - Traits::kExponentBias;
   const UBits mantissa_mask = ((UBits)1 << Traits::kMantissaBits) - 1;
   V m = (V)((bits & mantissa_mask) + (UBits)sqrt_half_bits);
   k = __builtin_convertvector(exponent, V) + k_adjust;

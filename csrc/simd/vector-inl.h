@@ -96,12 +96,12 @@ struct Lanes;
 
 template <>
 struct Lanes<f32v> {
-  // Bit arithmetic (exponent-field adds, offsets, left shifts) is done in U: a nan or infinite
+  // Bit arithmetic (exponent-field adds, offsets, left shifts) is done in UInt: a nan or infinite
   // lane may carry any bits, and adding to them in a signed type could overflow, which is
-  // undefined behaviour (UBSan reports it; an optimiser may assume it away). I is for
+  // undefined behaviour (UBSan reports it; an optimiser may assume it away). Int is for
   // conversions to and from the float lanes and arithmetic right shifts only.
-  using I = i32v;
-  using U = u32v;
+  using Int = i32v;
+  using UInt = u32v;
   using Bits = int32_t;
   using UBits = uint32_t;
   static constexpr int kMantissaBits = 23;
@@ -110,8 +110,8 @@ struct Lanes<f32v> {
 
 template <>
 struct Lanes<f64v> {
-  using I = i64v;
-  using U = u64v;
+  using Int = i64v;
+  using UInt = u64v;
   using Bits = int64_t;
   using UBits = uint64_t;
   static constexpr int kMantissaBits = 52;
@@ -120,8 +120,8 @@ struct Lanes<f64v> {
 
 template <>
 struct Lanes<f64w> {
-  using I = i64w;
-  using U = u64w;
+  using Int = i64w;
+  using UInt = u64w;
   using Bits = int64_t;
   using UBits = uint64_t;
   static constexpr int kMantissaBits = 52;
@@ -170,11 +170,11 @@ inline f32v gather16(const float* base, i32v index) {
 // Lane indices 0, 1, 2, ... as the integer vector matching V (from a compile-time table).
 template <class V>
 inline auto lane_index() {
-  using I = typename Lanes<V>::I;
+  using Int = typename Lanes<V>::Int;
   using Bits = typename Lanes<V>::Bits;
   static constexpr Bits kIndex[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  static_assert(sizeof(I) / sizeof(Bits) <= 16, "lane table too short");
-  I index;
+  static_assert(sizeof(Int) / sizeof(Bits) <= 16, "lane table too short");
+  Int index;
   std::memcpy(&index, kIndex, sizeof index);
   return index;
 }
@@ -268,11 +268,11 @@ inline V scale_by_power_of_two(V p, V n) {
   if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) return (V)_mm512_scalef_ps((__m512)p, (__m512)n);
   if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) return (V)_mm512_scalef_pd((__m512d)p, (__m512d)n);
 #endif
-  using I = typename Lanes<V>::I;
-  using U = typename Lanes<V>::U;
+  using Int = typename Lanes<V>::Int;
+  using UInt = typename Lanes<V>::UInt;
   constexpr int kOffset = sizeof(lane_t<V>) == 4 ? 64 : 512;
   const lane_t<V> inverse_offset = sizeof(lane_t<V>) == 4 ? 0x1p-64 : 0x1p-512;
-  const U biased = (U)__builtin_convertvector(n, I) + (typename Lanes<V>::UBits)(Lanes<V>::kExponentBias + kOffset);
+  const UInt biased = (UInt)__builtin_convertvector(n, Int) + (typename Lanes<V>::UBits)(Lanes<V>::kExponentBias + kOffset);
   return p * (V)(biased << Lanes<V>::kMantissaBits) * inverse_offset;
 }
 
@@ -352,21 +352,21 @@ template <class V>
 inline void accumulate_split(V a, V b, V if_equal, V if_other, V& equal_sum, V& other_sum) {
 #if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
   if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) {
-    const __mmask16 eq = _mm512_cmp_ps_mask((__m512)a, (__m512)b, _CMP_EQ_OQ);
-    equal_sum = (V)_mm512_mask_add_ps((__m512)equal_sum, eq, (__m512)equal_sum, (__m512)if_equal);
-    other_sum = (V)_mm512_mask_add_ps((__m512)other_sum, (__mmask16)~eq, (__m512)other_sum, (__m512)if_other);
+    const __mmask16 equal_lanes = _mm512_cmp_ps_mask((__m512)a, (__m512)b, _CMP_EQ_OQ);
+    equal_sum = (V)_mm512_mask_add_ps((__m512)equal_sum, equal_lanes, (__m512)equal_sum, (__m512)if_equal);
+    other_sum = (V)_mm512_mask_add_ps((__m512)other_sum, (__mmask16)~equal_lanes, (__m512)other_sum, (__m512)if_other);
     return;
   }
   if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) {
-    const __mmask8 eq = _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_EQ_OQ);
-    equal_sum = (V)_mm512_mask_add_pd((__m512d)equal_sum, eq, (__m512d)equal_sum, (__m512d)if_equal);
-    other_sum = (V)_mm512_mask_add_pd((__m512d)other_sum, (__mmask8)~eq, (__m512d)other_sum, (__m512d)if_other);
+    const __mmask8 equal_lanes = _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_EQ_OQ);
+    equal_sum = (V)_mm512_mask_add_pd((__m512d)equal_sum, equal_lanes, (__m512d)equal_sum, (__m512d)if_equal);
+    other_sum = (V)_mm512_mask_add_pd((__m512d)other_sum, (__mmask8)~equal_lanes, (__m512d)other_sum, (__m512d)if_other);
     return;
   }
 #endif
-  auto eq = a == b;
-  equal_sum += select(eq, if_equal, splat<V>(0));
-  other_sum += select(eq, splat<V>(0), if_other);
+  auto equal_lanes = a == b;
+  equal_sum += select(equal_lanes, if_equal, splat<V>(0));
+  other_sum += select(equal_lanes, splat<V>(0), if_other);
 }
 
 // Where a != b (nan included): other_sum += if_other; returns the number of lanes where a == b.
@@ -377,37 +377,37 @@ inline int count_equal_accumulate_others(V a, V b, V if_other, V& other_sum) {
   constexpr int kLanes = sizeof(V) / sizeof(lane_t<V>);
 #if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
   if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 4) {
-    const __mmask16 ne = _mm512_cmp_ps_mask((__m512)a, (__m512)b, _CMP_NEQ_UQ);
-    other_sum = (V)_mm512_mask_add_ps((__m512)other_sum, ne, (__m512)other_sum, (__m512)if_other);
-    return kLanes - __builtin_popcount(ne);
+    const __mmask16 unequal_lanes = _mm512_cmp_ps_mask((__m512)a, (__m512)b, _CMP_NEQ_UQ);
+    other_sum = (V)_mm512_mask_add_ps((__m512)other_sum, unequal_lanes, (__m512)other_sum, (__m512)if_other);
+    return kLanes - __builtin_popcount(unequal_lanes);
   }
   if constexpr (sizeof(V) == 64 && sizeof(lane_t<V>) == 8) {
-    const __mmask8 ne = _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_NEQ_UQ);
-    other_sum = (V)_mm512_mask_add_pd((__m512d)other_sum, ne, (__m512d)other_sum, (__m512d)if_other);
-    return kLanes - __builtin_popcount(ne);
+    const __mmask8 unequal_lanes = _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_NEQ_UQ);
+    other_sum = (V)_mm512_mask_add_pd((__m512d)other_sum, unequal_lanes, (__m512d)other_sum, (__m512d)if_other);
+    return kLanes - __builtin_popcount(unequal_lanes);
   }
 #elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
   if constexpr (sizeof(lane_t<V>) == 4) {
-    const __m256 eq = _mm256_cmp_ps((__m256)a, (__m256)b, _CMP_EQ_OQ);
-    other_sum += (V)_mm256_andnot_ps(eq, (__m256)if_other);
-    return __builtin_popcount(_mm256_movemask_ps(eq));
+    const __m256 equal_lanes = _mm256_cmp_ps((__m256)a, (__m256)b, _CMP_EQ_OQ);
+    other_sum += (V)_mm256_andnot_ps(equal_lanes, (__m256)if_other);
+    return __builtin_popcount(_mm256_movemask_ps(equal_lanes));
   } else {
-    const __m256d eq = _mm256_cmp_pd((__m256d)a, (__m256d)b, _CMP_EQ_OQ);
-    other_sum += (V)_mm256_andnot_pd(eq, (__m256d)if_other);
-    return __builtin_popcount(_mm256_movemask_pd(eq));
+    const __m256d equal_lanes = _mm256_cmp_pd((__m256d)a, (__m256d)b, _CMP_EQ_OQ);
+    other_sum += (V)_mm256_andnot_pd(equal_lanes, (__m256d)if_other);
+    return __builtin_popcount(_mm256_movemask_pd(equal_lanes));
   }
 #endif
-  const auto eq = a == b;
-  other_sum += select(eq, splat<V>(0), if_other);
+  const auto equal_lanes = a == b;
+  other_sum += select(equal_lanes, splat<V>(0), if_other);
   int count = 0;
-  for (int i = 0; i < kLanes; ++i) count += eq[i] != 0;
+  for (int i = 0; i < kLanes; ++i) count += equal_lanes[i] != 0;
   return count;
 }
 
 template <class V>
 inline V abs(V x) {
-  using I = typename Lanes<V>::I;
-  return (V)((I)x & ~(I)splat<V>(-0.0));
+  using Int = typename Lanes<V>::Int;
+  return (V)((Int)x & ~(Int)splat<V>(-0.0));
 }
 
 // Horizontal reductions: fold the upper half onto the lower half with `op` until one lane is
