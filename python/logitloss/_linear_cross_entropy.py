@@ -26,7 +26,10 @@ from ._blas_threads import blas_threads
 # V x D accumulation of grad_weight, one pass over W per product) stay a few percent of the products,
 # small enough to be a bounded fraction of a big head's N x V logits.
 CHUNK_BYTES = 48 * 2**20
-MIN_CHUNK_ROWS = 64
+# At least this many rows per chunk: the rows are the inner dimension of grad_weight's product
+# G.T @ X[chunk], and below a few hundred the BLAS runs it far from its peak (V = 128256, D = 2048,
+# one thread: 98 rows per chunk took 2.1x the time of 256, and 512 gained little more).
+MIN_CHUNK_ROWS = 256
 # Bytes of the scratch that grad_weight's per-chunk product goes through before it is added: a block
 # of rows of grad_weight at a time, so the scratch is not a second V x D array (NumPy's matmul has no
 # beta = 1 to accumulate in place). Blocks of this size keep the products large for the BLAS.
@@ -94,7 +97,7 @@ def linear_cross_entropy(
         gradient work is done at all.
     chunk_size : int, optional, keyword-only
         Rows per chunk. ``None`` picks about 48 MiB of logits per chunk (in the compute dtype), at
-        least 64 rows, at most N.
+        least 256 rows (the inner dimension of grad_weight's product), at most N.
 
     Returns
     -------
@@ -259,7 +262,8 @@ def _parse(input, linear_weight, target, linear_bias, weight, ignore_index, redu
     n = rows.size
     # The budget fixes the rows from V alone: the per-chunk costs that chunking adds (the V x D
     # accumulation of grad_weight, a pass over W per product) scale like the products' V x D, so D
-    # cancels out. At least MIN_CHUNK_ROWS rows, so a huge vocabulary still gives the BLAS real products.
+    # cancels out. At least MIN_CHUNK_ROWS rows, so a huge vocabulary still gives the BLAS real products
+    # (V = 128256 in float32: 256 rows, 131 MB of logits).
     chunk = chunk_size or max(MIN_CHUNK_ROWS, CHUNK_BYTES // (classes * compute.itemsize))
     chunk = min(chunk, max(n, 1))
     return _Call(
