@@ -15,6 +15,16 @@
 
 constexpr int64_t kBlock = 16;  // iterations (2 vectors each) summed in lanes before widening
 
+// v (reference - x) in double lanes, with reference - x taken as 2 (reference/2 - x/2): for double
+// data finite logits near opposite ends of the range overflow reference - x (1.9 max), although
+// the product -- 0 for v = 0 -- is finite. The halves are exact (for a subnormal x of double data
+// inexact by 2^-1075, nothing next to the difference that needed it); for float data the result
+// is bitwise v (reference - x). 0 * inf stays nan, as torch, where a masked (-inf) x has v = 0.
+template <class W>
+inline W mass_times_gap(W v, W reference, W x) {
+  return (v * (reference * 0.5 - x * 0.5)) * 2.0;
+}
+
 template <class T>
 constexpr T sum_scale() {
   if constexpr (sizeof(T) == 4) return 0x1p64f; else return 0x1p512;

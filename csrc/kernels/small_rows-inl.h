@@ -107,12 +107,8 @@ FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTe
     }
     if (terms.weight) target_mass_wide *= __builtin_convertvector(load_n(terms.weight + j * kLanes, lanes(j), T(0)), W);
     target_mass_wide = select(__builtin_convertvector(valid, typename Lanes<W>::Int) != 0, target_mass_wide, splat<W>(0));
-    // reference - x as 2 (reference/2 - x/2), as the chunked path's wide_term: for double data
-    // finite logits near opposite ends of the range overflow it, although v (reference - x) is
-    // finite (0 for v = 0). The halves are exact; for float data the result is bitwise the same.
-    const W half_reference = __builtin_convertvector(splat<V>(reference), W) * 0.5;
-    const W half_x = __builtin_convertvector(load_n(x + j * kLanes, lanes(j), reference), W) * 0.5;
-    gap_sum += (target_mass_wide * (half_reference - half_x)) * 2.0;
+    gap_sum += mass_times_gap(target_mass_wide, __builtin_convertvector(splat<V>(reference), W),
+                              __builtin_convertvector(load_n(x + j * kLanes, lanes(j), reference), W));
     mass_sum += target_mass_wide;
   }
   if (has_terms) {

@@ -78,12 +78,7 @@ LOGITLOSS_FLATTEN void chunk_target_gap_impl(const T* x, int64_t n, T max, const
     V v = kHasTarget ? mul_add(target_scale, load_n(target + i, lanes, T(0)), target_offset) : target_offset;
     return kHasWeight ? v * load_n(weight + i, lanes, T(0)) : v;
   };
-  // v * (max - x): 0 * inf is nan where a masked (-inf) logit has zero target mass, as torch.
-  // In double lanes max - x is taken as 2 (max/2 - x/2): for double data max - x of finite
-  // logits near opposite ends of the range overflows (1.9 max), although the term v (max - x) --
-  // 0 for v = 0 -- is finite. The halves are exact (inexact only for a subnormal x of double
-  // data, by 2^-1075, nothing next to the max - x that needed it).
-  auto wide_term = [&](W v, W max_w, W x_w) { return (v * (max_w * 0.5 - x_w * 0.5)) * 2.0; };
+  // v * (max - x) in double lanes: mass_times_gap (kernels/lane_sums-inl.h).
   W gap_double = splat<W>(0), mass_double = splat<W>(0);  // rare paths: tails, overflow, probabilities
   WideSum gap_blocks, mass_blocks;
   int64_t i = 0;
@@ -133,7 +128,7 @@ LOGITLOSS_FLATTEN void chunk_target_gap_impl(const T* x, int64_t n, T max, const
       // signs near its limits) although the loss is finite. Redo the block in double.
       gap0 = splat<V>(0);
       for (int64_t j = block_start; j < i; j += kLanes) {
-        gap_double += wide_term(__builtin_convertvector(target_mass(j, kLanes), W), __builtin_convertvector(max_v, W),
+        gap_double += mass_times_gap(__builtin_convertvector(target_mass(j, kLanes), W), __builtin_convertvector(max_v, W),
                                 __builtin_convertvector(load(x + j), W));
       }
     }
@@ -143,7 +138,7 @@ LOGITLOSS_FLATTEN void chunk_target_gap_impl(const T* x, int64_t n, T max, const
   if (i < n) {
     const int64_t lanes = n - i;
     const V v = select(lane_index<V>() < (typename Lanes<V>::Bits)lanes, target_mass(i, lanes), splat<V>(0));
-    gap_double += wide_term(__builtin_convertvector(v, W), __builtin_convertvector(max_v, W),
+    gap_double += mass_times_gap(__builtin_convertvector(v, W), __builtin_convertvector(max_v, W),
                             __builtin_convertvector(load_partial(x + i, lanes, max), W));
     mass_double += __builtin_convertvector(v, W);
   }
