@@ -1,4 +1,5 @@
-// Python entry points of logsumexp / softmax / log_softmax and their backward functions:
+// Python entry points of logsumexp / softmax / log_softmax, their backward functions and
+// entropy_with_logits:
 // SciPy's argument rules (axis, keepdims, b broadcasting, dtype promotion, 0-d and empty input),
 // then the drivers in csrc/drivers/softmax_family.cpp without the GIL.
 #include <limits>
@@ -7,6 +8,7 @@
 
 #include "bindings/arrays.h"
 #include "bindings/reduction_call.h"
+#include "drivers/entropy.h"
 #include "drivers/softmax_family.h"
 
 namespace logitloss {
@@ -217,6 +219,29 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
   return scalar_if_0d(as_result_dtype(grad, r).reshape(r.input_shape));
 }
 
+// H(softmax(x)) over `axis` (kept axes' shape), and with return_grad the tuple (H, dH/dx).
+py::object entropy_with_logits(py::handle x_obj, py::handle axis, bool return_grad) {
+  py::array x = as_numeric_array(x_obj, "x");
+  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis);
+  if (r.length == 0) {
+    throw py::value_error("entropy_with_logits: `x` has length 0 along `axis`; the distribution is undefined");
+  }
+  py::array out(r.compute_dtype, r.kept_shape);
+  const std::optional<NewArray> new_grad = return_grad ? std::optional<NewArray>(empty_like_layout(x, r.compute_dtype))
+                                                      : std::nullopt;
+  if (r.rows > 0) {
+    ReductionCall call(r.compute, r.shape, r.reduced);
+    EntropyOperands ops;
+    ops.x = call.add_input(x);
+    ops.out = call.add_per_row_output(out);
+    if (return_grad) ops.grad = call.add_output(new_grad->array, new_grad->fresh);
+    call.run([&](const ArrayCall& c) { run_entropy(c, ops); });
+  }
+  py::object value = scalar_if_0d(as_result_dtype(out, r));
+  if (!return_grad) return value;
+  return py::make_tuple(value, as_result_dtype(new_grad->array, r).reshape(r.input_shape));
+}
+
 }  // namespace
 
 void bind_softmax_family(py::module_& m) {
@@ -237,6 +262,9 @@ void bind_softmax_family(py::module_& m) {
         [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, false); });
   m.def("log_softmax_backward",
         [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, true); });
+  m.def("entropy_with_logits", [](py::handle x, py::handle axis, py::handle return_grad) {
+    return entropy_with_logits(x, axis, as_flag(return_grad, "return_grad"));
+  });
 }
 
 }  // namespace logitloss

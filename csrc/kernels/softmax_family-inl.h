@@ -9,6 +9,7 @@
 //   row_statistics-inl.h         row statistics in chunks (row_stats, rows_stats, chunk_sum)
 //   softmax_cross_entropy-inl.h  the fused softmax pass with cross-entropy's target terms
 //   softmax_moments-inl.h        sums for the mean and variance of x under softmax(scale x)
+//   entropy-inl.h                the entropy of softmax(x) (from the moments) and its gradient
 //   softmax_outputs-inl.h        softmax / log_softmax / logsumexp gradient from statistics
 //   backward_rows-inl.h          softmax and log_softmax backward
 //   column_statistics-inl.h      statistics down columns (reduced axis strided)
@@ -22,6 +23,7 @@
 #include "kernels/slice_statistics-inl.h"
 #include "kernels/softmax_cross_entropy-inl.h"
 #include "kernels/softmax_moments-inl.h"
+#include "kernels/entropy-inl.h"
 #include "kernels/softmax_outputs-inl.h"
 
 template <class T>
@@ -31,6 +33,8 @@ TypedKernels<T> softmax_family_kernels() {
   k.rows_stats = rows_stats<T>;
   k.row_softmax_fused = row_softmax_fused<T>;
   k.row_softmax_moments = row_softmax_moments<T>;
+  k.row_entropy_moments = row_entropy_moments<T>;
+  k.row_entropy_gradient = row_entropy_gradient<T>;
   k.row_scaled_exp = row_scaled_exp<T>;
   k.row_log_softmax = row_log_softmax<T>;
   k.row_dot = row_dot<T>;

@@ -31,7 +31,22 @@
 // kernels/row_statistics-inl.h (chunk_max).
 #pragma once
 
-template <class T>
+// sum + v = sum' + error exactly (TwoSum), the errors accumulated apart: a sum of many
+// non-negative (or non-positive) terms within about 2 ULP whatever its length, where a plain lane
+// sum of n / lanes terms can drift by sqrt(n / lanes) ULP and more (10 eps at 32000 double terms).
+inline void add_compensated(f64v& sum, f64v& error, f64v v) {
+  const f64v rounded = sum + v;
+  const f64v v_virtual = rounded - sum;
+  error += (sum - (rounded - v_virtual)) + (v - v_virtual);
+  sum = rounded;
+}
+
+// kCompensated: u_c = x_c - max formed error-free in double lanes (difference_with_error) and its
+// low part folded into exp, so e_c is within exp's 2 ULP of exact whatever |u_c| (entropy_with_logits
+// of double data needs it: a plainly rounded u_c costs |u_c| eps relative in e_c); t_c = hi scale;
+// `others` and `first` summed with add_compensated (entropy takes G = -first / total directly, not
+// through a log that would damp a sum's relative error).
+template <class T, bool kCompensated = false>
 LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const T* x, int64_t n, double scale) {
   using V = typename Vec<T>::V;
   constexpr int kLanes = Vec<T>::kLanes;
@@ -42,13 +57,26 @@ LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const T* x, int64_t n, doub
   const f64v t_floor = splat<f64v>(-2048.0);
   f64v others = zero, first = zero, second = zero;
   int64_t count = 0;
+  f64v others_error = zero, first_error = zero;  // kCompensated: the sums' rounding errors
   auto add = [&](f64v xv) {
-    const f64v t = clamp_below((xv - max_v) * scale_v, t_floor);
-    const f64v e = exp_nonpositive_sum_term(t);
-    count += count_equal_accumulate_others(xv, max_v, e, others);
-    const f64v et = e * t;
-    first += et;
-    second += et * t;
+    if constexpr (kCompensated) {
+      f64v low, not_max = zero;
+      const f64v high = difference_with_error(xv, max_v, low);
+      const f64v t = clamp_below(high * scale_v, t_floor);
+      const f64v e = exp_nonpositive_sum_term(high * scale_v, low * scale_v);
+      count += count_equal_accumulate_others(xv, max_v, e, not_max);
+      add_compensated(others, others_error, not_max);
+      const f64v et = e * t;
+      add_compensated(first, first_error, et);
+      second += et * t;
+    } else {
+      const f64v t = clamp_below((xv - max_v) * scale_v, t_floor);
+      const f64v e = exp_nonpositive_sum_term(t);
+      count += count_equal_accumulate_others(xv, max_v, e, others);
+      const f64v et = e * t;
+      first += et;
+      second += et * t;
+    }
   };
   auto add_vector = [&](V v) {
     if constexpr (sizeof(T) == 8) {
@@ -64,6 +92,10 @@ LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const T* x, int64_t n, doub
   for (; i + kLanes <= n; i += kLanes) add_vector(load(x + i));
   if (i < n) add_vector(load_partial(x + i, n - i, T(-__builtin_inf())));
   const double unscale = sum_unscale<double>();
+  if constexpr (kCompensated) {
+    others += others_error;  // each lane's sum rounded once more; the lanes then added in double
+    first += first_error;
+  }
   return {(double)max, (double)count, horizontal_add(others) * unscale,
           horizontal_add(first) * unscale / scale, horizontal_add(second) * unscale / (scale * scale)};
 }

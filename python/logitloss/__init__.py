@@ -3,12 +3,13 @@
 Softmax cross-entropy and binary cross-entropy with logits (``torch.nn.functional`` semantics), a
 classifier head's cross-entropy without its logits (``linear_cross_entropy``),
 and logsumexp, softmax and log_softmax (drop-ins for ``scipy.special``), forward and backward, on
-NumPy arrays. See ``show_config()`` for the SIMD target and thread count in use.
+NumPy arrays; the entropy of softmax(logits) and the perplexity. See ``show_config()`` for the SIMD target and thread count in use.
 """
 
 from ._version import __version__
 from ._binary_cross_entropy import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward
 from ._cross_entropy import cross_entropy, cross_entropy_backward
+from ._entropy import entropy_with_logits, perplexity
 from ._linear_cross_entropy import LinearCrossEntropyResult, linear_cross_entropy
 from ._config import (
     get_isa,
@@ -37,6 +38,7 @@ __all__ = [
     "binary_cross_entropy_with_logits_backward",
     "cross_entropy",
     "cross_entropy_backward",
+    "entropy_with_logits",
     "get_include",
     "get_isa",
     "get_num_threads",
@@ -45,6 +47,7 @@ __all__ = [
     "LinearCrossEntropyResult",
     "log_softmax",
     "log_softmax_backward",
+    "perplexity",
     "logsumexp",
     "logsumexp_backward",
     "release_output_buffers",

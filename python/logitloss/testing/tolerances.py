@@ -42,6 +42,7 @@ __all__ = [
     "BOUNDS",
     "COMPUTE_DTYPE",
     "CROSS_ENTROPY",
+    "ENTROPY",
     "EPS",
     "FORWARD",
     "GRADIENT",
@@ -80,6 +81,7 @@ GRADIENT = "gradient"
 
 SOFTMAX_FAMILY = "softmax family"  # logsumexp, softmax, log_softmax and their backward functions
 CROSS_ENTROPY = "cross_entropy"
+ENTROPY = "entropy_with_logits"
 BINARY_CROSS_ENTROPY = "binary_cross_entropy_with_logits"
 # Parity of the losses with torch (tests only): each side's own budget on its own scale.
 LOSS_PARITY = "loss parity with torch"
@@ -120,6 +122,16 @@ BOUNDS = {
         8,
         "per element, on the magnitude of the terms of (1 - y) - a q / a q - pw y (q = sigmoid(-|x|)): "
         "plain relative at y in {0, 1}.",
+    ),
+    (ENTROPY, FORWARD): Bound(
+        8,
+        "a sum of non-negative terms log(total) + G, each term exp(-d) d within 3 ulp of double, summed in "
+        "double: 8 eps relative even for a near-deterministic row (H = 1e-17).",
+    ),
+    (ENTROPY, GRADIENT): Bound(
+        8,
+        "per element p_c (d_c - G): the roundings of d_c, of G to the data type and of d_c - G, exp's 2 ulp "
+        "and two products: 8 eps of p_c (d_c + G).",
     ),
     (LOSS_PARITY, FORWARD): Bound(8, "each side within 8 eps of its own scale (torch's is larger)."),
     (LOSS_PARITY, GRADIENT): Bound(8, "each side within 8 eps of its own scale (torch's is larger)."),
