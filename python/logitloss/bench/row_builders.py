@@ -19,6 +19,7 @@ from . import providers as _providers
 from .backward_providers import backward_providers
 from .calibration_providers import calibrated_targets, ece_providers, temperature_providers
 from .checks import check_result
+from .entropy_providers import entropy_providers
 from .harness import Provider
 from .inputs import InputCache
 from .linear_head import LINEAR_HEAD_VARIANTS, linear_head_memory_values, linear_head_providers
@@ -32,6 +33,7 @@ __all__ = [
     "calibration",
     "class_axis_1",
     "cross_entropy",
+    "entropy",
     "linear_head",
     "linear_head_memory",
     "memory",
@@ -133,6 +135,18 @@ def cross_entropy(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, b
                 label_smoothing=0.1, suffix=" smoothing+weight")
             providers += more
             notes += more_notes
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def entropy(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """entropy_with_logits over the last axis of (N, C) logits, forward + backward and forward only, and torch's."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        providers, notes = entropy_providers(x)
         return x, providers, notes
 
     return {"build": build}

@@ -21,6 +21,7 @@ from .row_builders import (
     calibration,
     class_axis_1,
     cross_entropy,
+    entropy,
     linear_head,
     linear_head_memory,
     memory,
@@ -242,6 +243,12 @@ ROWS: list[Row] = [
     Row("ece", "expected_calibration_error", "ece", calibration(), "calibration.expected_calibration_error {shape}",
         check=False, number=1, repeats=(5, 7),
         note="15 uniform bins, top-label, norm l1; torchmetrics' multiclass_calibration_error on the same logits."),
+    # entropy_with_logits (issue 20)
+    Row("entropy_big", "entropy_with_logits_fwd_bwd", "big", entropy(), "entropy_with_logits forward + backward "
+        "{shape}", "copy", check=False, repeats=(None, FIVE),
+        note="`logitloss`: entropy_with_logits(x, return_grad=True) (a new gradient); `torch`: z = "
+             "torch.from_numpy(x).requires_grad_(); h = -(torch.softmax(z, -1) * torch.log_softmax(z, -1)).sum(-1); "
+             "h.sum().backward(); z.grad. `forward`: the entropy alone (torch under no_grad)."),
     # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
     *[Row(f"threads_{size}_{load}", "logsumexp", size, thread_scaling(),
           "threads: logsumexp {shape}, " + (BUSY if load == "loaded" else "no added load"), "read", check=False,

@@ -231,6 +231,12 @@ TARGETS += [
            "ece", "ratio", "torchmetrics multiclass_calibration_error", "logitloss expected_calibration_error",
            informational=True),
 ]
+TARGETS += [
+    Target("entropy_big_vs_torch", "entropy_with_logits fwd+bwd {big}: speedup of return_grad=True vs torch "
+           "-(softmax * log_softmax).sum(-1) and .backward()", "entropy_big", "ratio", "torch", "logitloss", 8.0),
+    Target("entropy_forward_big_vs_torch", "entropy_with_logits forward {big}: speedup vs torch's forward",
+           "entropy_big", "ratio", "torch forward", "logitloss forward", informational=True),
+]
 TARGETS.append(Target("ce_class_axis_1_vs_torch", "cross_entropy fwd+bwd (N, C, H, W), class axis 1: speedup vs torch",
                       "cross_entropy_class_axis_1", "ratio", "torch", "logitloss", informational=True))
 
