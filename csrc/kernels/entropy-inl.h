@@ -11,9 +11,9 @@
 // Contract:
 //   row_entropy_moments(x, n)  x[0..n) contiguous, n >= 1: the softmax moments at scale 1
 //       (SoftmaxMoments, kernels/softmax_moments-inl.h): max, count, others, first = -sum e_c d_c;
-//       G = -first / total. Double data forms d_c error-free (kCompensated); float data is widened
-//       to double, where d_c is exact or within 2^-53 relative (no compensation needed for a float
-//       result). -inf entries add nothing (e_c = 0, and e_c d_c = 0, not 0 * inf); nan anywhere
+//       G = -first / total. d_c is formed error-free for exp (kCompensated): double data in double
+//       lanes with compensated sums; float data takes e_c from the float exp (2 ULP of float) and
+//       widens it and x to double, where d_c is exact or within 2^-53 relative. -inf entries add nothing (e_c = 0, and e_c d_c = 0, not 0 * inf); nan anywhere
 //       makes others nan; a max of +-inf is the caller's to reject.
 //   row_entropy_gradient(x, n, max, mean_gap, scale, out, stream)  out_c = scale e_c (d_c - mean_gap)
 //       with scale = 1 / total and mean_gap = G, for a row whose max is finite and has no nan.
@@ -23,10 +23,10 @@
 //       at 2048 (beyond the sum term's range: e_c = 0 there) so a -inf entry gives 0, not 0 * inf.
 //       `out` may be `x`; stream as row_log_softmax's.
 //
-// Precision: H within 8 eps relative (docs/accuracy.md): the sums are taken in double lanes (float
-// data) or with the compensated double terms (double data), each term within 3 ULP of double
-// (exp's 2 ULP and the product), non-negative, so the sums lose nothing to cancellation; then one
-// log1p, one division and one addition of non-negative numbers. The gradient element within 8 eps
+// Precision: H within 8 eps relative (docs/accuracy.md): each term e_c d_c within 3 ULP of the
+// data type (exp's 2 ULP and the product; float data's products in double), non-negative, summed
+// in double lanes (compensated for double data), so the sums lose nothing to cancellation; then
+// one log1p, one division and one addition of non-negative numbers, in double. The gradient element within 8 eps
 // of p_c (d_c + G): the roundings of d_c, of G to the data type and of d_c - G (at most eps of
 // d_c + G), plus exp's 2 ULP and two products on p_c |d_c - G|.
 //
@@ -39,7 +39,7 @@
 
 template <class T>
 SoftmaxMoments row_entropy_moments(const T* x, int64_t n) {
-  return row_softmax_moments<T, sizeof(T) == 8>(x, n, 1.0);
+  return row_softmax_moments<T, true>(x, n, 1.0);
 }
 
 template <class T>

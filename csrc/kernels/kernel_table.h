@@ -111,8 +111,8 @@ struct TypedKernels {
                                   const TargetTerms<T>& terms);
   // The softmax moments of x[0..n) at `scale` > 0 (SoftmaxMoments).
   SoftmaxMoments (*row_softmax_moments)(const T* x, int64_t n, double scale);
-  // entropy_with_logits (kernels/entropy-inl.h): the moments at scale 1 (double data: with an
-  // error-free x - max), and the gradient out = scale exp(x - max) ((max - x) - mean_gap).
+  // entropy_with_logits (kernels/entropy-inl.h): the moments at scale 1 with an error-free x - max
+  // (second not taken), and the gradient out = scale exp(x - max) ((max - x) - mean_gap).
   SoftmaxMoments (*row_entropy_moments)(const T* x, int64_t n);
   void (*row_entropy_gradient)(const T* x, int64_t n, T max, T mean_gap, T scale, T* out, bool stream);
   // out = scale * weight * exp(x - shift) with an error-free x - shift; 0 where weight == 0.

@@ -41,11 +41,14 @@ inline void add_compensated(f64v& sum, f64v& error, f64v v) {
   sum = rounded;
 }
 
-// kCompensated: u_c = x_c - max formed error-free in double lanes (difference_with_error) and its
-// low part folded into exp, so e_c is within exp's 2 ULP of exact whatever |u_c| (entropy_with_logits
-// of double data needs it: a plainly rounded u_c costs |u_c| eps relative in e_c); t_c = hi scale;
-// `others` and `first` summed with add_compensated (entropy takes G = -first / total directly, not
-// through a log that would damp a sum's relative error).
+// kCompensated (entropy_with_logits; scale must be 1 for float data): u_c = x_c - max formed
+// error-free (difference_with_error) and its low part folded into exp, so e_c is within exp's 2 ULP
+// of exact whatever |u_c| (a plainly rounded u_c costs |u_c| eps relative in e_c). Double data: in
+// double lanes, t_c = hi scale, `others` and `first` summed with add_compensated (entropy takes
+// G = -first / total directly, not through a log that would damp a sum's relative error). Float
+// data: e_c from the float exp (2 ULP of float: far inside a float result's 8 eps, at half the cost
+// of the double exp), widened, sums in double. In both, `second` is not taken (0): entropy needs no
+// variance.
 template <class T, bool kCompensated = false>
 LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const T* x, int64_t n, double scale) {
   using V = typename Vec<T>::V;
@@ -68,7 +71,6 @@ LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const T* x, int64_t n, doub
       add_compensated(others, others_error, not_max);
       const f64v et = e * t;
       add_compensated(first, first_error, et);
-      second += et * t;
     } else {
       const f64v t = clamp_below((xv - max_v) * scale_v, t_floor);
       const f64v e = exp_nonpositive_sum_term(t);
@@ -78,9 +80,27 @@ LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const T* x, int64_t n, doub
       second += et * t;
     }
   };
+  // kFloatTerms: e_c in float lanes, from an error-free float difference (exp's 2 ULP of float,
+  // twice the lanes of a double exp), widened exactly; t_c and the sums in double as above.
+  constexpr bool kFloatTerms = kCompensated && sizeof(T) == 4;
+  auto add_float_terms = [&](f64v xv, f64v e) {
+    const f64v t = clamp_below(xv - max_v, t_floor);
+    count += count_equal_accumulate_others(xv, max_v, e, others);
+    first += e * t;
+  };
+  const V max_lanes = splat<V>(max);
   auto add_vector = [&](V v) {
     if constexpr (sizeof(T) == 8) {
       add(v);
+    } else if constexpr (kFloatTerms) {
+      V low_part;
+      const V high_part = difference_with_error(v, max_lanes, low_part);
+      const V e = exp_nonpositive_sum_term(high_part, low_part);
+      f64v x_low, x_high, e_low, e_high;
+      widen(v, x_low, x_high);
+      widen(e, e_low, e_high);
+      add_float_terms(x_low, e_low);
+      add_float_terms(x_high, e_high);
     } else {
       f64v low, high;
       widen(v, low, high);
@@ -91,7 +111,7 @@ LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const T* x, int64_t n, doub
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) add_vector(load(x + i));
   if (i < n) add_vector(load_partial(x + i, n - i, T(-__builtin_inf())));
-  const double unscale = sum_unscale<double>();
+  const double unscale = kFloatTerms ? sum_unscale<float>() : sum_unscale<double>();
   if constexpr (kCompensated) {
     others += others_error;  // each lane's sum rounded once more; the lanes then added in double
     first += first_error;
