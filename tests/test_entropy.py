@@ -92,6 +92,26 @@ def test_strided_views(isa, dtype, view):
     np.testing.assert_array_equal(value, logitloss.entropy_with_logits(np.ascontiguousarray(x), axis=axis))
 
 
+@dtypes
+@pytest.mark.parametrize("axis", [-1, 0, None])
+def test_grad_out(isa, dtype, axis):
+    """grad_out: the same bits as the returned gradient, into a buffer, over x itself (in place) and into a
+    strided view; float16 goes through a float32 temporary."""
+    x = logits((9, 37), dtype, seed=37)
+    x[2, ::3] = -inf
+    value, grad = logitloss.entropy_with_logits(x, axis=axis, return_grad=True)
+    buffer = np.full_like(x, np.nan)
+    h, written = logitloss.entropy_with_logits(x, axis=axis, grad_out=buffer)
+    assert written is buffer and same_bits(buffer, grad) and same_bits(np.asarray(h), np.asarray(value))
+    in_place = x.copy()
+    h, written = logitloss.entropy_with_logits(in_place, axis=axis, grad_out=in_place)
+    assert written is in_place and same_bits(in_place, grad) and same_bits(np.asarray(h), np.asarray(value))
+    wide = np.zeros((9, 74), dtype)
+    view = wide[:, ::2]
+    logitloss.entropy_with_logits(x, axis=axis, grad_out=view)
+    assert same_bits(view, grad) and (wide[:, 1::2] == 0).all()
+
+
 def test_default_axis_is_last_and_scalar_results(isa):
     x = logits((4, 6), np.float64, seed=6)
     np.testing.assert_array_equal(logitloss.entropy_with_logits(x), logitloss.entropy_with_logits(x, axis=1))
@@ -115,6 +135,18 @@ def test_threads_give_the_same_bits(isa, restore_threads):
         results.append(logitloss.entropy_with_logits(x, return_grad=True))
     for value, grad in results[1:]:
         assert same_bits(value, results[0][0]) and same_bits(grad, results[0][1])
+
+
+def test_python_threads_at_once(isa):
+    """Calls from several Python threads at once (the GIL released around the kernels) give the sequential bits."""
+    import concurrent.futures
+
+    inputs = [logits((64, 4099), np.float32, seed=s) for s in range(4)]
+    sequential = [logitloss.entropy_with_logits(x, return_grad=True) for x in inputs]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda x: logitloss.entropy_with_logits(x, return_grad=True), inputs * 3))
+    for i, (value, grad) in enumerate(parallel):
+        assert same_bits(value, sequential[i % 4][0]) and same_bits(grad, sequential[i % 4][1])
 
 
 # ---- accuracy where it is hard ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ import logitloss
 from logitloss.testing.inputs import logits
 
 from .helpers.assertions import same_bits
-from .helpers.bad_calls import arg, array_argument_cases, bad, check_raises
+from .helpers.bad_calls import arg, array_argument_cases, bad, check_raises, overlap, read_only
 
 AxisError = np.exceptions.AxisError
 
@@ -18,6 +18,13 @@ X = logits((3, 4), np.float64, seed=0)
 Y = np.array([0, 3, 1])
 
 entropy = logitloss.entropy_with_logits
+
+def overlapping_call():
+    """grad_out a shifted view of the same memory as x (not x itself): the kernel would read what it wrote."""
+    memory = np.zeros(13)
+    x, grad_out = memory[:12].reshape(3, 4), memory[1:].reshape(3, 4)
+    return entropy(x, grad_out=grad_out)
+
 
 CASES = [
     *[bad(f"axis-out-of-range-{axis!r}", AxisError, r"\baxis\b", lambda axis=axis: entropy(X, axis=axis))
@@ -31,6 +38,11 @@ CASES = [
     bad("return-grad-str", TypeError, arg("return_grad"), lambda: entropy(X, return_grad="yes")),
     bad("return-grad-array", TypeError, arg("return_grad"), lambda: entropy(X, return_grad=np.array([True, False]))),
     *array_argument_cases({"entropy-x": ("x", lambda v: entropy(v))}),
+    bad("grad-out-shape", ValueError, arg("grad_out"), lambda: entropy(X, grad_out=np.empty((4, 3)))),
+    bad("grad-out-dtype", TypeError, arg("grad_out"), lambda: entropy(X, grad_out=np.empty((3, 4), np.float32))),
+    bad("grad-out-list", TypeError, arg("grad_out"), lambda: entropy(X, grad_out=[[0.0] * 4] * 3)),
+    bad("grad-out-read-only", ValueError, arg("grad_out"), lambda: entropy(X, grad_out=read_only(np.empty((3, 4))))),
+    bad("grad-out-overlaps-x", ValueError, overlap("grad_out", "x"), lambda: overlapping_call()),
     # perplexity: cross_entropy's checks, with its messages
     bad("perplexity-target-out-of-range", IndexError, r"Target 7 is out of bounds", lambda: logitloss.perplexity(X, np.array([0, 7, 1]))),
     bad("perplexity-weight-length", ValueError, arg("weight"), lambda: logitloss.perplexity(X, Y, weight=np.ones(3))),

@@ -219,27 +219,44 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
   return scalar_if_0d(as_result_dtype(grad, r).reshape(r.input_shape));
 }
 
-// H(softmax(x)) over `axis` (kept axes' shape), and with return_grad the tuple (H, dH/dx).
-py::object entropy_with_logits(py::handle x_obj, py::handle axis, bool return_grad) {
+// H(softmax(x)) over `axis` (kept axes' shape), and with return_grad (or grad_out) the tuple
+// (H, dH/dx); grad_out as cross_entropy's: x's shape and the result dtype, may be x itself.
+py::object entropy_with_logits(py::handle x_obj, py::handle axis, bool return_grad, py::handle grad_out_obj) {
   py::array x = as_numeric_array(x_obj, "x");
   Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis);
   if (r.length == 0) {
     throw py::value_error("entropy_with_logits: `x` has length 0 along `axis`; the distribution is undefined");
   }
+  const bool has_grad_out = !grad_out_obj.is_none();
+  if (has_grad_out && !py::isinstance<py::array>(grad_out_obj)) throw py::type_error("`grad_out` must be a numpy.ndarray");
+  py::array grad_out = has_grad_out ? py::reinterpret_borrow<py::array>(grad_out_obj) : x;  // x: placeholder
+  if (has_grad_out) check_output_array(grad_out, r.input_shape, r.result_dtype, "grad_out");
+  return_grad = return_grad || has_grad_out;
+  // Straight into the caller's array when it has the compute dtype; else a temporary copied there.
+  const bool direct = has_grad_out && r.compute_dtype.equal(r.result_dtype);
+  std::optional<NewArray> grad;
+  if (direct) {
+    check_no_overlap(grad_out, "grad_out", x, "x", /*alias_allowed=*/true);
+    grad = NewArray{grad_out.reshape(r.shape), false};
+  } else if (return_grad) {
+    grad = empty_like_layout(x, r.compute_dtype);
+  }
   py::array out(r.compute_dtype, r.kept_shape);
-  const std::optional<NewArray> new_grad = return_grad ? std::optional<NewArray>(empty_like_layout(x, r.compute_dtype))
-                                                      : std::nullopt;
   if (r.rows > 0) {
     ReductionCall call(r.compute, r.shape, r.reduced);
     EntropyOperands ops;
     ops.x = call.add_input(x);
     ops.out = call.add_per_row_output(out);
-    if (return_grad) ops.grad = call.add_output(new_grad->array, new_grad->fresh);
+    if (return_grad) ops.grad = call.add_output(grad->array, grad->fresh);
     call.run([&](const ArrayCall& c) { run_entropy(c, ops); });
   }
   py::object value = scalar_if_0d(as_result_dtype(out, r));
   if (!return_grad) return value;
-  return py::make_tuple(value, as_result_dtype(new_grad->array, r).reshape(r.input_shape));
+  if (has_grad_out) {
+    if (!direct) copy_rounded(grad_out, grad->array.reshape(r.input_shape));
+    return py::make_tuple(value, grad_out);
+  }
+  return py::make_tuple(value, as_result_dtype(grad->array, r).reshape(r.input_shape));
 }
 
 }  // namespace
@@ -262,8 +279,8 @@ void bind_softmax_family(py::module_& m) {
         [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, false); });
   m.def("log_softmax_backward",
         [](py::handle g, py::handle y, py::handle axis) { return softmax_backward_common(g, y, axis, true); });
-  m.def("entropy_with_logits", [](py::handle x, py::handle axis, py::handle return_grad) {
-    return entropy_with_logits(x, axis, as_flag(return_grad, "return_grad"));
+  m.def("entropy_with_logits", [](py::handle x, py::handle axis, py::handle return_grad, py::handle grad_out) {
+    return entropy_with_logits(x, axis, as_flag(return_grad, "return_grad"), grad_out);
   });
 }
 

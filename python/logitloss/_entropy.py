@@ -15,7 +15,13 @@ from . import _core
 from ._cross_entropy import cross_entropy
 
 
-def entropy_with_logits(x: ArrayLike, axis: int | tuple[int, ...] | None = -1, *, return_grad: bool = False) -> Any:
+def entropy_with_logits(
+    x: ArrayLike,
+    axis: int | tuple[int, ...] | None = -1,
+    *,
+    return_grad: bool = False,
+    grad_out: np.ndarray | None = None,
+) -> Any:
     """Entropy, in nats, of ``softmax(x)`` along `axis`, from the logits.
 
     ``H = -sum p log p`` with ``p = softmax(x, axis)``: ``scipy.stats.entropy(softmax(x), axis=axis)``
@@ -36,13 +42,17 @@ def entropy_with_logits(x: ArrayLike, axis: int | tuple[int, ...] | None = -1, *
     return_grad : bool, keyword-only
         Also return dH/dx, ``p * ((lse - x) - H)``, computed as ``p * ((max - x) - G)`` without
         cancellation, the shape of `x`.
+    grad_out : ndarray, keyword-only, optional
+        Where to write the gradient (implies `return_grad`): the shape of `x` and the result dtype;
+        may be `x` itself (in place), but no other view overlapping `x`.
 
     Returns
     -------
     entropy : ndarray or scalar
         The shape of `x` without `axis`; a NumPy scalar when that is 0-d.
     grad : ndarray
-        With `return_grad`: the gradient, the shape of `x`.
+        With `return_grad` or `grad_out`: the gradient, the shape of `x` (`grad_out` itself when
+        given).
 
     Notes
     -----
@@ -53,9 +63,11 @@ def entropy_with_logits(x: ArrayLike, axis: int | tuple[int, ...] | None = -1, *
     Raises
     ------
     ValueError
-        `x` has length 0 along `axis`, or `axis` is repeated.
+        `x` has length 0 along `axis`, `axis` is repeated, or `grad_out` has the wrong shape, is
+        read-only or partly overlaps `x`.
     TypeError
-        Complex or non-numeric input, a non-integer `axis`, a non-boolean `return_grad`.
+        Complex or non-numeric input, a non-integer `axis`, a non-boolean `return_grad`, a
+        `grad_out` that is not an array of the result dtype.
     numpy.exceptions.AxisError
         An axis out of range.
 
@@ -72,7 +84,7 @@ def entropy_with_logits(x: ArrayLike, axis: int | tuple[int, ...] | None = -1, *
     >>> grad
     array([[-0.29905826,  0.18791726,  0.11114097]], dtype=float32)
     """
-    return _core.entropy_with_logits(x, axis, return_grad)
+    return _core.entropy_with_logits(x, axis, return_grad, grad_out)
 
 
 def perplexity(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, ignore_index: int = -100) -> Any:
