@@ -3,11 +3,13 @@
 Softmax cross-entropy and binary cross-entropy with logits (``torch.nn.functional`` semantics), a
 classifier head's cross-entropy without its logits (``linear_cross_entropy``),
 and logsumexp, softmax and log_softmax (drop-ins for ``scipy.special``), forward and backward, on
-NumPy arrays; the entropy of softmax(logits) and the perplexity. See ``show_config()`` for the SIMD target and thread count in use.
+NumPy arrays; the entropy of softmax(logits) and the perplexity. See ``show_config()`` for the SIMD
+target and thread count in use.
 """
 
 from ._version import __version__
 from ._binary_cross_entropy import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward
+from ._contrastive import contrastive_loss
 from ._cross_entropy import cross_entropy, cross_entropy_backward
 from ._entropy import entropy_with_logits, perplexity
 from ._linear_cross_entropy import LinearCrossEntropyResult, linear_cross_entropy
@@ -36,6 +38,7 @@ __all__ = [
     "__version__",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_backward",
+    "contrastive_loss",
     "cross_entropy",
     "cross_entropy_backward",
     "entropy_with_logits",
