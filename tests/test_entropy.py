@@ -15,6 +15,7 @@ from logitloss.testing.inputs import (
     masked_block_rows,
     strided_views,
     tricky_rows,
+    whole_range_rows,
 )
 from logitloss.testing.tolerances import ENTROPY, EPS, FORWARD, GRADIENT
 
@@ -198,6 +199,23 @@ def test_whole_range_rows(isa, dtype):
     x[::5, ::3] = -inf
     x[3] = x[3, 0]  # a row of ties
     check_entropy(x, what="whole range")
+
+
+@dtypes
+@pytest.mark.parametrize("n", [11, 37, 2100])
+def test_exactness_sweep(isa, dtype, n):
+    """The exactness sweep's row sets (tests/test_exactness_sweep.py): magnitudes from the smallest subnormal
+    to the largest finite, -inf, ties, overflowing differences, a dominant entry (tiny H), differences at the
+    underflow threshold, tiny entries. Every set is checked; failures are reported together."""
+    failures = []
+    for name, rows in whole_range_rows(dtype, seed=1900 + n, n=n).items():
+        if n > 100:
+            rows = np.ascontiguousarray(rows[:2])
+        try:
+            check_entropy(rows, what=f"{name}, n={n}")
+        except AssertionError as error:
+            failures.append(str(error).splitlines()[0])
+    assert not failures, "\n".join(failures)
 
 
 # ---- special values ----------------------------------------------------------------------------------
