@@ -113,6 +113,22 @@ def test_grad_out(isa, dtype, axis):
     assert same_bits(view, grad) and (wide[:, 1::2] == 0).all()
 
 
+@dtypes
+@pytest.mark.parametrize("shape", [(37, 50), (2100, 40), (5, 3, 33)], ids=str)
+def test_strided_axis_matches_the_contiguous_layout_bitwise(isa, dtype, shape, restore_threads):
+    """A reduced axis that is not the contiguous one (rows packed 16 at a time, any remainder, across
+    threads) gives the bits of the same rows laid out contiguously."""
+    x = logits(shape, dtype, seed=sum(shape))
+    x[..., 1, ::7] = -inf
+    moved = np.ascontiguousarray(np.moveaxis(x, 0, -1))
+    expected_value, expected_grad = logitloss.entropy_with_logits(moved, axis=-1, return_grad=True)
+    for threads in (1, 2):
+        logitloss.set_num_threads(threads)
+        value, grad = logitloss.entropy_with_logits(x, axis=0, return_grad=True)
+        assert same_bits(value, expected_value)
+        assert same_bits(grad, np.moveaxis(expected_grad, -1, 0))
+
+
 def test_default_axis_is_last_and_scalar_results(isa):
     x = logits((4, 6), np.float64, seed=6)
     np.testing.assert_array_equal(logitloss.entropy_with_logits(x), logitloss.entropy_with_logits(x, axis=1))
