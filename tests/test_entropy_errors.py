@@ -44,7 +44,8 @@ CASES = [
     bad("grad-out-read-only", ValueError, arg("grad_out"), lambda: entropy(X, grad_out=read_only(np.empty((3, 4))))),
     bad("grad-out-overlaps-x", ValueError, overlap("grad_out", "x"), lambda: overlapping_call()),
     # perplexity: cross_entropy's checks, with its messages
-    bad("perplexity-target-out-of-range", IndexError, r"Target 7 is out of bounds", lambda: logitloss.perplexity(X, np.array([0, 7, 1]))),
+    bad("perplexity-target-out-of-range", IndexError, r"Target 7 is out of bounds",
+        lambda: logitloss.perplexity(X, np.array([0, 7, 1]))),
     bad("perplexity-weight-length", ValueError, arg("weight"), lambda: logitloss.perplexity(X, Y, weight=np.ones(3))),
     bad("perplexity-target-shape", ValueError, arg("target"), lambda: logitloss.perplexity(X, np.array([0, 1]))),
     bad("perplexity-complex", TypeError, arg("input"), lambda: logitloss.perplexity(X.astype(np.complex128), Y)),

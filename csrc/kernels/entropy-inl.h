@@ -13,8 +13,9 @@
 //       (SoftmaxMoments, kernels/softmax_moments-inl.h): max, count, others, first = -sum e_c d_c;
 //       G = -first / total. d_c is formed error-free for exp (kCompensated): double data in double
 //       lanes with compensated sums; float data takes e_c from the float exp (2 ULP of float) and
-//       widens it and x to double, where d_c is exact or within 2^-53 relative. -inf entries add nothing (e_c = 0, and e_c d_c = 0, not 0 * inf); nan anywhere
-//       makes others nan; a max of +-inf is the caller's to reject.
+//       widens it and x to double, where d_c is exact or within 2^-53 relative. -inf entries add
+//       nothing (e_c = 0, and e_c d_c = 0, not 0 * inf); nan anywhere makes others nan; a max of
+//       +-inf is the caller's to reject.
 //   row_entropy_gradient(x, n, max, mean_gap, scale, out, stream)  out_c = scale e_c (d_c - mean_gap)
 //       with scale = 1 / total and mean_gap = G, for a row whose max is finite and has no nan.
 //       e_c is taken as exp(x_c - max) 2^kSumScale (error-free difference, never subnormal, exactly
@@ -26,9 +27,9 @@
 // Precision: H within 8 eps relative (docs/accuracy.md): each term e_c d_c within 3 ULP of the
 // data type (exp's 2 ULP and the product; float data's products in double), non-negative, summed
 // in double lanes (compensated for double data), so the sums lose nothing to cancellation; then
-// one log1p, one division and one addition of non-negative numbers, in double. The gradient element within 8 eps
-// of p_c (d_c + G): the roundings of d_c, of G to the data type and of d_c - G (at most eps of
-// d_c + G), plus exp's 2 ULP and two products on p_c |d_c - G|.
+// one log1p, one division and one addition of non-negative numbers, in double. The gradient
+// element within 8 eps of p_c (d_c + G): the roundings of d_c, of G to the data type and of
+// d_c - G (at most eps of d_c + G), plus exp's 2 ULP and two products on p_c |d_c - G|.
 //
 // Memory passes: row_entropy_moments reads the row twice (max, then the sums; rows of a few
 // thousand classes are in L1 or L2 for the second); row_entropy_gradient once more, writing out.
