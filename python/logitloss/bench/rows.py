@@ -251,6 +251,10 @@ ROWS: list[Row] = [
         note="`logitloss`: entropy_with_logits(x, return_grad=True) (a new gradient); `torch`: z = "
              "torch.from_numpy(x).requires_grad_(); h = -(torch.softmax(z, -1) * torch.log_softmax(z, -1)).sum(-1); "
              "h.sum().backward(); z.grad. `forward`: the entropy alone (torch under no_grad)."),
+    Row("entropy_mid", "entropy_with_logits_fwd_bwd", "mid", entropy(), "entropy_with_logits forward + backward "
+        "{shape}", "copy", check=False, note="As entropy_big."),
+    Row("entropy_tiny", "entropy_with_logits_fwd_bwd", "tiny", entropy(), "entropy_with_logits forward + backward "
+        "{shape}" + PER_CALL, check=False, note="As entropy_big."),
     Row("contrastive_clip", "contrastive_loss_fwd_bwd", "similarity", contrastive(),
         "contrastive_loss forward + backward {shape}, symmetric (CLIP)", "copy", check=False, number=1,
         repeats=(5, 7), quick_title=" (--quick; targets at (4096, 4096))",

@@ -236,6 +236,10 @@ TARGETS += [
            "-(softmax * log_softmax).sum(-1) and .backward()", "entropy_big", "ratio", "torch", "logitloss", 8.0),
     Target("entropy_forward_big_vs_torch", "entropy_with_logits forward {big}: speedup vs torch's forward",
            "entropy_big", "ratio", "torch forward", "logitloss forward", informational=True),
+    Target("entropy_mid_vs_torch", "entropy_with_logits fwd+bwd (8192, 1000): speedup vs torch", "entropy_mid",
+           "ratio", "torch", "logitloss", informational=True),
+    Target("entropy_tiny_vs_torch", "entropy_with_logits fwd+bwd (32, 10): per-call speedup vs torch", "entropy_tiny",
+           "ratio", "torch", "logitloss", informational=True),
 ]
 TARGETS.append(Target("ce_class_axis_1_vs_torch", "cross_entropy fwd+bwd (N, C, H, W), class axis 1: speedup vs torch",
                       "cross_entropy_class_axis_1", "ratio", "torch", "logitloss", informational=True))
