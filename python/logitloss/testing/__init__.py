@@ -3,7 +3,7 @@ bounds, and deterministic inputs.  Used by the test suite and by ``python -m log
 here is imported by ``import logitloss``.
 
 - :mod:`~logitloss.testing.softmax_family`, :mod:`~logitloss.testing.cross_entropy`,
-  :mod:`~logitloss.testing.binary_cross_entropy`: exact references (float64 with care for float16 /
+  :mod:`~logitloss.testing.binary_cross_entropy`, :mod:`~logitloss.testing.entropy`: exact references (float64 with care for float16 /
   float32 results, mpmath for float64 results) with the condition scale of every output;
 - :mod:`~logitloss.testing.tolerances`: the one table of error bounds, per family, direction and dtype
   (``docs/accuracy.md``);
