@@ -114,10 +114,10 @@ def test_grad_out(isa, dtype, axis):
 
 
 @dtypes
-@pytest.mark.parametrize("shape", [(37, 50), (2100, 40), (5, 3, 33)], ids=str)
+@pytest.mark.parametrize("shape", [(37, 50), (2100, 40), (5, 3, 33), (40000, 20)], ids=str)
 def test_strided_axis_matches_the_contiguous_layout_bitwise(isa, dtype, shape, restore_threads):
     """A reduced axis that is not the contiguous one (rows packed 16 at a time, any remainder, across
-    threads) gives the bits of the same rows laid out contiguously."""
+    threads; rows of 40000 packed 13 at a time) gives the bits of the same rows laid out contiguously."""
     x = logits(shape, dtype, seed=sum(shape))
     x[..., 1, ::7] = -inf
     moved = np.ascontiguousarray(np.moveaxis(x, 0, -1))
