@@ -14,8 +14,8 @@
 //   x >= 0:  loss = w [(1 - y) |x| + a t]        grad = w [(1 - y) - a q]
 //   x <  0:  loss = w [p y |x|     + a t]        grad = w [a q - p y]
 // where q = e / (1 + e) = sigmoid(-|x|), and at either sign the second derivative (the Hessian's
-// diagonal, on request) is w a q (1 - q), within 4 eps (tiny ones rounded once, as the loss). For y in [0, 1] and w, p >= 0 every term of the loss is
-// non-negative: no cancellation, so a loss of 4e-18 (x = -40, y = 0) keeps full relative
+// diagonal, on request) is w a q (1 - q), within 8 eps (tiny ones rounded once, as the loss).
+// For y in [0, 1] and w, p >= 0 every term of the loss is non-negative: no cancellation, so a loss of 4e-18 (x = -40, y = 0) keeps full relative
 // precision where the textbook form returns 0. a is formed as (1 - y) + p y, two non-negative
 // terms, rather than torch's 1 + (p - 1) y, which cancels for p < 1; without pos_weight a is
 // exactly 1 (not recomputed, so targets outside [0, 1] keep torch's value). The gradient never
