@@ -133,7 +133,7 @@ def _compare_gradient(got: np.ndarray, expected: np.ndarray, where: str) -> str 
 def _loss_check(reference: Callable[[], dict[str, Any]], shape: tuple[int, ...], grad: bool,
                 gradient_at: Callable[[np.ndarray], np.ndarray], where: str) -> Check:
     """A check of ``result``: the loss (``grad=False``), ``(loss, gradient)`` (or ``(loss, gradient, hessian)``,
-    return_hessian=True: the Hessian is tested by tests/, not here), or the gradient alone (the backward
+    return_hessian=True: the Hessian is checked by the test suite, not here), or the gradient alone (the backward
     functions); ``reference()`` gives the mean loss and the gradient at the sampled positions, ``gradient_at``
     picks those positions of a gradient."""
 
