@@ -146,3 +146,15 @@ def test_hessian_out_read_only_and_grad_overlap():
     grad = np.empty((3, 4), np.float32)
     with pytest.raises(ValueError, match="hessian_out.*grad_out"):
         logitloss.binary_cross_entropy_with_logits(X, Y, grad_out=grad, hessian_out=grad)
+
+
+def test_strided_and_broadcast_operands(isa):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((6, 40)) * 8).astype(np.float32)[:, ::2]
+    y = (rng.random((6, 20)) < 0.3).astype(np.float32)
+    weight = rng.uniform(0, 2, (6, 1)).astype(np.float32)  # broadcasts along the last axis
+    pos_weight = np.float32(3.0)
+    _, _, hessian = logitloss.binary_cross_entropy_with_logits(x, y, weight=weight, pos_weight=pos_weight,
+                                                               return_hessian=True)
+    exact = binary_cross_entropy_hessian(x, y, weight=weight, pos_weight=pos_weight)
+    assert_hessian_close(hessian, exact, np.float32)

@@ -250,3 +250,26 @@ def test_hessian_out_read_only_and_overlaps():
         logitloss.cross_entropy(X, probabilities, hessian_out=probabilities)
     np.testing.assert_array_equal(x, 0)
     np.testing.assert_array_equal(probabilities, 0.25)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_layouts(isa, dtype):
+    """Strided and Fortran-ordered logits (the class axis strided: column mode), with the Hessian in a fresh
+    array laid out like the input or in a C-ordered hessian_out (then written row by row through a buffer)."""
+    rng = np.random.default_rng(9)
+    base = (rng.standard_normal((40, 24)) * 4).astype(dtype)
+    t = rng.integers(0, 12, 40)
+    weight = rng.uniform(0.5, 2.0, 12).astype(dtype)
+    for x in (base[:, ::2], np.asfortranarray(base[:, :12]), base[:, :12].T.copy().T):
+        exact = cross_entropy_hessian(x, t, weight=weight, label_smoothing=0.05)
+        _, _, hessian = logitloss.cross_entropy(x, t, weight=weight, label_smoothing=0.05, return_hessian=True)
+        assert_hessian_close(hessian, exact, dtype, rowwise_axis=1)
+        out = np.empty(x.shape, dtype)
+        logitloss.cross_entropy(x, t, weight=weight, label_smoothing=0.05, hessian_out=out)
+        assert_hessian_close(out, exact, dtype, rowwise_axis=1)  # another path than the fresh output's
+    # K-dim with a strided spatial axis and probability targets
+    x = (rng.standard_normal((2, 5, 20)) * 3).astype(dtype)[:, :, ::2]
+    p = rng.random(x.shape)
+    p = (p / p.sum(axis=1, keepdims=True)).astype(dtype)
+    _, _, hessian = logitloss.cross_entropy(x, p, reduction="sum", return_hessian=True)
+    assert_hessian_close(hessian, cross_entropy_hessian(x, p, reduction="sum"), dtype, rowwise_axis=1)
