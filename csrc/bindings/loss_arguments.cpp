@@ -60,11 +60,13 @@ GradientTarget hessian_target(py::handle input_obj, const py::array& input, cons
   if (!t.user) return t;
   // Also where the Hessian goes through a temporary: copied into an alias of the input or of the
   // gradient afterwards, it would overwrite them.
+  // (output_target checked `input` already where the kernels write hessian_out itself.)
   const py::array out = t.user.cast<py::array>();
-  if (py::isinstance<py::array>(input_obj)) {
+  const bool input_checked = t.compute.is(out);
+  if (py::isinstance<py::array>(input_obj) && !(input_checked && input.is(input_obj))) {
     check_no_overlap(out, "hessian_out", py::reinterpret_borrow<py::array>(input_obj), "input", false);
   }
-  check_no_overlap(out, "hessian_out", input, "input", false);
+  if (!input_checked) check_no_overlap(out, "hessian_out", input, "input", false);
   if (grad.user) check_no_overlap(out, "hessian_out", grad.user.cast<py::array>(), "grad_out", false);
   return t;
 }
