@@ -216,6 +216,19 @@ void cross_entropy_rows(const TypedKernels<T>& kernels, const ArrayCall& call, c
   });
 }
 
+// One class row of column mode's Hessian diagonal: hessian holds e = exp(x - max) per column and
+// grad the gradient's g M p term (before the target terms); h = g M p (1 - p), with 1 - p as
+// ((count - e) + others) / total (kernels/hessian_terms-inl.h), in double.
+template <class T>
+void finish_column_hessian(T* hessian, const T* grad, const SliceStats* stats, int64_t columns) {
+  for (int64_t column = 0; column < columns; ++column) {
+    const SliceStats& position = stats[column];
+    const double complement =
+        ((position.count - (double)hessian[column]) + position.others) / (position.count + position.others);
+    hessian[column] = (T)((double)grad[column] * complement);
+  }
+}
+
 // K-dim input (N, classes, d1..dk): the class axis is strided and the positions are contiguous. Phase 1
 // takes every position's statistics with the column kernel (no transposed copy); the target terms
 // are summed row by row over the classes; phase 2 writes the gradient row by row over whole
@@ -300,14 +313,7 @@ void cross_entropy_columns(const TypedKernels<T>& kernels, const ArrayCall& call
     T* hessian_row = ops.hessian == kNoOperand ? nullptr : reinterpret_cast<T*>(const_cast<char*>(element(ops.hessian, block, 0, c)));
     if (hessian_row) kernels.column_scaled_exp(x_row, 1, 0, blocks.columns, shift.data() + at, unit.data(), hessian_row, 0);
     kernels.column_scaled_exp(x_row, 1, 0, blocks.columns, shift.data() + at, scale.data() + at, grad_row, 0);
-    if (hessian_row) {
-      for (int64_t column = 0; column < blocks.columns; ++column) {
-        const SliceStats& position = stats[at + column];
-        const double complement = ((position.count - (double)hessian_row[column]) + position.others) /
-                                  (position.count + position.others);
-        hessian_row[column] = (T)((double)grad_row[column] * complement);
-      }
-    }
+    if (hessian_row) finish_column_hessian(hessian_row, grad_row, stats.data() + at, blocks.columns);
     if (!has_terms) return;
     for (int64_t column = 0; column < blocks.columns; ++column) {
       grad_row[column] = (T)((double)grad_row[column] - g[at + column] * target_mass(block, column, c));
