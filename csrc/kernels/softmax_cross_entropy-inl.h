@@ -37,7 +37,9 @@
 // exp(x - chunk reference) 2^kSumScale to the output (or the staging buffer when the output is
 // streamed); the target terms are taken in pass 2 where they cannot overflow (gap_fusable), else
 // in a pass of their own over the chunk (from L1) before pass 2; pass 3 rescales the stored
-// terms into the output once the row's total is known.
+// terms into the output once the row's total is known; with TargetTerms::hessian, pass 3 writes
+// the Hessian's diagonal from the same stored terms first (kernels/hessian_terms-inl.h: one more
+// output stream, no other read of x).
 //
 // Requires simd/vector-inl.h, simd/math-inl.h and kernels/kernel_table.h (arch/target.inc
 // includes them first).
