@@ -112,6 +112,30 @@ def test_cython_functions_match_python_api(consumer, isa, dtype, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n", WIDTHS)
+def test_cython_hessian_functions_match_python_api(consumer, isa, dtype, n):
+    """cross_entropy_hessian_row / binary_cross_entropy_with_logits_hessian: the Python API's
+    return_hessian=True bits (cross_entropy reduction='none', binary cross-entropy 'sum' per row)."""
+    x = edge_rows(n, dtype, seed=n)
+    rows = x.shape[0]
+    target = class_targets(x, seed=n)
+    y = inputs.binary_targets(x.shape, dtype, seed=n)
+    for threads in (1, THREADS):
+        loss, grad, hessian = np.empty(rows, dtype), np.empty_like(x), np.empty_like(x)
+        consumer.hessian_rows(x, target, None, loss, grad, hessian, threads)
+        python = logitloss.cross_entropy(x, target, reduction="none", return_hessian=True)
+        for ours, theirs, what in zip((loss, grad, hessian), python, ("loss", "grad", "hessian")):
+            assert_bits(ours, theirs, f"cross_entropy_hessian_row {what} {isa} n={n} threads={threads}")
+        consumer.hessian_rows(x, target, y, loss, grad, hessian, threads)
+        for i in range(rows):
+            row_loss, row_grad, row_hessian = logitloss.binary_cross_entropy_with_logits(
+                x[i], y[i], reduction="sum", return_hessian=True)
+            assert_bits(loss[i], np.asarray(row_loss, dtype), f"bce hessian loss row {i} {isa} n={n}")
+            assert_bits(grad[i], row_grad, f"bce hessian grad row {i} {isa} n={n}")
+            assert_bits(hessian[i], row_hessian, f"bce hessian row {i} {isa} n={n}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_cython_many_rows_many_threads(consumer, dtype):
     """10000 rows of 10 classes, one call per row from every thread at once: the same bits as the
     Python API's batched calls."""
@@ -210,6 +234,10 @@ def test_cython_calls_before_import_kernels_give_nan(built):
     results = built.unimported.calls_before_import(x, out64, x32, out32)
     assert np.isnan(results).all()
     assert np.isnan(out64).all() and np.isnan(out32).all()
+    outputs = [np.zeros(5), np.zeros(5), x32, np.zeros(5, np.float32), np.zeros(5, np.float32)]
+    results = built.unimported.hessian_calls_before_import(x, *outputs[:2], *outputs[2:])
+    assert np.isnan(results).all()
+    assert all(np.isnan(out).all() for i, out in enumerate(outputs) if i != 2)
 
 
 def _run_with_consumer(built, code):
@@ -281,6 +309,12 @@ class _KernelsApi(ctypes.Structure):
         ("log_softmax_row_f64", ctypes.CFUNCTYPE(None, _F64, _ROW, _F64)),
         ("binary_cross_entropy_with_logits_f32", ctypes.CFUNCTYPE(ctypes.c_float, _F32, _F32, _ROW, _F32)),
         ("binary_cross_entropy_with_logits_f64", ctypes.CFUNCTYPE(ctypes.c_double, _F64, _F64, _ROW, _F64)),
+        ("cross_entropy_hessian_row_f32", ctypes.CFUNCTYPE(ctypes.c_float, _F32, _ROW, _ROW, _F32, _F32)),
+        ("cross_entropy_hessian_row_f64", ctypes.CFUNCTYPE(ctypes.c_double, _F64, _ROW, _ROW, _F64, _F64)),
+        ("binary_cross_entropy_with_logits_hessian_f32",
+         ctypes.CFUNCTYPE(ctypes.c_float, _F32, _F32, _ROW, _F32, _F32)),
+        ("binary_cross_entropy_with_logits_hessian_f64",
+         ctypes.CFUNCTYPE(ctypes.c_double, _F64, _F64, _ROW, _F64, _F64)),
     ]
 
 
@@ -328,3 +362,21 @@ def test_ctypes_calls_match_python_api():
         loss = getattr(table, f"binary_cross_entropy_with_logits_{suffix}")(p(x), p(y), 37, None)
         python_loss = logitloss.binary_cross_entropy_with_logits(x, y, reduction="sum")
         assert_bits(np.asarray(loss, dtype), np.asarray(python_loss, dtype), "binary_cross_entropy_with_logits")
+        grad, hessian = np.empty_like(x), np.empty_like(x)
+        loss = getattr(table, f"cross_entropy_hessian_row_{suffix}")(p(x), 37, 5, p(grad), p(hessian))
+        python = logitloss.cross_entropy(x, np.int64(5), reduction="none", return_hessian=True)
+        assert_bits(np.asarray(loss, dtype), python[0], "cross_entropy_hessian_row")
+        assert_bits(grad, python[1], "cross_entropy_hessian_row grad")
+        assert_bits(hessian, python[2], "cross_entropy_hessian_row hessian")
+        loss = getattr(table, f"binary_cross_entropy_with_logits_hessian_{suffix}")(p(x), p(y), 37, p(grad), p(hessian))
+        python = logitloss.binary_cross_entropy_with_logits(x, y, reduction="sum", return_hessian=True)
+        assert_bits(np.asarray(loss, dtype), np.asarray(python[0], dtype), "binary_cross_entropy_with_logits_hessian")
+        assert_bits(grad, python[1], "binary_cross_entropy_with_logits_hessian grad")
+        assert_bits(hessian, python[2], "binary_cross_entropy_with_logits_hessian hessian")
+        # the Hessian needs the gradient: without it, nan
+        hessian.fill(0)
+        loss = getattr(table, f"cross_entropy_hessian_row_{suffix}")(p(x), 37, 5, None, p(hessian))
+        assert np.isnan(loss) and np.isnan(hessian).all()
+        hessian.fill(0)
+        loss = getattr(table, f"binary_cross_entropy_with_logits_hessian_{suffix}")(p(x), p(y), 37, None, p(hessian))
+        assert np.isnan(loss) and np.isnan(hessian).all()

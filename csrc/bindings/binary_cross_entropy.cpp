@@ -67,13 +67,18 @@ BinaryCrossEntropyOperands add_operands(ElementwiseCall& call, const BinaryCross
 
 py::object binary_cross_entropy_with_logits(py::handle input, py::handle target, py::handle weight,
                                             py::handle reduction, py::handle pos_weight, py::handle return_grad_obj,
-                                            py::handle grad_out) {
+                                            py::handle grad_out, py::handle return_hessian_obj, py::handle hessian_out) {
   BinaryCrossEntropyArgs a = parse_arguments(input, target, weight, reduction, pos_weight);
-  const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none();
-  GradientTarget grad;
+  const bool return_hessian = as_flag(return_hessian_obj, "return_hessian") || !hessian_out.is_none();
+  const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none() || return_hessian;
+  GradientTarget grad, hessian;
   if (return_grad) {
     grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, grad_out,
                            {{a.target, "target"}, {a.weight, "weight"}, {a.pos_weight, "pos_weight"}});
+  }
+  if (return_hessian) {
+    hessian = hessian_target(input, a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, hessian_out, grad,
+                             {{a.target, "target"}, {a.weight, "weight"}, {a.pos_weight, "pos_weight"}});
   }
   const bool per_element = a.reduction == LossReduction::kNone;
   py::object loss_array = per_element ? py::object(empty_like_layout(a.input.cast<py::array>(), a.compute_dtype).array) : py::object();
@@ -82,13 +87,16 @@ py::object binary_cross_entropy_with_logits(py::handle input, py::handle target,
   BinaryCrossEntropyOperands ops = add_operands(call, a);
   if (per_element) ops.loss = call.add(loss_array.cast<py::array>(), "loss");
   if (return_grad) ops.grad = call.add(grad.compute.cast<py::array>(), "grad_out");
+  if (return_hessian) ops.hessian = call.add(hessian.compute.cast<py::array>(), "hessian_out");
   double reduced = 0.0;
   call.run([&](const ArrayCall& c) { reduced = run_binary_cross_entropy(c, ops); });
 
   py::object loss = per_element ? scalar_if_0d(cast_to(loss_array.cast<py::array>(), a.result_dtype))
                                 : reduced_loss_scalar(reduced, a.compute, a.result_dtype);
   if (!return_grad) return loss;
-  return py::make_tuple(loss, finish_gradient(grad, a.result_dtype));
+  if (!return_hessian) return py::make_tuple(loss, finish_gradient(grad, a.result_dtype));
+  py::object grad_result = finish_gradient(grad, a.result_dtype);
+  return py::make_tuple(loss, grad_result, finish_gradient(hessian, a.result_dtype));
 }
 
 py::object binary_cross_entropy_with_logits_backward(py::handle grad_output, py::handle input, py::handle target,

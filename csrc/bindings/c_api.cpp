@@ -63,6 +63,34 @@ double binary_cross_entropy_with_logits_f64(const double* x, const double* y, st
   return binary_cross_entropy_row<double>(x, y, n, grad);
 }
 
+float cross_entropy_hessian_row_f32(const float* x, std::ptrdiff_t n, std::ptrdiff_t target, float* grad,
+                                    float* hessian) {
+  try {
+    return cross_entropy_row<float>(x, n, target, grad, hessian);
+  } catch (const std::bad_alloc&) {
+    failed(n, hessian);
+    return failed(n, grad);
+  }
+}
+double cross_entropy_hessian_row_f64(const double* x, std::ptrdiff_t n, std::ptrdiff_t target, double* grad,
+                                     double* hessian) {
+  try {
+    return cross_entropy_row<double>(x, n, target, grad, hessian);
+  } catch (const std::bad_alloc&) {
+    failed(n, hessian);
+    return failed(n, grad);
+  }
+}
+
+float binary_cross_entropy_with_logits_hessian_f32(const float* x, const float* y, std::ptrdiff_t n, float* grad,
+                                                   float* hessian) {
+  return binary_cross_entropy_row<float>(x, y, n, grad, hessian);
+}
+double binary_cross_entropy_with_logits_hessian_f64(const double* x, const double* y, std::ptrdiff_t n, double* grad,
+                                                    double* hessian) {
+  return binary_cross_entropy_row<double>(x, y, n, grad, hessian);
+}
+
 }  // extern "C"
 
 static_assert(sizeof(std::ptrdiff_t) == sizeof(Py_ssize_t), "logitloss.h spells Py_ssize_t as ptrdiff_t");
@@ -80,6 +108,10 @@ const logitloss_kernels_api kTable = {
     log_softmax_row_f64,
     binary_cross_entropy_with_logits_f32,
     binary_cross_entropy_with_logits_f64,
+    cross_entropy_hessian_row_f32,
+    cross_entropy_hessian_row_f64,
+    binary_cross_entropy_with_logits_hessian_f32,
+    binary_cross_entropy_with_logits_hessian_f64,
 };
 
 }  // namespace

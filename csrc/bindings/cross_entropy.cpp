@@ -124,7 +124,8 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
 
 
 // Runs the driver; raises IndexError for an out-of-range target.
-double run(CrossEntropyArgs& a, py::object loss, const GradientTarget* grad, py::object upstream) {
+double run(CrossEntropyArgs& a, py::object loss, const GradientTarget* grad, py::object upstream,
+           const GradientTarget* hessian = nullptr) {
   ReductionCall call(a.compute, a.shape, a.reduced);
   a.ops.input = call.add_input(a.input.cast<py::array>());
   a.ops.target = a.ops.probability_targets ? call.add_input(a.target.cast<py::array>())
@@ -132,6 +133,7 @@ double run(CrossEntropyArgs& a, py::object loss, const GradientTarget* grad, py:
   if (loss) a.ops.loss = call.add_per_row_output(loss.cast<py::array>());
   if (grad) a.ops.grad = call.add_output(grad->compute.cast<py::array>(), grad->fresh);
   if (upstream) a.ops.upstream = call.add_per_row_input(upstream.cast<py::array>());
+  if (hessian) a.ops.hessian = call.add_output(hessian->compute.cast<py::array>(), hessian->fresh);
   CrossEntropyResult result;
   call.run([&](const ArrayCall& c) { result = run_cross_entropy(c, a.ops); });
   if (result.bad_target) {
@@ -143,19 +145,28 @@ double run(CrossEntropyArgs& a, py::object loss, const GradientTarget* grad, py:
 }
 
 py::object cross_entropy(py::handle input, py::handle target, py::handle weight, py::handle ignore_index,
-                         py::handle reduction, py::handle label_smoothing, py::handle return_grad_obj, py::handle grad_out) {
+                         py::handle reduction, py::handle label_smoothing, py::handle return_grad_obj, py::handle grad_out,
+                         py::handle return_hessian_obj, py::handle hessian_out) {
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
-  const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none();
-  GradientTarget grad;
+  const bool return_hessian = as_flag(return_hessian_obj, "return_hessian") || !hessian_out.is_none();
+  const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none() || return_hessian;
+  GradientTarget grad, hessian;
   if (return_grad) grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, grad_out,
                                           {{a.target, "target"}, {a.weight, "weight"}});
+  if (return_hessian) {
+    hessian = hessian_target(input, a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, hessian_out, grad,
+                             {{a.target, "target"}, {a.weight, "weight"}});
+  }
   const bool per_row = a.ops.reduction == LossReduction::kNone;
   py::object loss_array = per_row ? py::object(py::array(a.compute_dtype, a.kept_shape)) : py::object();
-  const double reduced = run(a, loss_array, return_grad ? &grad : nullptr, py::object());
+  const double reduced =
+      run(a, loss_array, return_grad ? &grad : nullptr, py::object(), return_hessian ? &hessian : nullptr);
   py::object loss = per_row ? scalar_if_0d(cast_to(loss_array.cast<py::array>(), a.result_dtype))
                             : reduced_loss_scalar(reduced, a.compute, a.result_dtype);
   if (!return_grad) return loss;
-  return py::make_tuple(loss, finish_gradient(grad, a.result_dtype));
+  if (!return_hessian) return py::make_tuple(loss, finish_gradient(grad, a.result_dtype));
+  py::object grad_result = finish_gradient(grad, a.result_dtype);
+  return py::make_tuple(loss, grad_result, finish_gradient(hessian, a.result_dtype));
 }
 
 py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::handle target, py::handle weight,

@@ -20,16 +20,22 @@ LossReduction parse_reduction(py::handle reduction) {
 GradientTarget gradient_target(const py::array& input, const AxisSizes& shape, const py::dtype& result_dtype,
                                const py::dtype& compute_dtype, py::handle grad_out,
                                std::initializer_list<ReadOperand> others) {
+  return output_target(input, shape, result_dtype, compute_dtype, grad_out, "grad_out", true, others);
+}
+
+GradientTarget output_target(const py::array& input, const AxisSizes& shape, const py::dtype& result_dtype,
+                             const py::dtype& compute_dtype, py::handle out_obj, const char* name, bool input_alias_allowed,
+                             std::initializer_list<ReadOperand> others) {
   GradientTarget t;
-  if (grad_out.is_none()) {
+  if (out_obj.is_none()) {
     const NewArray grad = empty_like_layout(input, compute_dtype);
     t.compute = grad.array;
     t.fresh = grad.fresh;
     return t;
   }
-  if (!py::isinstance<py::array>(grad_out)) throw py::type_error("`grad_out` must be a numpy.ndarray");
-  py::array out = py::reinterpret_borrow<py::array>(grad_out);
-  check_output_array(out, shape, result_dtype, "grad_out");
+  if (!py::isinstance<py::array>(out_obj)) throw py::type_error("`" + std::string(name) + "` must be a numpy.ndarray");
+  py::array out = py::reinterpret_borrow<py::array>(out_obj);
+  check_output_array(out, shape, result_dtype, name);
   t.user = out;
   if (out.dtype().equal(compute_dtype)) {
     t.compute = out;
@@ -39,11 +45,29 @@ GradientTarget gradient_target(const py::array& input, const AxisSizes& shape, c
     t.fresh = temporary.fresh;
   }
   if (t.compute.is(out)) {  // the kernels write into the caller's array while reading the operands
-    check_no_overlap(out, "grad_out", input, "input", /*alias_allowed=*/true);
+    check_no_overlap(out, name, input, "input", input_alias_allowed);
     for (const ReadOperand& other : others) {
-      if (other.array) check_no_overlap(out, "grad_out", other.array.cast<py::array>(), other.name, false);
+      if (other.array) check_no_overlap(out, name, other.array.cast<py::array>(), other.name, false);
     }
   }
+  return t;
+}
+
+GradientTarget hessian_target(py::handle input_obj, const py::array& input, const AxisSizes& shape,
+                              const py::dtype& result_dtype, const py::dtype& compute_dtype, py::handle hessian_out,
+                              const GradientTarget& grad, std::initializer_list<ReadOperand> others) {
+  GradientTarget t = output_target(input, shape, result_dtype, compute_dtype, hessian_out, "hessian_out", false, others);
+  if (!t.user) return t;
+  // Also where the Hessian goes through a temporary: copied into an alias of the input or of the
+  // gradient afterwards, it would overwrite them.
+  // (output_target checked `input` already where the kernels write hessian_out itself.)
+  const py::array out = t.user.cast<py::array>();
+  const bool input_checked = t.compute.is(out);
+  if (py::isinstance<py::array>(input_obj) && !(input_checked && input.is(input_obj))) {
+    check_no_overlap(out, "hessian_out", py::reinterpret_borrow<py::array>(input_obj), "input", false);
+  }
+  if (!input_checked) check_no_overlap(out, "hessian_out", input, "input", false);
+  if (grad.user) check_no_overlap(out, "hessian_out", grad.user.cast<py::array>(), "grad_out", false);
   return t;
 }
 

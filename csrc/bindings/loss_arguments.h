@@ -32,6 +32,19 @@ GradientTarget gradient_target(const py::array& input, const AxisSizes& shape, c
                                const py::dtype& compute_dtype, py::handle grad_out,
                                std::initializer_list<ReadOperand> others);
 
+// As gradient_target for any logits-shaped output named `name` (hessian_out=): an alias of the
+// input only where input_alias_allowed.
+GradientTarget output_target(const py::array& input, const AxisSizes& shape, const py::dtype& result_dtype,
+                             const py::dtype& compute_dtype, py::handle out_obj, const char* name, bool input_alias_allowed,
+                             std::initializer_list<ReadOperand> others);
+
+// Where the Hessian's diagonal goes (hessian_out=, or a fresh array): output_target's rules with
+// no alias of the input allowed, and no overlap with the caller's input (input_obj, as given) or
+// grad_out either.
+GradientTarget hessian_target(py::handle input_obj, const py::array& input, const AxisSizes& shape,
+                              const py::dtype& result_dtype, const py::dtype& compute_dtype, py::handle hessian_out,
+                              const GradientTarget& grad, std::initializer_list<ReadOperand> others);
+
 // The gradient in the result dtype: grad_out itself when given, else the computed array.
 py::object finish_gradient(GradientTarget& target, const py::dtype& result_dtype);
 

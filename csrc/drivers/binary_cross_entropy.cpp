@@ -49,11 +49,12 @@ double binary_cross_entropy_typed(const ArrayCall& call, const BinaryCrossEntrop
       };
       BinaryCrossEntropySpan<T> span{input(ops.input, 0), input(ops.target, 1),   input(ops.weight, 2),
                                      input(ops.pos_weight, 3), input(ops.upstream, 4), (T)grad_scale,
-                                     output(ops.loss, 5),   output(ops.grad, 6)};
+                                     output(ops.loss, 5),   output(ops.grad, 6),      output(ops.hessian, 7)};
       const LossSum sum = kernels.binary_cross_entropy_with_logits(span, n, reduced || span.loss);
       if (reduced) partial[(size_t)item] = sum;
       if (span.loss) finish_row_output(address(ops.loss), layout.row_stride[ops.loss], n, span.loss);
       if (span.grad) finish_row_output(address(ops.grad), layout.row_stride[ops.grad], n, span.grad);
+      if (span.hessian) finish_row_output(address(ops.hessian), layout.row_stride[ops.hessian], n, span.hessian);
     }
   };
   const int64_t segment_length = layout.length < kSegment ? layout.length : kSegment;

@@ -25,6 +25,7 @@ struct BinaryCrossEntropyOperands {
   LossReduction reduction = LossReduction::kMean;
   double upstream_scalar = 1.0;  // mean/sum: d result / d loss
   bool gradient_only = false;    // backward: the loss is neither stored nor reduced
+  int hessian = kNoOperand;      // optional, only with grad (forward): the second derivative
 };
 
 // Returns the reduced loss (mean or sum; 0 for none or gradient_only). The mean of no elements is nan, as torch.

@@ -54,6 +54,7 @@ struct RowsCall {
   bool stream;        // the gradient is streamed (drivers/streaming.h)
   bool bounded_mass;  // smoothing_mass_bounded
   std::vector<double>& row_loss;  // per-position losses for the reduction (empty: none)
+  bool stream_hessian;            // the Hessian is streamed
 };
 
 // Stores a position's loss where it goes: the per-position output (loss_at, may be null) and the
@@ -114,6 +115,16 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
   char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cursor.offset(ops.grad);
   const int64_t grad_stride = ops.grad == kNoOperand ? 0 : layout.row_stride[ops.grad];
   char* loss_at = ops.loss == kNoOperand ? nullptr : call.base[ops.loss] + cursor.offset(ops.loss);
+  char* hessian_bytes = ops.hessian == kNoOperand ? nullptr : call.base[ops.hessian] + cursor.offset(ops.hessian);
+  const int64_t hessian_stride = ops.hessian == kNoOperand ? 0 : layout.row_stride[ops.hessian];
+  auto fill_outputs = [&](T value) {  // an ignored position (0) or an edge case (nan)
+    if (grad_bytes) {
+      for (int64_t c = 0; c < classes; ++c) store_scalar<T>(grad_bytes + c * grad_stride, value);
+    }
+    if (hessian_bytes) {
+      for (int64_t c = 0; c < classes; ++c) store_scalar<T>(hessian_bytes + c * hessian_stride, value);
+    }
+  };
   const double g = rows.g_common * (ops.upstream == kNoOperand
                                         ? 1.0
                                         : (double)load_scalar<T>(call.base[ops.upstream] + cursor.offset(ops.upstream)));
@@ -128,9 +139,7 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
   } else {
     y = load_scalar<int64_t>(call.base[ops.target] + cursor.offset(ops.target));
     if (y == ops.ignore_index) {
-      if (grad_bytes) {
-        for (int64_t c = 0; c < classes; ++c) store_scalar<T>(grad_bytes + c * grad_stride, T(0));
-      }
+      fill_outputs(T(0));
       // With no classes, label smoothing's e / C is inf and torch's 0 * inf makes the loss nan.
       finish_loss(rows, r, loss_at, classes == 0 && e > 0 ? kNan : 0.0);
       return;
@@ -158,15 +167,15 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
       g,
       (T)g,
       rows.bounded_mass,
+      hessian_bytes ? row_output<T>(hessian_bytes, hessian_stride, classes, 3) : nullptr,
+      rows.stream_hessian,
   };
   T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, classes, 2) : nullptr;
   const FusedStats fused =
       rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes), staging_for<T>(rows.stream, classes), terms);
   const SliceStats& stats = fused.stats;
   if (!regular_row(stats)) {  // a nan, an all -inf row, or +inf: nan, as torch
-    if (grad_bytes) {
-      for (int64_t c = 0; c < classes; ++c) store_scalar<T>(grad_bytes + c * grad_stride, (T)kNan);
-    }
+    fill_outputs((T)kNan);
     finish_loss(rows, r, loss_at, kNan);
     return;
   }
@@ -177,6 +186,7 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
                     (T)target_lane_gradient(stats, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset));
   }
   if (grad) finish_row_output(grad_bytes, grad_stride, classes, grad);
+  if (terms.hessian) finish_row_output(hessian_bytes, hessian_stride, classes, terms.hessian);
   losses.add(r, loss_at, fused, w_y, z_y);
 }
 
@@ -196,13 +206,27 @@ void cross_entropy_rows(const TypedKernels<T>& kernels, const ArrayCall& call, c
                          g_common,
                          stream_output<T>(call, ops.grad, ops.input),
                          smoothing_mass_bounded(weight, classes, ops.label_smoothing),
-                         row_loss};
+                         row_loss,
+                         stream_output<T>(call, ops.hessian, ops.input)};
   const KernelTable& table = active_kernels();
   for_each_row_range(call.layout, [&](int64_t begin, int64_t end, RowCursor& cursor) {
     PendingLosses<T> losses(rows, table);
     for (int64_t r = begin; r < end; ++r, cursor.next()) cross_entropy_position(rows, r, cursor, losses);
     losses.settle();
   });
+}
+
+// One class row of column mode's Hessian diagonal: hessian holds e = exp(x - max) per column and
+// grad the gradient's g M p term (before the target terms); h = g M p (1 - p), with 1 - p as
+// ((count - e) + others) / total (kernels/hessian_terms-inl.h), in double.
+template <class T>
+void finish_column_hessian(T* hessian, const T* grad, const SliceStats* stats, int64_t columns) {
+  for (int64_t column = 0; column < columns; ++column) {
+    const SliceStats& position = stats[column];
+    const double complement =
+        ((position.count - (double)hessian[column]) + position.others) / (position.count + position.others);
+    hessian[column] = (T)((double)grad[column] * complement);
+  }
 }
 
 // K-dim input (N, classes, d1..dk): the class axis is strided and the positions are contiguous. Phase 1
@@ -280,10 +304,16 @@ void cross_entropy_columns(const TypedKernels<T>& kernels, const ArrayCall& call
     if (!row_loss.empty()) row_loss[(size_t)i] = loss;
   }
   if (ops.grad == kNoOperand) return;
-  // 4. The gradient, row by row over the classes: g (scale p - v).
+  // 4. The gradient, row by row over the classes: g (scale p - v); the Hessian's diagonal
+  // (kernels/hessian_terms-inl.h) from the same g M p and e = exp(x - max), formed first (the
+  // gradient may overwrite x), 1 - p as ((count - e) + others) / total without cancellation.
+  const std::vector<T> unit(ops.hessian == kNoOperand ? 0 : (size_t)blocks.columns, T(1));
   for_each_column_row<T>(call, blocks, ops.input, ops.grad, [&](int64_t block, int64_t c, const T* x_row, T* grad_row) {
     const size_t at = (size_t)(block * blocks.columns);
+    T* hessian_row = ops.hessian == kNoOperand ? nullptr : reinterpret_cast<T*>(const_cast<char*>(element(ops.hessian, block, 0, c)));
+    if (hessian_row) kernels.column_scaled_exp(x_row, 1, 0, blocks.columns, shift.data() + at, unit.data(), hessian_row, 0);
     kernels.column_scaled_exp(x_row, 1, 0, blocks.columns, shift.data() + at, scale.data() + at, grad_row, 0);
+    if (hessian_row) finish_column_hessian(hessian_row, grad_row, stats.data() + at, blocks.columns);
     if (!has_terms) return;
     for (int64_t column = 0; column < blocks.columns; ++column) {
       grad_row[column] = (T)((double)grad_row[column] - g[at + column] * target_mass(block, column, c));
@@ -296,6 +326,9 @@ void cross_entropy_columns(const TypedKernels<T>& kernels, const ArrayCall& call
     if (ignored || !regular[i]) {
       for (int64_t c = 0; c < classes; ++c) {
         store_scalar<T>(const_cast<char*>(element(ops.grad, block, column, c)), ignored ? T(0) : (T)kNan);
+        if (ops.hessian != kNoOperand) {
+          store_scalar<T>(const_cast<char*>(element(ops.hessian, block, column, c)), ignored ? T(0) : (T)kNan);
+        }
       }
       continue;
     }
@@ -360,7 +393,7 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
                           : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
                                                                  : 1.0;
   std::vector<double> row_loss(ops.reduction == LossReduction::kNone ? 0 : (size_t)layout.rows);
-  if (layout.length > 0 && use_columns<T>(layout, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand})) {
+  if (layout.length > 0 && use_columns<T>(layout, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand, ops.hessian})) {
     cross_entropy_columns(kernels, call, scaled_ops, g_common, row_loss);
   } else {
     cross_entropy_rows(kernels, call, scaled_ops, g_common, row_loss);

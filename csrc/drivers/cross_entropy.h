@@ -24,6 +24,7 @@ struct CrossEntropyOperands {
   double label_smoothing = 0.0;
   LossReduction reduction = LossReduction::kMean;
   double upstream_scalar = 1.0;  // mean/sum: d result / d loss
+  int hessian = kNoOperand;  // full output, optional (only with grad): the Hessian's diagonal
 };
 
 struct CrossEntropyResult {

@@ -4,7 +4,8 @@
 //   softmax:        its row-by-row fused pass (never streamed: the row is the caller's);
 //   log_softmax:    batched (vector log totals) up to kLogSoftmaxBatchedRow, else row by row;
 //   cross_entropy:  cross_entropy.cpp's cross_entropy_position for an index target, weight 1,
-//                   no smoothing, upstream gradient 1 (reduction "none");
+//                   no smoothing, upstream gradient 1 (reduction "none"), the Hessian's diagonal
+//                   on request;
 //   binary cross-entropy: binary_cross_entropy.cpp's segments, partial sums added in order
 //                   (reduction "sum").
 #include "drivers/single_row.h"
@@ -41,7 +42,7 @@ class ChunkScratch {
 // A plain softmax: no target terms (as softmax_family.cpp's plain_softmax).
 template <class T>
 TargetTerms<T> plain_softmax() {
-  return TargetTerms<T>{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true};
+  return TargetTerms<T>{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true, nullptr, false};
 }
 
 // The batched paths' log total (the vector log_totals), for one row.
@@ -91,21 +92,24 @@ void softmax_row(const T* x, int64_t n, T* out, bool log) {
 }
 
 template <class T>
-T cross_entropy_row(const T* x, int64_t n, int64_t target, T* grad) {
+T cross_entropy_row(const T* x, int64_t n, int64_t target, T* grad, T* hessian) {
   if (n < 0) return (T)kNan;
-  if (target < 0 || target >= n) {  // no ignore_index here: every target outside [0, n) is bad
+  // no ignore_index here: every target outside [0, n) is bad; the Hessian comes with the gradient
+  if (target < 0 || target >= n || (hessian && !grad)) {
     fill(grad, n, kNan);
+    fill(hessian, n, kNan);
     return (T)kNan;
   }
   const double z_y = (double)x[target];  // before an in-place gradient overwrites it
   // Index target, weight 1, no smoothing, g = 1: scale_base = g (1 - e) w_y = 1, scale_per_mass =
   // bias = g = 1, target_offset = e / C = 0.
-  const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 1.0, T(1), true};
+  const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 1.0, T(1), true, hessian, false};
   ChunkScratch scratch(n);
   const KernelTable& table = active_kernels();
   const FusedStats fused = kernels_for<T>(table).row_softmax_fused(x, n, grad, scratch.get(), nullptr, terms);
   if (!regular_row(fused.stats)) {  // a nan, an all -inf row, or +inf: nan, as torch
     fill(grad, n, kNan);
+    fill(hessian, n, kNan);
     return (T)kNan;
   }
   if (grad) grad[target] = (T)target_lane_gradient(fused.stats, 1.0, 0.0, 1.0, z_y, fused.mass, 0.0);
@@ -113,14 +117,18 @@ T cross_entropy_row(const T* x, int64_t n, int64_t target, T* grad) {
 }
 
 template <class T>
-T binary_cross_entropy_row(const T* x, const T* y, int64_t n, T* grad) {
+T binary_cross_entropy_row(const T* x, const T* y, int64_t n, T* grad, T* hessian) {
   if (n < 0) return (T)kNan;
+  if (hessian && !grad) {  // the Hessian comes with the gradient
+    fill(hessian, n, kNan);
+    return (T)kNan;
+  }
   const TypedKernels<T>& kernels = kernels_for<T>(active_kernels());
   double sum = 0.0;
   for (int64_t first = 0; first < n; first += kBinaryCrossEntropySegment) {
     const int64_t length = n - first < kBinaryCrossEntropySegment ? n - first : kBinaryCrossEntropySegment;
     const BinaryCrossEntropySpan<T> span{x + first, y + first, nullptr, nullptr, nullptr, T(1), nullptr,
-                                         grad ? grad + first : nullptr};
+                                         grad ? grad + first : nullptr, hessian ? hessian + first : nullptr};
     sum += kernels.binary_cross_entropy_with_logits(span, length, true).plain;
   }
   return (T)sum;
@@ -130,9 +138,9 @@ template float logsumexp_row<float>(const float*, int64_t);
 template double logsumexp_row<double>(const double*, int64_t);
 template void softmax_row<float>(const float*, int64_t, float*, bool);
 template void softmax_row<double>(const double*, int64_t, double*, bool);
-template float cross_entropy_row<float>(const float*, int64_t, int64_t, float*);
-template double cross_entropy_row<double>(const double*, int64_t, int64_t, double*);
-template float binary_cross_entropy_row<float>(const float*, const float*, int64_t, float*);
-template double binary_cross_entropy_row<double>(const double*, const double*, int64_t, double*);
+template float cross_entropy_row<float>(const float*, int64_t, int64_t, float*, float*);
+template double cross_entropy_row<double>(const double*, int64_t, int64_t, double*, double*);
+template float binary_cross_entropy_row<float>(const float*, const float*, int64_t, float*, float*);
+template double binary_cross_entropy_row<double>(const double*, const double*, int64_t, double*, double*);
 
 }  // namespace logitloss

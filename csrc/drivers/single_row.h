@@ -16,11 +16,13 @@ template <class T>
 T logsumexp_row(const T* x, int64_t n);
 template <class T>
 void softmax_row(const T* x, int64_t n, T* out, bool log);
-// lse(x) - x[target]; grad (may be null, may be x) = softmax(x) - onehot(target).
+// lse(x) - x[target]; grad (may be null, may be x) = softmax(x) - onehot(target); hessian
+// (optional, only with grad, overlapping neither x nor grad) = softmax(x) (1 - softmax(x)).
 template <class T>
-T cross_entropy_row(const T* x, int64_t n, int64_t target, T* grad);
-// The sum of the n losses; grad (may be null, may be x) = sigmoid(x) - y.
+T cross_entropy_row(const T* x, int64_t n, int64_t target, T* grad, T* hessian = nullptr);
+// The sum of the n losses; grad (may be null, may be x) = sigmoid(x) - y; hessian (as above) =
+// sigmoid(x) sigmoid(-x).
 template <class T>
-T binary_cross_entropy_row(const T* x, const T* y, int64_t n, T* grad);
+T binary_cross_entropy_row(const T* x, const T* y, int64_t n, T* grad, T* hessian = nullptr);
 
 }  // namespace logitloss

@@ -13,8 +13,9 @@
 // With e = exp(-|x|) <= 1, t = log1p(e) = softplus(-|x|) and a = (1 - y) + p y, this is
 //   x >= 0:  loss = w [(1 - y) |x| + a t]        grad = w [(1 - y) - a q]
 //   x <  0:  loss = w [p y |x|     + a t]        grad = w [a q - p y]
-// where q = e / (1 + e) = sigmoid(-|x|). For y in [0, 1] and w, p >= 0 every term of the loss is
-// non-negative: no cancellation, so a loss of 4e-18 (x = -40, y = 0) keeps full relative
+// where q = e / (1 + e) = sigmoid(-|x|), and at either sign the second derivative (the Hessian's
+// diagonal, on request) is w a q (1 - q), within 8 eps (tiny ones rounded once, as the loss).
+// For y in [0, 1] and w, p >= 0 every term of the loss is non-negative: no cancellation, so a loss of 4e-18 (x = -40, y = 0) keeps full relative
 // precision where the textbook form returns 0. a is formed as (1 - y) + p y, two non-negative
 // terms, rather than torch's 1 + (p - 1) y, which cancels for p < 1; without pos_weight a is
 // exactly 1 (not recomputed, so targets outside [0, 1] keep torch's value). The gradient never
@@ -41,7 +42,7 @@
 #include "kernels/lane_sums-inl.h"
 
 // What one call computes, over n contiguous elements of each operand.
-template <class T, bool kPosWeight, bool kWeight, bool kLoss, bool kGrad>
+template <class T, bool kPosWeight, bool kWeight, bool kLoss, bool kGrad, bool kHessian = false>
 LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t n) {
   using V = typename Vec<T>::V;
   constexpr int kLanes = Vec<T>::kLanes;
@@ -130,6 +131,17 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t
         grad = select(softplus_only_and_tiny, tiny_grad, grad);
       }
       if (count == kLanes) store(span.grad + i, grad); else store_partial(span.grad + i, grad, count);
+      if constexpr (kHessian) {
+        // d2 loss / dx2 = w a sigmoid(x) sigmoid(-x) = w a q (1 - q): q <= 1/2, so 1 - q in
+        // [1/2, 1] has no cancellation at any |x| (sigmoid(x) (1 - sigmoid(x)) would lose it all
+        // for x >> 0). Where e < 2^-60, q (1 - q) rounds to e: a w e times the scale, formed at
+        // scale 2^S and rounded once (tiny_of), so it stays nonzero far below the normal range.
+        V hessian = aq * (one - q) * scale;
+        if (kWeight) hessian = hessian * w;
+        const auto tiny_curvature = e_scaled < tiny_threshold;  // false for nan: propagated
+        if (any_lane(tiny_curvature)) hessian = select(tiny_curvature, tiny_of(scale), hessian);
+        if (count == kLanes) store(span.hessian + i, hessian); else store_partial(span.hessian + i, hessian, count);
+      }
     }
     return loss;
   };
@@ -167,10 +179,11 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t
 }
 
 // The instance for a call's options: pos_weight, weight, and which outputs (the loss is computed
-// when it is stored or summed; backward-only calls skip its log1p).
+// when it is stored or summed; backward-only calls skip its log1p; the Hessian comes with both).
 template <class T, bool kPosWeight, bool kWeight>
 LossSum binary_cross_entropy_outputs(const BinaryCrossEntropySpan<T>& span, int64_t n, bool want_loss) {
   if (!span.grad) return binary_cross_entropy_span<T, kPosWeight, kWeight, true, false>(span, n);
+  if (span.hessian) return binary_cross_entropy_span<T, kPosWeight, kWeight, true, true, true>(span, n);
   if (!want_loss) return binary_cross_entropy_span<T, kPosWeight, kWeight, false, true>(span, n);
   return binary_cross_entropy_span<T, kPosWeight, kWeight, true, true>(span, n);
 }

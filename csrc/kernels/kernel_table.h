@@ -27,6 +27,10 @@ struct SliceStats {
 //   v_c = weight_c * (target_scale * target_c + target_offset)
 // (null weight: all ones; null target: all zeros; both scales 0: no target terms). The output,
 // when asked for, is out_c = (scale_base + scale_per_mass * mass) * softmax_c - bias * v_c.
+// hessian (null: none; only with `out`): a second output, hessian_c = (scale_base +
+// scale_per_mass * mass) * softmax_c * (1 - softmax_c), the diagonal of the Hessian of the
+// cross-entropy (kernels/hessian_terms-inl.h); stream_hessian: written with streaming stores (as
+// row_softmax_fused's `staging`: far larger than cache, not an input, not fresh).
 // A plain aggregate (no default member initializers: no constructor code in any ISA target).
 template <class T>
 struct TargetTerms {
@@ -37,6 +41,8 @@ struct TargetTerms {
   T bias;
   // Every |v_c| = |target_offset * weight_c| <= 1 / C (index targets): see gap_fusable.
   bool bounded_mass;
+  T* hessian;
+  bool stream_hessian;
 };
 
 // Statistics of a fused softmax pass: the slice's, plus gap = sum v_c (max - x_c) and
@@ -78,6 +84,9 @@ struct BinaryCrossEntropySpan {
   T grad_scale;  // multiplies every gradient element (1 / numel for a mean)
   T* loss;
   T* grad;
+  // Optional (only with grad and the loss): the second derivative, grad_scale (times upstream) *
+  // w * a * sigmoid(x) * sigmoid(-x) (binary_cross_entropy-inl.h).
+  T* hessian;
 };
 
 // The sum of a call's losses, and the same sum times 2^-kLossSumScaleExponent, which stays

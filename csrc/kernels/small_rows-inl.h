@@ -20,6 +20,8 @@
 
 #include "kernels/scale_factor-inl.h"
 #include "kernels/lane_sums-inl.h"
+#include "kernels/row_stores-inl.h"
+#include "kernels/hessian_terms-inl.h"
 
 // Rows of at most two vectors take the small path.
 template <class T>
@@ -121,10 +123,18 @@ FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTe
     const SplitFactor<T> scale = split_factor<T>((terms.scale_base + terms.scale_per_mass * result.mass) /
                                                      (stats.count + stats.others),
                                                  -sum_scale_exponent<T>());
+    const ComplementTerms<T> complement = terms.hessian ? complement_terms<T>(stats) : ComplementTerms<T>{};
     for (int j = 0; j < kVectors; ++j) {
-      const V output = apply_factor(e[j], scale) - splat<V>(terms.bias) * target_mass[j];
+      const V scaled = apply_factor(e[j], scale);
+      const V output = scaled - splat<V>(terms.bias) * target_mass[j];
       if (lanes(j) == kLanes) store(out + j * kLanes, output);
       else store_partial(out + j * kLanes, output, lanes(j));
+      if (terms.hessian) {  // kernels/hessian_terms-inl.h: e_c = e[j] 2^-kSumScale, exactly
+        const V hessian = scaled * softmax_complement(e[j] * splat<V>((T)sum_unscale<T>()), complement.count,
+                                                      complement.others, complement.inverse_total);
+        if (lanes(j) == kLanes) store(terms.hessian + j * kLanes, hessian);
+        else store_partial(terms.hessian + j * kLanes, hessian, lanes(j));
+      }
     }
   }
   return result;

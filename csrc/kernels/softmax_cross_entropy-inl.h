@@ -37,7 +37,9 @@
 // exp(x - chunk reference) 2^kSumScale to the output (or the staging buffer when the output is
 // streamed); the target terms are taken in pass 2 where they cannot overflow (gap_fusable), else
 // in a pass of their own over the chunk (from L1) before pass 2; pass 3 rescales the stored
-// terms into the output once the row's total is known.
+// terms into the output once the row's total is known; with TargetTerms::hessian, pass 3 writes
+// the Hessian's diagonal from the same stored terms first (kernels/hessian_terms-inl.h: one more
+// output stream, no other read of x).
 //
 // Requires simd/vector-inl.h, simd/math-inl.h and kernels/kernel_table.h (arch/target.inc
 // includes them first).
@@ -48,6 +50,7 @@
 #include "kernels/scale_factor-inl.h"
 #include "kernels/small_rows-inl.h"
 #include "kernels/lane_sums-inl.h"
+#include "kernels/hessian_terms-inl.h"
 
 // Whether pass 2 may take the target terms against reference `max`: class-index targets whose
 // v_c are at most 1/C (terms.bounded_mass: smoothing times the largest |weight| at most 1), and
@@ -202,6 +205,7 @@ void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const doub
   const bool has_terms = terms.target_scale != 0 || terms.target_offset != 0;
   const double inverse_total = 1.0 / (row.count + row.others);
   const double out_scale = terms.scale_base + terms.scale_per_mass * result.mass;
+  const ComplementTerms<T> complement = complement_terms<T>(row);
   with_stream_mode(stream, [&](auto mode) {
     constexpr bool kStream = mode;
     for (int64_t k = 0, next = 0; k < chunks; k = next) {
@@ -215,6 +219,10 @@ void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const doub
       const bool all_masked = reference == -__builtin_inf();
       const SplitFactor<T> scale = split_factor<T>(
           all_masked ? 0.0 : ::exp(reference - row.max) * inverse_total * out_scale, -sum_scale_exponent<T>());
+      if (terms.hessian) {  // before the gradient, which may overwrite the stored terms
+        write_hessian_run<T>(chunk_stored, terms.hessian + offset, length, all_masked, scale,
+                             ::exp(reference - row.max) * sum_unscale<T>(), complement, terms.stream_hessian);
+      }
       if (!has_terms) {
         if (all_masked) {
           map_row<T, kStream>(length, chunk_out, [&](int64_t, int64_t) { return splat<V>(0); });

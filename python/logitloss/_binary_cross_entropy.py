@@ -24,6 +24,8 @@ def binary_cross_entropy_with_logits(
     *,
     return_grad: bool = False,
     grad_out: np.ndarray | None = None,
+    return_hessian: bool = False,
+    hessian_out: np.ndarray | None = None,
 ) -> Any:
     """Binary cross-entropy between logits and targets, as torch's
     ``binary_cross_entropy_with_logits``.
@@ -52,6 +54,14 @@ def binary_cross_entropy_with_logits(
     grad_out : ndarray, keyword-only, optional
         Where to write the gradient (implies `return_grad`): the input's shape and the result
         dtype; may be `input` itself for an in-place gradient.
+    return_hessian : bool, keyword-only
+        Also return the second derivative of the reduced loss (for 'none': of ``loss.sum()``)
+        with respect to each input element (implies `return_grad`): ``g * weight * (1 + (pos_weight
+        - 1) y) * sigmoid(x) * sigmoid(-x)``, ``g`` the reduction's factor, formed without
+        cancellation at large ``|x|`` (tiny values keep full relative precision).
+    hessian_out : ndarray, keyword-only, optional
+        Where to write it (implies `return_hessian`): as `grad_out`, but never overlapping `input`
+        or `grad_out`.
 
     Returns
     -------
@@ -60,14 +70,18 @@ def binary_cross_entropy_with_logits(
         promoted with a floating target's (float32 logits with float64 targets give float64).
     grad : ndarray
         With `return_grad` or `grad_out`: the gradient (`grad_out` itself when given).
+    hessian : ndarray
+        With `return_hessian` or `hessian_out`: the second derivatives (`hessian_out` itself
+        when given).
 
     Raises
     ------
     ValueError
         A target of another shape, a weight or pos_weight that does not broadcast to the
-        input's shape, an unknown `reduction`, or a bad `grad_out`.
+        input's shape, an unknown `reduction`, or a bad `grad_out` or `hessian_out`.
     TypeError
-        Non-floating logits, complex or non-numeric arguments, a `grad_out` of the wrong dtype.
+        Non-floating logits, complex or non-numeric arguments, a `grad_out` or `hessian_out` of
+        the wrong dtype.
 
     Examples
     --------
@@ -81,8 +95,14 @@ def binary_cross_entropy_with_logits(
     np.float32(-0.125)
     >>> print(logitloss.binary_cross_entropy_with_logits(np.float32(-40.0), np.float32(0.0)))
     4.248354e-18
+    >>> loss, grad, hess = logitloss.binary_cross_entropy_with_logits(
+    ...     np.zeros(2), np.array([1.0, 0.0]), reduction="sum", return_hessian=True)
+    >>> hess
+    array([0.25, 0.25])
     """
-    return _core.binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight, return_grad, grad_out)
+    return _core.binary_cross_entropy_with_logits(
+        input, target, weight, reduction, pos_weight, return_grad, grad_out, return_hessian, hessian_out
+    )
 
 
 def binary_cross_entropy_with_logits_backward(

@@ -1,7 +1,8 @@
 """Softmax cross-entropy with torch.nn.functional.cross_entropy's semantics, on NumPy arrays.
 
-Loss and gradient come from one fused pass over the logits; the only logits-sized allocation is
-the gradient (none with ``grad_out=input``).
+Loss and gradient (and on request the Hessian's diagonal) come from one fused pass over the
+logits; the only logits-sized allocations are the gradient (none with ``grad_out=input``) and the
+Hessian.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def cross_entropy(
     *,
     return_grad: bool = False,
     grad_out: np.ndarray | None = None,
+    return_hessian: bool = False,
+    hessian_out: np.ndarray | None = None,
 ) -> Any:
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
 
@@ -54,6 +57,17 @@ def cross_entropy(
         Where to write the gradient (implies `return_grad`): the input's shape and dtype; may be
         `input` itself for an in-place gradient, but no other view overlapping `input`, `target` or
         `weight`. `input` is never modified otherwise.
+    return_hessian : bool, keyword-only
+        Also return the diagonal of the Hessian of the reduced loss with respect to `input` (for
+        'none': of ``loss.sum()``), input-shaped, from the same pass (implies `return_grad`):
+        ``g * m * p * (1 - p)`` per position, ``p = softmax(input)``, ``m`` the position's target
+        mass (its class weight, or the sum of its weighted target distribution), ``g`` the
+        reduction's factor; ``1 - p`` without cancellation (a confident row's largest entry keeps
+        its tiny curvature). The per-example ``(grad, hess)`` pair of a gradient-boosting custom
+        objective with ``reduction='sum'``.
+    hessian_out : ndarray, keyword-only, optional
+        Where to write the Hessian's diagonal (implies `return_hessian`): as `grad_out`, but never
+        overlapping `input` or `grad_out`.
 
     Returns
     -------
@@ -61,6 +75,9 @@ def cross_entropy(
         A scalar of the input's dtype for 'mean' and 'sum'; shape ``(N, d1, ..., dk)`` for 'none'.
     grad : ndarray
         With `return_grad` or `grad_out`: the gradient (`grad_out` itself when given).
+    hessian : ndarray
+        With `return_hessian` or `hessian_out`: the Hessian's diagonal (`hessian_out` itself when
+        given).
 
     Raises
     ------
@@ -69,10 +86,11 @@ def cross_entropy(
     ValueError
         Mismatched shapes, `weight` of the wrong length, an unknown `reduction`,
         `label_smoothing` outside [0, 1] (torch accepts negatives), `ignore_index` >= 0 with
-        probability targets, or a bad `grad_out` (wrong shape, read-only, overlapping an argument).
+        probability targets, or a bad `grad_out` or `hessian_out` (wrong shape, read-only,
+        overlapping an argument).
     TypeError
         Non-floating logits, non-integer class indices, non-floating probabilities, a `grad_out`
-        of the wrong dtype.
+        or `hessian_out` of the wrong dtype.
 
     Examples
     --------
@@ -86,8 +104,13 @@ def cross_entropy(
     (2, 3)
     >>> print(logitloss.cross_entropy(np.array([40.0, 0.0], np.float32), np.array(0)))
     4.248354e-18
+    >>> loss, grad, hess = logitloss.cross_entropy(np.zeros((1, 2)), np.array([0]), return_hessian=True)
+    >>> hess
+    array([[0.25, 0.25]])
     """
-    return _core.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, return_grad, grad_out)
+    return _core.cross_entropy(
+        input, target, weight, ignore_index, reduction, label_smoothing, return_grad, grad_out, return_hessian, hessian_out
+    )
 
 
 def cross_entropy_backward(

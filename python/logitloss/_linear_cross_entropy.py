@@ -301,7 +301,7 @@ def _run(c: _Call):
         if c.bias is not None:
             z += c.bias
         result = _core.cross_entropy(z, c.target[start:stop], c.weight, c.ignore_index, kernel_reduction,
-                                     c.label_smoothing, c.return_grad, z if c.return_grad else None)
+                                     c.label_smoothing, c.return_grad, z if c.return_grad else None, False, None)
         loss = result[0] if c.return_grad else result
         if per_row:
             losses[start:stop] = loss

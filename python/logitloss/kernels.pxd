@@ -29,6 +29,14 @@ cdef extern from "logitloss.h" nogil:
                                                       float* grad) noexcept nogil
         double (*binary_cross_entropy_with_logits_f64)(const double* x, const double* y, Py_ssize_t n,
                                                        double* grad) noexcept nogil
+        float (*cross_entropy_hessian_row_f32)(const float* x, Py_ssize_t n, Py_ssize_t target, float* grad,
+                                               float* hessian) noexcept nogil
+        double (*cross_entropy_hessian_row_f64)(const double* x, Py_ssize_t n, Py_ssize_t target, double* grad,
+                                                double* hessian) noexcept nogil
+        float (*binary_cross_entropy_with_logits_hessian_f32)(const float* x, const float* y, Py_ssize_t n,
+                                                              float* grad, float* hessian) noexcept nogil
+        double (*binary_cross_entropy_with_logits_hessian_f64)(const double* x, const double* y, Py_ssize_t n,
+                                                               double* grad, double* hessian) noexcept nogil
 
     const logitloss_kernels_api* logitloss_kernels
 
@@ -82,3 +90,23 @@ cdef inline float binary_cross_entropy_with_logits_f32(const float* x, const flo
 cdef inline double binary_cross_entropy_with_logits_f64(const double* x, const double* y, Py_ssize_t n,
                                                         double* grad) noexcept nogil:
     return logitloss_kernels.binary_cross_entropy_with_logits_f64(x, y, n, grad)
+
+
+# As cross_entropy_row / binary_cross_entropy_with_logits, plus the diagonal of the loss's Hessian in
+# hessian[0..n) (softmax (1 - softmax) / sigmoid(x) sigmoid(-x)); hessian needs grad (not NULL) and
+# overlaps neither x nor grad (without grad: nan loss and Hessian).
+cdef inline float cross_entropy_hessian_row_f32(const float* x, Py_ssize_t n, Py_ssize_t target, float* grad,
+                                                float* hessian) noexcept nogil:
+    return logitloss_kernels.cross_entropy_hessian_row_f32(x, n, target, grad, hessian)
+
+cdef inline double cross_entropy_hessian_row_f64(const double* x, Py_ssize_t n, Py_ssize_t target, double* grad,
+                                                 double* hessian) noexcept nogil:
+    return logitloss_kernels.cross_entropy_hessian_row_f64(x, n, target, grad, hessian)
+
+cdef inline float binary_cross_entropy_with_logits_hessian_f32(const float* x, const float* y, Py_ssize_t n,
+                                                               float* grad, float* hessian) noexcept nogil:
+    return logitloss_kernels.binary_cross_entropy_with_logits_hessian_f32(x, y, n, grad, hessian)
+
+cdef inline double binary_cross_entropy_with_logits_hessian_f64(const double* x, const double* y, Py_ssize_t n,
+                                                                double* grad, double* hessian) noexcept nogil:
+    return logitloss_kernels.binary_cross_entropy_with_logits_hessian_f64(x, y, n, grad, hessian)

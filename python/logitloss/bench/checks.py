@@ -132,7 +132,8 @@ def _compare_gradient(got: np.ndarray, expected: np.ndarray, where: str) -> str 
 
 def _loss_check(reference: Callable[[], dict[str, Any]], shape: tuple[int, ...], grad: bool,
                 gradient_at: Callable[[np.ndarray], np.ndarray], where: str) -> Check:
-    """A check of ``result``: the loss (``grad=False``), ``(loss, gradient)``, or the gradient alone (the backward
+    """A check of ``result``: the loss (``grad=False``), ``(loss, gradient)`` (or ``(loss, gradient, hessian)``,
+    return_hessian=True: the Hessian is checked by the test suite, not here), or the gradient alone (the backward
     functions); ``reference()`` gives the mean loss and the gradient at the sampled positions, ``gradient_at``
     picks those positions of a gradient."""
 
@@ -141,9 +142,9 @@ def _loss_check(reference: Callable[[], dict[str, Any]], shape: tuple[int, ...],
         if grad and isinstance(result, np.ndarray) and result.shape == shape:
             loss, gradient = None, result
         elif grad:
-            if not isinstance(result, (tuple, list)) or len(result) != 2:
+            if not isinstance(result, (tuple, list)) or len(result) not in (2, 3):
                 return f"expected (loss, gradient), got {type(result).__name__}"
-            loss, gradient = result
+            loss, gradient = result[:2]
         else:
             loss, gradient = result, None
         if loss is not None:

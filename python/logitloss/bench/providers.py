@@ -362,6 +362,11 @@ def _loss_providers(
                 work = x.copy()
                 add("logitloss grad_out=input", lambda: function(work, y, grad_out=work, **options),
                     setup=lambda: np.copyto(work, x))
+            add("logitloss return_hessian=True", lambda: function(x, y, return_hessian=True, **options))
+            if "logitloss grad_out= hessian_out=" in wanted:
+                grad_buffer, hessian_buffer = np.zeros_like(x), np.zeros_like(x)  # pages faulted in before timing
+                add("logitloss grad_out= hessian_out=",
+                    lambda: function(x, y, grad_out=grad_buffer, hessian_out=hessian_buffer, **options))
             if "logitloss backward only" in wanted:
                 backward_function = getattr(module, op + "_backward", None)
                 if backward_function is None:

@@ -101,6 +101,10 @@ VOCABULARY, LLM_VOCABULARY = 32000, 128256
 HEAD_ROWS_FOR_MEMORY = (4096, 8192)
 
 # --- notes shown under the rows ---------------------------------------------------------------------------
+HESSIAN_VARIANTS = ("logitloss", "logitloss return_hessian=True", "logitloss grad_out=", "logitloss grad_out= hessian_out=")
+HESSIAN = ("`logitloss`: return_grad=True; `logitloss return_hessian=True`: the gradient and the Hessian's diagonal from "
+           "the same pass (two new results, in dropped results' memory: output reuse); `grad_out= hessian_out=`: both "
+           "into preallocated buffers, against `grad_out=` alone. Bytes moved count the logits and the gradient only.")
 
 IN_PLACE_FORWARD = ("`logitloss out=input`: written over a private copy of x, restored with np.copyto before each "
                     "sample (outside the timing). `logitloss`: a new result, in the previous sample's dropped one "
@@ -182,6 +186,9 @@ ROWS: list[Row] = [
     Row("cross_entropy_forward_big", "cross_entropy", "big", cross_entropy(backward=False, variants=PEERS),
         "cross_entropy forward only {shape}", "read", check=False, quick_title=" (--quick)",
         note="`torch`: F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y)), no autograd."),
+    Row("cross_entropy_hessian_big", "cross_entropy_fwd_bwd", "big", cross_entropy(variants=HESSIAN_VARIANTS),
+        CE + " {shape}, with the Hessian's diagonal", "copy", check=False, number=1, repeats=(5, 7),
+        quick_title=" (--quick; targets at (4096, 32000))", note=HESSIAN),
     Row("cross_entropy_tiny", "cross_entropy_fwd_bwd", "tiny", cross_entropy(variants=ALL_BUT_REUSE),
         CE + " {shape}" + PER_CALL, check=False),
     Row("cross_entropy_memory", "cross_entropy_fwd_bwd", "big", memory(kernel="cross_entropy"),
@@ -195,6 +202,9 @@ ROWS: list[Row] = [
         note=IN_PLACE_LOSS + " `logitloss`: return_grad=True; `torch`: z = torch.from_numpy(x).requires_grad_(); "
         "F.binary_cross_entropy_with_logits(z, y).backward(); z.grad; `numpy stable`: np.mean(np.maximum(x, 0) - "
         "x*y + np.log1p(np.exp(-np.abs(x)))) and (1 / (1 + np.exp(-x)) - y) / x.size."),
+    Row("bce_hessian_big", f"{BCE}_fwd_bwd", "big", binary_cross_entropy(variants=HESSIAN_VARIANTS),
+        BCE + " forward + backward {shape}, with the second derivative", "copy", check=False, number=1,
+        repeats=(5, 7), quick_title=" (--quick; targets at (4096, 32000))", note=HESSIAN + " Targets 0 / 1 float32."),
     Row("bce_forward_big", BCE, "bce", binary_cross_entropy(backward=False, variants=PEERS),
         BCE + " forward only {shape}", "read", check=False,
         note="`torch`: F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y)), no autograd."),

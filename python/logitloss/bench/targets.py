@@ -118,6 +118,11 @@ TARGETS: list[Target] = [
     Target("ce_big_backward_vs_fused", "cross_entropy_backward(1.0, x, y) {big}: time / fused "
            "return_grad=True time", "cross_entropy_big", "ratio", "logitloss backward only", "logitloss",
            1.2, at_least=False),
+    Target("ce_big_hessian_vs_grad", "cross_entropy fwd+bwd {big}: return_hessian=True time / return_grad=True time",
+           "cross_entropy_hessian_big", "ratio", "logitloss return_hessian=True", "logitloss", 1.6, at_least=False),
+    Target("ce_big_hessian_out_vs_grad_out", "cross_entropy fwd+bwd {big}: grad_out= hessian_out= time / grad_out= "
+           "time", "cross_entropy_hessian_big", "ratio", "logitloss grad_out= hessian_out=", "logitloss grad_out=",
+           informational=True),
     Target("ce_mid_vs_torch", "cross_entropy fwd+bwd (8192, 1000): speedup of return_grad=True vs torch",
            "cross_entropy_mid", "ratio", "torch", "logitloss", 5.0),
     Target("ce_mid_options", "cross_entropy fwd+bwd (8192, 1000), grad_out=: label_smoothing=0.1 + weight "
@@ -145,6 +150,12 @@ TARGETS: list[Target] = [
     Target("bce_big_backward_vs_fused", "binary_cross_entropy_with_logits_backward(1.0, x, y) (1000000,): time / "
            "fused return_grad=True time", "bce_big", "ratio", "logitloss backward only", "logitloss",
            informational=True),
+    Target("bce_big_hessian_vs_grad", "binary_cross_entropy_with_logits fwd+bwd {big}: return_hessian=True time / "
+           "return_grad=True time", "bce_hessian_big", "ratio", "logitloss return_hessian=True", "logitloss", 1.6,
+           at_least=False),
+    Target("bce_big_hessian_out_vs_grad_out", "binary_cross_entropy_with_logits fwd+bwd {big}: grad_out= "
+           "hessian_out= time / grad_out= time", "bce_hessian_big", "ratio", "logitloss grad_out= hessian_out=",
+           "logitloss grad_out=", informational=True),
     Target("bce_multilabel_vs_torch", "binary_cross_entropy_with_logits fwd+bwd (4096, 1000), weight + pos_weight "
            "(1000,): speedup of return_grad=True vs torch", "bce_multilabel", "ratio", "torch", "logitloss", 3.0),
     Target("bce_multilabel_options", "binary_cross_entropy_with_logits fwd+bwd (4096, 1000): weight + pos_weight "

@@ -66,6 +66,18 @@ typedef struct logitloss_kernels_api {
    * sigmoid(x) - y to grad[0..n). */
   float (*binary_cross_entropy_with_logits_f32)(const float *x, const float *y, ptrdiff_t n, float *grad);
   double (*binary_cross_entropy_with_logits_f64)(const double *x, const double *y, ptrdiff_t n, double *grad);
+  /* Appended (the table's size grows; abi_version 1 still). As cross_entropy_row and
+   * binary_cross_entropy_with_logits, and when hessian is not NULL, the diagonal of the loss's
+   * Hessian to hessian[0..n): softmax(x) (1 - softmax(x)) / sigmoid(x) sigmoid(-x), as
+   * return_hessian=True gives. hessian needs grad (not NULL; grad may be x) and overlaps neither
+   * x nor grad; hessian without grad: nan loss and nan Hessian. */
+  float (*cross_entropy_hessian_row_f32)(const float *x, ptrdiff_t n, ptrdiff_t target, float *grad, float *hessian);
+  double (*cross_entropy_hessian_row_f64)(const double *x, ptrdiff_t n, ptrdiff_t target, double *grad,
+                                          double *hessian);
+  float (*binary_cross_entropy_with_logits_hessian_f32)(const float *x, const float *y, ptrdiff_t n, float *grad,
+                                                        float *hessian);
+  double (*binary_cross_entropy_with_logits_hessian_f64)(const double *x, const double *y, ptrdiff_t n,
+                                                         double *grad, double *hessian);
 } logitloss_kernels_api;
 
 #ifdef __cplusplus
@@ -104,6 +116,22 @@ static float logitloss_not_imported_bce_f32_(const float *x, const float *y, ptr
 static double logitloss_not_imported_bce_f64_(const double *x, const double *y, ptrdiff_t n, double *grad) {
   (void)x; (void)y; return logitloss_nan_f64_(n, grad);
 }
+static float logitloss_not_imported_ce_hessian_f32_(const float *x, ptrdiff_t n, ptrdiff_t t, float *grad,
+                                                     float *hessian) {
+  (void)x; (void)t; logitloss_nan_f32_(n, hessian); return logitloss_nan_f32_(n, grad);
+}
+static double logitloss_not_imported_ce_hessian_f64_(const double *x, ptrdiff_t n, ptrdiff_t t, double *grad,
+                                                      double *hessian) {
+  (void)x; (void)t; logitloss_nan_f64_(n, hessian); return logitloss_nan_f64_(n, grad);
+}
+static float logitloss_not_imported_bce_hessian_f32_(const float *x, const float *y, ptrdiff_t n, float *grad,
+                                                      float *hessian) {
+  (void)x; (void)y; logitloss_nan_f32_(n, hessian); return logitloss_nan_f32_(n, grad);
+}
+static double logitloss_not_imported_bce_hessian_f64_(const double *x, const double *y, ptrdiff_t n, double *grad,
+                                                       double *hessian) {
+  (void)x; (void)y; logitloss_nan_f64_(n, hessian); return logitloss_nan_f64_(n, grad);
+}
 
 static const logitloss_kernels_api logitloss_not_imported = {
     0, (uint32_t)sizeof(logitloss_kernels_api),
@@ -112,6 +140,8 @@ static const logitloss_kernels_api logitloss_not_imported = {
     logitloss_not_imported_softmax_f32_, logitloss_not_imported_softmax_f64_,
     logitloss_not_imported_softmax_f32_, logitloss_not_imported_softmax_f64_,
     logitloss_not_imported_bce_f32_, logitloss_not_imported_bce_f64_,
+    logitloss_not_imported_ce_hessian_f32_, logitloss_not_imported_ce_hessian_f64_,
+    logitloss_not_imported_bce_hessian_f32_, logitloss_not_imported_bce_hessian_f64_,
 };
 
 static const logitloss_kernels_api *logitloss_kernels = &logitloss_not_imported;

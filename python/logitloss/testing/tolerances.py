@@ -46,6 +46,8 @@ __all__ = [
     "EPS",
     "FORWARD",
     "GRADIENT",
+    "HESSIAN",
+    "HESSIAN_FLOAT64_UNITS",
     "LOSS_PARITY",
     "ROUNDING",
     "SMALLEST_NORMAL",
@@ -78,6 +80,7 @@ COMPUTE_DTYPE = {
 
 FORWARD = "forward"
 GRADIENT = "gradient"
+HESSIAN = "hessian"  # the diagonal of the Hessian (return_hessian=True)
 
 SOFTMAX_FAMILY = "softmax family"  # logsumexp, softmax, log_softmax and their backward functions
 CROSS_ENTROPY = "cross_entropy"
@@ -133,9 +136,24 @@ BOUNDS = {
         "per element p_c (d_c - G): the roundings of d_c, of G to the data type and of d_c - G, exp's 2 ulp "
         "and two products: 8 eps of p_c (d_c + G).",
     ),
+    (CROSS_ENTROPY, HESSIAN): Bound(
+        8,
+        "normwise per row in the max-norm: g A p (1 - p), the gradient's own g A p times 1 - p formed as "
+        "((count - e) + others) / total (no cancellation at a confident row's max); float64: "
+        "HESSIAN_FLOAT64_UNITS (testing/hessian.py).",
+    ),
+    (BINARY_CROSS_ENTROPY, HESSIAN): Bound(
+        8,
+        "per element relative: w a q (1 - q), q = sigmoid(-|x|) <= 1/2 (no cancellation), tiny values "
+        "rounded once; float64: HESSIAN_FLOAT64_UNITS.",
+    ),
     (LOSS_PARITY, FORWARD): Bound(8, "each side within 8 eps of its own scale (torch's is larger)."),
     (LOSS_PARITY, GRADIENT): Bound(8, "each side within 8 eps of its own scale (torch's is larger)."),
 }
+
+
+# The Hessian bounds' units for float64 results (the float32 ones are BOUNDS' 8).
+HESSIAN_FLOAT64_UNITS = 16
 
 
 class Rounding(NamedTuple):

@@ -8,6 +8,10 @@ from cython.parallel cimport prange, threadid
 from logitloss.kernels cimport (
     binary_cross_entropy_with_logits_f32,
     binary_cross_entropy_with_logits_f64,
+    binary_cross_entropy_with_logits_hessian_f32,
+    binary_cross_entropy_with_logits_hessian_f64,
+    cross_entropy_hessian_row_f32,
+    cross_entropy_hessian_row_f64,
     cross_entropy_row_f32,
     cross_entropy_row_f64,
     import_kernels,
@@ -71,6 +75,27 @@ def binary_cross_entropy_rows(real[:, ::1] x, real[:, ::1] y, real[::1] loss, re
             loss[i] = binary_cross_entropy_with_logits_f32(&x[i, 0], &y[i, 0], n, &grad[i, 0] if want_grad else NULL)
         else:
             loss[i] = binary_cross_entropy_with_logits_f64(&x[i, 0], &y[i, 0], n, &grad[i, 0] if want_grad else NULL)
+
+
+def hessian_rows(real[:, ::1] x, Py_ssize_t[::1] target, real[:, ::1] y, real[::1] loss, real[:, ::1] grad,
+                 real[:, ::1] hessian, int threads):
+    """Per row the cross-entropy (y None) or the summed binary cross-entropy (targets y), its gradient and
+    the Hessian's diagonal."""
+    cdef Py_ssize_t i, n = x.shape[1]
+    cdef bint binary = y is not None
+    for i in prange(x.shape[0], nogil=True, num_threads=threads, schedule="static", chunksize=1):
+        if real is float:
+            if binary:
+                loss[i] = binary_cross_entropy_with_logits_hessian_f32(&x[i, 0], &y[i, 0], n, &grad[i, 0],
+                                                                       &hessian[i, 0])
+            else:
+                loss[i] = cross_entropy_hessian_row_f32(&x[i, 0], n, target[i], &grad[i, 0], &hessian[i, 0])
+        else:
+            if binary:
+                loss[i] = binary_cross_entropy_with_logits_hessian_f64(&x[i, 0], &y[i, 0], n, &grad[i, 0],
+                                                                       &hessian[i, 0])
+            else:
+                loss[i] = cross_entropy_hessian_row_f64(&x[i, 0], n, target[i], &grad[i, 0], &hessian[i, 0])
 
 
 def negative_length(double[::1] x, double[::1] out):
