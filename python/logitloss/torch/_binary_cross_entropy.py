@@ -11,7 +11,7 @@ from torch.nn import _reduction
 
 from .. import _core
 from . import _custom_ops
-from ._tensors import array, check_cpu, check_no_grad, once_differentiable_guard, optional_array, tensor, widened
+from ._tensors import array, check_cpu, check_no_grad, direct_apply, once_differentiable_guard, optional_array, tensor, widened
 
 __all__ = ["binary_cross_entropy_with_logits"]
 
@@ -21,7 +21,7 @@ class BinaryCrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, target, weight, pos_weight, reduction):
-        x, y = input.detach().numpy(), target.detach().numpy()
+        x, y = input.numpy(force=True), target.numpy(force=True)
         w = None if weight is None else weight.numpy()
         p = None if pos_weight is None else pos_weight.numpy()
         if ctx.needs_input_grad[0]:
@@ -55,6 +55,9 @@ class BinaryCrossEntropyFunction(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_target = _target_grad(grad_output, input.detach(), weight, pos_weight, reduction)
         return grad_input, grad_target, None, None, None
+
+
+_apply = direct_apply(BinaryCrossEntropyFunction)
 
 
 def _target_grad(grad_output, input, weight, pos_weight, reduction):
@@ -113,9 +116,10 @@ def binary_cross_entropy_with_logits(
     if torch.compiler.is_compiling():
         return _custom_ops.binary_cross_entropy_with_logits(input, target, weight, pos_weight, reduction)
     if (input.requires_grad or target.requires_grad) and torch.is_grad_enabled():
-        return BinaryCrossEntropyFunction.apply(input, target, weight, pos_weight, reduction)
+        apply = BinaryCrossEntropyFunction.apply if torch._C._are_functorch_transforms_active() else _apply
+        return apply(input, target, weight, pos_weight, reduction)
     return tensor(_core.binary_cross_entropy_with_logits(
-        input.detach().numpy(), target.detach().numpy(), None if weight is None else weight.numpy(), reduction,
+        input.numpy(force=True), target.numpy(force=True), None if weight is None else weight.numpy(), reduction,
         None if pos_weight is None else pos_weight.numpy(), False, None))
 
 

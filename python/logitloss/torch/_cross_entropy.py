@@ -14,7 +14,7 @@ from torch.nn import _reduction
 
 from .. import _core
 from . import _custom_ops
-from ._tensors import array, check_cpu, check_no_grad, once_differentiable_guard, optional_array, tensor, widened
+from ._tensors import array, check_cpu, check_unchanged, check_no_grad, direct_apply, once_differentiable_guard, optional_array, tensor, widened
 
 __all__ = ["cross_entropy"]
 
@@ -25,8 +25,8 @@ class CrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, target, weight, ignore_index, reduction, label_smoothing):
-        x = input.detach().numpy()
-        y = target.detach().numpy()
+        x = input.numpy(force=True)
+        y = target.numpy(force=True)
         w = None if weight is None else weight.numpy()
         if ctx.needs_input_grad[0]:
             loss, grad = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, True, None)
@@ -34,44 +34,52 @@ class CrossEntropyFunction(torch.autograd.Function):
         else:
             loss = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, False, None)
             ctx.grad = None
-        ctx.save_for_backward(input, target, weight)
-        ctx.options = (ignore_index, reduction, label_smoothing)
+        # Kept as attributes, not save_for_backward (a per-call cost the small calls feel): only a second
+        # backward or a target gradient reads them, after checking the input's version as autograd would.
+        ctx.arguments = (input, target, weight, ignore_index, reduction, label_smoothing, input._version)
         return tensor(loss)
 
     @staticmethod
     def backward(ctx, grad_output):
         once_differentiable_guard("cross_entropy")
-        input, target, weight = ctx.saved_tensors
-        ignore_index, reduction, label_smoothing = ctx.options
-        per_position = reduction == "none" and input.dim() > 1
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
             grad_input, ctx.grad = ctx.grad, None  # handed over once: autograd may accumulate into it
             if grad_input is None:  # a second backward through a retained graph
-                grad_input = tensor(_core.cross_entropy_backward(
-                    array(grad_output), array(input), array(target), optional_array(weight, "weight"),
-                    ignore_index, reduction, label_smoothing))
-            elif per_position:
+                grad_input = tensor(_core.cross_entropy_backward(array(grad_output), *_arrays(ctx.arguments)))
+            elif ctx.arguments[4] == "none" and grad_output.dim() > 0:
                 grad_input.mul_(grad_output.unsqueeze(1))
             elif grad_output.item() != 1.0:
                 grad_input.mul_(grad_output)
         if ctx.needs_input_grad[1]:
+            input, _, weight, _, reduction, label_smoothing = _arrays(ctx.arguments)
             grad_target = _probability_target_grad(grad_output, input, weight, reduction, label_smoothing)
         return grad_input, grad_target, None, None, None, None
+
+
+_apply = direct_apply(CrossEntropyFunction)
+
+
+def _arrays(arguments):
+    """The forward's arguments as NumPy views, once the input is checked unchanged since the forward."""
+    input, target, weight, ignore_index, reduction, label_smoothing, version = arguments
+    check_unchanged(input, version, "cross_entropy")
+    return (array(input), array(target), optional_array(weight, "weight"), ignore_index, reduction,
+            label_smoothing)
 
 
 def _probability_target_grad(grad_output, input, weight, reduction, label_smoothing):
     """d loss / d target for probability targets, torch's: ``-(1 - e) weight_c log_softmax(input)_c`` per
     position, times the upstream gradient (divided by the number of positions for 'mean')."""
-    class_axis = 1 if input.dim() > 1 else 0
-    log_probabilities = tensor(_core.log_softmax(array(input), class_axis, None))
+    class_axis = 1 if input.ndim > 1 else 0
+    log_probabilities = tensor(_core.log_softmax(input, class_axis, None))
     grad = log_probabilities.mul_(-(1.0 - label_smoothing))
     if weight is not None:
-        grad.mul_(weight.reshape((-1,) + (1,) * (input.dim() - 1 - class_axis)))
-    if reduction == "none" and input.dim() > 1:
+        grad.mul_(torch.from_numpy(weight).reshape((-1,) + (1,) * (input.ndim - 1 - class_axis)))
+    if reduction == "none" and input.ndim > 1:
         return grad.mul_(grad_output.unsqueeze(1))
     if reduction == "mean":
-        grad_output = grad_output / (input.numel() // max(input.shape[class_axis], 1))
+        grad_output = grad_output / (input.size // max(input.shape[class_axis], 1))
     return grad.mul_(grad_output)
 
 
@@ -122,8 +130,9 @@ def cross_entropy(
     if torch.compiler.is_compiling():
         return _custom_ops.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
     if (input.requires_grad or target.requires_grad) and torch.is_grad_enabled():
-        return CrossEntropyFunction.apply(input, target, weight, ignore_index, reduction, label_smoothing)
-    return tensor(_core.cross_entropy(input.detach().numpy(), target.detach().numpy(),
+        apply = CrossEntropyFunction.apply if torch._C._are_functorch_transforms_active() else _apply
+        return apply(input, target, weight, ignore_index, reduction, label_smoothing)
+    return tensor(_core.cross_entropy(input.numpy(force=True), target.numpy(force=True),
                                       None if weight is None else weight.numpy(), ignore_index, reduction,
                                       label_smoothing, False, None))
 
