@@ -103,12 +103,10 @@ SOFTMAX_FAMILY = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SOFTMAX_FAMILY))
-@pytest.mark.parametrize("dim", (0, 1, -1, (0, 2)))
+@pytest.mark.parametrize("name, dim", [(name, dim) for name in sorted(SOFTMAX_FAMILY) for dim in (0, 1, -1, (0, 2))
+                                       if name.startswith("logsumexp") or not isinstance(dim, tuple)])
 @pytest.mark.parametrize("dtype", (torch.float64, torch.float32, torch.float16, torch.bfloat16))
 def test_softmax_family_matches_torch(isa, name, dim, dtype):
-    if isinstance(dim, tuple) and not name.startswith("logsumexp"):
-        pytest.skip("softmax and log_softmax take one dim")
     generator = torch.Generator().manual_seed(3)
     x = (torch.randn(4, 9, 3, generator=generator, dtype=torch.float64) * 4).to(dtype)
     ours_function, torch_function = SOFTMAX_FAMILY[name]

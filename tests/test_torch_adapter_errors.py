@@ -158,3 +158,14 @@ def test_import_without_torch_names_the_extra(tmp_path):
          "try:\n    import logitloss.torch\nexcept ImportError as error:\n    print(error)", str(tmp_path)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path, check=True)
     assert "logitloss[torch]" in completed.stdout
+
+
+@pytest.mark.parametrize("module", ["_cross_entropy", "_binary_cross_entropy", "_softmax_family", "_modules",
+                                    "_linear_cross_entropy"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"logitloss.torch.{module}"),
+                             optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -99,7 +99,7 @@ def binary_cross_entropy_with_logits(
     >>> loss = logitloss.torch.binary_cross_entropy_with_logits(scores, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     >>> loss.backward()
     >>> round(loss.item(), 6), scores.grad.shape
-    (0.297314, torch.Size([2, 2]))
+    (0.365714, torch.Size([2, 2]))
     """
     if size_average is not None or reduce is not None:
         reduction = _reduction.legacy_get_string(size_average, reduce)
