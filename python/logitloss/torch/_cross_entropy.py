@@ -24,7 +24,8 @@ class CrossEntropyFunction(torch.autograd.Function):
     :func:`cross_entropy` in eager mode."""
 
     @staticmethod
-    def forward(ctx, input, target, weight, ignore_index, reduction, label_smoothing):
+    def forward(ctx, input, target, weight, options):
+        ignore_index, reduction, label_smoothing = options  # one argument: each one costs apply and backward
         x = input.numpy(force=True)
         y = target.numpy(force=True)
         w = None if weight is None else weight.numpy()
@@ -54,7 +55,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             input, _, weight, _, reduction, label_smoothing = _arrays(ctx.arguments)
             grad_target = _probability_target_grad(grad_output, input, weight, reduction, label_smoothing)
-        return grad_input, grad_target, None, None, None, None
+        return grad_input, grad_target, None, None
 
 
 _apply = direct_apply(CrossEntropyFunction)
@@ -131,7 +132,7 @@ def cross_entropy(
         return _custom_ops.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
     if (input.requires_grad or target.requires_grad) and torch.is_grad_enabled():
         apply = CrossEntropyFunction.apply if torch._C._are_functorch_transforms_active() else _apply
-        return apply(input, target, weight, ignore_index, reduction, label_smoothing)
+        return apply(input, target, weight, (ignore_index, reduction, label_smoothing))
     return tensor(_core.cross_entropy(input.numpy(force=True), target.numpy(force=True),
                                       None if weight is None else weight.numpy(), ignore_index, reduction,
                                       label_smoothing, False, None))
