@@ -246,7 +246,7 @@ def all_providers(
 
 
 CROSS_ENTROPY_VARIANTS = ("logitloss", "logitloss reuse off", "logitloss grad_out=", "logitloss grad_out=input",
-                          "logitloss backward only", "torch", "jax", "numpy stable")
+                          "logitloss backward only", "logitloss.torch", "torch", "jax", "numpy stable")
 BINARY_CROSS_ENTROPY_VARIANTS = CROSS_ENTROPY_VARIANTS
 
 
@@ -393,6 +393,12 @@ def _loss_providers(
                 return torch_function(torch.from_numpy(x), target, **torch_options)
 
             providers.append(Provider("torch" + suffix, torch_fwd_bwd if backward else torch_forward, check=check))
+            adapter, adapter_note = _import("logitloss.torch") if "logitloss.torch" in wanted else (None, None)
+            if adapter is not None:
+                providers.append(Provider("logitloss.torch" + suffix, _torch_training_step(
+                    getattr(adapter, op), torch, x, target, torch_options, backward), check=check))
+            elif adapter_note:
+                notes.append(adapter_note)
     if "jax" in wanted and jax_loss is not None:
         jax, note = jax_calls.load_jax()
         if jax is None:
@@ -407,6 +413,20 @@ def _loss_providers(
     if "numpy stable" in wanted and numpy_call is not None:
         providers.append(Provider("numpy stable" + suffix, numpy_call, check=check))
     return providers, notes
+
+
+def _torch_training_step(function: Callable[..., Any], torch: Any, x: np.ndarray, target: Any,
+                         options: dict[str, Any], backward: bool) -> Callable[[], Any]:
+    """The torch provider's call with ``logitloss.torch``'s function in place of torch's: a leaf tensor on x's
+    memory, the loss, ``.backward()``, its ``.grad`` (the loss part of a training step)."""
+
+    def step() -> Any:
+        z = torch.from_numpy(x).requires_grad_()
+        loss = function(z, target, **options)
+        loss.backward()
+        return loss.detach(), z.grad
+
+    return step if backward else (lambda: function(torch.from_numpy(x), target, **options))
 
 
 def _safe(function: Callable[[], Any], default: Any) -> Any:

@@ -147,7 +147,7 @@ FIVE = 5  # rows of 7 or more providers of 524 MB each: the full run's time budg
 PER_CALL = " (per-call time)"
 CE = "cross_entropy forward + backward"
 BCE = "binary_cross_entropy_with_logits"
-ALL_BUT_REUSE = ("logitloss", "logitloss grad_out=", "torch", "jax", "numpy stable")
+ALL_BUT_REUSE = ("logitloss", "logitloss grad_out=", "logitloss.torch", "torch", "jax", "numpy stable")
 PEERS = ("logitloss", "torch", "jax", "numpy stable")
 
 ROWS: list[Row] = [

@@ -130,6 +130,11 @@ TARGETS: list[Target] = [
            "logitloss grad_out=", 1.2, at_least=False),
     Target("ce_forward_big_vs_torch", "cross_entropy forward {big}: speedup vs torch",
            "cross_entropy_forward_big", "ratio", "torch", "logitloss", 8.0),
+    Target("ce_big_torch_adapter_vs_torch", "cross_entropy fwd+bwd {big}: speedup of logitloss.torch.cross_entropy "
+           "(autograd, .backward()) vs F.cross_entropy", "cross_entropy_big", "ratio", "torch", "logitloss.torch", 8.0),
+    Target("ce_tiny_torch_adapter_vs_torch", "cross_entropy fwd+bwd (32, 10): per-call speedup of "
+           "logitloss.torch.cross_entropy vs F.cross_entropy", "cross_entropy_tiny", "ratio", "torch", "logitloss.torch",
+           1.0),
     Target("ce_tiny_vs_torch", "cross_entropy fwd+bwd (32, 10): per-call speedup vs torch training loop",
            "cross_entropy_tiny", "ratio", "torch", "logitloss", 8.0),
     Target("ce_memory_fresh", "cross_entropy fwd+bwd {big} return_grad=True: peak extra memory / "

@@ -1,0 +1,146 @@
+"""``cross_entropy`` for torch tensors: the fused kernel as an autograd Function.
+
+The forward computes the loss and, when the input requires grad, its gradient in the same pass over the
+logits (as ``logitloss.cross_entropy(..., return_grad=True)``); the backward hands that gradient over,
+scaled by the upstream gradient (no work at all for ``loss.backward()``, whose upstream gradient is 1).
+A second backward through the same graph (``retain_graph=True``) recomputes it with
+``cross_entropy_backward`` from the saved input.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import _reduction
+
+from .. import _core
+from . import _custom_ops
+from ._tensors import array, check_cpu, check_unchanged, check_no_grad, direct_apply, once_differentiable_guard, optional_array, tensor, widened
+
+__all__ = ["cross_entropy"]
+
+
+class CrossEntropyFunction(torch.autograd.Function):
+    """Loss of logits ``input`` against class indices or probabilities ``target``; the Function behind
+    :func:`cross_entropy` in eager mode."""
+
+    @staticmethod
+    def forward(ctx, input, target, weight, options):
+        ignore_index, reduction, label_smoothing = options  # one argument: each one costs apply and backward
+        x = input.numpy(force=True)
+        y = target.numpy(force=True)
+        w = None if weight is None else weight.numpy()
+        if ctx.needs_input_grad[0]:
+            loss, grad = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, True, None)
+            ctx.grad = torch.from_numpy(grad)
+        else:
+            loss = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, False, None)
+            ctx.grad = None
+        # Kept as attributes, not save_for_backward (a per-call cost the small calls feel): only a second
+        # backward or a target gradient reads them, after checking the input's version as autograd would.
+        ctx.arguments = (input, target, weight, ignore_index, reduction, label_smoothing, input._version)
+        return tensor(loss)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        once_differentiable_guard("cross_entropy")
+        grad_input = grad_target = None
+        if ctx.needs_input_grad[0]:
+            grad_input, ctx.grad = ctx.grad, None  # handed over once: autograd may accumulate into it
+            if grad_input is None:  # a second backward through a retained graph
+                grad_input = tensor(_core.cross_entropy_backward(array(grad_output), *_arrays(ctx.arguments)))
+            elif ctx.arguments[4] == "none" and grad_output.dim() > 0:
+                grad_input.mul_(grad_output.unsqueeze(1))
+            elif grad_output.item() != 1.0:
+                grad_input.mul_(grad_output)
+        if ctx.needs_input_grad[1]:
+            input, _, weight, _, reduction, label_smoothing = _arrays(ctx.arguments)
+            grad_target = _probability_target_grad(grad_output, input, weight, reduction, label_smoothing)
+        return grad_input, grad_target, None, None
+
+
+_apply = direct_apply(CrossEntropyFunction)
+
+
+def _arrays(arguments):
+    """The forward's arguments as NumPy views, once the input is checked unchanged since the forward."""
+    input, target, weight, ignore_index, reduction, label_smoothing, version = arguments
+    check_unchanged(input, version, "cross_entropy")
+    return (array(input), array(target), optional_array(weight, "weight"), ignore_index, reduction,
+            label_smoothing)
+
+
+def _probability_target_grad(grad_output, input, weight, reduction, label_smoothing):
+    """d loss / d target for probability targets, torch's: ``-(1 - e) weight_c log_softmax(input)_c`` per
+    position, times the upstream gradient (divided by the number of positions for 'mean')."""
+    class_axis = 1 if input.ndim > 1 else 0
+    log_probabilities = tensor(_core.log_softmax(input, class_axis, None))
+    grad = log_probabilities.mul_(-(1.0 - label_smoothing))
+    if weight is not None:
+        grad.mul_(torch.from_numpy(weight).reshape((-1,) + (1,) * (input.ndim - 1 - class_axis)))
+    if reduction == "none" and input.ndim > 1:
+        return grad.mul_(grad_output.unsqueeze(1))
+    if reduction == "mean":
+        grad_output = grad_output / (input.size // max(input.shape[class_axis], 1))
+    return grad.mul_(grad_output)
+
+
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """``torch.nn.functional.cross_entropy`` computed by logitloss's fused kernel, differentiable once.
+
+    Arguments, shapes, result dtype and semantics are torch's (class axis 1, index or probability
+    targets, ``weight``, ``ignore_index``, reductions, ``label_smoothing``; ``size_average`` / ``reduce``
+    are torch's deprecated spellings of ``reduction``). The loss is logitloss's (exact where torch rounds
+    a tiny loss to 0, see ``logitloss.cross_entropy``); the gradient with respect to ``input`` is computed
+    in the forward pass when ``input`` requires grad. Probability targets that require grad get torch's
+    gradient. bfloat16 tensors are computed through a float32 copy (a known cost until the kernels read
+    bfloat16) and the loss is returned as bfloat16.
+
+    Raises ``ValueError`` for tensors that are not on the CPU or not strided, for class weights that
+    require grad, and the errors of ``logitloss.cross_entropy`` for bad arguments; ``RuntimeError`` for a
+    backward with ``create_graph=True`` through it.
+
+    Examples
+    --------
+    >>> import torch, logitloss.torch
+    >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]], requires_grad=True)
+    >>> loss = logitloss.torch.cross_entropy(logits, torch.tensor([0, 1]))
+    >>> loss.backward()
+    >>> round(loss.item(), 6), logits.grad.shape
+    (0.132384, torch.Size([2, 3]))
+    """
+    if size_average is not None or reduce is not None:
+        reduction = _reduction.legacy_get_string(size_average, reduce)
+    if not input.is_cpu or input.layout is not torch.strided:
+        check_cpu(input, "input")
+    if not target.is_cpu or target.layout is not torch.strided:
+        check_cpu(target, "target")
+    if weight is not None:
+        check_cpu(weight, "weight")
+        check_no_grad(weight, "weight", "cross_entropy")
+    if input.dtype is torch.bfloat16:
+        return _bfloat16(input, target, weight, ignore_index, reduction, label_smoothing)
+    if torch.compiler.is_compiling():
+        return _custom_ops.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
+    if (input.requires_grad or target.requires_grad) and torch.is_grad_enabled():
+        apply = CrossEntropyFunction.apply if torch._C._are_functorch_transforms_active() else _apply
+        return apply(input, target, weight, (ignore_index, reduction, label_smoothing))
+    return tensor(_core.cross_entropy(input.numpy(force=True), target.numpy(force=True),
+                                      None if weight is None else weight.numpy(), ignore_index, reduction,
+                                      label_smoothing, False, None))
+
+
+def _bfloat16(input, target, weight, ignore_index, reduction, label_smoothing):
+    """bfloat16 through a float32 copy of the input (and of bfloat16 targets and weights); the loss is rounded
+    once to bfloat16 and the gradient flows back through the casts."""
+    loss = cross_entropy(input.float(), widened(target), widened(weight), ignore_index=ignore_index,
+                         reduction=reduction, label_smoothing=label_smoothing)
+    return loss.to(torch.bfloat16)
