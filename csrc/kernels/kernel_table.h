@@ -128,6 +128,11 @@ struct TypedKernels {
   // zeros and the loss is not computed.
   LossSum (*binary_cross_entropy_with_logits)(const BinaryCrossEntropySpan<T>& span, int64_t n, bool want_loss);
 
+  // KL(softmax(target / T) || softmax(input / T)) of one row pair, and (grad not null) grad =
+  // grad_scale * (softmax(input / T) - softmax(target / T)) (kernels/divergence-inl.h).
+  double (*row_kl_div)(const T* input, const T* target, int64_t n, double inverse_temperature, double grad_scale,
+                       T* grad);
+
   // Column kernels: `ncols` contiguous columns down `rows` rows that are `stride` elements apart
   // (column_stats: ncols <= kColumnTile). Per-column parameters and results are arrays of
   // length ncols.

@@ -10,6 +10,7 @@ from ._version import __version__
 from ._binary_cross_entropy import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward
 from ._contrastive import contrastive_loss
 from ._cross_entropy import cross_entropy, cross_entropy_backward
+from ._divergence import kl_div_with_logits
 from ._linear_cross_entropy import LinearCrossEntropyResult, linear_cross_entropy
 from ._config import (
     get_isa,
@@ -43,6 +44,7 @@ __all__ = [
     "get_isa",
     "get_num_threads",
     "get_output_reuse",
+    "kl_div_with_logits",
     "linear_cross_entropy",
     "LinearCrossEntropyResult",
     "log_softmax",
