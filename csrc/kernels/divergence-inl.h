@@ -63,13 +63,55 @@ struct PhiSeries {
   static constexpr int kLong = sizeof(T) == 4 ? 9 : 14;
 };
 
-// log1p(x) - x without cancellation for small |x|.
-inline double log1p_minus_identity(double x) {
-  if (::fabs(x) > 0x1p-7) return ::log1p(x) - x;
-  // Alternating series, x^10 / 10 below 2^-70 x^2 / 2 at |x| <= 2^-7.
+// log1p(m + excess) - m, excess >= 0 (the KL inside P's support, up to the student's mass outside):
+// for small arguments excess + (log1p(x) - x) with the latter by its series, so that a tiny excess
+// is not lost next to m; for larger ones log1p(x) - m directly (excess + (log1p(x) - x) would
+// cancel when the excess is large).
+inline double log1p_excess(double m, double excess) {
+  const double x = m + excess;
+  if (::fabs(x) > 0x1p-7) return ::log1p(x) - m;
+  // Alternating series of log1p(x) - x, x^10 / 10 below 2^-70 x^2 / 2 at |x| <= 2^-7.
   double sum = 0.0;
   for (int k = 9; k >= 2; --k) sum = sum * x + ((k % 2) ? 1.0 : -1.0) / k;
-  return sum * x * x;
+  return excess + sum * x * x;
+}
+
+// (x - y) * scale as hi + lo: for float data, widened, it is exact in double but for the product's
+// rounding, which lo also carries (fma); for double data x - y is an error-free TwoSum first, so
+// (t - max) / T and (t - s) / T keep their low parts where logits are large or T is not a power of 2.
+template <class T, class W>
+LOGITLOSS_ALWAYS_INLINE W scaled_difference(W x, W y, W scale, W& lo) {
+  W difference = x - y, difference_low = splat<W>(0.0);
+  if constexpr (sizeof(T) == 8) {
+    // TwoSum of x and -y.
+    const W minus_y = -y, y_part = difference - x;
+    difference_low = (x - (difference - y_part)) + (minus_y - y_part);
+    // A non-finite difference has no low part (inf - inf would make it nan).
+    difference_low = select(abs(difference) < splat<W>(__builtin_inf()), difference_low, splat<W>(0.0));
+  }
+  const W hi = difference * scale;
+  lo = select(abs(hi) < splat<W>(__builtin_inf()), mul_add(difference, scale, -hi), splat<W>(0.0));
+  lo = mul_add(difference_low, scale, lo);
+  return hi;
+}
+
+// (x - y) * scale for scalars as an error-free hi + lo (TwoSum, fma); returns hi.
+inline double scaled_gap(double x, double y, double scale, double& lo) {
+  const double difference = x - y, y_part = difference - x;
+  const double low = (x - (difference - y_part)) + (-y - y_part);
+  const double hi = difference * scale;
+  lo = ::fabs(hi) < __builtin_inf() ? __builtin_fma(difference, scale, -hi) + low * scale : 0.0;
+  return hi;
+}
+
+// sum += x with the rounding error of each addition kept in `error` (TwoSum): the KL is
+// proportional to the teacher's total and to the excess, so neither may carry the error of
+// thousands of lane additions.
+template <class W>
+LOGITLOSS_ALWAYS_INLINE void add_compensated(W x, W& sum, W& error) {
+  const W next = sum + x, x_part = next - sum;
+  error += (sum - (next - x_part)) + (x - x_part);
+  sum = next;
 }
 
 template <class T>
@@ -90,42 +132,59 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
   auto widen_load = [&](const T* p, int64_t i, int64_t count) {
     return __builtin_convertvector(load_n(p + i, count, T(-__builtin_inf())), W);
   };
-  // Pass 2: totals of both rows and the P-weighted sum of d (tail lanes are -inf in both: no mass).
-  W total_t = zero, total_s = zero, weighted_d = zero;
+  // The teacher's and the student's exponentials, e^a and e^b with a = (t - max_t) / T, b = (s - max_s) / T.
+  auto teacher_exp = [&](W t, W& a, W& a_low) {
+    a = scaled_difference<T>(t, max_t_w, scale, a_low);
+    return exp_nonpositive(a, a_low);
+  };
+  auto student_exp = [&](W s, W& b, W& b_low) {
+    b = scaled_difference<T>(s, max_s_w, scale, b_low);
+    return exp_nonpositive(b, b_low);
+  };
+  // Pass 2: totals of both rows, the student's total inside and outside P's support, and the
+  // P-weighted sum of d (tail lanes are -inf in both: no mass anywhere).
+  W total_t = zero, total_t_error = zero, inside_s = zero, outside_s = zero, weighted_d = zero;
   auto totals = [&](int64_t i, int64_t count) {
     const W t = widen_load(target, i, count), s = widen_load(input, i, count);
-    const W e_t = exp_nonpositive((t - max_t_w) * scale);
-    total_t += e_t;
-    total_s += exp_nonpositive((s - max_s_w) * scale);
-    weighted_d += select(e_t > 0, e_t * ((t - s) * scale), zero);
+    W a, a_low, b, b_low, d_low;
+    const W e_t = teacher_exp(t, a, a_low), e_s = student_exp(s, b, b_low);
+    const auto inside = e_t > 0;
+    add_compensated(e_t, total_t, total_t_error);
+    inside_s += select(inside, e_s, zero);
+    outside_s += select(inside, zero, e_s);
+    const W d = scaled_difference<T>(t, s, scale, d_low);
+    weighted_d += select(inside, e_t * (d + d_low), zero);
   };
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) totals(i, kLanes);
   if (i < n) totals(i, n - i);
-  const double sum_t = horizontal_add(total_t), sum_s = horizontal_add(total_s);
+  const double sum_t = horizontal_add(total_t) + horizontal_add(total_t_error);
+  const double sum_inside_s = horizontal_add(inside_s);
+  const double sum_outside_s = horizontal_add(outside_s), sum_s = sum_inside_s + sum_outside_s;
   const double mu = horizontal_add(weighted_d) / sum_t;
-  // Pass 3: the residual, the non-negative phi terms, the student's mass outside P's support, and
-  // the gradient.
-  const W mu_w = splat<W>(mu), one = splat<W>(1.0), half = splat<W>(0.5), short_range = splat<W>(0x1p-10);
-  const W q_factor = splat<W>(grad_scale / sum_s), p_factor = splat<W>(grad_scale / sum_t);
   const bool mu_finite = mu - mu == 0;
-  W residual = zero, excess = zero, outside = zero;
+  // Pass 3: the residual and the non-negative phi terms around mu, and the gradient.
+  const W mu_w = splat<W>(mu), one = splat<W>(1.0), half = splat<W>(0.5), short_range = splat<W>(0x1p-10);
+  // a + u = b + c0: the exponent of P_c e^u_c from the student's side, no large cancelling terms.
+  // Its constant is formed as carefully as u's mu - d: the maxima may be large and close.
+  double gap_low;
+  const double gap = scaled_gap(max_t, max_s, inverse_temperature, gap_low);
+  const W c0 = splat<W>((mu - gap) - gap_low);
+  const W q_factor = splat<W>(grad_scale / sum_s), p_factor = splat<W>(grad_scale / sum_t);
+  W residual = zero, excess = zero, excess_error = zero;
   auto terms = [&](int64_t i, int64_t count) {
     const W t = widen_load(target, i, count), s = widen_load(input, i, count);
-    const W a = (t - max_t_w) * scale;
-    const W e_t = exp_nonpositive(a);
-    const auto inside = e_t > 0;
-    const bool any_outside = any_lane(~inside);
-    W e_s = zero;
-    if (grad || any_outside) e_s = exp_nonpositive((s - max_s_w) * scale);
-    if (any_outside) outside += select(inside, zero, e_s);
+    W a, a_low, b = zero, b_low = zero, d_low;
+    const W e_t = teacher_exp(t, a, a_low);
     if (grad) {
+      const W e_s = student_exp(s, b, b_low);
       const W g = e_s * q_factor - e_t * p_factor;
       const V narrow = __builtin_convertvector(g, V);
       if (count == kLanes) store(grad + i, narrow); else store_partial(grad + i, narrow, count);
     }
     if (!mu_finite) return;
-    const W u = mu_w - (t - s) * scale;
+    const auto inside = e_t > 0;
+    const W u = (mu_w - scaled_difference<T>(t, s, scale, d_low)) - d_low;
     const W size = select(inside, abs(u), zero);
     residual += select(inside, e_t * u, zero);
     W phi_term;
@@ -135,24 +194,27 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
       phi_term = e_t * exp_minus_linear_series<PhiSeries<T>::kLong>(u);
       const auto far = size > half;
       if (any_lane(far)) {
-        // One exponent for P_c e^u_c (a + u may exceed exp_nonpositive's range: the full exp).
-        const W direct = exp(a + u) - e_t * (one + u);
+        if (!grad) b = scaled_difference<T>(s, max_s_w, scale, b_low);
+        // P_c e^u_c as one exponent (P_c may be tiny where e^u_c overflows), the full-range exp.
+        const W direct = exp((b + c0) + b_low) - e_t * (one + u);
         phi_term = select(far, direct, phi_term);
       }
     }
-    excess += select(inside, phi_term, zero);
+    add_compensated(select(inside, phi_term, zero), excess, excess_error);
   };
   for (i = 0; i + kLanes <= n; i += kLanes) terms(i, kLanes);
   if (i < n) terms(i, n - i);
   if (!mu_finite) return mu;  // +inf: the teacher has mass where the student has none (or nan)
-  const double m = horizontal_add(residual) / sum_t, excess_mean = horizontal_add(excess) / sum_t;
-  const double outside_mass = horizontal_add(outside) / sum_s;
-  // exp(a + u) overflowed: the KL is large (> ~700) and the textbook form mu - lse_t + lse_s,
-  // which needs no outside term, is relatively exact.
-  if (!(excess_mean - excess_mean == 0)) {
-    return mu - ((double)max_t - (double)max_s) * inverse_temperature - ::log(sum_t) + ::log(sum_s);
-  }
-  const double inside_kl = excess_mean + log1p_minus_identity(m + excess_mean);
-  const double kl = inside_kl - ::log1p(-outside_mass);
+  const double m = horizontal_add(residual) / sum_t;
+  const double excess_mean = (horizontal_add(excess) + horizontal_add(excess_error)) / sum_t;
+  // The textbook form mu - lse_t + lse_s (it needs no outside term) where the centred one cannot be
+  // evaluated: exp(b + c0) overflowed, or the student's mass inside P's support underflowed. The
+  // KL is then large (> ~36), and relatively exact in this form.
+  const double textbook = ((mu - gap) - gap_low) - ::log(sum_t) + ::log(sum_s);
+  if (!(excess_mean - excess_mean == 0) || sum_inside_s == 0) return textbook;
+  // log Q(supp P) from the smaller of the two masses (no cancellation either way).
+  const double log_inside =
+      sum_outside_s <= sum_inside_s ? ::log1p(-sum_outside_s / sum_s) : ::log(sum_inside_s / sum_s);
+  const double kl = log1p_excess(m, excess_mean) - log_inside;
   return kl > 0 ? kl : 0.0;
 }
