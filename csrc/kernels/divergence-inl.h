@@ -114,12 +114,47 @@ LOGITLOSS_ALWAYS_INLINE void add_compensated(W x, W& sum, W& error) {
   sum = next;
 }
 
+// A vector of doubles from `count` elements at p (at most one double vector's lanes; float data
+// widened exactly), the rest -inf; and its rounding to T stored back. The kernel works in native
+// double vectors (f64v): FMA, vscalef and the integer conversions of exp stay single instructions,
+// where the 2x-wide f64w of float data would fall back to generic code.
+constexpr int kDoubleLanes = LOGITLOSS_VECTOR_BYTES / 8;
+typedef float HalfFloats __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
+
+template <class T>
+LOGITLOSS_ALWAYS_INLINE f64v load_doubles(const T* p, int64_t count) {
+  if constexpr (sizeof(T) == 8) {
+    return load_n(p, count, -__builtin_inf());
+  } else {
+    HalfFloats half;
+    if (count == kDoubleLanes) {
+      std::memcpy(&half, p, sizeof half);
+    } else {
+      for (int k = 0; k < kDoubleLanes; ++k) half[k] = k < count ? p[k] : -__builtin_inff();
+    }
+    return __builtin_convertvector(half, f64v);
+  }
+}
+
+template <class T>
+LOGITLOSS_ALWAYS_INLINE void store_doubles(T* p, f64v v, int64_t count) {
+  if constexpr (sizeof(T) == 8) {
+    if (count == kDoubleLanes) store(p, v); else store_partial(p, v, count);
+  } else {
+    const HalfFloats half = __builtin_convertvector(v, HalfFloats);
+    if (count == kDoubleLanes) {
+      std::memcpy(p, &half, sizeof half);
+    } else {
+      for (int k = 0; k < count; ++k) p[k] = half[k];
+    }
+  }
+}
+
 template <class T>
 LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, double inverse_temperature,
                                     double grad_scale, T* grad) {
-  using V = typename Vec<T>::V;
-  using W = typename Vec<T>::Wide;
-  constexpr int kLanes = Vec<T>::kLanes;
+  using W = f64v;
+  constexpr int kLanes = kDoubleLanes;
   const double nan = __builtin_nan("");
   const T max_t = chunk_max<T, false>(target, nullptr, n);
   const T max_s = chunk_max<T, false>(input, nullptr, n);
@@ -129,9 +164,7 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
   }
   const W scale = splat<W>(inverse_temperature), zero = splat<W>(0.0);
   const W max_t_w = splat<W>((double)max_t), max_s_w = splat<W>((double)max_s);
-  auto widen_load = [&](const T* p, int64_t i, int64_t count) {
-    return __builtin_convertvector(load_n(p + i, count, T(-__builtin_inf())), W);
-  };
+  auto widen_load = [&](const T* p, int64_t i, int64_t count) { return load_doubles(p + i, count); };
   // The teacher's and the student's exponentials, e^a and e^b with a = (t - max_t) / T, b = (s - max_s) / T.
   auto teacher_exp = [&](W t, W& a, W& a_low) {
     a = scaled_difference<T>(t, max_t_w, scale, a_low);
@@ -179,8 +212,7 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
     if (grad) {
       const W e_s = student_exp(s, b, b_low);
       const W g = e_s * q_factor - e_t * p_factor;
-      const V narrow = __builtin_convertvector(g, V);
-      if (count == kLanes) store(grad + i, narrow); else store_partial(grad + i, narrow, count);
+      store_doubles(grad + i, g, count);
     }
     if (!mu_finite) return;
     const auto inside = e_t > 0;
