@@ -6,11 +6,12 @@ import pytest
 
 import logitloss
 import logitloss.calibration
-from logitloss import _binary_cross_entropy, _c_api, _config, _cross_entropy, _linear_cross_entropy, _softmax_family
+from logitloss import (_binary_cross_entropy, _c_api, _config, _cross_entropy, _divergence, _linear_cross_entropy,
+                       _softmax_family)
 from logitloss.calibration import _binning, _temperature
 
-MODULES = [_binary_cross_entropy, _c_api, _config, _cross_entropy, _linear_cross_entropy, _softmax_family, _binning,
-           _temperature]
+MODULES = [_binary_cross_entropy, _c_api, _config, _cross_entropy, _divergence, _linear_cross_entropy, _softmax_family,
+           _binning, _temperature]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
