@@ -233,3 +233,17 @@ def test_errors():
         logitloss.kl_div_with_logits(s, np.ones((2, 3), np.float32), grad_out=readonly)
     with pytest.raises(ValueError, match="`grad_out`"):
         logitloss.kl_div_with_logits(s, np.ones((2, 3), np.float32), grad_out=s)
+
+
+def test_bench_providers_compute_the_same_kl(torch):
+    """The bench row kl_div_big times what it says: logitloss and torch agree on loss and gradient."""
+    from logitloss.bench.divergence_providers import kl_div_providers, teacher_logits
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((16, 300)).astype(np.float32)
+    providers, notes = kl_div_providers(x, teacher_logits(x), rng.integers(0, 300, 16))
+    assert notes == []
+    results = {provider.name: provider.fn() for provider in providers}
+    ours, theirs = results["logitloss"], results["torch"]
+    np.testing.assert_allclose(float(ours[0]), theirs[0], rtol=1e-5)
+    np.testing.assert_allclose(ours[1], theirs[1].numpy(), rtol=0, atol=1e-7)
