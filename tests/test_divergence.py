@@ -113,8 +113,9 @@ def test_near_identical_rows_keep_relative_precision(isa, torch, dtype, delta, t
     assert np.all(exact < (1e-10 if dtype is np.float32 else 1e-28)) and np.all(exact > 0)
     functional = torch.nn.functional
     s, t = torch.tensor(input), torch.tensor(target)
-    textbook = functional.kl_div(functional.log_softmax(s / temperature, -1), functional.log_softmax(t / temperature, -1),
-                                 reduction="none", log_target=True).sum(-1).numpy()
+    textbook = functional.kl_div(functional.log_softmax(s / temperature, -1),
+                                 functional.log_softmax(t / temperature, -1), reduction="none",
+                                 log_target=True).sum(-1).numpy()
     assert np.max(np.abs(textbook / exact - 1)) > 100 * COMPUTE_EPS[dtype]  # what the exact form buys
 
 

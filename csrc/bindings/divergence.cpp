@@ -10,7 +10,9 @@ namespace logitloss {
 namespace {
 
 RowOperand operand_of(const py::array& a, const py::array& like, const char* name) {
-  if (!a.dtype().equal(like.dtype())) throw py::type_error(std::string("`") + name + "` must have the dtype of `input`");
+  if (!a.dtype().equal(like.dtype())) {
+    throw py::type_error(std::string("`") + name + "` must have the dtype of `input`");
+  }
   if (a.ndim() != 2 || a.shape(0) != like.shape(0) || a.shape(1) != like.shape(1)) {
     throw py::value_error(std::string("`") + name + "` must have the shape of `input`");
   }

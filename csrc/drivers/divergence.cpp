@@ -11,7 +11,7 @@ namespace {
 using namespace drivers;
 
 // Scratch slots of this driver (drivers/row_buffers.h).
-constexpr int kInputSlot = 0, kTargetSlot = 1, kGradSlot = 2;
+constexpr int kInputSlot = 0, kTargetSlot = 1, kGradSlot = 2, kExponentialsSlot = 3;
 
 template <class T>
 void kl_div_rows(const DivergenceRows& rows) {
@@ -22,13 +22,18 @@ void kl_div_rows(const DivergenceRows& rows) {
       char* grad_row = rows.grad.base ? rows.grad.base + r * rows.grad.row_stride : nullptr;
       if (rows.included && !rows.included[r]) {
         rows.loss[r] = 0.0;
-        if (grad_row) for (int64_t c = 0; c < C; ++c) store_scalar<T>(grad_row + c * rows.grad.class_stride, T(0));
+        if (!grad_row) continue;
+        for (int64_t c = 0; c < C; ++c) store_scalar<T>(grad_row + c * rows.grad.class_stride, T(0));
         continue;
       }
-      const T* input = row_input<T>(rows.input.base + r * rows.input.row_stride, rows.input.class_stride, C, kInputSlot);
-      const T* target = row_input<T>(rows.target.base + r * rows.target.row_stride, rows.target.class_stride, C, kTargetSlot);
+      const RowOperand& student = rows.input;
+      const RowOperand& teacher = rows.target;
+      const T* input = row_input<T>(student.base + r * student.row_stride, student.class_stride, C, kInputSlot);
+      const T* target = row_input<T>(teacher.base + r * teacher.row_stride, teacher.class_stride, C, kTargetSlot);
       T* grad = grad_row ? row_output<T>(grad_row, rows.grad.class_stride, C, kGradSlot) : nullptr;
-      rows.loss[r] = kernels.row_kl_div(input, target, C, rows.inverse_temperature, rows.grad_scale, grad);
+      double* exponentials = scratch<double>(kExponentialsSlot, kl_div_scratch_size(C));
+      rows.loss[r] =
+          kernels.row_kl_div(input, target, C, rows.inverse_temperature, rows.grad_scale, grad, exponentials);
       if (grad) finish_row_output<T>(grad_row, rows.grad.class_stride, C, grad);
     }
   };

@@ -29,7 +29,8 @@ def teacher_logits(x: np.ndarray) -> np.ndarray:
 def kl_div_providers(x: np.ndarray, teacher: np.ndarray, labels: np.ndarray) -> tuple[list[Provider], list[str]]:
     import logitloss
 
-    providers = [Provider("logitloss", lambda: logitloss.kl_div_with_logits(x, teacher, return_grad=True), checked=False),
+    providers = [Provider("logitloss", lambda: logitloss.kl_div_with_logits(x, teacher, return_grad=True),
+                          checked=False),
                  Provider("logitloss cross_entropy", lambda: logitloss.cross_entropy(x, labels, return_grad=True),
                           checked=False)]
     try:
