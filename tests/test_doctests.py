@@ -10,14 +10,17 @@ from logitloss import (
     _binary_cross_entropy,
     _c_api,
     _config,
+    _contrastive,
     _cross_entropy,
+    _divergence,
     _entropy,
     _linear_cross_entropy,
     _softmax_family,
 )
 from logitloss.calibration import _binning, _temperature
 
-MODULES = [_binary_cross_entropy, _c_api, _config, _cross_entropy, _entropy, _linear_cross_entropy, _softmax_family,
+MODULES = [_binary_cross_entropy, _c_api, _config, _contrastive, _cross_entropy, _divergence, _entropy,
+           _linear_cross_entropy, _softmax_family,
            _binning, _temperature]
 
 

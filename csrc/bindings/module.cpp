@@ -17,6 +17,7 @@ void bind_binary_cross_entropy(py::module_& m);
 void bind_softmax_statistics(py::module_& m);
 void bind_temperature_terms(py::module_& m);
 void bind_c_api(py::module_& m);
+void bind_divergence(py::module_& m);
 
 namespace {
 
@@ -128,4 +129,5 @@ PYBIND11_MODULE(_core, m) {
   ll::bind_softmax_statistics(m);
   ll::bind_temperature_terms(m);
   ll::bind_c_api(m);
+  ll::bind_divergence(m);
 }

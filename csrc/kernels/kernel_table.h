@@ -103,6 +103,10 @@ struct LossSum {
   double scaled;
 };
 
+// Doubles of row_kl_div's scratch for a row of n: its two exponentials per element, padded to the
+// widest vector.
+inline int64_t kl_div_scratch_size(int64_t n) { return 2 * (n + 8); }
+
 template <class T>
 struct TypedKernels {
   // Row kernels: x[0..n) contiguous, n >= 1. `weight` may be null (all ones).
@@ -140,6 +144,12 @@ struct TypedKernels {
   // Returns the sum of the (weighted) losses when want_loss (or no gradient is asked for), else
   // zeros and the loss is not computed.
   LossSum (*binary_cross_entropy_with_logits)(const BinaryCrossEntropySpan<T>& span, int64_t n, bool want_loss);
+
+  // KL(softmax(target / T) || softmax(input / T)) of one row pair, and (grad not null) grad =
+  // grad_scale * (softmax(input / T) - softmax(target / T)) (kernels/divergence-inl.h).
+  // scratch: kl_div_scratch_size(n) doubles.
+  double (*row_kl_div)(const T* input, const T* target, int64_t n, double inverse_temperature, double grad_scale,
+                       T* grad, double* scratch);
 
   // Column kernels: `ncols` contiguous columns down `rows` rows that are `stride` elements apart
   // (column_stats: ncols <= kColumnTile). Per-column parameters and results are arrays of

@@ -19,6 +19,7 @@ from . import providers as _providers
 from .backward_providers import backward_providers
 from .calibration_providers import calibrated_targets, ece_providers, temperature_providers
 from .contrastive_providers import contrastive_providers
+from .divergence_providers import kl_div_providers, teacher_logits
 from .checks import check_result
 from .entropy_providers import entropy_providers
 from .harness import Provider
@@ -298,3 +299,15 @@ def contrastive(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dic
 
     return {"build": build}
 
+
+
+@_builder
+def kl_divergence(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """kl_div_with_logits of the student logits ``shape`` toward a nearby teacher (distillation)."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        providers, notes = kl_div_providers(x, teacher_logits(x), inputs.targets(shape[0], shape[1]))
+        return x, providers, notes
+
+    return {"build": build}

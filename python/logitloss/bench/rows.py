@@ -23,6 +23,7 @@ from .row_builders import (
     contrastive,
     cross_entropy,
     entropy,
+    kl_divergence,
     linear_head,
     linear_head_memory,
     memory,
@@ -271,6 +272,11 @@ ROWS: list[Row] = [
         note="Positives on the diagonal; `logitloss`: contrastive_loss(x, return_grad=True); `logitloss 2 x "
              "cross_entropy`: the two directions' fused passes alone, each into its own buffer (the floor); `torch`: "
              "(F.cross_entropy(X, t) + F.cross_entropy(X.T, t)) / 2 and .backward()."),
+    Row("kl_div_big", "kl_div_fwd_bwd", "big", kl_divergence(), "kl_div_with_logits forward + backward {shape}",
+        "copy", check=False, number=1, repeats=(5, 7), quick_title=" (--quick; targets at (4096, 32000))",
+        note="Teacher = student + N(0, 0.5^2); `logitloss`: kl_div_with_logits(x, t, return_grad=True); "
+             "`logitloss cross_entropy`: cross_entropy(x, labels, return_grad=True) (the budget); `torch`: "
+             "F.kl_div(F.log_softmax(X), F.log_softmax(T), 'batchmean', log_target=True) and .backward()."),
     # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
     *[Row(f"threads_{size}_{load}", "logsumexp", size, thread_scaling(),
           "threads: logsumexp {shape}, " + (BUSY if load == "loaded" else "no added load"), "read", check=False,

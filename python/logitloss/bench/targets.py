@@ -266,6 +266,12 @@ TARGETS.append(Target("contrastive_vs_two_passes", "contrastive_loss fwd+bwd (40
                       "cross_entropy passes alone", "contrastive_clip", "ratio", "logitloss",
                       "logitloss 2 x cross_entropy", informational=True))
 
+TARGETS.append(Target("kl_div_vs_torch", "kl_div_with_logits fwd+bwd ({big}): speedup vs torch's two log_softmax + "
+                      "F.kl_div + .backward()", "kl_div_big", "ratio", "torch", "logitloss", 10.0))
+TARGETS.append(Target("kl_div_vs_cross_entropy", "kl_div_with_logits fwd+bwd ({big}): time / cross_entropy(..., "
+                      "return_grad=True) on the same shape", "kl_div_big", "ratio", "logitloss",
+                      "logitloss cross_entropy", 2.0, at_least=False))
+
 
 def evaluate_targets(targets: list[Target], results: dict[str, CaseResult], threads: int) -> list[TargetResult]:
     evaluated: list[TargetResult] = []
