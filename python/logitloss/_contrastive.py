@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._cross_entropy import cross_entropy
+from ._output_checks import check_grad_out
 
 # Bytes of a tile of rows: small enough that its gradient is still in the L2 cache when it is added
 # and scaled, large enough that the per-call cost (a few microseconds) stays small.
@@ -97,7 +98,7 @@ def contrastive_loss(
     logits, target, reduction, label_smoothing = _parse(logits, target, reduction, symmetric, label_smoothing)
     want_grad = return_grad or grad_out is not None
     if grad_out is not None:
-        _check_grad_out(grad_out, logits)
+        check_grad_out(grad_out, logits, "logits")
     grad = (grad_out if grad_out is not None else np.empty(logits.shape, logits.dtype)) if want_grad else None
 
     rows, columns = logits.shape[-2:]
@@ -187,19 +188,6 @@ def _parse(logits, target, reduction, symmetric, label_smoothing):
         raise IndexError(f"`target` holds {bad}, outside [0, {columns})")
     target = np.broadcast_to(target, logits.shape[:-1])
     return logits, target, reduction, label_smoothing
-
-
-def _check_grad_out(grad_out, logits):
-    if not isinstance(grad_out, np.ndarray):
-        raise TypeError(f"`grad_out` must be a NumPy array, got {type(grad_out).__name__}")
-    if grad_out.dtype != logits.dtype:
-        raise TypeError(f"`grad_out` must have the logits' dtype {logits.dtype}, got {grad_out.dtype}")
-    if grad_out.shape != logits.shape:
-        raise ValueError(f"`grad_out` must have the logits' shape {logits.shape}, got {grad_out.shape}")
-    if not grad_out.flags.writeable:
-        raise ValueError("`grad_out` is read-only")
-    if np.shares_memory(grad_out, logits):
-        raise ValueError("`grad_out` must not overlap `logits` (the column pass reads the logits after the row pass)")
 
 
 __all__ = ["contrastive_loss"]

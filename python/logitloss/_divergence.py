@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
+from ._output_checks import check_grad_out
 
 _REDUCTIONS = ("mean", "sum", "none")
 _FLOATS = (np.float16, np.float32, np.float64)
@@ -94,7 +95,7 @@ def kl_div_with_logits(
     input, target, where, temperature = _parse(input, target, reduction, temperature, where)
     want_grad = return_grad or grad_out is not None
     if grad_out is not None:
-        _check_grad_out(grad_out, input, target)
+        check_grad_out(grad_out, input, "input", ("target", target))
     compute = np.float32 if input.dtype == np.float16 else input.dtype.type
     classes = input.shape[-1]
     input_rows = _rows_of(input.astype(compute, copy=False), classes)
@@ -164,19 +165,6 @@ def _parse(input, target, reduction, temperature, where):
         if where.shape != input.shape[:-1]:
             raise ValueError(f"`where` must have the batch shape {input.shape[:-1]}, got {where.shape}")
     return input, target, where, temperature
-
-
-def _check_grad_out(grad_out, input, target):
-    if not isinstance(grad_out, np.ndarray):
-        raise TypeError(f"`grad_out` must be a NumPy array, got {type(grad_out).__name__}")
-    if grad_out.dtype != input.dtype:
-        raise TypeError(f"`grad_out` must have the dtype of `input` {input.dtype}, got {grad_out.dtype}")
-    if grad_out.shape != input.shape:
-        raise ValueError(f"`grad_out` must have the shape of `input` {input.shape}, got {grad_out.shape}")
-    if not grad_out.flags.writeable:
-        raise ValueError("`grad_out` is read-only")
-    if np.shares_memory(grad_out, input) or np.shares_memory(grad_out, target):
-        raise ValueError("`grad_out` must not overlap `input` or `target`")
 
 
 __all__ = ["kl_div_with_logits"]
