@@ -30,10 +30,10 @@ class CrossEntropyFunction(torch.autograd.Function):
         y = target.numpy(force=True)
         w = None if weight is None else weight.numpy()
         if ctx.needs_input_grad[0]:
-            loss, grad = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, True, None)
+            loss, grad = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, True, None, False, None)
             ctx.grad = torch.from_numpy(grad)
         else:
-            loss = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, False, None)
+            loss = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, False, None, False, None)
             ctx.grad = None
         # Kept as attributes, not save_for_backward (a per-call cost the small calls feel): only a second
         # backward or a target gradient reads them, after checking the input's version as autograd would.
@@ -135,7 +135,7 @@ def cross_entropy(
         return apply(input, target, weight, (ignore_index, reduction, label_smoothing))
     return tensor(_core.cross_entropy(input.numpy(force=True), target.numpy(force=True),
                                       None if weight is None else weight.numpy(), ignore_index, reduction,
-                                      label_smoothing, False, None))
+                                      label_smoothing, False, None, False, None))
 
 
 def _bfloat16(input, target, weight, ignore_index, reduction, label_smoothing):
