@@ -41,7 +41,7 @@ class ChunkScratch {
 // A plain softmax: no target terms (as softmax_family.cpp's plain_softmax).
 template <class T>
 TargetTerms<T> plain_softmax() {
-  return TargetTerms<T>{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true};
+  return TargetTerms<T>{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true, 0.0};
 }
 
 // The batched paths' log total (the vector log_totals), for one row.

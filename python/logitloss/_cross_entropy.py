@@ -24,6 +24,9 @@ def cross_entropy(
     *,
     return_grad: bool = False,
     grad_out: np.ndarray | None = None,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
 ) -> Any:
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
 
@@ -54,6 +57,17 @@ def cross_entropy(
         Where to write the gradient (implies `return_grad`): the input's shape and dtype; may be
         `input` itself for an in-place gradient, but no other view overlapping `input`, `target` or
         `weight`. `input` is never modified otherwise.
+    temperature : float, keyword-only
+        Positive and finite: the loss is taken of ``z / temperature`` (after the cap). Default 1.
+    softcap : float or None, keyword-only
+        Positive and finite, or None (default): logits capped as ``softcap * tanh(z / softcap)``
+        (Gemma 2) before the temperature. ``-inf`` logits become ``-softcap``: masks do not
+        survive the cap.
+    z_loss : float, keyword-only
+        Non-negative and finite: adds ``z_loss * lse**2`` to each kept position's loss, ``lse`` the
+        log-sum-exp of the transformed logits (PaLM), weighted like the position (``weight[target]``
+        for class indices, 1 for probabilities), so 'mean' divides by the same denominator.
+        Default 0.
 
     Returns
     -------
@@ -69,7 +83,8 @@ def cross_entropy(
     ValueError
         Mismatched shapes, `weight` of the wrong length, an unknown `reduction`,
         `label_smoothing` outside [0, 1] (torch accepts negatives), `ignore_index` >= 0 with
-        probability targets, or a bad `grad_out` (wrong shape, read-only, overlapping an argument).
+        probability targets, a bad `grad_out` (wrong shape, read-only, overlapping an argument),
+        or `temperature`, `softcap`, `z_loss` out of range.
     TypeError
         Non-floating logits, non-integer class indices, non-floating probabilities, a `grad_out`
         of the wrong dtype.
@@ -86,8 +101,16 @@ def cross_entropy(
     (2, 3)
     >>> print(logitloss.cross_entropy(np.array([40.0, 0.0], np.float32), np.array(0)))
     4.248354e-18
+
+    Temperature is the confidence knob: above 1 it softens the distribution, so a confident correct
+    prediction costs more and a confident wrong one less.
+
+    >>> [round(float(logitloss.cross_entropy(logits, labels, temperature=t)), 4) for t in (0.5, 1.0, 4.0)]
+    [0.0128, 0.1324, 0.6985]
     """
-    return _core.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, return_grad, grad_out)
+    return _core.cross_entropy(
+        input, target, weight, ignore_index, reduction, label_smoothing, return_grad, grad_out, temperature, softcap, z_loss
+    )
 
 
 def cross_entropy_backward(
@@ -98,6 +121,10 @@ def cross_entropy_backward(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    *,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
 ) -> np.ndarray:
     """Gradient of :func:`cross_entropy` with respect to `input`, for an upstream gradient.
 
@@ -106,6 +133,8 @@ def cross_entropy_backward(
     grad_output : array_like
         d result / d loss: a scalar for 'mean' and 'sum', the loss's shape for 'none'.
     input, target, weight, ignore_index, reduction, label_smoothing
+        As given to :func:`cross_entropy`.
+    temperature, softcap, z_loss : keyword-only
         As given to :func:`cross_entropy`.
 
     Returns
@@ -124,4 +153,6 @@ def cross_entropy_backward(
     >>> logitloss.cross_entropy_backward(1.0, np.zeros((1, 2)), np.array([0]))
     array([[-0.5,  0.5]])
     """
-    return _core.cross_entropy_backward(grad_output, input, target, weight, ignore_index, reduction, label_smoothing)
+    return _core.cross_entropy_backward(
+        grad_output, input, target, weight, ignore_index, reduction, label_smoothing, temperature, softcap, z_loss
+    )
