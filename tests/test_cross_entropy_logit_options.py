@@ -341,3 +341,63 @@ def test_numpy_scalars_accepted():
     a = logitloss.cross_entropy(x, t, temperature=np.float32(2.0), softcap=np.array(5.0), z_loss=np.float64(0.01))
     b = logitloss.cross_entropy(x, t, temperature=2.0, softcap=5.0, z_loss=0.01)
     assert a == b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+def test_capped_logits_and_chain_factor_elementwise(isa, mpmath, dtype):
+    """One-class rows with z_loss = 1/2 expose the transform itself: the loss is z''^2 / 2 and the gradient
+    z'' dz''/dz. Swept over the series / exp boundary (|z / softcap| = 1/4), tiny and huge |z|, +-inf."""
+    mpmath.mp.dps = 50
+    softcap, temperature = 3.0, 1.5
+    u = np.concatenate([np.geomspace(1e-30, 40, 400), [0.2499999, 0.25, 0.2500001, 1e3, 1e30]])
+    z = np.concatenate([u, -u, [0.0]]) * softcap
+    x = z.astype(dtype).reshape(-1, 1)
+    t = np.zeros(len(x), np.int64)
+    loss, grad = logitloss.cross_entropy(x, t, reduction="none", return_grad=True, temperature=temperature,
+                                         softcap=softcap, z_loss=0.5)
+    eps = EPS[np.dtype(dtype)]
+    for value, l, g in zip(x[:, 0], loss, grad[:, 0]):
+        v = mpmath.mpf(float(value))
+        capped = softcap * mpmath.tanh(v / softcap) / temperature
+        chain = mpmath.sech(v / softcap) ** 2 / temperature
+        exact_loss, exact_grad = float(capped**2 / 2), float(capped * chain)
+        # z'' rounded once (about 1 eps), squared: 2 eps relative plus the loss's own rounding
+        # (a loss below the normal range underflows as it should)
+        assert abs(float(l) - exact_loss) <= 4 * eps * exact_loss + float(np.finfo(dtype).smallest_normal), (
+            value, float(l), exact_loss)
+        # sech^2(u) has condition number 2 |u| tanh |u|: the rounding of u = z / softcap costs 2 |u| eps
+        conditioning = 2 * abs(float(value)) / softcap
+        assert abs(float(g) - exact_grad) <= (6 + conditioning) * eps * abs(exact_grad) + float(
+            np.finfo(dtype).smallest_subnormal), (value, float(g), exact_grad)
+    inf = logitloss.cross_entropy(np.array([[np.inf], [-np.inf]], dtype), np.array([0, 0]), reduction="none",
+                                  return_grad=True, softcap=softcap, temperature=temperature, z_loss=0.5)
+    assert np.allclose(inf[0], (softcap / temperature) ** 2 / 2, rtol=4 * eps) and np.all(inf[1] == 0)
+
+
+@pytest.mark.parametrize("options", OPTIONS[::2], ids=option_id)
+def test_linear_cross_entropy_with_options(torch, options):
+    temperature, softcap, z_loss = options
+    rng = np.random.default_rng(3)
+    hidden, head = rng.standard_normal((7, 5)), rng.standard_normal((11, 5))
+    bias, w = rng.standard_normal(11), class_weights(11, np.float64, seed=4)
+    tokens = np.array([1, 2, -100, 4, 10, 6, 0])
+    kwargs = dict(temperature=temperature, softcap=softcap, z_loss=z_loss)
+    for reduction in REDUCTIONS:
+        result = logitloss.linear_cross_entropy(hidden, head, tokens, linear_bias=bias, weight=w, reduction=reduction,
+                                                return_grad=True, chunk_size=3, **kwargs)
+        h, W, b = (torch.from_numpy(a.copy()).requires_grad_(True) for a in (hidden, head, bias))
+        z = h @ W.T + b
+        z = z if softcap is None else softcap * torch.tanh(z / softcap)
+        z = z / temperature
+        tt, wt = torch.from_numpy(tokens), torch.from_numpy(w)
+        kept = tt != -100
+        row_weight = wt[torch.where(kept, tt, 0)] * kept
+        per_row = torch.nn.functional.cross_entropy(z, tt, weight=wt, reduction="none")
+        per_row = per_row + z_loss * row_weight * torch.logsumexp(z, 1) ** 2
+        loss = {"none": per_row, "sum": per_row.sum(), "mean": per_row.sum() / row_weight.sum()}[reduction]
+        loss.backward(torch.ones_like(loss))
+        np.testing.assert_allclose(result.loss, loss.detach().numpy(), rtol=1e-13)
+        for ours, theirs in [(result.grad_input, h), (result.grad_weight, W), (result.grad_bias, b)]:
+            np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="softcap"):
+        logitloss.linear_cross_entropy(hidden, head, tokens, softcap=-1.0)
