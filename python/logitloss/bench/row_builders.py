@@ -21,6 +21,7 @@ from .calibration_providers import calibrated_targets, ece_providers, temperatur
 from .checks import check_result
 from .harness import Provider
 from .inputs import InputCache
+from .logit_option_providers import logit_option_providers
 from .linear_head import LINEAR_HEAD_VARIANTS, linear_head_memory_values, linear_head_providers
 from .memory_rows import memory_values
 
@@ -133,6 +134,18 @@ def cross_entropy(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, b
                 label_smoothing=0.1, suffix=" smoothing+weight")
             providers += more
             notes += more_notes
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def logit_options(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """cross_entropy fwd+bwd with softcap, z_loss and temperature against the plain call and torch's composition."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        providers, notes = logit_option_providers(x, inputs.targets(*shape))
         return x, providers, notes
 
     return {"build": build}
