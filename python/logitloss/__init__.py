@@ -8,6 +8,7 @@ NumPy arrays. See ``show_config()`` for the SIMD target and thread count in use.
 
 from ._version import __version__
 from ._binary_cross_entropy import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward
+from ._contrastive import contrastive_loss
 from ._cross_entropy import cross_entropy, cross_entropy_backward
 from ._linear_cross_entropy import LinearCrossEntropyResult, linear_cross_entropy
 from ._config import (
@@ -35,6 +36,7 @@ __all__ = [
     "__version__",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_backward",
+    "contrastive_loss",
     "cross_entropy",
     "cross_entropy_backward",
     "get_include",

@@ -18,6 +18,7 @@ import numpy as np
 from . import providers as _providers
 from .backward_providers import backward_providers
 from .calibration_providers import calibrated_targets, ece_providers, temperature_providers
+from .contrastive_providers import contrastive_providers
 from .checks import check_result
 from .harness import Provider
 from .inputs import InputCache
@@ -283,3 +284,16 @@ def linear_head_memory(op: str, shape: tuple[int, ...], dtype: str, quick: bool,
     ``shape[1]``, each in a fresh subprocess."""
     return {"build": lambda inputs: (np.empty(0), [], []),
             "values": linear_head_memory_values(row_counts, shape[1], classes), "value_unit": "bytes"}
+
+
+@_builder
+def contrastive(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """contrastive_loss (CLIP, symmetric) of a square similarity matrix ``shape``, positives on the diagonal."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        providers, notes = contrastive_providers(x)
+        return x, providers, notes
+
+    return {"build": build}
+

@@ -20,6 +20,7 @@ from .row_builders import (
     binary_cross_entropy,
     calibration,
     class_axis_1,
+    contrastive,
     cross_entropy,
     linear_head,
     logit_options,
@@ -52,6 +53,7 @@ SHAPES: dict[str, tuple[int, ...] | tuple[tuple[int, ...], tuple[int, ...]]] = {
     "llm head": (4096, 2048),
     "temperature": ((10000, 1000), (100000, 1000)),
     "ece": (1_000_000, 10),
+    "similarity": ((1024, 1024), (4096, 4096)),  # a CLIP batch's image x text logits
 }
 
 
@@ -246,6 +248,12 @@ ROWS: list[Row] = [
     Row("ece", "expected_calibration_error", "ece", calibration(), "calibration.expected_calibration_error {shape}",
         check=False, number=1, repeats=(5, 7),
         note="15 uniform bins, top-label, norm l1; torchmetrics' multiclass_calibration_error on the same logits."),
+    Row("contrastive_clip", "contrastive_loss_fwd_bwd", "similarity", contrastive(),
+        "contrastive_loss forward + backward {shape}, symmetric (CLIP)", "copy", check=False, number=1,
+        repeats=(5, 7), quick_title=" (--quick; targets at (4096, 4096))",
+        note="Positives on the diagonal; `logitloss`: contrastive_loss(x, return_grad=True); `logitloss 2 x "
+             "cross_entropy`: the two directions' fused passes alone, each into its own buffer (the floor); `torch`: "
+             "(F.cross_entropy(X, t) + F.cross_entropy(X.T, t)) / 2 and .backward()."),
     # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
     *[Row(f"threads_{size}_{load}", "logsumexp", size, thread_scaling(),
           "threads: logsumexp {shape}, " + (BUSY if load == "loaded" else "no added load"), "read", check=False,

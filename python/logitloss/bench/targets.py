@@ -239,6 +239,12 @@ TARGETS += [
 ]
 TARGETS.append(Target("ce_class_axis_1_vs_torch", "cross_entropy fwd+bwd (N, C, H, W), class axis 1: speedup vs torch",
                       "cross_entropy_class_axis_1", "ratio", "torch", "logitloss", informational=True))
+TARGETS.append(Target("contrastive_vs_torch", "contrastive_loss fwd+bwd (4096, 4096), symmetric (CLIP): speedup vs "
+                      "torch's two F.cross_entropy + .backward()", "contrastive_clip", "ratio", "torch", "logitloss",
+                      5.0))
+TARGETS.append(Target("contrastive_vs_two_passes", "contrastive_loss fwd+bwd (4096, 4096): time / the two fused "
+                      "cross_entropy passes alone", "contrastive_clip", "ratio", "logitloss",
+                      "logitloss 2 x cross_entropy", informational=True))
 
 
 def evaluate_targets(targets: list[Target], results: dict[str, CaseResult], threads: int) -> list[TargetResult]:
