@@ -25,10 +25,10 @@ class BinaryCrossEntropyFunction(torch.autograd.Function):
         w = None if weight is None else weight.numpy()
         p = None if pos_weight is None else pos_weight.numpy()
         if ctx.needs_input_grad[0]:
-            loss, grad = _core.binary_cross_entropy_with_logits(x, y, w, reduction, p, True, None)
+            loss, grad = _core.binary_cross_entropy_with_logits(x, y, w, reduction, p, True, None, False, None)
             ctx.grad = torch.from_numpy(grad)
         else:
-            loss = _core.binary_cross_entropy_with_logits(x, y, w, reduction, p, False, None)
+            loss = _core.binary_cross_entropy_with_logits(x, y, w, reduction, p, False, None, False, None)
             ctx.grad = None
         ctx.save_for_backward(input, target, weight, pos_weight)
         ctx.reduction = reduction
@@ -120,7 +120,7 @@ def binary_cross_entropy_with_logits(
         return apply(input, target, weight, pos_weight, reduction)
     return tensor(_core.binary_cross_entropy_with_logits(
         input.numpy(force=True), target.numpy(force=True), None if weight is None else weight.numpy(), reduction,
-        None if pos_weight is None else pos_weight.numpy(), False, None))
+        None if pos_weight is None else pos_weight.numpy(), False, None, False, None))
 
 
 def _bfloat16(input, target, weight, pos_weight, reduction):
