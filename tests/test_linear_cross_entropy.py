@@ -252,10 +252,13 @@ def test_peak_memory_is_a_fraction_of_the_logits_and_does_not_grow_with_n():
     assert large <= small + 8 * 2**20, f"peak extra {small / 2**20:.1f} MiB at N = 4096, {large / 2**20:.1f} at 8192"
 
 
-def test_blas_threads_follow_logitloss_threads():
+def test_blas_threads_follow_logitloss_threads(monkeypatch):
     threadpoolctl = require("threadpoolctl")
     from logitloss import _blas_threads
 
+    # The controller covers the BLAS libraries loaded when it was made (at the first call, documented):
+    # an earlier test may have loaded another since (scipy's OpenBLAS), so this test makes a fresh one.
+    monkeypatch.setattr(_blas_threads, "_controller", None)
     previous = logitloss.get_num_threads()
     try:
         for n in (1, 2):
@@ -267,11 +270,13 @@ def test_blas_threads_follow_logitloss_threads():
         logitloss.set_num_threads(previous)
 
 
-def test_overlapping_calls_restore_the_blas_setting():
+def test_overlapping_calls_restore_the_blas_setting(monkeypatch):
     """Calls from two Python threads that overlap (A enters, B enters, A leaves, B leaves) leave the
     BLAS as they found it: the shared limit is undone by the last to leave."""
     threadpoolctl = require("threadpoolctl")
     from logitloss import _blas_threads
+
+    monkeypatch.setattr(_blas_threads, "_controller", None)  # one that covers the BLAS loaded now (as above)
 
     def blas_counts():
         return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]

@@ -122,6 +122,44 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
   return a;
 }
 
+// A real-number argument (a 0-d array too; not a bool, not complex): TypeError naming it otherwise.
+double real_argument(py::handle obj, const char* name) {
+  const auto bad = [&] {
+    return py::type_error(std::string("`") + name + "` must be a real number, got " + py::repr(obj).cast<std::string>());
+  };
+  if (py::isinstance<py::bool_>(obj) || !py::hasattr(obj, "__float__") || PyComplex_Check(obj.ptr())) throw bad();
+  try {
+    return py::reinterpret_borrow<py::object>(obj).attr("__float__")().cast<double>();
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_TypeError) && !e.matches(PyExc_ValueError)) throw;
+    throw bad();
+  }
+}
+
+// temperature > 0 finite, softcap > 0 finite or None, z_loss >= 0 finite: ValueError naming the
+// argument otherwise.
+void parse_logit_options(CrossEntropyOperands& ops, py::handle temperature_obj, py::handle softcap_obj,
+                         py::handle z_loss_obj) {
+  const double temperature = real_argument(temperature_obj, "temperature");
+  if (!(temperature > 0 && std::isfinite(temperature))) {
+    throw py::value_error("`temperature` must be a positive finite number, got " + py::repr(temperature_obj).cast<std::string>());
+  }
+  double softcap = 0.0;
+  if (!softcap_obj.is_none()) {
+    softcap = real_argument(softcap_obj, "softcap");
+    if (!(softcap > 0 && std::isfinite(softcap))) {
+      throw py::value_error("`softcap` must be a positive finite number or None, got " +
+                            py::repr(softcap_obj).cast<std::string>());
+    }
+  }
+  const double z_loss = real_argument(z_loss_obj, "z_loss");
+  if (!(z_loss >= 0 && std::isfinite(z_loss))) {
+    throw py::value_error("`z_loss` must be a non-negative finite number, got " + py::repr(z_loss_obj).cast<std::string>());
+  }
+  ops.temperature = temperature;
+  ops.softcap = softcap;
+  ops.z_loss = z_loss;
+}
 
 // Runs the driver; raises IndexError for an out-of-range target.
 double run(CrossEntropyArgs& a, py::object loss, const GradientTarget* grad, py::object upstream,
@@ -146,9 +184,19 @@ double run(CrossEntropyArgs& a, py::object loss, const GradientTarget* grad, py:
 
 py::object cross_entropy(py::handle input, py::handle target, py::handle weight, py::handle ignore_index,
                          py::handle reduction, py::handle label_smoothing, py::handle return_grad_obj, py::handle grad_out,
-                         py::handle return_hessian_obj, py::handle hessian_out) {
+                         py::handle return_hessian_obj, py::handle hessian_out, py::handle temperature,
+                         py::handle softcap, py::handle z_loss) {
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
+  parse_logit_options(a.ops, temperature, softcap, z_loss);
   const bool return_hessian = as_flag(return_hessian_obj, "return_hessian") || !hessian_out.is_none();
+  if (return_hessian && a.ops.has_logit_options()) {
+    // The Hessian's diagonal of the transformed loss (the cap's second derivative, the chain factor
+    // squared, z-loss's curvature) is not implemented: no wrong Hessian.
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "`return_hessian` / `hessian_out` with `temperature`, `softcap` or `z_loss` is not implemented "
+                    "(the Hessian's diagonal of the transformed logits); call without one or the other");
+    throw py::error_already_set();
+  }
   const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none() || return_hessian;
   GradientTarget grad, hessian;
   if (return_grad) grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, grad_out,
@@ -170,8 +218,10 @@ py::object cross_entropy(py::handle input, py::handle target, py::handle weight,
 }
 
 py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::handle target, py::handle weight,
-                                  py::handle ignore_index, py::handle reduction, py::handle label_smoothing) {
+                                  py::handle ignore_index, py::handle reduction, py::handle label_smoothing,
+                                  py::handle temperature, py::handle softcap, py::handle z_loss) {
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
+  parse_logit_options(a.ops, temperature, softcap, z_loss);
   py::array upstream = cast_to(as_numeric_array(grad_output, "grad_output"), a.compute_dtype);
   py::object per_row_upstream;
   if (a.ops.reduction == LossReduction::kNone) {

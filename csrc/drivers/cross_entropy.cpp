@@ -21,6 +21,10 @@ namespace {
 
 using namespace drivers;
 
+// Per-thread rows of the logit options (row_buffers.h slots; 0-3 are the operands' (3 the Hessian), 4 staging).
+constexpr int kTransformedSlot = 5;
+constexpr int kChainSlot = 6;
+
 // Pass over the class indices before any logit is read: every target in range (or ignored), and
 // the mean's denominator, sum of weight[target] over the kept positions, summed in row order.
 template <class T>
@@ -71,8 +75,9 @@ template <class T>
 class PendingLosses {
  public:
   PendingLosses(const RowsCall<T>& rows, const KernelTable& table) : rows_(rows), table_(table) {}
-  void add(int64_t r, char* loss_at, const FusedStats& fused, double w_y, double z_y) {
-    pending_[waiting_] = {r, loss_at, fused.gap, fused.mass, w_y, z_y};
+  // row_weight: z-loss's weight of the position (w_y, or 1 for probability targets).
+  void add(int64_t r, char* loss_at, const FusedStats& fused, double w_y, double z_y, double row_weight) {
+    pending_[waiting_] = {r, loss_at, fused.gap, fused.mass, w_y, z_y, row_weight};
     stats_[waiting_] = fused.stats;
     if (++waiting_ == kRowBatch) settle();
   }
@@ -81,9 +86,13 @@ class PendingLosses {
     table_.log_totals(stats_, waiting_, log_sums_);
     for (int64_t i = 0; i < waiting_; ++i) {
       const Pending& p = pending_[i];
-      finish_loss(rows_, p.r, p.loss_at,
-                  position_loss(stats_[i], log_sums_[i], p.gap, p.mass, !rows_.ops.probability_targets,
-                                rows_.smoothing, p.w_y, p.z_y));
+      double loss = position_loss(stats_[i], log_sums_[i], p.gap, p.mass, !rows_.ops.probability_targets,
+                                  rows_.smoothing, p.w_y, p.z_y);
+      if (rows_.ops.z_loss != 0) {
+        const double lse = stats_[i].max + log_sums_[i];
+        loss += rows_.ops.z_loss * p.row_weight * (lse * lse);
+      }
+      finish_loss(rows_, p.r, p.loss_at, loss);
     }
     waiting_ = 0;
   }
@@ -92,7 +101,7 @@ class PendingLosses {
   struct Pending {
     int64_t r;
     char* loss_at;
-    double gap, mass, w_y, z_y;
+    double gap, mass, w_y, z_y, row_weight;
   };
   const RowsCall<T>& rows_;
   const KernelTable& table_;
@@ -125,7 +134,7 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
       for (int64_t c = 0; c < classes; ++c) store_scalar<T>(hessian_bytes + c * hessian_stride, value);
     }
   };
-  const double g = rows.g_common * (ops.upstream == kNoOperand
+  double g = rows.g_common * (ops.upstream == kNoOperand
                                         ? 1.0
                                         : (double)load_scalar<T>(call.base[ops.upstream] + cursor.offset(ops.upstream)));
 
@@ -145,9 +154,6 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
       return;
     }
     w_y = rows.weight ? (double)rows.weight[y] : 1.0;
-    // (C == 0 never gets here: every class index is out of range)
-    // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
-    z_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
   }
 
   // No classes (probability targets of shape (N, 0, ...)): the loss is an empty sum, negated
@@ -156,6 +162,22 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
     finish_loss(rows, r, loss_at, -0.0);
     return;
   }
+
+  // The logit options: the fused pass reads z'' (a per-thread row), and its gradient is taken with
+  // respect to z'': times 1 / temperature (folded into g) or, under softcap, the per-element chain
+  // factor applied after the pass (so the gradient is then not streamed, but stays in cache).
+  T* chain = nullptr;
+  if (ops.softcap != 0 || ops.temperature != 1) {
+    T* transformed = scratch<T>(kTransformedSlot, classes);
+    if (ops.softcap != 0) chain = scratch<T>(kChainSlot, classes);
+    else g /= ops.temperature;
+    rows.kernels.row_logit_transform(x, classes, ops.softcap, ops.temperature, transformed, chain);
+    x = transformed;
+  }
+  // (C == 0 never gets here for index targets: every class index is out of range.)
+  // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
+  if (!ops.probability_targets) z_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
+  const double row_weight = ops.probability_targets ? 1.0 : w_y;
 
   // 2. One fused pass: statistics, target terms and (if asked) the gradient.
   const TargetTerms<T> terms{
@@ -169,10 +191,12 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
       rows.bounded_mass,
       hessian_bytes ? row_output<T>(hessian_bytes, hessian_stride, classes, 3) : nullptr,
       rows.stream_hessian,
+      2.0 * ops.z_loss * g * row_weight,
   };
   T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, classes, 2) : nullptr;
   const FusedStats fused =
-      rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes), staging_for<T>(rows.stream, classes), terms);
+      rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes),
+                                     staging_for<T>(rows.stream && !chain, classes), terms);
   const SliceStats& stats = fused.stats;
   if (!regular_row(stats)) {  // a nan, an all -inf row, or +inf: nan, as torch
     fill_outputs((T)kNan);
@@ -182,12 +206,14 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
 
   // 3. The target lane of the gradient without cancellation; the loss once its log is taken.
   if (grad && !ops.probability_targets) {
-    store_scalar<T>(reinterpret_cast<char*>(grad + y),
-                    (T)target_lane_gradient(stats, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset));
+    double target_lane = target_lane_gradient(stats, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset);
+    if (ops.z_loss != 0) target_lane += z_loss_target_lane(stats, terms.scale_per_lse, z_y);
+    store_scalar<T>(reinterpret_cast<char*>(grad + y), (T)target_lane);
   }
+  if (grad && chain) rows.kernels.row_multiply(grad, chain, classes);
   if (grad) finish_row_output(grad_bytes, grad_stride, classes, grad);
   if (terms.hessian) finish_row_output(hessian_bytes, hessian_stride, classes, terms.hessian);
-  losses.add(r, loss_at, fused, w_y, z_y);
+  losses.add(r, loss_at, fused, w_y, z_y, row_weight);
 }
 
 // The class axis is the contiguous one (or strided with no contiguous alternative): one fused
@@ -393,7 +419,9 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
                           : ops.reduction == LossReduction::kSum ? ops.upstream_scalar
                                                                  : 1.0;
   std::vector<double> row_loss(ops.reduction == LossReduction::kNone ? 0 : (size_t)layout.rows);
-  if (layout.length > 0 && use_columns<T>(layout, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand, ops.hessian})) {
+  // The logit options transform rows (cross_entropy_position): K-dim inputs take the row path.
+  if (layout.length > 0 && !ops.has_logit_options() &&
+      use_columns<T>(layout, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand, ops.hessian})) {
     cross_entropy_columns(kernels, call, scaled_ops, g_common, row_loss);
   } else {
     cross_entropy_rows(kernels, call, scaled_ops, g_common, row_loss);

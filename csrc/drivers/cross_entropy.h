@@ -25,6 +25,12 @@ struct CrossEntropyOperands {
   LossReduction reduction = LossReduction::kMean;
   double upstream_scalar = 1.0;  // mean/sum: d result / d loss
   int hessian = kNoOperand;  // full output, optional (only with grad): the Hessian's diagonal
+  // The logit options: z'' = softcap tanh(z / softcap) / temperature (softcap 0: no cap) is the
+  // row the loss is taken of, plus z_loss w lse(z'')^2 per kept position (w its row weight).
+  double temperature = 1.0;
+  double softcap = 0.0;
+  double z_loss = 0.0;
+  bool has_logit_options() const { return temperature != 1.0 || softcap != 0.0 || z_loss != 0.0; }
 };
 
 struct CrossEntropyResult {

@@ -33,5 +33,12 @@ inline double target_lane_gradient(const SliceStats& stats, double g, double e, 
   return g * ((1.0 - e) * w_y * p_y_minus_1 + p_y * mass - v_y);
 }
 
+// z-loss's share of the gradient at the target lane (the fused pass's scale_per_lse lse p_y, the
+// lane the driver rewrites): lse = max + log(total), as the kernel forms it.
+inline double z_loss_target_lane(const SliceStats& stats, double scale_per_lse, double z_y) {
+  const double total = stats.count + stats.others;
+  return scale_per_lse * (stats.max + std::log(total)) * (std::exp(z_y - stats.max) / total);
+}
+
 }  // namespace drivers
 }  // namespace logitloss

@@ -26,7 +26,8 @@ void statistics_rows(const SoftmaxStatisticsRows& rows) {
                                  (T)rows.target_scale, (T)rows.target_offset,
                                  0.0,           0.0,
                                  T(0),          bounded_mass,
-                                 nullptr,       false};
+                                 nullptr,       false,
+                                 0.0};
       const FusedStats s = kernels.row_softmax_fused(x + r * C, C, nullptr, chunk_scratch(C), nullptr, terms);
       double* out = rows.out + r * kStatisticCount;
       out[kStatMax] = s.stats.max;

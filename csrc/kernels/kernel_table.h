@@ -43,6 +43,9 @@ struct TargetTerms {
   bool bounded_mass;
   T* hessian;
   bool stream_hessian;
+  // z-loss's share of the output scale: out_c gains scale_per_lse * lse * softmax_c, lse the
+  // row's log-sum-exp (0: none, and the scale is formed exactly as without it).
+  double scale_per_lse;
 };
 
 // Statistics of a fused softmax pass: the slice's, plus gap = sum v_c (max - x_c) and
@@ -160,6 +163,11 @@ struct TypedKernels {
                             const T* scale, T* out, int64_t out_stride);
   void (*column_log_softmax)(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, const T* max,
                              const T* log_total, T* out, int64_t out_stride);
+  // Cross-entropy's logit options (kernels/logit_transform-inl.h): out = softcap tanh(x /
+  // softcap) / temperature and factor = its derivative (softcap 0: no cap, out = x / temperature,
+  // factor unused); and out *= factor.
+  void (*row_logit_transform)(const T* x, int64_t n, double softcap, double temperature, T* out, T* factor);
+  void (*row_multiply)(T* out, const T* factor, int64_t n);
 };
 
 // Test-only: the vector math helpers applied elementwise to contiguous data.

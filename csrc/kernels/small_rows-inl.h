@@ -76,6 +76,16 @@ SmallRow<T, kVectors> small_row(const T* x, int64_t n) {
 }
 
 // The fused pass (softmax_cross_entropy-inl.h's row_softmax_fused) of a row of kVectors vectors.
+// The factor of softmax in a fused pass's output: scale_base + scale_per_mass mass, plus z-loss's
+// scale_per_lse lse with lse = max + log(total) (only when set: the default stays bitwise).
+template <class T>
+inline double fused_output_scale(const TargetTerms<T>& terms, const FusedStats& result) {
+  const double scale = terms.scale_base + terms.scale_per_mass * result.mass;
+  if (terms.scale_per_lse == 0) return scale;
+  const SliceStats& stats = result.stats;
+  return scale + terms.scale_per_lse * (stats.max + ::log(stats.count + stats.others));
+}
+
 template <class T, int kVectors>
 FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTerms<T>& terms) {
   using V = typename Vec<T>::V;
@@ -120,8 +130,7 @@ FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTe
   }
   if (out) {
     const SliceStats& stats = result.stats;
-    const SplitFactor<T> scale = split_factor<T>((terms.scale_base + terms.scale_per_mass * result.mass) /
-                                                     (stats.count + stats.others),
+    const SplitFactor<T> scale = split_factor<T>(fused_output_scale(terms, result) / (stats.count + stats.others),
                                                  -sum_scale_exponent<T>());
     const ComplementTerms<T> complement = terms.hessian ? complement_terms<T>(stats) : ComplementTerms<T>{};
     for (int j = 0; j < kVectors; ++j) {

@@ -204,7 +204,7 @@ void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const doub
   const SliceStats& row = result.stats;
   const bool has_terms = terms.target_scale != 0 || terms.target_offset != 0;
   const double inverse_total = 1.0 / (row.count + row.others);
-  const double out_scale = terms.scale_base + terms.scale_per_mass * result.mass;
+  const double out_scale = fused_output_scale(terms, result);
   const ComplementTerms<T> complement = complement_terms<T>(row);
   with_stream_mode(stream, [&](auto mode) {
     constexpr bool kStream = mode;

@@ -22,11 +22,12 @@ def log_softmax_backward(grad_output: Any, output: Any, axis: Any, /) -> Any: ..
 def entropy_with_logits(x: Any, axis: Any, return_grad: bool, grad_out: np.ndarray | None, /) -> Any: ...
 def cross_entropy(
     input: Any, target: Any, weight: Any, ignore_index: Any, reduction: Any, label_smoothing: Any,
-    return_grad: bool, grad_out: np.ndarray | None, return_hessian: bool, hessian_out: np.ndarray | None, /
+    return_grad: bool, grad_out: np.ndarray | None, return_hessian: bool, hessian_out: np.ndarray | None,
+    temperature: Any, softcap: Any, z_loss: Any, /
 ) -> Any: ...
 def cross_entropy_backward(
     grad_output: Any, input: Any, target: Any, weight: Any, ignore_index: Any, reduction: Any,
-    label_smoothing: Any, /
+    label_smoothing: Any, temperature: Any, softcap: Any, z_loss: Any, /
 ) -> np.ndarray: ...
 def binary_cross_entropy_with_logits(
     input: Any, target: Any, weight: Any, reduction: Any, pos_weight: Any, return_grad: bool,

@@ -27,6 +27,9 @@ def cross_entropy(
     grad_out: np.ndarray | None = None,
     return_hessian: bool = False,
     hessian_out: np.ndarray | None = None,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
 ) -> Any:
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
 
@@ -67,7 +70,19 @@ def cross_entropy(
         objective with ``reduction='sum'``.
     hessian_out : ndarray, keyword-only, optional
         Where to write the Hessian's diagonal (implies `return_hessian`): as `grad_out`, but never
-        overlapping `input` or `grad_out`.
+        overlapping `input` or `grad_out`. Not with `temperature`, `softcap` or `z_loss`
+        (NotImplementedError).
+    temperature : float, keyword-only
+        Positive and finite: the loss is taken of ``z / temperature`` (after the cap). Default 1.
+    softcap : float or None, keyword-only
+        Positive and finite, or None (default): logits capped as ``softcap * tanh(z / softcap)``
+        (Gemma 2) before the temperature. ``-inf`` logits become ``-softcap``: masks do not
+        survive the cap.
+    z_loss : float, keyword-only
+        Non-negative and finite: adds ``z_loss * lse**2`` to each kept position's loss, ``lse`` the
+        log-sum-exp of the transformed logits (PaLM), weighted like the position (``weight[target]``
+        for class indices, 1 for probabilities), so 'mean' divides by the same denominator.
+        Default 0.
 
     Returns
     -------
@@ -86,11 +101,14 @@ def cross_entropy(
     ValueError
         Mismatched shapes, `weight` of the wrong length, an unknown `reduction`,
         `label_smoothing` outside [0, 1] (torch accepts negatives), `ignore_index` >= 0 with
-        probability targets, or a bad `grad_out` or `hessian_out` (wrong shape, read-only,
-        overlapping an argument).
+        probability targets, a bad `grad_out` or `hessian_out` (wrong shape, read-only,
+        overlapping an argument), or `temperature`, `softcap`, `z_loss` out of range.
     TypeError
         Non-floating logits, non-integer class indices, non-floating probabilities, a `grad_out`
         or `hessian_out` of the wrong dtype.
+    NotImplementedError
+        `return_hessian` or `hessian_out` together with `temperature` != 1, `softcap` or
+        `z_loss` != 0.
 
     Examples
     --------
@@ -107,9 +125,16 @@ def cross_entropy(
     >>> loss, grad, hess = logitloss.cross_entropy(np.zeros((1, 2)), np.array([0]), return_hessian=True)
     >>> hess
     array([[0.25, 0.25]])
+
+    Temperature is the confidence knob: above 1 it softens the distribution, so a confident correct
+    prediction costs more and a confident wrong one less.
+
+    >>> [round(float(logitloss.cross_entropy(logits, labels, temperature=t)), 4) for t in (0.5, 1.0, 4.0)]
+    [0.0128, 0.1324, 0.6985]
     """
     return _core.cross_entropy(
-        input, target, weight, ignore_index, reduction, label_smoothing, return_grad, grad_out, return_hessian, hessian_out
+        input, target, weight, ignore_index, reduction, label_smoothing, return_grad, grad_out, return_hessian, hessian_out,
+        temperature, softcap, z_loss
     )
 
 
@@ -121,6 +146,10 @@ def cross_entropy_backward(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    *,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
 ) -> np.ndarray:
     """Gradient of :func:`cross_entropy` with respect to `input`, for an upstream gradient.
 
@@ -129,6 +158,8 @@ def cross_entropy_backward(
     grad_output : array_like
         d result / d loss: a scalar for 'mean' and 'sum', the loss's shape for 'none'.
     input, target, weight, ignore_index, reduction, label_smoothing
+        As given to :func:`cross_entropy`.
+    temperature, softcap, z_loss : keyword-only
         As given to :func:`cross_entropy`.
 
     Returns
@@ -147,4 +178,6 @@ def cross_entropy_backward(
     >>> logitloss.cross_entropy_backward(1.0, np.zeros((1, 2)), np.array([0]))
     array([[-0.5,  0.5]])
     """
-    return _core.cross_entropy_backward(grad_output, input, target, weight, ignore_index, reduction, label_smoothing)
+    return _core.cross_entropy_backward(
+        grad_output, input, target, weight, ignore_index, reduction, label_smoothing, temperature, softcap, z_loss
+    )

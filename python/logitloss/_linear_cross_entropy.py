@@ -65,6 +65,9 @@ def linear_cross_entropy(
     label_smoothing: float = 0.0,
     return_grad: bool = False,
     chunk_size: int | None = None,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
 ) -> Any:
     """Cross-entropy of a linear layer's output, ``cross_entropy(input @ linear_weight.T + linear_bias, target)``,
     without ever holding the N x V logits.
@@ -98,6 +101,9 @@ def linear_cross_entropy(
     chunk_size : int, optional, keyword-only
         Rows per chunk. ``None`` picks about 48 MiB of logits per chunk (in the compute dtype), at
         least 256 rows (the inner dimension of grad_weight's product), at most N.
+    temperature, softcap, z_loss : keyword-only
+        As :func:`cross_entropy`: the loss is taken of ``softcap * tanh(z / softcap) / temperature``
+        for the logits ``z``, plus ``z_loss * lse**2`` per kept row (weighted like the row).
 
     Returns
     -------
@@ -114,7 +120,7 @@ def linear_cross_entropy(
         A class index out of range, found before any work.
     ValueError
         Shapes that do not fit (D, V, N), an unknown `reduction`, `label_smoothing` outside [0, 1],
-        `chunk_size` < 1.
+        `chunk_size` < 1, `temperature`, `softcap` or `z_loss` out of range.
     TypeError
         Non-floating `input`, `linear_weight`, `linear_bias` or `weight`; non-integer targets;
         non-integer `ignore_index` or `chunk_size`; non-bool `return_grad`.
@@ -142,7 +148,7 @@ def linear_cross_entropy(
     (True, (10, 4), True)
     """
     call = _parse(input, linear_weight, target, linear_bias, weight, ignore_index, reduction, label_smoothing,
-                  return_grad, chunk_size)
+                  return_grad, chunk_size)._replace(logit_options=_logit_options(temperature, softcap, z_loss))
     with blas_threads():
         return _run(call)
 
@@ -162,6 +168,33 @@ class _Call(NamedTuple):
     result: np.dtype
     input_shape: tuple
     denominator: float
+    logit_options: tuple = (1.0, None, 0.0)  # (temperature, softcap, z_loss), checked
+
+
+def _real(value, name):
+    # As cross_entropy: any real number (a 0-d array too), not a bool, not complex.
+    if isinstance(value, (bool, np.bool_, complex, np.complexfloating)) or not hasattr(value, "__float__"):
+        raise TypeError(f"`{name}` must be a real number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a real number, got {value!r}") from None
+
+
+def _logit_options(temperature, softcap, z_loss):
+    """The logit options checked as cross_entropy checks them, before any work."""
+    t = _real(temperature, "temperature")
+    if not (t > 0 and np.isfinite(t)):
+        raise ValueError(f"`temperature` must be a positive finite number, got {temperature!r}")
+    cap = None
+    if softcap is not None:
+        cap = _real(softcap, "softcap")
+        if not (cap > 0 and np.isfinite(cap)):
+            raise ValueError(f"`softcap` must be a positive finite number or None, got {softcap!r}")
+    z = _real(z_loss, "z_loss")
+    if not (z >= 0 and np.isfinite(z)):
+        raise ValueError(f"`z_loss` must be a non-negative finite number, got {z_loss!r}")
+    return t, cap, z
 
 
 def _array(value, name):
@@ -301,7 +334,8 @@ def _run(c: _Call):
         if c.bias is not None:
             z += c.bias
         result = _core.cross_entropy(z, c.target[start:stop], c.weight, c.ignore_index, kernel_reduction,
-                                     c.label_smoothing, c.return_grad, z if c.return_grad else None, False, None)
+                                     c.label_smoothing, c.return_grad, z if c.return_grad else None, False, None,
+                                     *c.logit_options)
         loss = result[0] if c.return_grad else result
         if per_row:
             losses[start:stop] = loss

@@ -24,6 +24,7 @@ from .checks import check_result
 from .entropy_providers import entropy_providers
 from .harness import Provider
 from .inputs import InputCache
+from .logit_option_providers import logit_option_providers
 from .linear_head import LINEAR_HEAD_VARIANTS, linear_head_memory_values, linear_head_providers
 from .memory_rows import memory_values
 
@@ -149,6 +150,18 @@ def entropy(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[st
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
         x = inputs.logits(shape, dtype)
         providers, notes = entropy_providers(x)
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def logit_options(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """cross_entropy fwd+bwd with softcap, z_loss and temperature against the plain call and torch's composition."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        providers, notes = logit_option_providers(x, inputs.targets(*shape))
         return x, providers, notes
 
     return {"build": build}

@@ -25,6 +25,7 @@ from .row_builders import (
     entropy,
     kl_divergence,
     linear_head,
+    logit_options,
     linear_head_memory,
     memory,
     standard,
@@ -184,6 +185,9 @@ ROWS: list[Row] = [
         note="Targets: float32 rows of probabilities of the logits' shape (softmax of 2 N(0, 1)); `numpy stable`: "
              "-mean(sum(y * log_softmax)) and (softmax - y) / N; `smoothing+weight` as in the (8192, 1000) "
              "index-target row. Bytes moved count the logits and the gradient only. " + IN_PLACE_LOSS),
+    Row("cross_entropy_logit_options", "cross_entropy_fwd_bwd", "big", logit_options(),
+        CE + " {shape}, softcap=30, z_loss=1e-4, temperature=2", "copy", check=False, number=1, repeats=(5, 7),
+        note="The options' cost against the plain fused call (return_grad=True both), and torch's composition."),
     Row("cross_entropy_forward_big", "cross_entropy", "big", cross_entropy(backward=False, variants=PEERS),
         "cross_entropy forward only {shape}", "read", check=False, quick_title=" (--quick)",
         note="`torch`: F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y)), no autograd."),

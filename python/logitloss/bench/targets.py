@@ -128,6 +128,12 @@ TARGETS: list[Target] = [
     Target("ce_mid_options", "cross_entropy fwd+bwd (8192, 1000), grad_out=: label_smoothing=0.1 + weight "
            "time / plain time", "cross_entropy_mid", "ratio", "logitloss grad_out= smoothing+weight",
            "logitloss grad_out=", 1.2, at_least=False),
+    Target("ce_logit_options_cost", "cross_entropy fwd+bwd {big}: softcap=30 + z_loss=1e-4 + temperature=2 time / "
+           "plain return_grad=True time", "cross_entropy_logit_options", "ratio",
+           "logitloss softcap+z_loss+temperature", "logitloss", 1.5, at_least=False),
+    Target("ce_logit_options_vs_torch", "cross_entropy fwd+bwd {big} with softcap, z_loss, temperature: speedup vs "
+           "torch's composition", "cross_entropy_logit_options", "ratio", "torch composition",
+           "logitloss softcap+z_loss+temperature", 8.0),
     Target("ce_forward_big_vs_torch", "cross_entropy forward {big}: speedup vs torch",
            "cross_entropy_forward_big", "ratio", "torch", "logitloss", 8.0),
     Target("ce_big_torch_adapter_vs_torch", "cross_entropy fwd+bwd {big}: speedup of logitloss.torch.cross_entropy "

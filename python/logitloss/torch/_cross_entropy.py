@@ -30,10 +30,12 @@ class CrossEntropyFunction(torch.autograd.Function):
         y = target.numpy(force=True)
         w = None if weight is None else weight.numpy()
         if ctx.needs_input_grad[0]:
-            loss, grad = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, True, None, False, None)
+            loss, grad = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, True, None,
+                                             False, None, 1.0, None, 0.0)
             ctx.grad = torch.from_numpy(grad)
         else:
-            loss = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, False, None, False, None)
+            loss = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, False, None,
+                                      False, None, 1.0, None, 0.0)
             ctx.grad = None
         # Kept as attributes, not save_for_backward (a per-call cost the small calls feel): only a second
         # backward or a target gradient reads them, after checking the input's version as autograd would.
@@ -47,7 +49,8 @@ class CrossEntropyFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_input, ctx.grad = ctx.grad, None  # handed over once: autograd may accumulate into it
             if grad_input is None:  # a second backward through a retained graph
-                grad_input = tensor(_core.cross_entropy_backward(array(grad_output), *_arrays(ctx.arguments)))
+                grad_input = tensor(_core.cross_entropy_backward(array(grad_output), *_arrays(ctx.arguments),
+                                                                 1.0, None, 0.0))
             elif ctx.arguments[4] == "none" and grad_output.dim() > 0:
                 grad_input.mul_(grad_output.unsqueeze(1))
             elif grad_output.item() != 1.0:
@@ -135,7 +138,8 @@ def cross_entropy(
         return apply(input, target, weight, (ignore_index, reduction, label_smoothing))
     return tensor(_core.cross_entropy(input.numpy(force=True), target.numpy(force=True),
                                       None if weight is None else weight.numpy(), ignore_index, reduction,
-                                      label_smoothing, False, None, False, None))
+                                      label_smoothing, False, None,
+                                      False, None, 1.0, None, 0.0))
 
 
 def _bfloat16(input, target, weight, ignore_index, reduction, label_smoothing):

@@ -34,7 +34,7 @@ def _wants_grad(input: Tensor) -> bool:
 def _cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor], ignore_index: int, reduction: str,
                    label_smoothing: float, with_grad: bool) -> tuple[Tensor, Tensor]:
     result = _core.cross_entropy(_array(input), _array(target), _array(weight), ignore_index, reduction,
-                                 label_smoothing, with_grad, None, False, None)
+                                 label_smoothing, with_grad, None, False, None, 1.0, None, 0.0)
     if with_grad:
         return tensor(result[0]), tensor(result[1])
     return tensor(result), input.new_empty(0)

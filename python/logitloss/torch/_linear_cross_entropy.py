@@ -84,7 +84,8 @@ def _per_row_gradients(upstream, x, w, target, options):
                 logits += bias
             grad = _core.cross_entropy_backward(upstream[start:stop].astype(compute), logits, target[start:stop],
                                                 None if weight is None else weight.astype(compute, copy=False),
-                                                options["ignore_index"], "none", options["label_smoothing"])
+                                                options["ignore_index"], "none", options["label_smoothing"],
+                                                1.0, None, 0.0)
             np.matmul(grad, w, out=grad_input[start:stop])
             grad_weight += grad.T @ x_chunk
             if grad_bias is not None:
