@@ -1,4 +1,5 @@
-// Private entry point _core._kl_div_rows for logitloss.kl_div_with_logits: the Python caller
+// Private entry points _core._kl_div_rows and _core._jsd_rows for logitloss.kl_div_with_logits and
+// logitloss.jsd_with_logits: the Python caller
 // validates the arguments and lays the operands out as rows x classes (any strides); this checks
 // that it did, and runs the driver with the GIL released.
 #include <string>
@@ -19,10 +20,11 @@ RowOperand operand_of(const py::array& a, const py::array& like, const char* nam
   return {static_cast<char*>(const_cast<void*>(a.data())), a.strides(0), a.strides(1)};
 }
 
-// Returns the float64 loss of every row; writes the gradient into `grad` when it is not None.
-py::array kl_div_rows(const py::array& input, const py::array& target, double inverse_temperature, double grad_scale,
-                      const py::object& where, const py::object& grad) {
-  DivergenceRows rows{};
+// Checks the operands and fills `rows` (the arrays that must outlive the call are kept in
+// `where_array` and `grad_array`); returns the float64 loss array the driver writes.
+py::array_t<double> prepare_rows(DivergenceRows& rows, const py::array& input, const py::array& target,
+                                 double inverse_temperature, double grad_scale, const py::object& where,
+                                 const py::object& grad, py::array& where_array, py::array& grad_array) {
   if (input.dtype().equal(py::dtype::of<float>())) rows.dtype = DType::kFloat32;
   else if (input.dtype().equal(py::dtype::of<double>())) rows.dtype = DType::kFloat64;
   else throw py::type_error("`input` must be float32 or float64, got " + py::str(input.dtype()).cast<std::string>());
@@ -36,7 +38,6 @@ py::array kl_div_rows(const py::array& input, const py::array& target, double in
   rows.classes = input.shape(1);
   rows.inverse_temperature = inverse_temperature;
   rows.grad_scale = grad_scale;
-  py::array where_array, grad_array;
   if (!where.is_none()) {
     where_array = where.cast<py::array>();
     if (!where_array.dtype().equal(py::dtype::of<bool>()) || where_array.ndim() != 1 ||
@@ -54,9 +55,35 @@ py::array kl_div_rows(const py::array& input, const py::array& target, double in
   }
   py::array_t<double> loss(std::vector<int64_t>{rows.rows});
   rows.loss = loss.mutable_data();
+  return loss;
+}
+
+// Returns the float64 loss of every row; writes the gradient into `grad` when it is not None.
+py::array kl_div_rows(const py::array& input, const py::array& target, double inverse_temperature, double grad_scale,
+                      const py::object& where, const py::object& grad) {
+  DivergenceRows rows{};
+  py::array where_array, grad_array;
+  py::array_t<double> loss =
+      prepare_rows(rows, input, target, inverse_temperature, grad_scale, where, grad, where_array, grad_array);
   {
     py::gil_scoped_release release;
     run_kl_div(rows);
+  }
+  return loss;
+}
+
+// As kl_div_rows, for the generalized Jensen-Shannon divergence at `beta`.
+py::array jsd_rows(const py::array& input, const py::array& target, double beta, double inverse_temperature,
+                   double grad_scale, const py::object& where, const py::object& grad) {
+  if (!(beta >= 0.0 && beta <= 1.0)) throw py::value_error("`beta` must be in [0, 1]");
+  DivergenceRows rows{};
+  py::array where_array, grad_array;
+  py::array_t<double> loss =
+      prepare_rows(rows, input, target, inverse_temperature, grad_scale, where, grad, where_array, grad_array);
+  rows.beta = beta;
+  {
+    py::gil_scoped_release release;
+    run_jsd(rows);
   }
   return loss;
 }
@@ -65,6 +92,7 @@ py::array kl_div_rows(const py::array& input, const py::array& target, double in
 
 void bind_divergence(py::module_& m) {
   m.def("_kl_div_rows", &kl_div_rows);
+  m.def("_jsd_rows", &jsd_rows);
 }
 
 }  // namespace logitloss

@@ -152,14 +152,30 @@ LOGITLOSS_ALWAYS_INLINE void store_doubles(T* p, f64v v, int64_t count) {
   }
 }
 
+// What row_kl_div's passes leave for a kernel built on them (the JSD, kernels/jensen_shannon-inl.h):
+// the maxima, the totals, the centre mu and the centred sums m = E_P[u], A = E_P[phi(u)] over P's
+// support, u_c = mu - d_c. `centred` says the centred sums are valid (the row's maxima and mu are
+// finite, the excess is finite and the student has mass on P's support); `scratch` then still
+// holds both exponentials, e^a at [0, padded) and e^b at [padded, 2 padded).
+struct KlDivRowSummary {
+  bool finite_maxima = false, centred = false;
+  double max_t = 0, max_s = 0, mu = 0, sum_t = 0, sum_s = 0, sum_inside_s = 0, sum_outside_s = 0;
+  double residual_mean = 0, excess_mean = 0, log_inside = 0;
+};
+
 template <class T>
 LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, double inverse_temperature,
-                                    double grad_scale, T* grad, double* scratch) {
+                                    double grad_scale, T* grad, double* scratch,
+                                    KlDivRowSummary* summary) {
   using W = f64v;
   constexpr int kLanes = kDoubleLanes;
   const double nan = __builtin_nan("");
   const T max_t = chunk_max<T, false>(target, nullptr, n);
   const T max_s = chunk_max<T, false>(input, nullptr, n);
+  KlDivRowSummary unused;
+  KlDivRowSummary& out = summary ? *summary : unused;
+  out.max_t = max_t;
+  out.max_s = max_s;
   if (!(max_t - max_t == 0 && max_s - max_s == 0)) {
     if (grad) for (int64_t i = 0; i < n; ++i) grad[i] = T(nan);
     return nan;
@@ -202,6 +218,12 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
   const double sum_outside_s = horizontal_add(outside_s), sum_s = sum_inside_s + sum_outside_s;
   const double mu = horizontal_add(weighted_d) / sum_t;
   const bool mu_finite = mu - mu == 0;
+  out.finite_maxima = true;
+  out.mu = mu;
+  out.sum_t = sum_t;
+  out.sum_s = sum_s;
+  out.sum_inside_s = sum_inside_s;
+  out.sum_outside_s = sum_outside_s;
   // Pass 3: the residual and the non-negative phi terms around mu, and the gradient.
   const W mu_w = splat<W>(mu), one = splat<W>(1.0), half = splat<W>(0.5), short_range = splat<W>(0x1p-10);
   // a + u = b + c0: the exponent of P_c e^u_c from the student's side, no large cancelling terms.
@@ -253,6 +275,17 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
   // log Q(supp P) from the smaller of the two masses (no cancellation either way).
   const double log_inside =
       sum_outside_s <= sum_inside_s ? ::log1p(-sum_outside_s / sum_s) : ::log(sum_inside_s / sum_s);
+  out.centred = true;
+  out.residual_mean = m;
+  out.excess_mean = excess_mean;
+  out.log_inside = log_inside;
   const double kl = log1p_excess(m, excess_mean) - log_inside;
   return kl > 0 ? kl : 0.0;
+}
+
+// The kernel table's entry: the KL alone.
+template <class T>
+double row_kl_div(const T* input, const T* target, int64_t n, double inverse_temperature, double grad_scale, T* grad,
+                  double* scratch) {
+  return row_kl_div(input, target, n, inverse_temperature, grad_scale, grad, scratch, nullptr);
 }

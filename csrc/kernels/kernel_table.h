@@ -153,6 +153,11 @@ struct TypedKernels {
   // scratch: kl_div_scratch_size(n) doubles.
   double (*row_kl_div)(const T* input, const T* target, int64_t n, double inverse_temperature, double grad_scale,
                        T* grad, double* scratch);
+  // Liger's generalized Jensen-Shannon divergence at 0 <= beta <= 1 of one row pair, and (grad not
+  // null) its gradient with respect to `input` times grad_scale * T (kernels/jensen_shannon-inl.h).
+  // scratch: kl_div_scratch_size(n) doubles.
+  double (*row_jsd)(const T* input, const T* target, int64_t n, double beta, double inverse_temperature,
+                    double grad_scale, T* grad, double* scratch);
 
   // Column kernels: `ncols` contiguous columns down `rows` rows that are `stride` elements apart
   // (column_stats: ncols <= kColumnTile). Per-column parameters and results are arrays of

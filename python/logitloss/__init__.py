@@ -12,7 +12,7 @@ from ._binary_cross_entropy import binary_cross_entropy_with_logits, binary_cros
 from ._contrastive import contrastive_loss
 from ._cross_entropy import cross_entropy, cross_entropy_backward
 from ._entropy import entropy_with_logits, perplexity
-from ._divergence import kl_div_with_logits
+from ._divergence import jsd_with_logits, kl_div_with_logits
 from ._linear_cross_entropy import LinearCrossEntropyResult, linear_cross_entropy
 from ._config import (
     get_isa,
@@ -47,6 +47,7 @@ __all__ = [
     "get_isa",
     "get_num_threads",
     "get_output_reuse",
+    "jsd_with_logits",
     "kl_div_with_logits",
     "linear_cross_entropy",
     "LinearCrossEntropyResult",

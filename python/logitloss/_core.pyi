@@ -44,3 +44,7 @@ def _kl_div_rows(
     input: np.ndarray, target: np.ndarray, inverse_temperature: float, grad_scale: float,
     where: np.ndarray | None, grad: np.ndarray | None, /
 ) -> np.ndarray: ...
+def _jsd_rows(
+    input: np.ndarray, target: np.ndarray, beta: float, inverse_temperature: float, grad_scale: float,
+    where: np.ndarray | None, grad: np.ndarray | None, /
+) -> np.ndarray: ...

@@ -1,9 +1,11 @@
-"""KL divergence between two softmax distributions given by their logits (knowledge distillation).
+"""KL and generalized Jensen-Shannon divergences between two softmax distributions given by their
+logits (knowledge distillation).
 
-The kernel (csrc/kernels/divergence-inl.h) reads both logit rows and writes the gradient once; it
+The KL kernel (csrc/kernels/divergence-inl.h) reads both logit rows and writes the gradient once; it
 returns each row's KL in float64, keeping full relative precision when the two distributions
 nearly agree (a KL of 1e-12 from float32 logits, 1e-30 from float64 ones). The reductions add the
-float64 row values here, so they add no error of their own; float16 is computed in float32.
+float64 row values here, so they add no error of their own; float16 is computed in float32. The
+JSD kernel (csrc/kernels/jensen_shannon-inl.h) builds on the KL's passes and keeps the same precision.
 """
 
 from __future__ import annotations
@@ -92,6 +94,94 @@ def kl_div_with_logits(
     >>> round(float(loss), 6), grad.shape
     (0.060269, (1, 3))
     """
+    return _divergence(_core._kl_div_rows, (), input, target, reduction, temperature, where, return_grad, grad_out)
+
+
+def jsd_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    beta: float = 0.5,
+    reduction: str = "mean",
+    *,
+    temperature: float = 1.0,
+    where: ArrayLike | None = None,
+    return_grad: bool = False,
+    grad_out: np.ndarray | None = None,
+) -> Any:
+    """Liger-Kernel's generalized Jensen-Shannon divergence along the last axis, from two arrays of logits.
+
+    Per row, with ``P = softmax(target / T)`` (the teacher), ``Q = softmax(input / T)`` (the student)
+    and ``M = beta * P + (1 - beta) * Q``, the loss is ``beta * KL(P || M) + (1 - beta) * KL(Q || M)``
+    for ``0 < beta < 1``; ``beta = 0`` is ``KL(P || Q)`` (`kl_div_with_logits`) and ``beta = 1`` is
+    ``KL(Q || P)`` (Liger's convention: the forward and the reverse KL, not the vanishing limits).
+    Within 16 eps relative of exact wherever it is a normal number, also when tiny (near-identical rows).
+
+    Parameters
+    ----------
+    input : array_like
+        The student's logits, float16/32/64, shape ``(..., C)``; leading dimensions are rows.
+    target : array_like
+        The teacher's logits, the shape and dtype of `input`. ``-inf`` masks a class (the student's
+        probability there counts, ``(1 - beta) log(1 / (1 - beta))`` per unit; ``-inf`` in both adds nothing).
+    beta : float
+        The teacher's weight in the mixture, ``0 <= beta <= 1``.
+    reduction : {'mean', 'sum', 'none'}, optional
+        'none': one value per row, shape ``input.shape[:-1]``; 'sum': their sum; 'mean': their mean
+        over the included rows (the true divergence per row, as Liger's batch mean).
+    temperature : float, keyword-only
+        T > 0; both distributions are taken at ``logits / T``. No ``T**2`` factor is applied.
+    where : array_like of bool, keyword-only, optional
+        Shape ``input.shape[:-1]``: rows where it is False contribute a zero loss and a zero gradient
+        and are not counted by 'mean'.
+    return_grad : bool, keyword-only
+        Also return d loss / d input: ``(1 - beta) / T * Q * (log(Q / M) - KL(Q || M))`` per row
+        (``(Q - P) / T`` at beta = 0, ``Q * (log(Q / P) - KL(Q || P)) / T`` at beta = 1) times the
+        reduction's scale (for 'none': of ``loss.sum()``).
+    grad_out : ndarray, keyword-only, optional
+        Where to write the gradient (implies `return_grad`): `input`'s shape and dtype, writable,
+        not overlapping either input.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+        Of `input`'s dtype: a scalar for 'mean' and 'sum' (nan for 'mean' with no included row),
+        shape ``input.shape[:-1]`` for 'none'.
+    grad : ndarray
+        With `return_grad` or `grad_out`: the gradient with respect to `input`.
+
+    Raises
+    ------
+    ValueError
+        A `beta` outside [0, 1] or not finite, and the errors of `kl_div_with_logits`.
+    TypeError
+        A `beta` that is not a real number, and the errors of `kl_div_with_logits`.
+
+    Notes
+    -----
+    A row whose logits have no finite maximum in either operand (all ``-inf``, or ``+inf``) gives
+    nan, as torch; nan propagates. At ``beta = 1`` the loss is +inf where the student has mass and
+    the teacher none, and the gradient of such a row is nan (as torch's autograd); at ``beta = 0``
+    the rule of `kl_div_with_logits` holds; in between the divergence is always finite.
+
+    Examples
+    --------
+    >>> import numpy as np, logitloss
+    >>> teacher = np.array([[2.0, 1.0, 0.0]]); student = np.array([[1.5, 1.0, 0.5]])
+    >>> loss, grad = logitloss.jsd_with_logits(student, teacher, beta=0.5, return_grad=True)
+    >>> round(float(loss), 6), grad.shape
+    (0.014684, (1, 3))
+    """
+    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`beta` must be a real number, got {beta!r}")
+    beta = float(beta)
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"`beta` must be in [0, 1], got {beta}")
+    return _divergence(_core._jsd_rows, (beta,), input, target, reduction, temperature, where, return_grad,
+                       grad_out)
+
+
+def _divergence(kernel, options, input, target, reduction, temperature, where, return_grad, grad_out):
+    """The common body of the divergences: checks, rows, the kernel call and the reduction."""
     input, target, where, temperature = _parse(input, target, reduction, temperature, where)
     want_grad = return_grad or grad_out is not None
     if grad_out is not None:
@@ -108,8 +198,7 @@ def kl_div_with_logits(
     if want_grad:
         grad = grad_out if grad_out is not None else np.empty(input.shape, input.dtype)
         grad_rows = _writable_rows_of(grad, classes, compute)
-    losses = _core._kl_div_rows(input_rows, target_rows, 1.0 / temperature, scale / temperature, included,
-                                grad_rows)
+    losses = kernel(input_rows, target_rows, *options, 1.0 / temperature, scale / temperature, included, grad_rows)
     if want_grad and not np.shares_memory(grad_rows, grad):
         grad[...] = grad_rows.reshape(grad.shape)
 
@@ -167,4 +256,4 @@ def _parse(input, target, reduction, temperature, where):
     return input, target, where, temperature
 
 
-__all__ = ["kl_div_with_logits"]
+__all__ = ["jsd_with_logits", "kl_div_with_logits"]

@@ -1,0 +1,288 @@
+// The generalized Jensen-Shannon divergence (Liger-Kernel's) between two softmax distributions given
+// by their logits, loss and gradient in one call per row, written once for every ISA on top of the
+// KL's passes (kernels/divergence-inl.h).
+//
+// Contract: row_jsd(input, target, n, beta, inverse_temperature, grad_scale, grad, scratch) for
+// input[0..n) (the student's logits s) and target[0..n) (the teacher's logits t), contiguous, n >= 1,
+// 0 <= beta <= 1, inverse_temperature = 1 / T > 0 finite, scratch: kl_div_scratch_size(n) doubles.
+// With P = softmax(t / T), Q = softmax(s / T), b = 1 - beta, M = beta P + b Q:
+//   beta = 0:      KL(P || Q), grad_c = grad_scale (Q_c - P_c)           (row_kl_div itself)
+//   0 < beta < 1:  beta KL(P || M) + b KL(Q || M),
+//                  grad_c = grad_scale b Q_c (log(Q_c / M_c) - KL(Q || M))
+//   beta = 1:      KL(Q || P), grad_c = grad_scale Q_c (log(Q_c / P_c) - KL(Q || P))
+// (grad when not null; it may not alias a row). The gradient is d loss / d s_c times T: by the
+// softmax Jacobian, Q_c (g_c - E_Q[g]) with g = d loss / d Q = b log(Q / M) (the P / M and Q / M
+// terms of the two KLs cancel) for 0 < beta < 1, log(Q / P) + 1 for beta = 1.
+// Classes outside P's support (t_c = -inf, or P_c below double's exp) add b Q_c log(1 / b) for
+// 0 < beta < 1, and make the loss +inf for beta = 1 (the gradient is then nan, as torch's
+// autograd); classes -inf in both rows add exactly 0. A row with no finite max in either operand
+// gives nan (loss and gradient), nan propagates, as for the KL.
+//
+// Error bound (tests/test_jsd.py): the loss within 16 eps of the data type (float16: of float32,
+// then its own rounding) relative of exact wherever it is normal, including near-identical rows
+// (1e-12 and below in float32; 1e-30 in float64 where d_c = (t_c - s_c) / T is exact, as for the
+// KL; otherwise the rounding of d_c bounds the absolute error, eps |d_c| per class). Gradient:
+// within 32 eps of grad_scale times the size of its terms, b Q_c (|log(Q_c / M_c)| + KL(Q || M)).
+//
+// Derivation. On P's support let r_c = Q_c / P_c = K e^(u_c), u_c = mu - d_c the KL's centred
+// difference and K = Q(supp P) / E_P[e^u] = Q(supp P) / (1 + m + A) from the KL's sums (pass 3 of
+// row_kl_div); v_c = log r_c = u_c + log K is then formed with an absolute error of a few eps |u_c|
+// and w_c = r_c - 1 = expm1(v_c) with the same relative error. With x = b w, y = beta w / (1 + x)
+// (so 1 + x = M / P and 1 + y = Q / M), h(x) = x - log1p(x) >= 0 and g(y) = (1 + y) log1p(y) - y >= 0:
+//   beta KL(P || M) = beta sum_P P h(x) - beta b sum_P P w,
+//   b KL(Q || M)    = b sum_P M g(y) + b beta sum_P P w + b log(1 / b) Q_out,
+// the linear terms cancel identically, and the loss is a sum of non-negative terms
+//   sum_P P [beta h(x) + b (1 + x) g(y)] + b log(1 / b) Q_out,
+// each within a few eps of itself, so their sum is too (no cancellation). For beta = 1 the same
+// holds with KL(Q || P) = sum_P P g(w) - Q_out (Q_out > 0: +inf). A uniform error delta in log K
+// (the rounding of m) scales every r by 1 + delta and moves the loss by delta b E_Q[log(Q / M)] to
+// first order, a relative delta: the centring's rounding does not enter divided by w.
+// h has no cancellation as s (x - R), s = x / (2 + x), R = sum_i>=1 2 s^2i / (2i + 1) (log1p(x) =
+// 2 atanh(s) and x - 2s = s x) for x in [-1/2, 1]; outside, x - log(1 + x) cancels by at most 3.6x.
+// g = y^2 - (1 + y) h(y) cancels by at most 2x for y in [-1/2, 1], by at most 3.6x outside. w is
+// v + phi(v) (the KL's series) for |v| <= 1/2 and exp(v) - 1 above (Sterbenz). Where r overflows
+// (v > ~709, P_c far below Q_c) the terms are taken from the masses: P h(x) = b (Q - P) - P log(M / P),
+// M = beta P + b Q. Rows the KL's centring does not cover (the student -inf where the teacher has
+// mass, a KL beyond ~700, no student mass on P's support: the JSD is then far from 0) take the
+// textbook sum of beta P log(P / M) + b Q log(Q / M) in double, relatively accurate there.
+//
+// Precision policy: double lanes, double sums (compensated for the loss), as the KL.
+//
+// Memory passes: the KL's three (maxima; totals; centred sums, no gradient), a fourth reading both
+// rows and the exponentials to form the terms, leaving e^b log(Q / M) in the scratch, and a fifth
+// writing the gradient from the scratch alone.
+//
+// Requires kernels/divergence-inl.h.
+#pragma once
+
+// h(x) = x - log1p(x) = s (x - R) for x in [-1/2, 1] (|s| <= 1/3, z = s^2 <= 1/9); kTerms terms of
+// R bring the truncation below 2^-30 (float data) or 2^-55 (double) of h.
+template <int kTerms, class W>
+LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p_series(W x) {
+  const W s = x / (x + splat<W>(2.0)), z = s * s;
+  W sum = splat<W>(2.0 / (2 * kTerms + 1));
+  for (int i = kTerms - 1; i >= 1; --i) sum = mul_add(sum, z, splat<W>(2.0 / (2 * i + 1)));
+  return s * (x - z * sum);
+}
+
+template <class T>
+struct JsdSeries {
+  static constexpr int kAtanhTerms = sizeof(T) == 4 ? 9 : 17;
+};
+
+// Whether every lane of a comparison mask is set.
+template <class M>
+LOGITLOSS_ALWAYS_INLINE bool every_lane(M mask) {
+  return !any_lane(~mask);
+}
+
+template <class W>
+LOGITLOSS_ALWAYS_INLINE auto in_series_range(W x) {
+  return (x >= splat<W>(-0.5)) & (x <= splat<W>(1.0));
+}
+
+// h(x) with 1 + x given (formed without cancellation by the caller) for the lanes outside [-1/2, 1].
+template <class T, class W>
+LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p(W x, W one_plus_x) {
+  const auto range = in_series_range(x);
+  const W series = linear_minus_log1p_series<JsdSeries<T>::kAtanhTerms>(select(range, x, splat<W>(0.0)));
+  if (every_lane(range)) return series;
+  return select(range, series, x - log(one_plus_x));
+}
+
+// Per-row constants of pass 4.
+struct JsdConstants {
+  double beta, complement;  // b = 1 - beta
+  double log_k;             // log r_c - u_c
+  double teacher_per_student;  // sum_t / sum_s: Q_c in units of the teacher's exponentials
+};
+
+// r_c and w_c = r_c - 1 from v_c = log r_c (lanes |v| <= 1/2 by phi's series, no cancellation).
+template <class T, class W>
+LOGITLOSS_ALWAYS_INLINE W ratio_minus_one(W v, W& r) {
+  const auto near = abs(v) <= splat<W>(0.5);
+  const W w_near = v + exp_minus_linear_series<PhiSeries<T>::kLong>(select(near, v, splat<W>(0.0)));
+  if (every_lane(near)) {
+    r = w_near + splat<W>(1.0);
+    return w_near;
+  }
+  const W e = exp(v);
+  r = select(near, w_near + splat<W>(1.0), e);
+  return select(near, w_near, e - splat<W>(1.0));
+}
+
+// 0 < beta < 1: P_c h(x) (returned) and M_c g(y) (`mixture`) in units of e^a (e_t), and log(Q_c / M_c).
+template <class T, class W>
+LOGITLOSS_ALWAYS_INLINE W mixture_terms(W v, W e_t, W e_s, const JsdConstants& k, W& mixture, W& log_q_over_m) {
+  const W beta = splat<W>(k.beta), b = splat<W>(k.complement), one = splat<W>(1.0), zero = splat<W>(0.0);
+  W r;
+  const W w = ratio_minus_one<T>(v, r);
+  const auto huge = r == splat<W>(__builtin_inf());
+  const W x = b * w;
+  // M / P: 1 + x where x is small, beta + b r where r is far from 1 (r -> 0: no 1 - b rounding).
+  const W m_over_p = select(in_series_range(x), one + x, mul_add(b, r, beta));
+  const W y = select(huge, splat<W>(k.beta / k.complement), beta * w / m_over_p);
+  const auto y_range = in_series_range(y);
+  const W q_over_m = select(y_range, one + y, select(huge, splat<W>(1.0 / k.complement), r / m_over_p));
+  const W h_y = linear_minus_log1p_series<JsdSeries<T>::kAtanhTerms>(select(y_range, y, zero));
+  W log_ratio, g;
+  if (every_lane(y_range)) {
+    log_ratio = y - h_y;
+    g = y * y - (one + y) * h_y;
+  } else {
+    const W log_q_over_m = log(q_over_m);
+    log_ratio = select(y_range, y - h_y, log_q_over_m);
+    g = select(y_range, y * y - (one + y) * h_y, select(q_over_m > zero, q_over_m * log_q_over_m, zero) - y);
+  }
+  log_q_over_m = log_ratio;
+  const W h_x = linear_minus_log1p<T>(x, m_over_p);
+  W term = e_t * h_x;
+  mixture = (e_t * m_over_p) * g;
+  if (any_lane(huge)) {
+    // P_c far below Q_c (r overflowed): the terms from the masses, P h(x) = b (Q - P) - P log(M / P).
+    const W q = e_s * splat<W>(k.teacher_per_student);
+    const W log_m_over_p = splat<W>(::log(k.complement)) + v;
+    term = select(huge, b * (q - e_t) - e_t * log_m_over_p, term);
+    mixture = select(huge, mul_add(beta, e_t, b * q) * g, mixture);
+  }
+  return term;
+}
+
+// beta = 1: P_c g(w) in units of e_t (log(Q_c / P_c) = v_c).
+template <class T, class W>
+LOGITLOSS_ALWAYS_INLINE W reverse_kl_terms(W v, W e_t, W e_s, const JsdConstants& k) {
+  W r;
+  const W w = ratio_minus_one<T>(v, r);
+  const auto huge = r == splat<W>(__builtin_inf());
+  const auto range = in_series_range(w);
+  const W h_w = linear_minus_log1p_series<JsdSeries<T>::kAtanhTerms>(select(range, w, splat<W>(0.0)));
+  // g(w) = w^2 - r h(w) (r = 1 + w); outside the series range r v - w (log r = v), r = 0 giving 1.
+  W g = select(range, w * w - r * h_w, r * v - w);
+  W term = e_t * g;
+  if (any_lane(huge)) {
+    const W q = e_s * splat<W>(k.teacher_per_student);
+    term = select(huge, mul_add(q, v - splat<W>(1.0), e_t), term);
+  }
+  return term;
+}
+
+// The textbook sum, per class in double, for rows outside the centring's reach (the JSD is then
+// far from 0 and this relatively accurate); leaves e^b log(Q / M) (log(Q / P) for beta = 1) in
+// scratch[0, n). Returns the loss.
+template <class T>
+double jsd_textbook(const T* input, const T* target, int64_t n, double inverse_temperature,
+                    const KlDivRowSummary& row, double beta, double* scratch, int64_t padded) {
+  const double complement = 1.0 - beta, log_beta = ::log(beta), log_complement = ::log(complement);
+  const double log_sum_t = ::log(row.sum_t), log_sum_s = ::log(row.sum_s);
+  double loss = 0.0;
+  for (int64_t c = 0; c < n; ++c) {
+    const double e_s = scratch[padded + c], p = scratch[c] / row.sum_t, q = e_s / row.sum_s;
+    const double log_p = ((double)target[c] - (double)row.max_t) * inverse_temperature - log_sum_t;
+    const double log_q = ((double)input[c] - (double)row.max_s) * inverse_temperature - log_sum_s;
+    double log_ratio;
+    if (beta == 1.0) {
+      log_ratio = log_q - log_p;
+      if (q > 0) loss += q * log_ratio;
+    } else {
+      // log M = logaddexp(log beta + log P, log b + log Q), either may be -inf.
+      const double left = log_beta + log_p, right = log_complement + log_q;
+      const double top = left > right ? left : right, bottom = left > right ? right : left;
+      if (top == -__builtin_inf()) {
+        scratch[c] = 0.0;
+        continue;
+      }
+      const double log_m = top + ::log1p(::exp(bottom - top));
+      log_ratio = log_q - log_m;
+      if (p > 0) loss += beta * p * (log_p - log_m);
+      if (q > 0) loss += complement * q * log_ratio;
+    }
+    scratch[c] = e_s > 0 && log_ratio > -__builtin_inf() ? e_s * log_ratio : 0.0;
+  }
+  return loss > 0 ? loss : 0.0;
+}
+
+template <class T>
+LOGITLOSS_FLATTEN double row_jsd(const T* input, const T* target, int64_t n, double beta, double inverse_temperature,
+                                 double grad_scale, T* grad, double* scratch) {
+  if (beta == 0.0) return row_kl_div(input, target, n, inverse_temperature, grad_scale, grad, scratch, nullptr);
+  using W = f64v;
+  constexpr int kLanes = kDoubleLanes;
+  const double nan = __builtin_nan(""), inf = __builtin_inf();
+  KlDivRowSummary row;
+  row_kl_div(input, target, n, inverse_temperature, 0.0, static_cast<T*>(nullptr), scratch, &row);
+  if (!row.finite_maxima) {
+    if (grad) for (int64_t i = 0; i < n; ++i) grad[i] = T(nan);
+    return nan;
+  }
+  const bool reverse = beta == 1.0;
+  const double complement = 1.0 - beta;
+  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
+  const double q_out = row.sum_outside_s / row.sum_s;
+  // Q's mass off P's support: b log(1 / b) Q_out, or an infinite reverse KL.
+  const double outside_loss = reverse ? (q_out > 0 ? inf : 0.0) : -complement * ::log(complement) * q_out;
+  const double outside_log_ratio = reverse ? inf : -::log(complement);
+  double loss, mean_log_ratio;
+  if (!row.centred) {
+    loss = jsd_textbook(input, target, n, inverse_temperature, row, beta, scratch, padded);
+    double log_ratio_sum = 0.0;
+    for (int64_t c = 0; c < n; ++c) log_ratio_sum += scratch[c];
+    mean_log_ratio = log_ratio_sum / row.sum_s;
+  } else {
+    // Pass 4: the non-negative terms around r = 1, and e^b log(Q / M) left in scratch[0, n).
+    JsdConstants k{beta, complement, row.log_inside - ::log1p(row.residual_mean + row.excess_mean),
+                   row.sum_t / row.sum_s};
+    const W scale = splat<W>(inverse_temperature), mu = splat<W>(row.mu), log_k = splat<W>(k.log_k);
+    const W zero = splat<W>(0.0), outside_w = splat<W>(outside_log_ratio);
+    // The gradient's mean E_Q[log(Q / M)] is summed from the same log(Q_c / M_c) it is subtracted
+    // from (a uniform error in log K, the rounding of m, then cancels in the difference), compensated
+    // (its terms cancel to O(w^2) where the rows nearly agree).
+    W total = zero, total_error = zero, mixture_total = zero, mixture_error = zero;
+    W log_ratios = zero, log_ratios_error = zero;
+    auto terms = [&](int64_t i, int64_t count) {
+      const W t = load_doubles(target + i, count), s = load_doubles(input + i, count);
+      const W e_t = load(scratch + i), e_s = load(scratch + padded + i);
+      const auto inside = e_t > zero;
+      W d_low;
+      const W u = (mu - scaled_difference<T>(t, s, scale, d_low)) - d_low;
+      const W v = select(inside, u + log_k, zero);
+      W log_ratio;
+      if (reverse) {
+        add_compensated(select(inside, reverse_kl_terms<T>(v, e_t, e_s, k), zero), total, total_error);
+        log_ratio = v;
+      } else {
+        W mixture;
+        const W term = mixture_terms<T>(v, e_t, e_s, k, mixture, log_ratio);
+        add_compensated(select(inside, term, zero), total, total_error);
+        add_compensated(select(inside, mixture, zero), mixture_total, mixture_error);
+      }
+      log_ratio = select(inside, log_ratio, outside_w);
+      const W weighted = select((e_s > zero) & (log_ratio > splat<W>(-inf)), e_s * log_ratio, zero);
+      add_compensated(weighted, log_ratios, log_ratios_error);
+      store(scratch + i, weighted);
+    };
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) terms(i, kLanes);
+    if (i < n) terms(i, n - i);
+    const double teacher_part = (horizontal_add(total) + horizontal_add(total_error)) / row.sum_t;
+    const double mixture_part = (horizontal_add(mixture_total) + horizontal_add(mixture_error)) / row.sum_t;
+    loss = reverse ? teacher_part : beta * teacher_part + complement * mixture_part;
+    mean_log_ratio = (horizontal_add(log_ratios) + horizontal_add(log_ratios_error)) / row.sum_s;
+  }
+  loss += outside_loss;
+  if (!grad) return loss;
+  if (reverse && q_out > 0) {
+    for (int64_t c = 0; c < n; ++c) grad[c] = T(nan);  // d KL(Q || P) where P = 0 < Q: undefined
+    return loss;
+  }
+  // Pass 5: grad_c = grad_scale b Q_c (log(Q_c / M_c) - E_Q[log(Q / M)]) from the scratch alone.
+  const W mean = splat<W>(mean_log_ratio);
+  const W factor = splat<W>(grad_scale * (reverse ? 1.0 : complement) / row.sum_s);
+  auto gradient = [&](int64_t i, int64_t count) {
+    const W weighted = load(scratch + i), e_s = load(scratch + padded + i);
+    store_doubles(grad + i, factor * (weighted - e_s * mean), count);
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) gradient(i, kLanes);
+  if (i < n) gradient(i, n - i);
+  return loss;
+}
