@@ -40,9 +40,10 @@
 // h has no cancellation as s (x - R), s = x / (2 + x), R = sum_i>=1 2 s^2i / (2i + 1) (log1p(x) =
 // 2 atanh(s) and x - 2s = s x) for x in [-1/2, 1]; outside, x - log(1 + x) cancels by at most 3.6x.
 // g = y^2 - (1 + y) h(y) cancels by at most 2x for y in [-1/2, 1], by at most 3.6x outside. w is
-// v + phi(v) (the KL's series) for |v| <= 1/2 and exp(v) - 1 above (Sterbenz). Where r overflows
-// (v > ~709, P_c far below Q_c) the terms are taken from the masses: P h(x) = b (Q - P) - P log(M / P),
-// M = beta P + b Q. Rows the KL's centring does not cover (the student -inf where the teacher has
+// v + phi(v) (the KL's series) for |v| <= 1/2 and exp(v) - 1 above (Sterbenz). Where r > 2 the
+// terms are taken from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q, without
+// cancellation there: r's own error, eps |u|, then does not scale the dominant b Q (r may also
+// overflow, or P_c be subnormal). Rows the KL's centring does not cover (the student -inf where the teacher has
 // mass, a KL beyond ~700, no student mass on P's support: the JSD is then far from 0) take the
 // textbook sum of beta P log(P / M) + b Q log(Q / M) in double, relatively accurate there.
 //
@@ -138,12 +139,16 @@ LOGITLOSS_ALWAYS_INLINE W mixture_terms(W v, W e_t, W e_s, const JsdConstants& k
   const W h_x = linear_minus_log1p<T>(x, m_over_p);
   W term = e_t * h_x;
   mixture = (e_t * m_over_p) * g;
-  if (any_lane(huge)) {
-    // P_c far below Q_c (r overflowed): the terms from the masses, P h(x) = b (Q - P) - P log(M / P).
+  const auto from_masses = r > splat<W>(2.0);
+  if (any_lane(from_masses)) {
+    // Q_c > 2 P_c: the terms from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q,
+    // without cancellation, and with Q_c from e^b itself rather than P_c r_c: r carries the
+    // rounding of u (eps |u|, large where r is), overflows for v > ~709, and a subnormal e^a has
+    // lost bits that e^a r would carry.
     const W q = e_s * splat<W>(k.teacher_per_student);
-    const W log_m_over_p = splat<W>(::log(k.complement)) + v;
-    term = select(huge, b * (q - e_t) - e_t * log_m_over_p, term);
-    mixture = select(huge, mul_add(beta, e_t, b * q) * g, mixture);
+    const W log_m_over_p = select(huge, splat<W>(::log(k.complement)) + v, log(m_over_p));
+    term = select(from_masses, b * (q - e_t) - e_t * log_m_over_p, term);
+    mixture = select(from_masses, mul_add(beta, e_t, b * q) * g, mixture);
   }
   return term;
 }
@@ -159,46 +164,128 @@ LOGITLOSS_ALWAYS_INLINE W reverse_kl_terms(W v, W e_t, W e_s, const JsdConstants
   // g(w) = w^2 - r h(w) (r = 1 + w); outside the series range r v - w (log r = v), r = 0 giving 1.
   W g = select(range, w * w - r * h_w, r * v - w);
   W term = e_t * g;
-  if (any_lane(huge)) {
+  const auto from_masses = r > splat<W>(2.0);
+  if (any_lane(from_masses)) {
+    // P g(w) = Q log r - Q + P from the masses (as mixture_terms; log r = v within eps |v|).
     const W q = e_s * splat<W>(k.teacher_per_student);
-    term = select(huge, mul_add(q, v - splat<W>(1.0), e_t), term);
+    term = select(from_masses, mul_add(q, v - splat<W>(1.0), e_t), term);
   }
   return term;
 }
 
 // The textbook sum, per class in double, for rows outside the centring's reach (the JSD is then
 // far from 0 and this relatively accurate); leaves e^b log(Q / M) (log(Q / P) for beta = 1) in
-// scratch[0, n). Returns the loss.
+// scratch[0, n). Returns the loss. z = log(P_c / Q_c) is formed from the exact difference t_c - s_c
+// and one constant, so that log(Q / M) = -log1p(beta expm1(z)) and log(P / M) = -log1p(b expm1(-z))
+// keep their relative precision where the two distributions agree on a class.
 template <class T>
 double jsd_textbook(const T* input, const T* target, int64_t n, double inverse_temperature,
                     const KlDivRowSummary& row, double beta, double* scratch, int64_t padded) {
-  const double complement = 1.0 - beta, log_beta = ::log(beta), log_complement = ::log(complement);
-  const double log_sum_t = ::log(row.sum_t), log_sum_s = ::log(row.sum_s);
+  const double inf = __builtin_inf(), complement = 1.0 - beta;
+  double gap_low;
+  const double gap = scaled_gap(row.max_s, row.max_t, inverse_temperature, gap_low);
+  const double constant = gap_low - ::log(row.sum_t / row.sum_s);
   double loss = 0.0;
   for (int64_t c = 0; c < n; ++c) {
     const double e_s = scratch[padded + c], p = scratch[c] / row.sum_t, q = e_s / row.sum_s;
-    const double log_p = ((double)target[c] - (double)row.max_t) * inverse_temperature - log_sum_t;
-    const double log_q = ((double)input[c] - (double)row.max_s) * inverse_temperature - log_sum_s;
+    const double t = target[c], s = input[c];
+    if (t == -inf && s == -inf) {
+      scratch[c] = 0.0;
+      continue;
+    }
+    double z;
+    if (t == -inf || s == -inf) {
+      z = t == -inf ? -inf : inf;
+    } else {
+      double low;
+      z = scaled_gap(t, s, inverse_temperature, low) + (gap + (low + constant));
+    }
     double log_ratio;
     if (beta == 1.0) {
-      log_ratio = log_q - log_p;
+      log_ratio = -z;
       if (q > 0) loss += q * log_ratio;
     } else {
-      // log M = logaddexp(log beta + log P, log b + log Q), either may be -inf.
-      const double left = log_beta + log_p, right = log_complement + log_q;
-      const double top = left > right ? left : right, bottom = left > right ? right : left;
-      if (top == -__builtin_inf()) {
-        scratch[c] = 0.0;
-        continue;
-      }
-      const double log_m = top + ::log1p(::exp(bottom - top));
-      log_ratio = log_q - log_m;
-      if (p > 0) loss += beta * p * (log_p - log_m);
+      log_ratio = -::log1p(beta * ::expm1(z));
+      if (p > 0) loss += beta * p * -::log1p(complement * ::expm1(-z));
       if (q > 0) loss += complement * q * log_ratio;
     }
-    scratch[c] = e_s > 0 && log_ratio > -__builtin_inf() ? e_s * log_ratio : 0.0;
+    scratch[c] = e_s > 0 && log_ratio > -inf ? e_s * log_ratio : 0.0;
   }
   return loss > 0 ? loss : 0.0;
+}
+
+// Pass 4's results: the loss, the gradient's mean E_Q[log(Q / M)], the student's mass where the
+// teacher's logit is -inf (beta = 1: an infinite reverse KL).
+struct JsdSums {
+  double loss, mean_log_ratio, off_support;
+};
+
+// Pass 4 on a centred row: the non-negative terms around r = 1, and e^b log(Q / M) (log(Q / P) for
+// beta = 1) left in scratch[0, n).
+template <class T>
+LOGITLOSS_ALWAYS_INLINE JsdSums jsd_centred(const T* input, const T* target, int64_t n, double beta,
+                                            double inverse_temperature, const KlDivRowSummary& row, double* scratch,
+                                            int64_t padded) {
+  using W = f64v;
+  constexpr int kLanes = kDoubleLanes;
+  const double inf = __builtin_inf(), complement = 1.0 - beta;
+  const bool reverse = beta == 1.0;
+  const double q_out = row.sum_outside_s / row.sum_s;
+  JsdConstants k{beta, complement, row.log_inside - ::log1p(row.residual_mean + row.excess_mean),
+                 row.sum_t / row.sum_s};
+  const W scale = splat<W>(inverse_temperature), mu = splat<W>(row.mu), log_k = splat<W>(k.log_k);
+  const W zero = splat<W>(0.0), minus_inf = splat<W>(-inf);
+  const W outside_log_ratio = splat<W>(reverse ? inf : -::log(complement));
+  // The gradient's mean E_Q[log(Q / M)] is summed from the same log(Q_c / M_c) it is subtracted
+  // from (a uniform error in log K, the rounding of m, then cancels in the difference), compensated
+  // (its terms cancel to O(w^2) where the rows nearly agree).
+  W total = zero, total_error = zero, mixture_total = zero, mixture_error = zero;
+  W log_ratios = zero, log_ratios_error = zero, off_support = zero;
+  auto terms = [&](int64_t i, int64_t count) {
+    const W t = load_doubles(target + i, count), s = load_doubles(input + i, count);
+    const W e_t = load(scratch + i), e_s = load(scratch + padded + i);
+    const auto inside = e_t > zero;
+    W d_low;
+    const W u = (mu - scaled_difference<T>(t, s, scale, d_low)) - d_low;
+    const W v = select(inside, u + log_k, zero);
+    W log_ratio;
+    if (reverse) {
+      // Classes where e^a underflowed but t is finite: Q log(Q / P) = Q v, in the form Q (v - 1) of
+      // the masses (the -Q_out of the sum over P's support); -inf in the teacher: infinite.
+      const auto underflowed = ~inside & (t > minus_inf) & (e_s > zero);
+      W term = reverse_kl_terms<T>(v, e_t, e_s, k);
+      log_ratio = select(inside, v, outside_log_ratio);
+      if (any_lane(underflowed)) {
+        const W v_all = u + log_k;
+        term = select(underflowed, e_s * splat<W>(k.teacher_per_student) * (v_all - splat<W>(1.0)), term);
+        log_ratio = select(underflowed, v_all, log_ratio);
+      }
+      add_compensated(select(inside | underflowed, term, zero), total, total_error);
+      off_support += select(t == minus_inf, e_s, zero);
+    } else {
+      W mixture;
+      const W term = mixture_terms<T>(v, e_t, e_s, k, mixture, log_ratio);
+      add_compensated(select(inside, term, zero), total, total_error);
+      add_compensated(select(inside, mixture, zero), mixture_total, mixture_error);
+      log_ratio = select(inside, log_ratio, outside_log_ratio);
+    }
+    const W weighted = select((e_s > zero) & (log_ratio > minus_inf), e_s * log_ratio, zero);
+    add_compensated(weighted, log_ratios, log_ratios_error);
+    store(scratch + i, weighted);
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) terms(i, kLanes);
+  if (i < n) terms(i, n - i);
+  const double teacher_part = (horizontal_add(total) + horizontal_add(total_error)) / row.sum_t;
+  const double mixture_part = (horizontal_add(mixture_total) + horizontal_add(mixture_error)) / row.sum_t;
+  JsdSums sums;
+  sums.off_support = horizontal_add(off_support);
+  // Q's mass off P's support: b log(1 / b) Q_out (0 < beta < 1), an infinite reverse KL where the
+  // teacher's logit is -inf.
+  if (reverse) sums.loss = sums.off_support > 0 ? inf : teacher_part;
+  else sums.loss = beta * teacher_part + complement * mixture_part - complement * ::log(complement) * q_out;
+  sums.mean_log_ratio = (horizontal_add(log_ratios) + horizontal_add(log_ratios_error)) / row.sum_s;
+  return sums;
 }
 
 template <class T>
@@ -207,76 +294,33 @@ LOGITLOSS_FLATTEN double row_jsd(const T* input, const T* target, int64_t n, dou
   if (beta == 0.0) return row_kl_div(input, target, n, inverse_temperature, grad_scale, grad, scratch, nullptr);
   using W = f64v;
   constexpr int kLanes = kDoubleLanes;
-  const double nan = __builtin_nan(""), inf = __builtin_inf();
+  const double nan = __builtin_nan("");
   KlDivRowSummary row;
   row_kl_div(input, target, n, inverse_temperature, 0.0, static_cast<T*>(nullptr), scratch, &row);
-  if (!row.finite_maxima) {
+  // No finite max, or nan in a row (the totals nan): nan, loss and gradient.
+  if (!row.finite_maxima || !(row.sum_t - row.sum_t == 0 && row.sum_s - row.sum_s == 0)) {
     if (grad) for (int64_t i = 0; i < n; ++i) grad[i] = T(nan);
     return nan;
   }
-  const bool reverse = beta == 1.0;
-  const double complement = 1.0 - beta;
   const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
-  const double q_out = row.sum_outside_s / row.sum_s;
-  // Q's mass off P's support: b log(1 / b) Q_out, or an infinite reverse KL.
-  const double outside_loss = reverse ? (q_out > 0 ? inf : 0.0) : -complement * ::log(complement) * q_out;
-  const double outside_log_ratio = reverse ? inf : -::log(complement);
-  double loss, mean_log_ratio;
-  if (!row.centred) {
-    loss = jsd_textbook(input, target, n, inverse_temperature, row, beta, scratch, padded);
+  JsdSums sums;
+  if (row.centred) {
+    sums = jsd_centred(input, target, n, beta, inverse_temperature, row, scratch, padded);
+  } else {
+    sums.loss = jsd_textbook(input, target, n, inverse_temperature, row, beta, scratch, padded);
     double log_ratio_sum = 0.0;
     for (int64_t c = 0; c < n; ++c) log_ratio_sum += scratch[c];
-    mean_log_ratio = log_ratio_sum / row.sum_s;
-  } else {
-    // Pass 4: the non-negative terms around r = 1, and e^b log(Q / M) left in scratch[0, n).
-    JsdConstants k{beta, complement, row.log_inside - ::log1p(row.residual_mean + row.excess_mean),
-                   row.sum_t / row.sum_s};
-    const W scale = splat<W>(inverse_temperature), mu = splat<W>(row.mu), log_k = splat<W>(k.log_k);
-    const W zero = splat<W>(0.0), outside_w = splat<W>(outside_log_ratio);
-    // The gradient's mean E_Q[log(Q / M)] is summed from the same log(Q_c / M_c) it is subtracted
-    // from (a uniform error in log K, the rounding of m, then cancels in the difference), compensated
-    // (its terms cancel to O(w^2) where the rows nearly agree).
-    W total = zero, total_error = zero, mixture_total = zero, mixture_error = zero;
-    W log_ratios = zero, log_ratios_error = zero;
-    auto terms = [&](int64_t i, int64_t count) {
-      const W t = load_doubles(target + i, count), s = load_doubles(input + i, count);
-      const W e_t = load(scratch + i), e_s = load(scratch + padded + i);
-      const auto inside = e_t > zero;
-      W d_low;
-      const W u = (mu - scaled_difference<T>(t, s, scale, d_low)) - d_low;
-      const W v = select(inside, u + log_k, zero);
-      W log_ratio;
-      if (reverse) {
-        add_compensated(select(inside, reverse_kl_terms<T>(v, e_t, e_s, k), zero), total, total_error);
-        log_ratio = v;
-      } else {
-        W mixture;
-        const W term = mixture_terms<T>(v, e_t, e_s, k, mixture, log_ratio);
-        add_compensated(select(inside, term, zero), total, total_error);
-        add_compensated(select(inside, mixture, zero), mixture_total, mixture_error);
-      }
-      log_ratio = select(inside, log_ratio, outside_w);
-      const W weighted = select((e_s > zero) & (log_ratio > splat<W>(-inf)), e_s * log_ratio, zero);
-      add_compensated(weighted, log_ratios, log_ratios_error);
-      store(scratch + i, weighted);
-    };
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) terms(i, kLanes);
-    if (i < n) terms(i, n - i);
-    const double teacher_part = (horizontal_add(total) + horizontal_add(total_error)) / row.sum_t;
-    const double mixture_part = (horizontal_add(mixture_total) + horizontal_add(mixture_error)) / row.sum_t;
-    loss = reverse ? teacher_part : beta * teacher_part + complement * mixture_part;
-    mean_log_ratio = (horizontal_add(log_ratios) + horizontal_add(log_ratios_error)) / row.sum_s;
+    sums.mean_log_ratio = log_ratio_sum / row.sum_s;
+    sums.off_support = 0.0;
   }
-  loss += outside_loss;
-  if (!grad) return loss;
-  if (reverse && q_out > 0) {
+  if (!grad) return sums.loss;
+  if (beta == 1.0 && sums.loss == __builtin_inf()) {
     for (int64_t c = 0; c < n; ++c) grad[c] = T(nan);  // d KL(Q || P) where P = 0 < Q: undefined
-    return loss;
+    return sums.loss;
   }
   // Pass 5: grad_c = grad_scale b Q_c (log(Q_c / M_c) - E_Q[log(Q / M)]) from the scratch alone.
-  const W mean = splat<W>(mean_log_ratio);
-  const W factor = splat<W>(grad_scale * (reverse ? 1.0 : complement) / row.sum_s);
+  const W mean = splat<W>(sums.mean_log_ratio);
+  const W factor = splat<W>(grad_scale * (beta == 1.0 ? 1.0 : 1.0 - beta) / row.sum_s);
   auto gradient = [&](int64_t i, int64_t count) {
     const W weighted = load(scratch + i), e_s = load(scratch + padded + i);
     store_doubles(grad + i, factor * (weighted - e_s * mean), count);
@@ -284,5 +328,5 @@ LOGITLOSS_FLATTEN double row_jsd(const T* input, const T* target, int64_t n, dou
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) gradient(i, kLanes);
   if (i < n) gradient(i, n - i);
-  return loss;
+  return sums.loss;
 }

@@ -6,6 +6,11 @@ distributions close, as late in distillation), forward + backward of the KL, flo
   KL is measured against (it reads one array where the KL reads two);
 - ``torch``: ``F.kl_div(F.log_softmax(X, -1), F.log_softmax(T, -1), reduction="batchmean", log_target=True)``
   and ``.backward()``, X requiring grad.
+
+And of the generalized JSD (``jsd_providers``, beta = 0.5): ``logitloss``: ``jsd_with_logits(x, t, 0.5,
+return_grad=True)``; ``torch``: Liger's formula, two ``log_softmax``, ``M = torch.lerp(Q, P, beta)``,
+``beta * kl(log M, log P) + (1 - beta) * kl(log M, log Q)`` (``F.kl_div(..., log_target=True)`` summed per
+row, averaged over rows) and ``.backward()``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 
 from .harness import Provider
 
-__all__ = ["kl_div_providers", "teacher_logits"]
+__all__ = ["jsd_providers", "kl_div_providers", "teacher_logits"]
 
 
 def teacher_logits(x: np.ndarray) -> np.ndarray:
@@ -48,4 +53,31 @@ def kl_div_providers(x: np.ndarray, teacher: np.ndarray, labels: np.ndarray) -> 
         return loss.item(), logits.grad
 
     providers.append(Provider("torch", torch_kl, checked=False))
+    return providers, []
+
+
+def jsd_providers(x: np.ndarray, teacher: np.ndarray, beta: float = 0.5) -> tuple[list[Provider], list[str]]:
+    import logitloss
+
+    providers = [Provider("logitloss", lambda: logitloss.jsd_with_logits(x, teacher, beta, return_grad=True),
+                          checked=False)]
+    try:
+        torch = importlib.import_module("torch")
+    except ImportError as error:
+        return providers, [f"torch: not importable ({error})"]
+    functional = torch.nn.functional
+    teacher_tensor = torch.from_numpy(teacher)
+
+    def kl(input: Any, target: Any) -> Any:
+        return functional.kl_div(input, target, reduction="none", log_target=True).sum(-1)
+
+    def torch_jsd() -> Any:
+        logits = torch.from_numpy(x).requires_grad_()
+        log_q, log_p = functional.log_softmax(logits, -1), functional.log_softmax(teacher_tensor, -1)
+        log_m = torch.lerp(log_q.exp(), log_p.exp(), beta).log()
+        loss = (beta * kl(log_m, log_p) + (1 - beta) * kl(log_m, log_q)).mean()
+        loss.backward()
+        return loss.item(), logits.grad
+
+    providers.append(Provider("torch", torch_jsd, checked=False))
     return providers, []

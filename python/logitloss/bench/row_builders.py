@@ -19,7 +19,7 @@ from . import providers as _providers
 from .backward_providers import backward_providers
 from .calibration_providers import calibrated_targets, ece_providers, temperature_providers
 from .contrastive_providers import contrastive_providers
-from .divergence_providers import kl_div_providers, teacher_logits
+from .divergence_providers import jsd_providers, kl_div_providers, teacher_logits
 from .checks import check_result
 from .entropy_providers import entropy_providers
 from .harness import Provider
@@ -321,6 +321,18 @@ def kl_divergence(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> d
     def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
         x = inputs.logits(shape, dtype)
         providers, notes = kl_div_providers(x, teacher_logits(x), inputs.targets(shape[0], shape[1]))
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def jensen_shannon(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """jsd_with_logits (beta = 0.5) of the student logits ``shape`` toward a nearby teacher."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        providers, notes = jsd_providers(x, teacher_logits(x))
         return x, providers, notes
 
     return {"build": build}

@@ -23,6 +23,7 @@ from .row_builders import (
     contrastive,
     cross_entropy,
     entropy,
+    jensen_shannon,
     kl_divergence,
     linear_head,
     logit_options,
@@ -281,6 +282,11 @@ ROWS: list[Row] = [
         note="Teacher = student + N(0, 0.5^2); `logitloss`: kl_div_with_logits(x, t, return_grad=True); "
              "`logitloss cross_entropy`: cross_entropy(x, labels, return_grad=True) (the budget); `torch`: "
              "F.kl_div(F.log_softmax(X), F.log_softmax(T), 'batchmean', log_target=True) and .backward()."),
+    Row("jsd_big", "jsd_fwd_bwd", "big", jensen_shannon(), "jsd_with_logits forward + backward {shape}, beta = 0.5",
+        "copy", check=False, number=1, repeats=(5, 7), quick_title=" (--quick; targets at (4096, 32000))",
+        note="Teacher = student + N(0, 0.5^2); `logitloss`: jsd_with_logits(x, t, 0.5, return_grad=True); `torch`: "
+             "Liger's formula (two log_softmax, M = lerp(Q, P, beta), beta kl(log M, log P) + (1 - beta) "
+             "kl(log M, log Q), averaged over rows) and .backward()."),
     # --quick leaves out the thread rows (about 10 s): they need many single calls to mean anything
     *[Row(f"threads_{size}_{load}", "logsumexp", size, thread_scaling(),
           "threads: logsumexp {shape}, " + (BUSY if load == "loaded" else "no added load"), "read", check=False,

@@ -102,7 +102,7 @@ class Case:
             return size * count
         if self.op == "binary_cross_entropy_with_logits":  # forward only: read the logits and the targets
             return size * 2 * count
-        if self.op == "kl_div_fwd_bwd":  # read the student's and the teacher's logits, write the gradient
+        if self.op in ("kl_div_fwd_bwd", "jsd_fwd_bwd"):  # read the student's and the teacher's logits, write the gradient
             return size * 3 * count
         if self.op == "binary_cross_entropy_with_logits_fwd_bwd":  # and write the gradient
             return size * 3 * count

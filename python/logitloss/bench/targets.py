@@ -277,6 +277,8 @@ TARGETS.append(Target("kl_div_vs_torch", "kl_div_with_logits fwd+bwd ({big}): sp
 TARGETS.append(Target("kl_div_vs_cross_entropy", "kl_div_with_logits fwd+bwd ({big}): time / cross_entropy(..., "
                       "return_grad=True) on the same shape", "kl_div_big", "ratio", "logitloss",
                       "logitloss cross_entropy", 2.0, at_least=False))
+TARGETS.append(Target("jsd_vs_torch", "jsd_with_logits fwd+bwd ({big}, beta = 0.5): speedup vs torch's two "
+                      "log_softmax + Liger's formula + .backward()", "jsd_big", "ratio", "torch", "logitloss", 10.0))
 
 
 def evaluate_targets(targets: list[Target], results: dict[str, CaseResult], threads: int) -> list[TargetResult]:
