@@ -38,9 +38,11 @@
 // (the rounding of m) scales every r by 1 + delta and moves the loss by delta b E_Q[log(Q / M)] to
 // first order, a relative delta: the centring's rounding does not enter divided by w.
 // h has no cancellation as s (x - R), s = x / (2 + x), R = sum_i>=1 2 s^2i / (2i + 1) (log1p(x) =
-// 2 atanh(s) and x - 2s = s x) for x in [-1/2, 1]; outside, x - log(1 + x) cancels by at most 3.6x.
+// 2 atanh(s) and x - 2s = s x) for x in [-1/2, 1] (float data: Taylor's series on [-1/8, 1/8], in double);
+// outside, x - log(1 + x) cancels by at most 3.6x (float data: 16x, in double).
 // g = y^2 - (1 + y) h(y) cancels by at most 2x for y in [-1/2, 1], by at most 3.6x outside. w is
-// v + phi(v) (the KL's series) for |v| <= 1/2 and exp(v) - 1 above (Sterbenz). Where r > 2 the
+// v + phi(v) (the KL's series) for |v| <= 1/2; above, r = (e^b / e^a) (sum_t / sum_s) from the KL's
+// exponentials (a few eps relative, no exp) and w = r - 1 (cancelling at most 2.6x). Where r > 2 the
 // terms are taken from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q, without
 // cancellation there: r's own error, eps |u|, then does not scale the dominant b Q (r may also
 // overflow, or P_c be subnormal). Rows the KL's centring does not cover (the student -inf where the teacher has
@@ -51,7 +53,10 @@
 //
 // Memory passes: the KL's three (maxima; totals; centred sums, no gradient), a fourth reading both
 // rows and the exponentials to form the terms, leaving e^b log(Q / M) in the scratch, and a fifth
-// writing the gradient from the scratch alone.
+// writing the gradient from the scratch alone. Compute in the fourth, per element: at most one
+// division for r, one for y and one log(M / P) shared by h(x), the masses' terms and (float data)
+// log(Q / M) = v - log(M / P) (double data: its own log, v - log(M / P) cancelling where r is large),
+// the series only where some lane needs them.
 //
 // Requires kernels/divergence-inl.h.
 #pragma once
@@ -66,10 +71,28 @@ LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p_series(W x) {
   return s * (x - z * sum);
 }
 
+// h(x) = x^2/2 - x^3/3 + ... by its Taylor series, kTerms terms (no division).
+template <int kTerms, class W>
+LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p_taylor(W x) {
+  W sum = splat<W>((kTerms % 2 ? 1.0 : -1.0) / (kTerms + 1));
+  for (int k = kTerms; k >= 2; --k) sum = mul_add(sum, x, splat<W>((k % 2 ? -1.0 : 1.0) / k));
+  return (x * x) * sum;
+}
+
+// The series range of h and its terms: double data [-1/2, 1] by the atanh form (17 terms, below
+// 2^-55); float data |x| <= 1/8 by Taylor's (10 terms, below 2^-32; a division saved, and outside
+// the range x - log1p(x) cancels at most 16x, far below float's eps in double).
 template <class T>
 struct JsdSeries {
-  static constexpr int kAtanhTerms = sizeof(T) == 4 ? 9 : 17;
+  static constexpr int kAtanhTerms = 17;
+  static constexpr int kTaylorTerms = 10;
 };
+
+template <class T, class W>
+LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p_series_of(W x) {
+  if constexpr (sizeof(T) == 4) return linear_minus_log1p_taylor<JsdSeries<T>::kTaylorTerms>(x);
+  else return linear_minus_log1p_series<JsdSeries<T>::kAtanhTerms>(x);
+}
 
 // Whether every lane of a comparison mask is set.
 template <class M>
@@ -77,18 +100,18 @@ LOGITLOSS_ALWAYS_INLINE bool every_lane(M mask) {
   return !any_lane(~mask);
 }
 
-template <class W>
+template <class T, class W>
 LOGITLOSS_ALWAYS_INLINE auto in_series_range(W x) {
-  return (x >= splat<W>(-0.5)) & (x <= splat<W>(1.0));
+  if constexpr (sizeof(T) == 4) return abs(x) <= splat<W>(0.125);
+  else return (x >= splat<W>(-0.5)) & (x <= splat<W>(1.0));
 }
 
 // h(x) with 1 + x given (formed without cancellation by the caller) for the lanes outside [-1/2, 1].
-template <class T, class W>
-LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p(W x, W one_plus_x) {
-  const auto range = in_series_range(x);
-  const W series = linear_minus_log1p_series<JsdSeries<T>::kAtanhTerms>(select(range, x, splat<W>(0.0)));
-  if (every_lane(range)) return series;
-  return select(range, series, x - log(one_plus_x));
+// h(y) by its series on the lanes in range (0 elsewhere), skipped where no lane is.
+template <class T, class W, class M>
+LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p_in_range(W y, M range) {
+  if (!any_lane(range)) return splat<W>(0.0);
+  return linear_minus_log1p_series_of<T>(select(range, y, splat<W>(0.0)));
 }
 
 // Per-row constants of pass 4.
@@ -98,18 +121,20 @@ struct JsdConstants {
   double teacher_per_student;  // sum_t / sum_s: Q_c in units of the teacher's exponentials
 };
 
-// r_c and w_c = r_c - 1 from v_c = log r_c (lanes |v| <= 1/2 by phi's series, no cancellation).
+// r_c and w_c = r_c - 1: from v_c = log r_c by phi's series where |v| <= 1/2 (no cancellation),
+// elsewhere r = (e^b / e^a) (sum_t / sum_s), within a few eps relative (no exp; w = r - 1 then
+// cancels at most 2.6x), inf where e^a is far below e^b.
 template <class T, class W>
-LOGITLOSS_ALWAYS_INLINE W ratio_minus_one(W v, W& r) {
+LOGITLOSS_ALWAYS_INLINE W ratio_minus_one(W v, W e_t, W e_s, const JsdConstants& k, W& r) {
   const auto near = abs(v) <= splat<W>(0.5);
   const W w_near = v + exp_minus_linear_series<PhiSeries<T>::kLong>(select(near, v, splat<W>(0.0)));
   if (every_lane(near)) {
     r = w_near + splat<W>(1.0);
     return w_near;
   }
-  const W e = exp(v);
-  r = select(near, w_near + splat<W>(1.0), e);
-  return select(near, w_near, e - splat<W>(1.0));
+  const W ratio = e_s * splat<W>(k.teacher_per_student) / e_t;
+  r = select(near, w_near + splat<W>(1.0), ratio);
+  return select(near, w_near, ratio - splat<W>(1.0));
 }
 
 // 0 < beta < 1: P_c h(x) (returned) and M_c g(y) (`mixture`) in units of e^a (e_t), and log(Q_c / M_c).
@@ -117,37 +142,49 @@ template <class T, class W>
 LOGITLOSS_ALWAYS_INLINE W mixture_terms(W v, W e_t, W e_s, const JsdConstants& k, W& mixture, W& log_q_over_m) {
   const W beta = splat<W>(k.beta), b = splat<W>(k.complement), one = splat<W>(1.0), zero = splat<W>(0.0);
   W r;
-  const W w = ratio_minus_one<T>(v, r);
+  const W w = ratio_minus_one<T>(v, e_t, e_s, k, r);
   const auto huge = r == splat<W>(__builtin_inf());
   const W x = b * w;
+  const auto x_range = in_series_range<T>(x);
   // M / P: 1 + x where x is small, beta + b r where r is far from 1 (r -> 0: no 1 - b rounding).
-  const W m_over_p = select(in_series_range(x), one + x, mul_add(b, r, beta));
-  const W y = select(huge, splat<W>(k.beta / k.complement), beta * w / m_over_p);
-  const auto y_range = in_series_range(y);
-  const W q_over_m = select(y_range, one + y, select(huge, splat<W>(1.0 / k.complement), r / m_over_p));
-  const W h_y = linear_minus_log1p_series<JsdSeries<T>::kAtanhTerms>(select(y_range, y, zero));
+  const W m_over_p = select(x_range, one + x, mul_add(b, r, beta));
+  const W p_over_m = one / m_over_p;
+  const W y = select(huge, splat<W>(k.beta / k.complement), (beta * w) * p_over_m);
+  const auto y_range = in_series_range<T>(y);
+  const auto from_masses = r > splat<W>(2.0);
+  // log(M / P), shared by h(x) outside its series range, the masses' terms and (float data) log(Q / M).
+  const bool far = !every_lane(x_range & y_range & ~from_masses);
+  const W log_m_over_p = far ? log(m_over_p) : zero;
+  const W h_y = linear_minus_log1p_in_range<T>(y, y_range);
   W log_ratio, g;
-  if (every_lane(y_range)) {
+  if (!far) {
     log_ratio = y - h_y;
     g = y * y - (one + y) * h_y;
   } else {
-    const W log_q_over_m = log(q_over_m);
-    log_ratio = select(y_range, y - h_y, log_q_over_m);
-    g = select(y_range, y * y - (one + y) * h_y, select(q_over_m > zero, q_over_m * log_q_over_m, zero) - y);
+    const W q_over_m = select(y_range, one + y, select(huge, splat<W>(1.0 / k.complement), r * p_over_m));
+    // log(Q / M) = v - log(M / P) for float data (within eps(double) |v|, far below float's eps); for
+    // double data its own log (the difference would cancel where r is large).
+    W log_far;
+    if constexpr (sizeof(T) == 4) {
+      log_far = select(huge, splat<W>(-::log(k.complement)), v - log_m_over_p);
+    } else {
+      log_far = log(q_over_m);
+    }
+    log_ratio = select(y_range, y - h_y, log_far);
+    g = select(y_range, y * y - (one + y) * h_y, select(q_over_m > zero, q_over_m * log_far, zero) - y);
   }
   log_q_over_m = log_ratio;
-  const W h_x = linear_minus_log1p<T>(x, m_over_p);
+  const W h_x = select(x_range, linear_minus_log1p_in_range<T>(x, x_range), x - log_m_over_p);
   W term = e_t * h_x;
   mixture = (e_t * m_over_p) * g;
-  const auto from_masses = r > splat<W>(2.0);
   if (any_lane(from_masses)) {
     // Q_c > 2 P_c: the terms from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q,
     // without cancellation, and with Q_c from e^b itself rather than P_c r_c: r carries the
     // rounding of u (eps |u|, large where r is), overflows for v > ~709, and a subnormal e^a has
     // lost bits that e^a r would carry.
     const W q = e_s * splat<W>(k.teacher_per_student);
-    const W log_m_over_p = select(huge, splat<W>(::log(k.complement)) + v, log(m_over_p));
-    term = select(from_masses, b * (q - e_t) - e_t * log_m_over_p, term);
+    const W log_ratio_mp = select(huge, splat<W>(::log(k.complement)) + v, log_m_over_p);
+    term = select(from_masses, b * (q - e_t) - e_t * log_ratio_mp, term);
     mixture = select(from_masses, mul_add(beta, e_t, b * q) * g, mixture);
   }
   return term;
@@ -157,10 +194,10 @@ LOGITLOSS_ALWAYS_INLINE W mixture_terms(W v, W e_t, W e_s, const JsdConstants& k
 template <class T, class W>
 LOGITLOSS_ALWAYS_INLINE W reverse_kl_terms(W v, W e_t, W e_s, const JsdConstants& k) {
   W r;
-  const W w = ratio_minus_one<T>(v, r);
+  const W w = ratio_minus_one<T>(v, e_t, e_s, k, r);
   const auto huge = r == splat<W>(__builtin_inf());
-  const auto range = in_series_range(w);
-  const W h_w = linear_minus_log1p_series<JsdSeries<T>::kAtanhTerms>(select(range, w, splat<W>(0.0)));
+  const auto range = in_series_range<T>(w);
+  const W h_w = linear_minus_log1p_in_range<T>(w, range);
   // g(w) = w^2 - r h(w) (r = 1 + w); outside the series range r v - w (log r = v), r = 0 giving 1.
   W g = select(range, w * w - r * h_w, r * v - w);
   W term = e_t * g;
