@@ -15,12 +15,12 @@ row, averaged over rows) and ``.backward()``.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
 
 from .harness import Provider
+from .torch_composition import autograd_provider, import_torch
 
 __all__ = ["jsd_providers", "kl_div_providers", "teacher_logits"]
 
@@ -38,22 +38,16 @@ def kl_div_providers(x: np.ndarray, teacher: np.ndarray, labels: np.ndarray) -> 
                           checked=False),
                  Provider("logitloss cross_entropy", lambda: logitloss.cross_entropy(x, labels, return_grad=True),
                           checked=False)]
-    try:
-        torch = importlib.import_module("torch")
-    except ImportError as error:
-        return providers, [f"torch: not importable ({error})"]
+    torch, notes = import_torch()
+    if torch is None:
+        return providers, notes
     functional = torch.nn.functional
     teacher_tensor = torch.from_numpy(teacher)
+    providers.append(autograd_provider(torch, x, lambda logits: functional.kl_div(
+        functional.log_softmax(logits, -1), functional.log_softmax(teacher_tensor, -1), reduction="batchmean",
+        log_target=True)))
+    return providers, notes
 
-    def torch_kl() -> Any:
-        logits = torch.from_numpy(x).requires_grad_()
-        loss = functional.kl_div(functional.log_softmax(logits, -1), functional.log_softmax(teacher_tensor, -1),
-                                 reduction="batchmean", log_target=True)
-        loss.backward()
-        return loss.item(), logits.grad
-
-    providers.append(Provider("torch", torch_kl, checked=False))
-    return providers, []
 
 
 def jsd_providers(x: np.ndarray, teacher: np.ndarray, beta: float = 0.5) -> tuple[list[Provider], list[str]]:
@@ -61,23 +55,19 @@ def jsd_providers(x: np.ndarray, teacher: np.ndarray, beta: float = 0.5) -> tupl
 
     providers = [Provider("logitloss", lambda: logitloss.jsd_with_logits(x, teacher, beta, return_grad=True),
                           checked=False)]
-    try:
-        torch = importlib.import_module("torch")
-    except ImportError as error:
-        return providers, [f"torch: not importable ({error})"]
+    torch, notes = import_torch()
+    if torch is None:
+        return providers, notes
     functional = torch.nn.functional
     teacher_tensor = torch.from_numpy(teacher)
 
     def kl(input: Any, target: Any) -> Any:
         return functional.kl_div(input, target, reduction="none", log_target=True).sum(-1)
 
-    def torch_jsd() -> Any:
-        logits = torch.from_numpy(x).requires_grad_()
+    def liger_jsd(logits: Any) -> Any:
         log_q, log_p = functional.log_softmax(logits, -1), functional.log_softmax(teacher_tensor, -1)
         log_m = torch.lerp(log_q.exp(), log_p.exp(), beta).log()
-        loss = (beta * kl(log_m, log_p) + (1 - beta) * kl(log_m, log_q)).mean()
-        loss.backward()
-        return loss.item(), logits.grad
+        return (beta * kl(log_m, log_p) + (1 - beta) * kl(log_m, log_q)).mean()
 
-    providers.append(Provider("torch", torch_jsd, checked=False))
-    return providers, []
+    providers.append(autograd_provider(torch, x, liger_jsd))
+    return providers, notes
