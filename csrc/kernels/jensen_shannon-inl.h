@@ -14,49 +14,54 @@
 // softmax Jacobian, Q_c (g_c - E_Q[g]) with g = d loss / d Q = b log(Q / M) (the P / M and Q / M
 // terms of the two KLs cancel) for 0 < beta < 1, log(Q / P) + 1 for beta = 1.
 // Classes outside P's support (t_c = -inf, or P_c below double's exp) add b Q_c log(1 / b) for
-// 0 < beta < 1, and make the loss +inf for beta = 1 (the gradient is then nan, as torch's
-// autograd); classes -inf in both rows add exactly 0. A row with no finite max in either operand
-// gives nan (loss and gradient), nan propagates, as for the KL.
+// 0 < beta < 1; for beta = 1 a teacher class of -inf with student mass makes the loss +inf (the
+// gradient is then nan, as torch's autograd), one whose P_c underflows adds Q_c log(Q_c / P_c)
+// from the logits; classes -inf in both rows add exactly 0. A row with no finite max in either
+// operand gives nan (loss and gradient), nan propagates, as for the KL.
 //
 // Error bound (tests/test_jsd.py): the loss within 16 eps of the data type (float16: of float32,
 // then its own rounding) relative of exact wherever it is normal, including near-identical rows
 // (1e-12 and below in float32; 1e-30 in float64 where d_c = (t_c - s_c) / T is exact, as for the
 // KL; otherwise the rounding of d_c bounds the absolute error, eps |d_c| per class). Gradient:
-// within 32 eps of grad_scale times the size of its terms, b Q_c (|log(Q_c / M_c)| + KL(Q || M)).
+// within 32 eps of grad_scale times the size of its terms, b Q_c (|log(Q_c / M_c)| + E_Q|log(Q / M)|).
 //
 // Derivation. On P's support let r_c = Q_c / P_c = K e^(u_c), u_c = mu - d_c the KL's centred
 // difference and K = Q(supp P) / E_P[e^u] = Q(supp P) / (1 + m + A) from the KL's sums (pass 3 of
-// row_kl_div); v_c = log r_c = u_c + log K is then formed with an absolute error of a few eps |u_c|
-// and w_c = r_c - 1 = expm1(v_c) with the same relative error. With x = b w, y = beta w / (1 + x)
-// (so 1 + x = M / P and 1 + y = Q / M), h(x) = x - log1p(x) >= 0 and g(y) = (1 + y) log1p(y) - y >= 0:
+// row_kl_div, no gradient); v_c = log r_c = u_c + log K is then formed with an error of a few eps
+// |u_c| plus a uniform delta of a few eps |m + A| (m absorbs mu's rounding). With w = r - 1,
+// x = b w, y = beta w / (1 + x) (so 1 + x = M / P and 1 + y = Q / M), h(x) = x - log1p(x) >= 0 and
+// g(y) = (1 + y) log1p(y) - y >= 0:
 //   beta KL(P || M) = beta sum_P P h(x) - beta b sum_P P w,
 //   b KL(Q || M)    = b sum_P M g(y) + b beta sum_P P w + b log(1 / b) Q_out,
 // the linear terms cancel identically, and the loss is a sum of non-negative terms
 //   sum_P P [beta h(x) + b (1 + x) g(y)] + b log(1 / b) Q_out,
 // each within a few eps of itself, so their sum is too (no cancellation). For beta = 1 the same
-// holds with KL(Q || P) = sum_P P g(w) - Q_out (Q_out > 0: +inf). A uniform error delta in log K
-// (the rounding of m) scales every r by 1 + delta and moves the loss by delta b E_Q[log(Q / M)] to
-// first order, a relative delta: the centring's rounding does not enter divided by w.
+// holds with KL(Q || P) = sum_P P g(w) - Q_out. A uniform delta in v scales every r by 1 + delta
+// and moves the loss by delta b E_Q[log(Q / M)] to first order (a relative delta) and by delta^2
+// b beta / 2 to second: the centring keeps delta far below w (a plain v = gap - d + log(sum_t /
+// sum_s) has delta ~ eps, which the second order shows at w ~ 1e-15). Rows the centring does not
+// reach (the student -inf where the teacher has mass: r = 0 there; no student mass on P's support;
+// a KL beyond ~700) take that plain v: the JSD is far from 0 there, the same formulas hold.
 // h has no cancellation as s (x - R), s = x / (2 + x), R = sum_i>=1 2 s^2i / (2i + 1) (log1p(x) =
-// 2 atanh(s) and x - 2s = s x) for x in [-1/2, 1] (float data: Taylor's series on [-1/8, 1/8], in double);
+// 2 atanh(s) and x - 2s = s x) for x in [-1/2, 1] (float data: Taylor's series on [-1/8, 1/8]);
 // outside, x - log(1 + x) cancels by at most 3.6x (float data: 16x, in double).
 // g = y^2 - (1 + y) h(y) cancels by at most 2x for y in [-1/2, 1], by at most 3.6x outside. w is
 // v + phi(v) (the KL's series) for |v| <= 1/2; above, r = (e^b / e^a) (sum_t / sum_s) from the KL's
 // exponentials (a few eps relative, no exp) and w = r - 1 (cancelling at most 2.6x). Where r > 2 the
 // terms are taken from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q, without
-// cancellation there: r's own error, eps |u|, then does not scale the dominant b Q (r may also
-// overflow, or P_c be subnormal). Rows the KL's centring does not cover (the student -inf where the teacher has
-// mass, a KL beyond ~700, no student mass on P's support: the JSD is then far from 0) take the
-// textbook sum of beta P log(P / M) + b Q log(Q / M) in double, relatively accurate there.
+// cancellation there (r may also overflow, or P_c be subnormal). The student's -inf where the
+// teacher has mass is r = 0 (M = beta P), no special row.
 //
-// Precision policy: double lanes, double sums (compensated for the loss), as the KL.
+// Precision policy: double lanes, double sums (compensated for the loss and the gradient's mean),
+// as the KL.
 //
-// Memory passes: the KL's three (maxima; totals; centred sums, no gradient), a fourth reading both
-// rows and the exponentials to form the terms, leaving e^b log(Q / M) in the scratch, and a fifth
-// writing the gradient from the scratch alone. Compute in the fourth, per element: at most one
-// division for r, one for y and one log(M / P) shared by h(x), the masses' terms and (float data)
-// log(Q / M) = v - log(M / P) (double data: its own log, v - log(M / P) cancelling where r is large),
-// the series only where some lane needs them.
+// Memory passes: the KL's three (maxima; totals, both exponentials left in the scratch; centred
+// sums, no gradient), a fourth reading both rows and the exponentials to form the terms, leaving
+// e^b log(Q / M) in the scratch, and a fifth writing the gradient from the scratch alone (row_jsd
+// stays at the scratch's two arrays). Compute in the fourth, per element: at
+// most one division for r, one for 1 / (1 + x) and one log(M / P) shared by h(x), the masses' terms
+// and (float data) log(Q / M) = v - log(M / P) (double data: its own log, v - log(M / P) cancelling
+// where r is large), the series only where some lane needs them.
 //
 // Requires kernels/divergence-inl.h.
 #pragma once
@@ -114,10 +119,9 @@ LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p_in_range(W y, M range) {
   return linear_minus_log1p_series_of<T>(select(range, y, splat<W>(0.0)));
 }
 
-// Per-row constants of pass 4.
+// Per-row constants of the terms' pass.
 struct JsdConstants {
-  double beta, complement;  // b = 1 - beta
-  double log_k;             // log r_c - u_c
+  double beta, complement;     // b = 1 - beta
   double teacher_per_student;  // sum_t / sum_s: Q_c in units of the teacher's exponentials
 };
 
@@ -179,9 +183,8 @@ LOGITLOSS_ALWAYS_INLINE W mixture_terms(W v, W e_t, W e_s, const JsdConstants& k
   mixture = (e_t * m_over_p) * g;
   if (any_lane(from_masses)) {
     // Q_c > 2 P_c: the terms from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q,
-    // without cancellation, and with Q_c from e^b itself rather than P_c r_c: r carries the
-    // rounding of u (eps |u|, large where r is), overflows for v > ~709, and a subnormal e^a has
-    // lost bits that e^a r would carry.
+    // without cancellation, and with Q_c from e^b itself rather than P_c r_c (r overflows where
+    // e^a is far below e^b, and a subnormal e^a has lost bits that e^a r would carry).
     const W q = e_s * splat<W>(k.teacher_per_student);
     const W log_ratio_mp = select(huge, splat<W>(::log(k.complement)) + v, log_m_over_p);
     term = select(from_masses, b * (q - e_t) - e_t * log_ratio_mp, term);
@@ -199,7 +202,7 @@ LOGITLOSS_ALWAYS_INLINE W reverse_kl_terms(W v, W e_t, W e_s, const JsdConstants
   const auto range = in_series_range<T>(w);
   const W h_w = linear_minus_log1p_in_range<T>(w, range);
   // g(w) = w^2 - r h(w) (r = 1 + w); outside the series range r v - w (log r = v), r = 0 giving 1.
-  W g = select(range, w * w - r * h_w, r * v - w);
+  W g = select(range, w * w - r * h_w, select(r > splat<W>(0.0), r * v, splat<W>(0.0)) - w);
   W term = e_t * g;
   const auto from_masses = r > splat<W>(2.0);
   if (any_lane(from_masses)) {
@@ -210,67 +213,37 @@ LOGITLOSS_ALWAYS_INLINE W reverse_kl_terms(W v, W e_t, W e_s, const JsdConstants
   return term;
 }
 
-// The textbook sum, per class in double, for rows outside the centring's reach (the JSD is then
-// far from 0 and this relatively accurate); leaves e^b log(Q / M) (log(Q / P) for beta = 1) in
-// scratch[0, n). Returns the loss. z = log(P_c / Q_c) is formed from the exact difference t_c - s_c
-// and one constant, so that log(Q / M) = -log1p(beta expm1(z)) and log(P / M) = -log1p(b expm1(-z))
-// keep their relative precision where the two distributions agree on a class.
-template <class T>
-double jsd_textbook(const T* input, const T* target, int64_t n, double inverse_temperature,
-                    const KlDivRowSummary& row, double beta, double* scratch, int64_t padded) {
-  const double inf = __builtin_inf(), complement = 1.0 - beta;
-  double gap_low;
-  const double gap = scaled_gap(row.max_s, row.max_t, inverse_temperature, gap_low);
-  const double constant = gap_low - ::log(row.sum_t / row.sum_s);
-  double loss = 0.0;
-  for (int64_t c = 0; c < n; ++c) {
-    const double e_s = scratch[padded + c], p = scratch[c] / row.sum_t, q = e_s / row.sum_s;
-    const double t = target[c], s = input[c];
-    if (t == -inf && s == -inf) {
-      scratch[c] = 0.0;
-      continue;
-    }
-    double z;
-    if (t == -inf || s == -inf) {
-      z = t == -inf ? -inf : inf;
-    } else {
-      double low;
-      z = scaled_gap(t, s, inverse_temperature, low) + (gap + (low + constant));
-    }
-    double log_ratio;
-    if (beta == 1.0) {
-      log_ratio = -z;
-      if (q > 0) loss += q * log_ratio;
-    } else {
-      log_ratio = -::log1p(beta * ::expm1(z));
-      if (p > 0) loss += beta * p * -::log1p(complement * ::expm1(-z));
-      if (q > 0) loss += complement * q * log_ratio;
-    }
-    scratch[c] = e_s > 0 && log_ratio > -inf ? e_s * log_ratio : 0.0;
-  }
-  return loss > 0 ? loss : 0.0;
-}
-
-// Pass 4's results: the loss, the gradient's mean E_Q[log(Q / M)], the student's mass where the
-// teacher's logit is -inf (beta = 1: an infinite reverse KL).
+// The terms' pass's results: the loss, the gradient's mean E_Q[log(Q / M)].
 struct JsdSums {
-  double loss, mean_log_ratio, off_support;
+  double loss, mean_log_ratio;
 };
 
-// Pass 4 on a centred row: the non-negative terms around r = 1, and e^b log(Q / M) (log(Q / P) for
-// beta = 1) left in scratch[0, n).
+// The terms' pass (after the KL's maxima and totals): the non-negative terms around r = 1, and
+// e^b log(Q / M) (log(Q / P) for beta = 1) left in scratch[0, n).
 template <class T>
-LOGITLOSS_ALWAYS_INLINE JsdSums jsd_centred(const T* input, const T* target, int64_t n, double beta,
-                                            double inverse_temperature, const KlDivRowSummary& row, double* scratch,
-                                            int64_t padded) {
+LOGITLOSS_ALWAYS_INLINE JsdSums jsd_terms(const T* input, const T* target, int64_t n, double beta,
+                                          double inverse_temperature, const KlDivRowSummary& row, double* scratch,
+                                          int64_t padded) {
   using W = f64v;
   constexpr int kLanes = kDoubleLanes;
   const double inf = __builtin_inf(), complement = 1.0 - beta;
   const bool reverse = beta == 1.0;
   const double q_out = row.sum_outside_s / row.sum_s;
-  JsdConstants k{beta, complement, row.log_inside - ::log1p(row.residual_mean + row.excess_mean),
-                 row.sum_t / row.sum_s};
-  const W scale = splat<W>(inverse_temperature), mu = splat<W>(row.mu), log_k = splat<W>(k.log_k);
+  JsdConstants k{beta, complement, row.sum_t / row.sum_s};
+  // v = ((centre - d) + (centre_low - d_low)) + offset: on a centred row the KL's u = mu - d plus log K,
+  // K = Q(supp P) / (1 + m + A) (m absorbs mu's rounding: the uniform error is a few eps |u|, far below
+  // w even at w ~ 1e-15, where a second-order delta^2 would show); otherwise (the student -inf where
+  // the teacher has mass, no student mass on P's support, a KL beyond ~700: the JSD is far from 0)
+  // the gap of the maxima minus d, plus log(sum_t / sum_s).
+  double centre_low = 0.0, centre = row.mu, offset;
+  if (row.centred) {
+    offset = row.log_inside - ::log1p(row.residual_mean + row.excess_mean);
+  } else {
+    centre = scaled_gap(row.max_t, row.max_s, inverse_temperature, centre_low);
+    offset = ::log(k.teacher_per_student);
+  }
+  const W scale = splat<W>(inverse_temperature), centre_w = splat<W>(centre), centre_low_w = splat<W>(centre_low);
+  const W offset_w = splat<W>(offset);
   const W zero = splat<W>(0.0), minus_inf = splat<W>(-inf);
   const W outside_log_ratio = splat<W>(reverse ? inf : -::log(complement));
   // The gradient's mean E_Q[log(Q / M)] is summed from the same log(Q_c / M_c) it is subtracted
@@ -283,8 +256,9 @@ LOGITLOSS_ALWAYS_INLINE JsdSums jsd_centred(const T* input, const T* target, int
     const W e_t = load(scratch + i), e_s = load(scratch + padded + i);
     const auto inside = e_t > zero;
     W d_low;
-    const W u = (mu - scaled_difference<T>(t, s, scale, d_low)) - d_low;
-    const W v = select(inside, u + log_k, zero);
+    const W d = scaled_difference<T>(t, s, scale, d_low);
+    const W v_all = ((centre_w - d) + (centre_low_w - d_low)) + offset_w;
+    const W v = select(inside, v_all, zero);
     W log_ratio;
     if (reverse) {
       // Classes where e^a underflowed but t is finite: Q log(Q / P) = Q v, in the form Q (v - 1) of
@@ -293,7 +267,6 @@ LOGITLOSS_ALWAYS_INLINE JsdSums jsd_centred(const T* input, const T* target, int
       W term = reverse_kl_terms<T>(v, e_t, e_s, k);
       log_ratio = select(inside, v, outside_log_ratio);
       if (any_lane(underflowed)) {
-        const W v_all = u + log_k;
         term = select(underflowed, e_s * splat<W>(k.teacher_per_student) * (v_all - splat<W>(1.0)), term);
         log_ratio = select(underflowed, v_all, log_ratio);
       }
@@ -316,10 +289,9 @@ LOGITLOSS_ALWAYS_INLINE JsdSums jsd_centred(const T* input, const T* target, int
   const double teacher_part = (horizontal_add(total) + horizontal_add(total_error)) / row.sum_t;
   const double mixture_part = (horizontal_add(mixture_total) + horizontal_add(mixture_error)) / row.sum_t;
   JsdSums sums;
-  sums.off_support = horizontal_add(off_support);
   // Q's mass off P's support: b log(1 / b) Q_out (0 < beta < 1), an infinite reverse KL where the
   // teacher's logit is -inf.
-  if (reverse) sums.loss = sums.off_support > 0 ? inf : teacher_part;
+  if (reverse) sums.loss = horizontal_add(off_support) > 0 ? inf : teacher_part;
   else sums.loss = beta * teacher_part + complement * mixture_part - complement * ::log(complement) * q_out;
   sums.mean_log_ratio = (horizontal_add(log_ratios) + horizontal_add(log_ratios_error)) / row.sum_s;
   return sums;
@@ -340,22 +312,13 @@ LOGITLOSS_FLATTEN double row_jsd(const T* input, const T* target, int64_t n, dou
     return nan;
   }
   const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
-  JsdSums sums;
-  if (row.centred) {
-    sums = jsd_centred(input, target, n, beta, inverse_temperature, row, scratch, padded);
-  } else {
-    sums.loss = jsd_textbook(input, target, n, inverse_temperature, row, beta, scratch, padded);
-    double log_ratio_sum = 0.0;
-    for (int64_t c = 0; c < n; ++c) log_ratio_sum += scratch[c];
-    sums.mean_log_ratio = log_ratio_sum / row.sum_s;
-    sums.off_support = 0.0;
-  }
+  const JsdSums sums = jsd_terms(input, target, n, beta, inverse_temperature, row, scratch, padded);
   if (!grad) return sums.loss;
   if (beta == 1.0 && sums.loss == __builtin_inf()) {
     for (int64_t c = 0; c < n; ++c) grad[c] = T(nan);  // d KL(Q || P) where P = 0 < Q: undefined
     return sums.loss;
   }
-  // Pass 5: grad_c = grad_scale b Q_c (log(Q_c / M_c) - E_Q[log(Q / M)]) from the scratch alone.
+  // The gradient's pass: grad_c = grad_scale b Q_c (log(Q_c / M_c) - E_Q[log(Q / M)]) from the scratch alone.
   const W mean = splat<W>(sums.mean_log_ratio);
   const W factor = splat<W>(grad_scale * (beta == 1.0 ? 1.0 : 1.0 - beta) / row.sum_s);
   auto gradient = [&](int64_t i, int64_t count) {
