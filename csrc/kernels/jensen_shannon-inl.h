@@ -111,7 +111,6 @@ LOGITLOSS_ALWAYS_INLINE auto in_series_range(W x) {
   else return (x >= splat<W>(-0.5)) & (x <= splat<W>(1.0));
 }
 
-// h(x) with 1 + x given (formed without cancellation by the caller) for the lanes outside [-1/2, 1].
 // h(y) by its series on the lanes in range (0 elsewhere), skipped where no lane is.
 template <class T, class W, class M>
 LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p_in_range(W y, M range) {
@@ -218,7 +217,7 @@ struct JsdSums {
   double loss, mean_log_ratio;
 };
 
-// The terms' pass (after the KL's maxima and totals): the non-negative terms around r = 1, and
+// The terms' pass (after the KL's three): the non-negative terms around r = 1, and
 // e^b log(Q / M) (log(Q / P) for beta = 1) left in scratch[0, n).
 template <class T>
 LOGITLOSS_ALWAYS_INLINE JsdSums jsd_terms(const T* input, const T* target, int64_t n, double beta,
