@@ -225,6 +225,19 @@ def test_extreme_logits(isa, beta, dtype):
         check(input, target, beta, "none")
 
 
+@pytest.mark.parametrize("beta", [1e-12, 1e-6, 1 - 1e-9])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_betas_near_the_ends(isa, beta, dtype):
+    """A tiny b = 1 - beta or beta: log(b) from log1p(-beta), and no masses' form where x = b w is small."""
+    rng = np.random.default_rng(14)
+    input = (rng.standard_normal((4, 29)) * 2).astype(dtype)
+    target = (rng.standard_normal((4, 29)) * 2).astype(dtype)
+    target[1] = (input[1] + rng.standard_normal(29) * 1e-3).astype(dtype)
+    target[2, :4] = -np.inf  # student mass off the teacher's support
+    target[3, 5] = input[3, 5] - 600  # P_c far below Q_c
+    check(input, target, beta, "none", 0.5)
+
+
 def test_edge_rows():
     input = np.array([[0.0, 1.0], [-np.inf, -np.inf], [np.nan, 0.0], [0.0, -np.inf], [np.inf, 0.0]])
     target = np.array([[-np.inf, -np.inf], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])

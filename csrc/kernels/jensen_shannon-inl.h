@@ -23,7 +23,9 @@
 // then its own rounding) relative of exact wherever it is normal, including near-identical rows
 // (1e-12 and below in float32; 1e-30 in float64 where d_c = (t_c - s_c) / T is exact, as for the
 // KL; otherwise the rounding of d_c bounds the absolute error, eps |d_c| per class). Gradient:
-// within 32 eps of grad_scale times the size of its terms, b Q_c (|log(Q_c / M_c)| + E_Q|log(Q / M)|).
+// within 32 eps of grad_scale times the size of its terms, b Q_c (|log(Q_c / M_c)| + E_Q|log(Q / M)|),
+// but for entries in double's subnormal range (their absolute rounding). As for the KL, a T that is
+// not a power of two costs the rounding of 1 / T, a relative change of the temperature.
 //
 // Derivation. On P's support let r_c = Q_c / P_c = K e^(u_c), u_c = mu - d_c the KL's centred
 // difference and K = Q(supp P) / E_P[e^u] = Q(supp P) / (1 + m + A) from the KL's sums (pass 3 of
@@ -47,8 +49,8 @@
 // outside, x - log(1 + x) cancels by at most 3.6x (float data: 16x, in double).
 // g = y^2 - (1 + y) h(y) cancels by at most 2x for y in [-1/2, 1], by at most 3.6x outside. w is
 // v + phi(v) (the KL's series) for |v| <= 1/2; above, r = (e^b / e^a) (sum_t / sum_s) from the KL's
-// exponentials (a few eps relative, no exp) and w = r - 1 (cancelling at most 2.6x). Where r > 2 the
-// terms are taken from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q, without
+// exponentials (a few eps relative, no exp) and w = r - 1 (cancelling at most 2.6x). Where r > 2 and
+// x is outside its series range (b not small) the terms are taken from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q, without
 // cancellation there (r may also overflow, or P_c be subnormal). The student's -inf where the
 // teacher has mass is r = 0 (M = beta P), no special row.
 //
@@ -121,6 +123,7 @@ LOGITLOSS_ALWAYS_INLINE W linear_minus_log1p_in_range(W y, M range) {
 // Per-row constants of the terms' pass.
 struct JsdConstants {
   double beta, complement;     // b = 1 - beta
+  double log_complement;       // log1p(-beta): log(b) rounded once (not log of b's rounding: beta ~ 1e-12)
   double teacher_per_student;  // sum_t / sum_s: Q_c in units of the teacher's exponentials
 };
 
@@ -154,7 +157,9 @@ LOGITLOSS_ALWAYS_INLINE W mixture_terms(W v, W e_t, W e_s, const JsdConstants& k
   const W p_over_m = one / m_over_p;
   const W y = select(huge, splat<W>(k.beta / k.complement), (beta * w) * p_over_m);
   const auto y_range = in_series_range<T>(y);
-  const auto from_masses = r > splat<W>(2.0);
+  // Q_c > 2 P_c with x outside the series range: the terms from the masses below (x in the range
+  // with r > 2 means a small b, where b (Q - P) - P log(M / P) would cancel).
+  const auto from_masses = huge | ((r > splat<W>(2.0)) & ~x_range);
   // log(M / P), shared by h(x) outside its series range, the masses' terms and (float data) log(Q / M).
   const bool far = !every_lane(x_range & y_range & ~from_masses);
   const W log_m_over_p = far ? log(m_over_p) : zero;
@@ -169,7 +174,7 @@ LOGITLOSS_ALWAYS_INLINE W mixture_terms(W v, W e_t, W e_s, const JsdConstants& k
     // double data its own log (the difference would cancel where r is large).
     W log_far;
     if constexpr (sizeof(T) == 4) {
-      log_far = select(huge, splat<W>(-::log(k.complement)), v - log_m_over_p);
+      log_far = select(huge, splat<W>(-k.log_complement), v - log_m_over_p);
     } else {
       log_far = log(q_over_m);
     }
@@ -181,11 +186,11 @@ LOGITLOSS_ALWAYS_INLINE W mixture_terms(W v, W e_t, W e_s, const JsdConstants& k
   W term = e_t * h_x;
   mixture = (e_t * m_over_p) * g;
   if (any_lane(from_masses)) {
-    // Q_c > 2 P_c: the terms from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q,
+    // The terms from the masses, P h(x) = b (Q - P) - P log(M / P), M = beta P + b Q,
     // without cancellation, and with Q_c from e^b itself rather than P_c r_c (r overflows where
     // e^a is far below e^b, and a subnormal e^a has lost bits that e^a r would carry).
     const W q = e_s * splat<W>(k.teacher_per_student);
-    const W log_ratio_mp = select(huge, splat<W>(::log(k.complement)) + v, log_m_over_p);
+    const W log_ratio_mp = select(huge, splat<W>(k.log_complement) + v, log_m_over_p);
     term = select(from_masses, b * (q - e_t) - e_t * log_ratio_mp, term);
     mixture = select(from_masses, mul_add(beta, e_t, b * q) * g, mixture);
   }
@@ -228,7 +233,7 @@ LOGITLOSS_ALWAYS_INLINE JsdSums jsd_terms(const T* input, const T* target, int64
   const double inf = __builtin_inf(), complement = 1.0 - beta;
   const bool reverse = beta == 1.0;
   const double q_out = row.sum_outside_s / row.sum_s;
-  JsdConstants k{beta, complement, row.sum_t / row.sum_s};
+  JsdConstants k{beta, complement, ::log1p(-beta), row.sum_t / row.sum_s};
   // v = ((centre - d) + (centre_low - d_low)) + offset: on a centred row the KL's u = mu - d plus log K,
   // K = Q(supp P) / (1 + m + A) (m absorbs mu's rounding: the uniform error is a few eps |u|, far below
   // w even at w ~ 1e-15, where a second-order delta^2 would show); otherwise (the student -inf where
@@ -244,7 +249,7 @@ LOGITLOSS_ALWAYS_INLINE JsdSums jsd_terms(const T* input, const T* target, int64
   const W scale = splat<W>(inverse_temperature), centre_w = splat<W>(centre), centre_low_w = splat<W>(centre_low);
   const W offset_w = splat<W>(offset);
   const W zero = splat<W>(0.0), minus_inf = splat<W>(-inf);
-  const W outside_log_ratio = splat<W>(reverse ? inf : -::log(complement));
+  const W outside_log_ratio = splat<W>(reverse ? inf : -k.log_complement);
   // The gradient's mean E_Q[log(Q / M)] is summed from the same log(Q_c / M_c) it is subtracted
   // from (a uniform error in log K, the rounding of m, then cancels in the difference), compensated
   // (its terms cancel to O(w^2) where the rows nearly agree).
@@ -291,7 +296,7 @@ LOGITLOSS_ALWAYS_INLINE JsdSums jsd_terms(const T* input, const T* target, int64
   // Q's mass off P's support: b log(1 / b) Q_out (0 < beta < 1), an infinite reverse KL where the
   // teacher's logit is -inf.
   if (reverse) sums.loss = horizontal_add(off_support) > 0 ? inf : teacher_part;
-  else sums.loss = beta * teacher_part + complement * mixture_part - complement * ::log(complement) * q_out;
+  else sums.loss = beta * teacher_part + complement * mixture_part - complement * k.log_complement * q_out;
   sums.mean_log_ratio = (horizontal_add(log_ratios) + horizontal_add(log_ratios_error)) / row.sum_s;
   return sums;
 }
