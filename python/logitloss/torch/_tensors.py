@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.nn import _reduction
 
-__all__ = ["array", "direct_apply", "check_cpu", "check_no_grad", "check_unchanged", "once_differentiable_guard", "optional_array", "tensor", "widened"]
+__all__ = ["array", "autograd_apply", "check_cpu", "check_loss_operands", "check_no_grad", "check_unchanged",
+           "direct_apply", "legacy_reduction", "once_differentiable_guard", "optional_array", "tensor", "widened"]
 
 _PLACES = "logitloss runs on the CPU; "
 
@@ -23,6 +25,29 @@ def check_cpu(value: torch.Tensor, name: str) -> None:
     if value.layout is not torch.strided:
         raise ValueError(f"`{name}` has layout {value.layout}: logitloss reads strided (dense) tensors; "
                          "convert with `.to_dense()`")
+
+
+def check_loss_operands(function: str, input: torch.Tensor, target: torch.Tensor, *constants) -> None:
+    """The losses' prologue: `input` and `target` on the CPU and strided (the common case tested first: two
+    attribute reads each), and each ``(value, name)`` of `constants` (class weights, pos_weight), when given,
+    on the CPU and not requiring grad (:func:`check_no_grad`)."""
+    if not input.is_cpu or input.layout is not torch.strided:
+        check_cpu(input, "input")
+    if not target.is_cpu or target.layout is not torch.strided:
+        check_cpu(target, "target")
+    for value, name in constants:
+        if value is not None:
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"`{name}` must be a torch.Tensor or None, got {type(value).__name__}")
+            check_cpu(value, name)
+            check_no_grad(value, name, function)
+
+
+def legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """torch's deprecated ``size_average`` / ``reduce`` spellings of `reduction`, as torch maps them."""
+    if size_average is not None or reduce is not None:
+        return _reduction.legacy_get_string(size_average, reduce)
+    return reduction
 
 
 def array(value: torch.Tensor) -> np.ndarray:
@@ -83,6 +108,18 @@ def direct_apply(function: type[torch.autograd.Function]):
     unwrapping of dead functorch wrappers: about 3 us of a 30 us training step at (32, 10)); the caller
     takes ``function.apply`` instead while functorch transforms are active."""
     return torch._C._FunctionBase.__dict__["apply"].__get__(None, function)
+
+
+def autograd_apply(function: type[torch.autograd.Function]):
+    """``function.apply`` for eager calls: :func:`direct_apply`'s, or ``Function.apply`` while functorch
+    transforms (``torch.func``) are active, which need its prologue."""
+    direct = direct_apply(function)
+    transforms_active = torch._C._are_functorch_transforms_active
+
+    def apply(*arguments):
+        return function.apply(*arguments) if transforms_active() else direct(*arguments)
+
+    return apply
 
 
 def check_unchanged(value: torch.Tensor, version: int, function: str) -> None:
