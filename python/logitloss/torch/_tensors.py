@@ -12,7 +12,8 @@ import torch
 from torch.nn import _reduction
 
 __all__ = ["array", "autograd_apply", "check_cpu", "check_loss_operands", "check_no_grad", "check_unchanged",
-           "direct_apply", "legacy_reduction", "once_differentiable_guard", "optional_array", "tensor", "widened"]
+           "direct_apply", "legacy_reduction", "once_differentiable_guard", "optional_array", "refuse_grad",
+           "scaled_by_upstream", "tensor", "widened"]
 
 _PLACES = "logitloss runs on the CPU; "
 
@@ -128,3 +129,22 @@ def check_unchanged(value: torch.Tensor, version: int, function: str) -> None:
     if value._version != version:
         raise RuntimeError(f"logitloss.torch.{function}: an argument needed for its backward was modified in place "
                            f"after the forward (version {version}, now {value._version})")
+
+
+def scaled_by_upstream(grad: torch.Tensor, grad_output: torch.Tensor, shape=None) -> torch.Tensor:
+    """A gradient computed in the forward pass (of the loss, or of ``loss.sum()`` for per-position losses),
+    times the upstream gradient, in place: a scalar (nothing to do for 1), or per position `grad_output`
+    viewed as `shape` (the loss's shape with the reduced dimensions kept as 1) to broadcast over them."""
+    if shape is not None and grad_output.dim() > 0:
+        return grad.mul_(grad_output.reshape(shape))
+    if grad_output.item() != 1.0:
+        grad.mul_(grad_output)
+    return grad
+
+
+def refuse_grad(value: torch.Tensor | None, name: str, function: str, reason: str) -> None:
+    """Refuse an argument that requires grad where logitloss does not give its gradient (torch's composition
+    would): a clear error, never a silent zero."""
+    if value is not None and value.requires_grad and torch.is_grad_enabled():
+        raise ValueError(f"logitloss.torch.{function} does not differentiate with respect to `{name}` ({reason}): "
+                         f"pass `{name}.detach()`")
