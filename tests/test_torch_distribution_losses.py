@@ -10,6 +10,7 @@ import itertools
 import pytest
 
 from .helpers.libraries import require
+from .helpers.torch_autograd_checks import check_backward_twice, check_double_backward_raises
 
 torch = require("torch", module_level=True)
 F = torch.nn.functional
@@ -271,14 +272,9 @@ def test_contrastive_loss_non_contiguous_and_retained_graph():
     base = torch.randn(4, 4, generator=torch.Generator().manual_seed(27), dtype=torch.float64)
     _compare(lambda a: lt.contrastive_loss(a.t(), reduction="none"),
              lambda a: _contrastive_reference(a.t(), None, "none", True, 0.0), [base], torch.float64, 28)
-    x = base.clone().requires_grad_()
     for reduction in ("mean", "none"):
-        x.grad = None
-        loss = lt.contrastive_loss(x, reduction=reduction).sum() * 3
-        loss.backward(retain_graph=True)
-        first = x.grad.clone()
-        loss.backward()
-        torch.testing.assert_close(x.grad, 2 * first, rtol=1e-14, atol=1e-15)
+        check_backward_twice(torch, lambda a: lt.contrastive_loss(a, reduction=reduction).sum() * 3,
+                             base.clone().requires_grad_())
 
 
 def test_retained_graph_backward_twice_recomputes():
@@ -286,12 +282,7 @@ def test_retained_graph_backward_twice_recomputes():
     for function in (lambda a: lt.kl_div_with_logits(a, torch.zeros(3, 4, dtype=torch.float64)) * 3,
                      lambda a: lt.entropy_with_logits(a).sum() * 3, lambda a: lt.perplexity(a, torch.tensor([0, 1, 2])) * 3,
                      lambda a: lt.cross_entropy(a, torch.tensor([0, 1, 2]), temperature=2.0, z_loss=0.1) * 3):
-        x.grad = None
-        loss = function(x)
-        loss.backward(retain_graph=True)
-        first = x.grad.clone()
-        loss.backward()
-        torch.testing.assert_close(x.grad, 2 * first, rtol=1e-14, atol=1e-15)
+        check_backward_twice(torch, function, x)
 
 
 def test_inputs_are_not_modified_and_results_stay_tiny():
@@ -322,15 +313,8 @@ DOUBLE_BACKWARD = {
 
 @pytest.mark.parametrize("name", sorted(DOUBLE_BACKWARD))
 def test_double_backward_raises_in_every_form(name):
-    function = DOUBLE_BACKWARD[name]
-    x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
-    with pytest.raises(RuntimeError, match="differentiable once"):
-        torch.autograd.grad(function(x), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiable once"):
-        function(x).backward(create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiable once"):
-        (grad,) = torch.autograd.grad(function(x), x, create_graph=True)
-        (function(x) + grad.pow(2).sum()).backward()
+    check_double_backward_raises(torch, DOUBLE_BACKWARD[name], torch.randn(2, 3, dtype=torch.float64,
+                                                                           requires_grad=True))
 
 
 def test_clear_errors():

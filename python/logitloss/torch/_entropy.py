@@ -13,8 +13,8 @@ import torch
 from .. import _core
 from . import _distribution_ops
 from ._cross_entropy import _probability_target_grad
-from ._tensors import (array, autograd_apply, check_cpu, check_loss_operands, once_differentiable_guard,
-                       optional_array, scaled_by_upstream, tensor, widened)
+from ._tensors import (array, autograd_apply, check_loss_operands, once_differentiable_guard, optional_array,
+                       reduction_operand, scaled_by_upstream, tensor, widened)
 
 __all__ = ["entropy_with_logits", "perplexity"]
 
@@ -79,15 +79,9 @@ def entropy_with_logits(input: torch.Tensor, dim: int | tuple[int, ...] | list[i
     >>> [f"{value:.6g}" for value in entropy.tolist()], logits.grad.shape
     (['1.38629', '5.22548e-16'], torch.Size([2, 4]))
     """
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"`input` must be a torch.Tensor, got {type(input).__name__}")
-    check_cpu(input, "input")
-    if isinstance(dim, list):
-        dim = tuple(dim)
-    elif isinstance(dim, int) and not isinstance(dim, bool):
+    input, dim = reduction_operand(input, dim)
+    if isinstance(dim, int) and not isinstance(dim, bool):
         dim = (dim,)
-    if not input.is_floating_point():
-        input = input.to(torch.get_default_dtype())
     if input.dtype is torch.bfloat16:
         return entropy_with_logits(input.float(), dim, keepdim).to(torch.bfloat16)
     if torch.compiler.is_compiling():

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .. import _core
 from . import _custom_ops
-from ._tensors import array, check_cpu, once_differentiable_guard, tensor
+from ._tensors import array, check_cpu, once_differentiable_guard, reduction_operand, tensor
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
@@ -137,12 +137,7 @@ def logsumexp(input: torch.Tensor, dim: int | tuple[int, ...] | list[int], keepd
     >>> logitloss.torch.logsumexp(torch.tensor([0.0, -40.0], dtype=torch.float64), dim=0).item()
     4.248354255291589e-18
     """
-    if not input.is_cpu or input.layout is not torch.strided:
-        check_cpu(input, "input")
-    if isinstance(dim, list):
-        dim = tuple(dim)
-    if not input.is_floating_point():
-        input = input.to(torch.get_default_dtype())
+    input, dim = reduction_operand(input, dim)
     if input.dtype is torch.bfloat16:
         return logsumexp(input.float(), dim, keepdim).to(torch.bfloat16)
     if torch.compiler.is_compiling():

@@ -12,8 +12,8 @@ import torch
 from torch.nn import _reduction
 
 __all__ = ["array", "autograd_apply", "check_cpu", "check_loss_operands", "check_no_grad", "check_unchanged",
-           "direct_apply", "legacy_reduction", "once_differentiable_guard", "optional_array", "refuse_grad",
-           "scaled_by_upstream", "tensor", "widened"]
+           "direct_apply", "legacy_reduction", "once_differentiable_guard", "optional_array", "reduction_operand",
+           "refuse_grad", "scaled_by_upstream", "tensor", "widened"]
 
 _PLACES = "logitloss runs on the CPU; "
 
@@ -42,6 +42,20 @@ def check_loss_operands(function: str, input: torch.Tensor, target: torch.Tensor
                 raise TypeError(f"`{name}` must be a torch.Tensor or None, got {type(value).__name__}")
             check_cpu(value, name)
             check_no_grad(value, name, function)
+
+
+def reduction_operand(input: torch.Tensor, dim):
+    """A reduction's input and dimensions as torch takes them: the input a CPU strided tensor, integer and bool
+    inputs in torch's default floating dtype, a list of dimensions as a tuple."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"`input` must be a torch.Tensor, got {type(input).__name__}")
+    if not input.is_cpu or input.layout is not torch.strided:
+        check_cpu(input, "input")
+    if isinstance(dim, list):
+        dim = tuple(dim)
+    if not input.is_floating_point():
+        input = input.to(torch.get_default_dtype())
+    return input, dim
 
 
 def legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
