@@ -127,7 +127,12 @@ def direct_apply(function: type[torch.autograd.Function]):
 
 def autograd_apply(function: type[torch.autograd.Function]):
     """``function.apply`` for eager calls: :func:`direct_apply`'s, or ``Function.apply`` while functorch
-    transforms (``torch.func``) are active, which need its prologue."""
+    transforms (``torch.func``) are active, which need its prologue.
+
+    Also the backward node's ``apply`` becomes the Function's ``backward`` itself: ``BackwardCFunction.apply``
+    only picks ``backward`` (or ``vjp``, which these Functions do not define) in two Python frames, about
+    0.5 us of a 30 us training step at (32, 10)."""
+    function._backward_cls.apply = function.backward
     direct = direct_apply(function)
     transforms_active = torch._C._are_functorch_transforms_active
 
