@@ -7,10 +7,11 @@ backward scales it by the upstream gradient; targets that require grad get torch
 from __future__ import annotations
 
 import torch
+from torch.nn import _reduction
 
 from .. import _core
 from . import _custom_ops
-from ._tensors import (array, autograd_apply, check_loss_operands, legacy_reduction, once_differentiable_guard,
+from ._tensors import (array, autograd_apply, check_loss_operands, once_differentiable_guard,
                        optional_array, tensor, widened)
 
 __all__ = ["binary_cross_entropy_with_logits"]
@@ -101,7 +102,8 @@ def binary_cross_entropy_with_logits(
     >>> round(loss.item(), 6), scores.grad.shape
     (0.365714, torch.Size([2, 2]))
     """
-    reduction = legacy_reduction(size_average, reduce, reduction)
+    if size_average is not None or reduce is not None:
+        reduction = _reduction.legacy_get_string(size_average, reduce)
     check_loss_operands("binary_cross_entropy_with_logits", input, target, (weight, "weight"),
                         (pos_weight, "pos_weight"))
     if input.dtype is torch.bfloat16 or target.dtype is torch.bfloat16:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.nn import _reduction
 
 from .. import _core
 from . import _custom_ops
-from ._tensors import (array, autograd_apply, check_loss_operands, check_unchanged, legacy_reduction,
+from ._tensors import (array, autograd_apply, check_loss_operands, check_unchanged,
                        once_differentiable_guard, optional_array, tensor, widened)
 
 __all__ = ["cross_entropy"]
@@ -146,7 +147,8 @@ def cross_entropy(
     >>> round(loss.item(), 6), logits.grad.shape
     (0.132384, torch.Size([2, 3]))
     """
-    reduction = legacy_reduction(size_average, reduce, reduction)
+    if size_average is not None or reduce is not None:
+        reduction = _reduction.legacy_get_string(size_average, reduce)
     check_loss_operands("cross_entropy", input, target, (weight, "weight"))
     options = (ignore_index, reduction, label_smoothing, temperature, softcap, z_loss)
     if input.dtype is torch.bfloat16:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import _reduction
 
 __all__ = ["array", "autograd_apply", "check_cpu", "check_loss_operands", "check_no_grad", "check_unchanged",
-           "direct_apply", "legacy_reduction", "once_differentiable_guard", "optional_array", "reduction_operand",
+           "direct_apply", "once_differentiable_guard", "optional_array", "reduction_operand",
            "refuse_grad", "scaled_by_upstream", "tensor", "widened"]
 
 _PLACES = "logitloss runs on the CPU; "
@@ -56,13 +55,6 @@ def reduction_operand(input: torch.Tensor, dim):
     if not input.is_floating_point():
         input = input.to(torch.get_default_dtype())
     return input, dim
-
-
-def legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
-    """torch's deprecated ``size_average`` / ``reduce`` spellings of `reduction`, as torch maps them."""
-    if size_average is not None or reduce is not None:
-        return _reduction.legacy_get_string(size_average, reduce)
-    return reduction
 
 
 def array(value: torch.Tensor) -> np.ndarray:
