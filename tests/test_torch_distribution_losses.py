@@ -398,3 +398,41 @@ def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(f"logitloss.torch.{module}"),
                              optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- the NumPy functions' exact values, extremes included ------------------------------------------------------
+
+EXTREME_ROWS = [[40.0, 0.0, 0.0, -1e4], [0.0, -float("inf"), 3.0, 1.0], [1e4, 1e4, -1e4, 0.5], [-40.0, 0.0, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize("dtype", (torch.float64, torch.float32, torch.float16))
+def test_values_and_gradients_are_the_numpy_functions(isa, dtype):
+    """On extreme logits (+-1e4, -inf masks, rows whose loss is tiny) the adapters return the NumPy functions'
+    exact values and gradients, bit for bit: nothing is recomputed or rounded on the way."""
+    import numpy as np
+
+    import logitloss
+
+    x = torch.tensor(EXTREME_ROWS, dtype=dtype)
+    teacher = torch.tensor([[40.0, 0.0, 0.0, -1e4], [0.0, -float("inf"), 3.0, 1.5], [1e4, 1e4, -1e4, 0.0],
+                            [-40.0, 0.0, 0.0, 1e-3]], dtype=dtype)
+    labels = torch.tensor([0, 2, 1, 3])
+    cases = [
+        (lambda a: lt.kl_div_with_logits(a, teacher, "none"),
+         lambda a: logitloss.kl_div_with_logits(a, teacher.numpy(), "none", return_grad=True)),
+        (lambda a: lt.entropy_with_logits(a), lambda a: logitloss.entropy_with_logits(a, return_grad=True)),
+        (lambda a: lt.cross_entropy(a, labels, reduction="none", softcap=20.0, z_loss=1e-3),
+         lambda a: logitloss.cross_entropy(a, labels.numpy(), reduction="none", softcap=20.0, z_loss=1e-3,
+                                           return_grad=True)),
+        (lambda a: lt.contrastive_loss(a[:, :4], labels, "none", symmetric=False),
+         lambda a: logitloss.contrastive_loss(a, labels.numpy(), "none", symmetric=False, return_grad=True)),
+    ]
+    for ours, numpy_function in cases:
+        leaf = x.clone().requires_grad_()
+        value = ours(leaf)
+        value.sum().backward()
+        expected_value, expected_grad = numpy_function(x.numpy())
+        np.testing.assert_array_equal(value.detach().numpy(), expected_value)
+        np.testing.assert_array_equal(leaf.grad.numpy(), expected_grad)
+    perplexity = lt.perplexity(x[:, :3].clone(), torch.tensor([0, 2, 1, 1]))
+    assert perplexity.item() == logitloss.perplexity(x[:, :3].numpy(), np.array([0, 2, 1, 1])).item()
