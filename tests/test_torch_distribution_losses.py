@@ -351,9 +351,9 @@ def test_custom_ops_pass_opcheck():
     index = torch.tensor([[0, 1], [3, 3], [2, 0]])
     ops = torch.ops.logitloss
     cases = [
-        (ops.kl_div_with_logits, (x, teacher, None, "none", 1.5, 1, True)),
-        (ops.kl_div_with_logits, (x, teacher, torch.tensor([[True, False], [True, True], [False, True]]), "mean", 1.0,
-                                  1, True)),
+        (ops.divergence_with_logits, (x, teacher, None, "kl_div_with_logits", "none", 1.5, 1, None, True)),
+        (ops.divergence_with_logits, (x, teacher, torch.tensor([[True, False], [True, True], [False, True]]),
+                                      "kl_div_with_logits", "mean", 1.0, 1, None, True)),
         (ops.entropy_with_logits, (x, [0, 2], True, True)),
         (ops.entropy_with_logits, (x.detach(), None, False, False)),  # no gradient asked for: no grad
         (ops.perplexity, (x, index, None, -100, True)),

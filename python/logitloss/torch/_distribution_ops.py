@@ -1,5 +1,6 @@
 """The distribution losses as ``torch.library`` custom ops (namespace ``logitloss``), for ``torch.compile``:
-``kl_div_with_logits``, ``entropy_with_logits``, ``perplexity`` and ``contrastive_loss``.
+``kl_div_with_logits`` (one op for the divergences of logits), ``entropy_with_logits``, ``perplexity``
+and ``contrastive_loss``.
 
 As for the cross-entropy ops (_custom_ops.py): eager calls never come here; under compilation the public
 functions call these, whose fake implementations give the result shapes and dtypes without running a
@@ -18,52 +19,49 @@ from torch import Tensor
 
 from .. import _core
 from .._contrastive import contrastive_loss as _numpy_contrastive_loss
-from .._divergence import kl_div_with_logits as _numpy_kl_div_with_logits
 from ._custom_ops import _array, _refuse_target_grad, _wants_grad
 from ._tensors import tensor
 
-__all__ = ["contrastive_loss", "entropy_with_logits", "kl_div_with_logits", "perplexity"]
+__all__ = ["contrastive_loss", "divergence_with_logits", "entropy_with_logits", "perplexity"]
 
 
 def _no_grad(input: Tensor) -> Tensor:
     return input.new_empty(0)
 
 
-# --- kl_div_with_logits ----------------------------------------------------------------------------------------
+# --- kl_div_with_logits (and the other divergences of logits) -----------------------------------------------
 
-@torch.library.custom_op("logitloss::kl_div_with_logits", mutates_args=())
-def _kl_div(input: Tensor, target: Tensor, where: Optional[Tensor], reduction: str, temperature: float, dim: int,
-            with_grad: bool) -> tuple[Tensor, Tensor]:
-    x, t = np.moveaxis(_array(input), dim, -1), np.moveaxis(_array(target), dim, -1)
-    result = _numpy_kl_div_with_logits(x, t, reduction, temperature=temperature, where=_array(where),
-                                       return_grad=with_grad)
-    if not with_grad:
-        return tensor(result), _no_grad(input)
-    return tensor(result[0]), tensor(result[1]).movedim(-1, dim).contiguous()
+@torch.library.custom_op("logitloss::divergence_with_logits", mutates_args=())
+def _divergence(input: Tensor, target: Tensor, where: Optional[Tensor], name: str, reduction: str, temperature: float,
+                dim: int, beta: Optional[float], with_grad: bool) -> tuple[Tensor, Tensor]:
+    from ._divergence import divergence  # (the eager module imports this one)
+
+    loss, grad = divergence(input, target, where, (name, reduction, temperature, dim, beta), with_grad)
+    return loss, _no_grad(input) if grad is None else grad.contiguous()
 
 
-@_kl_div.register_fake
-def _(input, target, where, reduction, temperature, dim, with_grad):
+@_divergence.register_fake
+def _(input, target, where, name, reduction, temperature, dim, beta, with_grad):
     shape = input.shape[:dim] + input.shape[dim + 1:] if reduction == "none" else ()
     return input.new_empty(shape), input.new_empty(input.shape if with_grad else (0,))
 
 
-def _kl_div_setup(ctx, inputs, output):
-    ctx.dim, ctx.per_row = inputs[5], inputs[3] == "none"
+def _divergence_setup(ctx, inputs, output):
+    ctx.dim, ctx.per_row = inputs[6], inputs[4] == "none"
     ctx.save_for_backward(output[1])
 
 
-def _kl_div_backward(ctx, grad_loss, grad_of_grad):
+def _divergence_backward(ctx, grad_loss, grad_of_grad):
     (grad,) = ctx.saved_tensors
-    return (grad * (grad_loss.unsqueeze(ctx.dim) if ctx.per_row else grad_loss),) + (None,) * 6
+    return (grad * (grad_loss.unsqueeze(ctx.dim) if ctx.per_row else grad_loss),) + (None,) * 8
 
 
-_kl_div.register_autograd(_kl_div_backward, setup_context=_kl_div_setup)
+_divergence.register_autograd(_divergence_backward, setup_context=_divergence_setup)
 
 
-def kl_div_with_logits(input, target, where, reduction, temperature, dim):
-    _refuse_target_grad(target, "kl_div_with_logits")
-    return _kl_div(input, target, where, reduction, temperature, dim, _wants_grad(input))[0]
+def divergence_with_logits(input, target, where, name, reduction, temperature, dim, beta):
+    _refuse_target_grad(target, name)
+    return _divergence(input, target, where, name, reduction, temperature, dim, beta, _wants_grad(input))[0]
 
 
 # --- entropy_with_logits ---------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """``kl_div_with_logits`` for torch tensors: the KL divergence between two softmax distributions given by
-their logits (knowledge distillation), as an autograd Function.
+their logits (knowledge distillation), as an autograd Function shared by the divergences of logits.
 
-The forward runs ``logitloss.kl_div_with_logits`` on the tensors' memory along ``dim`` (a NumPy view with
-that axis moved last, no copy) and, when the student's logits require grad, takes the gradient from the
-same pass; the backward scales it by the upstream gradient (per row for ``reduction="none"``).
+The forward runs the NumPy function (``logitloss.kl_div_with_logits``) on the tensors' memory along ``dim``
+(a NumPy view with that axis moved last, no copy) and, when the student's logits require grad, takes the
+gradient from the same pass; the backward scales it by the upstream gradient (per row for
+``reduction="none"``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._divergence import kl_div_with_logits as _numpy_kl_div_with_logits
+from .. import _divergence as _numpy_divergences
 from . import _distribution_ops
 from ._tensors import (array, autograd_apply, check_cpu, once_differentiable_guard, refuse_grad, scaled_by_upstream,
                        tensor, widened)
@@ -19,13 +20,14 @@ from ._tensors import (array, autograd_apply, check_cpu, once_differentiable_gua
 __all__ = ["kl_div_with_logits"]
 
 
-class KLDivFunction(torch.autograd.Function):
-    """The Function behind :func:`kl_div_with_logits` in eager mode; differentiable with respect to ``input``."""
+class DivergenceFunction(torch.autograd.Function):
+    """The Function behind the divergences of logits in eager mode; differentiable with respect to ``input``.
+    ``options``: (the NumPy function's name, reduction, temperature, dim, beta or None)."""
 
     @staticmethod
     def forward(ctx, input, target, where, options):
         ctx.grad = None
-        loss, grad = _kl_div(input, target, where, options, ctx.needs_input_grad[0])
+        loss, grad = divergence(input, target, where, options, ctx.needs_input_grad[0])
         if grad is not None:
             ctx.grad = grad
         ctx.save_for_backward(input, target, where)
@@ -34,27 +36,30 @@ class KLDivFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        once_differentiable_guard("kl_div_with_logits")
+        once_differentiable_guard(ctx.options[0])
         grad, ctx.grad = ctx.grad, None  # handed over once: autograd may accumulate into it
         if grad is None:  # a second backward through a retained graph
-            grad = _kl_div(*ctx.saved_tensors, ctx.options, True)[1]
-        reduction, _, dim = ctx.options
+            grad = divergence(*ctx.saved_tensors, ctx.options, True)[1]
+        _, reduction, _, dim, _ = ctx.options
         shape = grad_output.unsqueeze(dim).shape if reduction == "none" else None
         return scaled_by_upstream(grad, grad_output, shape), None, None, None
 
 
-_apply = autograd_apply(KLDivFunction)
+_apply = autograd_apply(DivergenceFunction)
 
 
-def _kl_div(input, target, where, options, with_grad):
-    """The kernel on the tensors' memory, `dim` moved last in the NumPy views: (loss, grad or None) as tensors,
-    the gradient viewed back in the input's layout."""
-    reduction, temperature, dim = options
+def divergence(input, target, where, options, with_grad):
+    """The NumPy function on the tensors' memory, `dim` moved last in the NumPy views: (loss, grad or None) as
+    tensors, the gradient viewed back in the input's layout."""
+    name, reduction, temperature, dim, beta = options
+    function = getattr(_numpy_divergences, name)
     x, t = np.moveaxis(array(input), dim, -1), np.moveaxis(array(target), dim, -1)
-    included = None if where is None else array(where)
+    keywords = dict(reduction=reduction, temperature=temperature, where=None if where is None else array(where))
+    if beta is not None:
+        keywords["beta"] = beta
     if not with_grad:
-        return tensor(_numpy_kl_div_with_logits(x, t, reduction, temperature=temperature, where=included)), None
-    loss, grad = _numpy_kl_div_with_logits(x, t, reduction, temperature=temperature, where=included, return_grad=True)
+        return tensor(function(x, t, **keywords)), None
+    loss, grad = function(x, t, return_grad=True, **keywords)
     return tensor(loss), tensor(grad).movedim(-1, dim)
 
 
@@ -92,27 +97,32 @@ def kl_div_with_logits(
     >>> round(loss.item(), 6), student.grad.shape
     (0.060269, torch.Size([1, 3]))
     """
-    for value, name in ((input, "input"), (target, "target")):
+    return _divergence_with_logits("kl_div_with_logits", input, target, reduction, dim, temperature, where, None)
+
+
+def _divergence_with_logits(name, input, target, reduction, dim, temperature, where, beta):
+    """The divergences' checks, then their Function (eager), custom op (compiled) or plain call (no grad)."""
+    for value, argument in ((input, "input"), (target, "target")):
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
-        check_cpu(value, name)
+            raise TypeError(f"`{argument}` must be a torch.Tensor, got {type(value).__name__}")
+        check_cpu(value, argument)
     if where is not None:
         if not isinstance(where, torch.Tensor):
             raise TypeError(f"`where` must be a torch.Tensor or None, got {type(where).__name__}")
         check_cpu(where, "where")
-    refuse_grad(target, "target", "kl_div_with_logits", "the teacher's logits")
+    refuse_grad(target, "target", name, "the teacher's logits")
     if input.dim() == 0:
         raise ValueError("`input` must have a class dimension, got a 0-d tensor")
     if not isinstance(dim, int) or isinstance(dim, bool) or not -input.dim() <= dim < input.dim():
         raise ValueError(f"`dim` must be an integer in [{-input.dim()}, {input.dim()}), got {dim!r}")
     dim %= input.dim()
     if torch.bfloat16 in (input.dtype, target.dtype):
-        loss = kl_div_with_logits(widened(input), widened(target), reduction, dim=dim, temperature=temperature,
-                                  where=where)
+        loss = _divergence_with_logits(name, widened(input), widened(target), reduction, dim, temperature, where, beta)
         return loss.to(torch.bfloat16)
-    options = (reduction, temperature, dim)
+    options = (name, reduction, temperature, dim, beta)
     if torch.compiler.is_compiling():
-        return _distribution_ops.kl_div_with_logits(input, target, where, reduction, float(temperature), dim)
+        return _distribution_ops.divergence_with_logits(input, target, where, name, reduction, float(temperature),
+                                                        dim, None if beta is None else float(beta))
     if input.requires_grad and torch.is_grad_enabled():
         return _apply(input, target, where, options)
-    return _kl_div(input, target, where, options, False)[0]
+    return divergence(input, target, where, options, False)[0]
