@@ -298,6 +298,31 @@ def test_inputs_are_not_modified_and_results_stay_tiny():
     assert 1.7e-16 < entropy.item() < 1.8e-16  # torch's composition gives 0 in float32
 
 
+def test_distillation_training_gives_the_composition_s_parameters():
+    """A student trained 5 steps on cross-entropy with z-loss plus the KL to a teacher, with logitloss.torch or
+    torch's compositions, ends with the same parameters."""
+    generator = torch.Generator().manual_seed(35)
+    inputs, labels = torch.randn(32, 6, generator=generator, dtype=torch.float64), torch.randint(0, 5, (32,))
+    teacher = torch.randn(32, 5, generator=generator, dtype=torch.float64) * 2
+
+    def train(loss_of):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 5)).double()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+        for _ in range(5):
+            optimizer.zero_grad()
+            loss_of(model(inputs)).backward()
+            optimizer.step()
+        return [parameter.detach() for parameter in model.parameters()]
+
+    ours = train(lambda logits: lt.cross_entropy(logits, labels, z_loss=1e-2, temperature=1.5)
+                 + 4.0 * lt.kl_div_with_logits(logits, teacher, temperature=2.0))
+    theirs = train(lambda logits: _cross_entropy_reference(logits, labels, None, "mean", 0.0, 1.5, None, 1e-2)
+                   + 4.0 * _kl_reference(logits, teacher, "mean", -1, 2.0, None))
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 # --- errors ----------------------------------------------------------------------------------------------------
 
 DOUBLE_BACKWARD = {
