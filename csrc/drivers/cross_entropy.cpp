@@ -163,20 +163,23 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
     return;
   }
 
-  // The logit options: the fused pass reads z'' (a per-thread row), and its gradient is taken with
-  // respect to z'': times 1 / temperature (folded into g) or, under softcap, the per-element chain
-  // factor applied after the pass (so the gradient is then not streamed, but stays in cache).
-  T* chain = nullptr;
-  if (ops.softcap != 0 || ops.temperature != 1) {
-    T* transformed = scratch<T>(kTransformedSlot, classes);
-    if (ops.softcap != 0) chain = scratch<T>(kChainSlot, classes);
+  // The logit options: the fused pass reads z'' (a per-thread row it writes itself, chunk by
+  // chunk), and its gradient is taken with respect to z'': times 1 / temperature (folded into g)
+  // or, under softcap, the per-element chain factor, which the fused pass applies as it stores
+  // the gradient (so it still streams once).
+  LogitTransform<T> transform{x, nullptr, nullptr, ops.softcap, ops.temperature};
+  const bool has_transform = ops.softcap != 0 || ops.temperature != 1;
+  if (has_transform) {
+    transform.out = scratch<T>(kTransformedSlot, classes);
+    if (ops.softcap != 0) transform.chain = scratch<T>(kChainSlot, classes);
     else g /= ops.temperature;
-    rows.kernels.row_logit_transform(x, classes, ops.softcap, ops.temperature, transformed, chain);
-    x = transformed;
+    x = transform.out;
   }
   // (C == 0 never gets here for index targets: every class index is out of range.)
   // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
-  if (!ops.probability_targets) z_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
+  // A transformed row is written by the fused pass (and never aliases the gradient): read after.
+  auto target_logit = [&] { return (double)load_scalar<T>(reinterpret_cast<const char*>(x + y)); };
+  if (!ops.probability_targets && !has_transform) z_y = target_logit();
   const double row_weight = ops.probability_targets ? 1.0 : w_y;
 
   // 2. One fused pass: statistics, target terms and (if asked) the gradient.
@@ -192,12 +195,14 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
       hessian_bytes ? row_output<T>(hessian_bytes, hessian_stride, classes, 3) : nullptr,
       rows.stream_hessian,
       2.0 * ops.z_loss * g * row_weight,
+      has_transform ? &transform : nullptr,
   };
   T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, classes, 2) : nullptr;
   const FusedStats fused =
       rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes),
-                                     staging_for<T>(rows.stream && !chain, classes), terms);
+                                     staging_for<T>(rows.stream, classes), terms);
   const SliceStats& stats = fused.stats;
+  if (!ops.probability_targets && has_transform) z_y = target_logit();
   if (!regular_row(stats)) {  // a nan, an all -inf row, or +inf: nan, as torch
     fill_outputs((T)kNan);
     finish_loss(rows, r, loss_at, kNan);
@@ -208,9 +213,11 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
   if (grad && !ops.probability_targets) {
     double target_lane = target_lane_gradient(stats, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset);
     if (ops.z_loss != 0) target_lane += z_loss_target_lane(stats, terms.scale_per_lse, z_y);
+    // The fused pass multiplied its (cancelling) value of this lane by the chain factor: so is
+    // the exact one, rounded to T first as that lane was.
+    if (transform.chain) target_lane = (double)((T)target_lane * transform.chain[y]);
     store_scalar<T>(reinterpret_cast<char*>(grad + y), (T)target_lane);
   }
-  if (grad && chain) rows.kernels.row_multiply(grad, chain, classes);
   if (grad) finish_row_output(grad_bytes, grad_stride, classes, grad);
   if (terms.hessian) finish_row_output(hessian_bytes, hessian_stride, classes, terms.hessian);
   losses.add(r, loss_at, fused, w_y, z_y, row_weight);

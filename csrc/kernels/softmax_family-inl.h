@@ -13,14 +13,13 @@
 //   softmax_outputs-inl.h        softmax / log_softmax / logsumexp gradient from statistics
 //   backward_rows-inl.h          softmax and log_softmax backward
 //   column_statistics-inl.h      statistics down columns (reduced axis strided)
-//   logit_transform-inl.h        cross-entropy's softcap and temperature applied to a row
+//   logit_transform-inl.h        cross-entropy's softcap and temperature, chunk by chunk
 // Requires simd/vector-inl.h, simd/math-inl.h and kernels/kernel_table.h (arch/target.inc
 // includes them first, then this file, inside the target's anonymous namespace).
 #pragma once
 
 #include "kernels/backward_rows-inl.h"
 #include "kernels/column_statistics-inl.h"
-#include "kernels/logit_transform-inl.h"
 #include "kernels/row_statistics-inl.h"
 #include "kernels/slice_statistics-inl.h"
 #include "kernels/softmax_cross_entropy-inl.h"
@@ -45,7 +44,5 @@ TypedKernels<T> softmax_family_kernels() {
   k.column_stats = column_stats<T>;
   k.column_scaled_exp = column_scaled_exp<T>;
   k.column_log_softmax = column_log_softmax<T>;
-  k.row_logit_transform = row_logit_transform<T>;
-  k.row_multiply = row_multiply<T>;
   return k;
 }
