@@ -17,39 +17,31 @@
 // double-rounding ties; double: a division).
 //
 // Memory passes: the fused pass (softmax_cross_entropy-inl.h) calls it one chunk ahead of its
-// own reading: one read of the row from memory (prefetched three chunks on), one write of out
-// and chain (per-thread rows, in cache when the pass reads them).
+// own reading: one read of the row from memory (which the pass prefetches three chunks on, so
+// its arithmetic overlaps the memory reads), one write of out and chain (per-thread rows, in
+// cache when the pass reads them).
 //
 // Requires simd/vector-inl.h and simd/math-inl.h (arch/target.inc includes them first).
 #pragma once
 
 // One vector of logit_transform_range: x[i, i + count) in lanes of T (simd/math-inl.h's
 // tanh_and_sech_squared), z'' = (softcap / T) tanh(x (1 / softcap)) and the chain factor
-// (1 / T) sech^2(x (1 / softcap)).
-template <class T>
-LOGITLOSS_ALWAYS_INLINE void transform_vector(const T* x, int64_t i, int64_t count, T inverse_cap,
-                                              T cap_over_temperature, T inverse_temperature, T* out, T* factor) {
+// (1 / T) sech^2(x (1 / softcap)); the constants splat once by the caller.
+template <class T, bool kPartial>
+LOGITLOSS_ALWAYS_INLINE void transform_vector(const T* x, int64_t i, int64_t count, typename Vec<T>::V inverse_cap,
+                                              typename Vec<T>::V cap_over_temperature,
+                                              typename Vec<T>::V inverse_temperature, T* out, T* factor) {
   using V = typename Vec<T>::V;
   V tanh_u, sech_squared;
-  tanh_and_sech_squared(load_n(x + i, count, T(0)) * splat<V>(inverse_cap), tanh_u, sech_squared);
-  const V capped = tanh_u * splat<V>(cap_over_temperature), chain_factor = sech_squared * splat<V>(inverse_temperature);
-  if (count == Vec<T>::kLanes) {
-    store(out + i, capped);
-    store(factor + i, chain_factor);
-  } else {
+  tanh_and_sech_squared((kPartial ? load_n(x + i, count, T(0)) : load(x + i)) * inverse_cap, tanh_u, sech_squared);
+  const V capped = tanh_u * cap_over_temperature, chain_factor = sech_squared * inverse_temperature;
+  if constexpr (kPartial) {
     store_partial(out + i, capped, count);
     store_partial(factor + i, chain_factor, count);
+  } else {
+    store(out + i, capped);
+    store(factor + i, chain_factor);
   }
-}
-
-// This pass is the one that reads the logits from memory (the fused pass then reads its output
-// from cache): prefetched three chunks on, as the fused pass prefetches its own input (past the
-// row's end into the next row, which the driver transforms next).
-template <class T>
-LOGITLOSS_ALWAYS_INLINE void prefetch_ahead(const T* x, int64_t i) {
-  constexpr int64_t kLineElements = 64 / sizeof(T);
-  if (i % kLineElements == 0) prefetch_to_l2(x + i + 3 * kRowChunk);
-  if (Vec<T>::kLanes > kLineElements) prefetch_to_l2(x + i + 3 * kRowChunk + kLineElements);
 }
 
 // out[begin, end) and, under softcap, chain[begin, end) from source[begin, end) (begin a multiple of
@@ -67,7 +59,6 @@ LOGITLOSS_FLATTEN void logit_transform_range(const LogitTransform<T>& transform,
     // double a division (the product would round twice: 1 ULP of z'' costs |z''| ULP of a tiny loss).
     const W scale = splat<W>(inverse_temperature), divisor = splat<W>(temperature);
     map_row<T>(end - begin, transform.out + begin, [&](int64_t i, int64_t count) {
-      prefetch_ahead(x, begin + i);
       const W wide = __builtin_convertvector(load_n(x + begin + i, count, T(0)), W);
       return __builtin_convertvector(sizeof(T) == 4 ? wide * scale : wide / divisor, V);
     });
@@ -75,10 +66,16 @@ LOGITLOSS_FLATTEN void logit_transform_range(const LogitTransform<T>& transform,
   }
   // z / softcap as z (1 / softcap) and softcap tanh / T as (softcap / T) tanh: a rounding each
   // (and one of each constant), next to the tanh's own few ULP.
-  const T inverse_cap = (T)(1.0 / transform.softcap), cap_over_temperature = (T)(transform.softcap / temperature);
-  for (int64_t i = begin; i < end; i += kLanes) {
-    prefetch_ahead(x, i);
-    transform_vector(x, i, end - i < kLanes ? end - i : kLanes, inverse_cap, cap_over_temperature,
-                     (T)inverse_temperature, transform.out, transform.chain);
+  const V inverse_cap = splat<V>((T)(1.0 / transform.softcap)),
+          cap_over_temperature = splat<V>((T)(transform.softcap / temperature)),
+          inverse_temperature_v = splat<V>((T)inverse_temperature);
+  int64_t i = begin;
+  for (; i + kLanes <= end; i += kLanes) {
+    transform_vector<T, false>(x, i, kLanes, inverse_cap, cap_over_temperature, inverse_temperature_v, transform.out,
+                               transform.chain);
+  }
+  if (i < end) {
+    transform_vector<T, true>(x, i, end - i, inverse_cap, cap_over_temperature, inverse_temperature_v, transform.out,
+                              transform.chain);
   }
 }

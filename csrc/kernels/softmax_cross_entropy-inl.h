@@ -283,7 +283,9 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
     }
     return small;
   }
-  // The logit options' transform, one chunk ahead of the pass (chunk_sum reads the next chunk's max).
+  // The logit options' transform, one chunk ahead of the pass (chunk_sum reads the next chunk's max);
+  // pass 2 then prefetches the transform's source, the row that comes from memory.
+  const T* from_memory = transform ? transform->source : x;
   auto transform_chunk_at = [&](int64_t start) {
     if (transform && start < n) logit_transform_range(*transform, start, n - start < kChunk ? n : start + kChunk);
   };
@@ -306,7 +308,7 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
     T* const stored_out = out ? stored : nullptr;
     if (has_terms && gap_fusable(terms, max)) {  // the target terms taken in pass 2
       ChunkGap<T> gap{terms.weight ? terms.weight + start : nullptr, terms.target_offset};
-      const Prefetch<T> ahead = prefetch_plan(x, n, start);
+      const Prefetch<T> ahead = prefetch_plan(from_memory, n, start);
       if (terms.weight) {
         chunk_sum<T, false, true, 2>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
       } else {
@@ -325,7 +327,7 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
         scratch[2 * chunks + 1] = mass;
         result.mass += mass;
       }
-      chunk_sum<T, false, true>(x + start, nullptr, length, max, stored_out, prefetch_plan(x, n, start), chunk.count,
+      chunk_sum<T, false, true>(x + start, nullptr, length, max, stored_out, prefetch_plan(from_memory, n, start), chunk.count,
                                 chunk.others, next);
     }
     row = start == 0 ? chunk : fold_stats(row, chunk);

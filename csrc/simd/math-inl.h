@@ -543,9 +543,15 @@ inline constexpr double kTanhSeries[] = {
     -6.451689215655431e-06, 2.6147711512907546e-06, -1.0597268320104654e-06, 4.294911078273806e-07,
     -1.7406618963571648e-07, 7.054636946400968e-08};
 
-// tanh and sech^2 (contract above). |u| < 1/2: t = a + a^3 P(a^2), the series to a^15 (float:
-// truncation 3.6e-9 relative, 0.06 ULP) or a^37 (double: below 2^-62), the leading a exact and
-// the rest a correction of at most a twelfth of it; s = 1 - t^2 (t^2 < 0.22: no cancellation).
+// Float lanes: P(s) ~ (tanh(a) - a) / a^3 for s = a^2 in [0, 1/4], a degree-4 least-squares fit
+// weighted by s on Chebyshev nodes (with its float coefficients: tanh within 0.07 ULP before the
+// evaluation's roundings; Taylor needs degree 6).
+inline constexpr float kTanhFloatFit[] = {-0x1.55555p-2f, 0x1.110f1ep-3f, -0x1.b98a2ep-5f, 0x1.5ced46p-6f,
+                                          -0x1.b389bcp-8f};
+
+// tanh and sech^2 (contract above). |u| < 1/2: t = a + a^3 P(a^2), P the fit above (float) or the
+// series to a^37 (double: truncation below 2^-62), the leading a exact and the rest a correction
+// of at most a twelfth of it; s = 1 - t^2 (t^2 < 0.22: no cancellation).
 // |u| >= 1/2: e = exp(-2|u|) <= 0.37, t = (1 - e) / (1 + e) (1 - e >= 0.63: no cancellation),
 // s = 4 e / (1 + e)^2. Most arguments of a logit cap sit well inside it (|u| < 1/2 is |z| < 15
 // for a cap of 30): a vector of them takes the series alone, less than half the work of the exp
@@ -553,15 +559,16 @@ inline constexpr double kTanhSeries[] = {
 template <class V>
 LOGITLOSS_ALWAYS_INLINE void tanh_and_sech_squared(V u, V& tanh_u, V& sech_squared) {
   using T = lane_t<V>;
-  constexpr int kTerms = sizeof(T) == 4 ? 8 : 19;
-  static_assert(kTerms <= (int)(sizeof(kTanhSeries) / sizeof(kTanhSeries[0])), "tanh series: too few coefficients");
+  constexpr bool kFloat = sizeof(T) == 4;
+  constexpr int kTerms = kFloat ? (int)(sizeof(kTanhFloatFit) / sizeof(kTanhFloatFit[0])) : 18;
+  const T* coefficients = kFloat ? (const T*)kTanhFloatFit : (const T*)(kTanhSeries + 1);
   const V one = splat<V>(1), a = abs(u);
   const auto small = a < splat<V>((T)0.5);
   V tanh_a, tanh_small = a;
   if (any_lane(small)) {
     const V a2 = a * a;
-    V series = splat<V>((T)kTanhSeries[kTerms - 1]);
-    for (int k = kTerms - 2; k >= 1; --k) series = mul_add(series, a2, splat<V>((T)kTanhSeries[k]));
+    V series = splat<V>(coefficients[kTerms - 1]);
+    for (int k = kTerms - 2; k >= 0; --k) series = mul_add(series, a2, splat<V>(coefficients[k]));
     tanh_small = mul_add(a * a2, series, a);
   }
   if (!any_lane(small == 0)) {  // every lane small
