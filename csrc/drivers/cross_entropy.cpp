@@ -75,9 +75,10 @@ template <class T>
 class PendingLosses {
  public:
   PendingLosses(const RowsCall<T>& rows, const KernelTable& table) : rows_(rows), table_(table) {}
-  // row_weight: z-loss's weight of the position (w_y, or 1 for probability targets).
-  void add(int64_t r, char* loss_at, const FusedStats& fused, double w_y, double z_y, double row_weight) {
-    pending_[waiting_] = {r, loss_at, fused.gap, fused.mass, w_y, z_y, row_weight};
+  // row_weight: z-loss's weight of the position (w_y, or 1 for probability targets); target_gap:
+  // max - z_y (index targets).
+  void add(int64_t r, char* loss_at, const FusedStats& fused, double w_y, double target_gap, double row_weight) {
+    pending_[waiting_] = {r, loss_at, fused.gap, fused.mass, w_y, target_gap, row_weight};
     stats_[waiting_] = fused.stats;
     if (++waiting_ == kRowBatch) settle();
   }
@@ -86,8 +87,8 @@ class PendingLosses {
     table_.log_totals(stats_, waiting_, log_sums_);
     for (int64_t i = 0; i < waiting_; ++i) {
       const Pending& p = pending_[i];
-      double loss = position_loss(stats_[i], log_sums_[i], p.gap, p.mass, !rows_.ops.probability_targets,
-                                  rows_.smoothing, p.w_y, p.z_y);
+      double loss = position_loss(log_sums_[i], p.gap, p.mass, !rows_.ops.probability_targets, rows_.smoothing, p.w_y,
+                                  p.target_gap);
       if (rows_.ops.z_loss != 0) {
         const double lse = stats_[i].max + log_sums_[i];
         loss += rows_.ops.z_loss * p.row_weight * (lse * lse);
@@ -101,7 +102,7 @@ class PendingLosses {
   struct Pending {
     int64_t r;
     char* loss_at;
-    double gap, mass, w_y, z_y, row_weight;
+    double gap, mass, w_y, target_gap, row_weight;
   };
   const RowsCall<T>& rows_;
   const KernelTable& table_;
@@ -182,6 +183,20 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
   if (!ops.probability_targets && !has_transform) z_y = target_logit();
   const double row_weight = ops.probability_targets ? 1.0 : w_y;
 
+  // Temperature alone (no cap), index targets without smoothing: the loss from the compensated
+  // quotient (x - max) / T (kernels/tempered_statistics-inl.h), not from the rounded z'' (which
+  // costs a tiny loss |z''_c - max''| eps); the gradient keeps the fused pass's (normwise bound).
+  // Taken before the fused pass, which may write the gradient over x.
+  const bool compensated = ops.softcap == 0 && ops.temperature != 1 && !ops.probability_targets && e == 0;
+  SliceStats tempered_stats{};
+  double tempered_target_gap = 0.0;
+  if (compensated) {
+    tempered_stats = rows.kernels.row_tempered_stats(transform.source, classes, ops.temperature);
+    const double x_y = (double)load_scalar<T>(reinterpret_cast<const char*>(transform.source + y));
+    tempered_target_gap = tempered_gap(tempered_stats.max, x_y, ops.temperature);
+    tempered_stats.max /= ops.temperature;
+  }
+
   // 2. One fused pass: statistics, target terms and (if asked) the gradient.
   const TargetTerms<T> terms{
       rows.weight,
@@ -220,7 +235,13 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
   }
   if (grad) finish_row_output(grad_bytes, grad_stride, classes, grad);
   if (terms.hessian) finish_row_output(hessian_bytes, hessian_stride, classes, terms.hessian);
-  losses.add(r, loss_at, fused, w_y, z_y, row_weight);
+  if (compensated) {
+    FusedStats tempered = fused;
+    tempered.stats = tempered_stats;
+    losses.add(r, loss_at, tempered, w_y, tempered_target_gap, row_weight);
+  } else {
+    losses.add(r, loss_at, fused, w_y, stats.max - z_y, row_weight);
+  }
 }
 
 // The class axis is the contiguous one (or strided with no contiguous alternative): one fused
@@ -325,8 +346,8 @@ void cross_entropy_columns(const TypedKernels<T>& kernels, const ArrayCall& call
     } else {
       regular[i] = 1;
       const double w_y = ops.probability_targets ? 0.0 : (weight ? (double)weight[y[i]] : 1.0);
-      loss = position_loss(position_stats, log_total(position_stats), gap[i], mass[i], !ops.probability_targets, e, w_y,
-                           z_y[i]);
+      loss = position_loss(log_total(position_stats), gap[i], mass[i], !ops.probability_targets, e, w_y,
+                           position_stats.max - z_y[i]);
       shift[i] = (T)position_stats.max;
       scale[i] = (T)(g[i] * ((1.0 - e) * w_y + mass[i]) / (position_stats.count + position_stats.others));
     }

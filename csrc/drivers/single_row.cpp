@@ -113,7 +113,7 @@ T cross_entropy_row(const T* x, int64_t n, int64_t target, T* grad, T* hessian) 
     return (T)kNan;
   }
   if (grad) grad[target] = (T)target_lane_gradient(fused.stats, 1.0, 0.0, 1.0, z_y, fused.mass, 0.0);
-  return (T)position_loss(fused.stats, vector_log_total(table, fused.stats), fused.gap, fused.mass, true, 0.0, 1.0, z_y);
+  return (T)position_loss(vector_log_total(table, fused.stats), fused.gap, fused.mass, true, 0.0, 1.0, fused.stats.max - z_y);
 }
 
 template <class T>

@@ -146,6 +146,9 @@ struct TypedKernels {
                                   const TargetTerms<T>& terms);
   // The softmax moments of x[0..n) at `scale` > 0 (SoftmaxMoments).
   SoftmaxMoments (*row_softmax_moments)(const T* x, int64_t n, double scale);
+  // {max, count, others} of softmax(x / temperature), the quotient (x - max) / temperature
+  // compensated (kernels/tempered_statistics-inl.h); max not divided.
+  SliceStats (*row_tempered_stats)(const T* x, int64_t n, double temperature);
   // entropy_with_logits (kernels/entropy-inl.h): the moments at scale 1 with an error-free x - max
   // (second not taken), and the gradient out = scale exp(x - max) ((max - x) - mean_gap).
   SoftmaxMoments (*row_entropy_moments)(const T* x, int64_t n);

@@ -9,6 +9,7 @@
 //   row_statistics-inl.h         row statistics in chunks (row_stats, rows_stats, chunk_sum)
 //   softmax_cross_entropy-inl.h  the fused softmax pass with cross-entropy's target terms
 //   softmax_moments-inl.h        sums for the mean and variance of x under softmax(scale x)
+//   tempered_statistics-inl.h    softmax(x / T)'s statistics with the quotient compensated
 //   entropy-inl.h                the entropy of softmax(x) (from the moments) and its gradient
 //   softmax_outputs-inl.h        softmax / log_softmax / logsumexp gradient from statistics
 //   backward_rows-inl.h          softmax and log_softmax backward
@@ -24,6 +25,7 @@
 #include "kernels/slice_statistics-inl.h"
 #include "kernels/softmax_cross_entropy-inl.h"
 #include "kernels/softmax_moments-inl.h"
+#include "kernels/tempered_statistics-inl.h"
 #include "kernels/entropy-inl.h"
 #include "kernels/softmax_outputs-inl.h"
 
@@ -34,6 +36,7 @@ TypedKernels<T> softmax_family_kernels() {
   k.rows_stats = rows_stats<T>;
   k.row_softmax_fused = row_softmax_fused<T>;
   k.row_softmax_moments = row_softmax_moments<T>;
+  k.row_tempered_stats = row_tempered_stats<T>;
   k.row_entropy_moments = row_entropy_moments<T>;
   k.row_entropy_gradient = row_entropy_gradient<T>;
   k.row_scaled_exp = row_scaled_exp<T>;
