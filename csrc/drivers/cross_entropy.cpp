@@ -169,7 +169,9 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
   // or, under softcap, the per-element chain factor, which the fused pass applies as it stores
   // the gradient (so it still streams once).
   LogitTransform<T> transform{x, nullptr, nullptr, ops.softcap, ops.temperature};
-  const bool has_transform = ops.softcap != 0 || ops.temperature != 1;
+  // (z-loss alone with the Hessian takes the transform too, as a copy, T = 1: the Hessian's
+  // z-loss term reads the logits after the gradient, which may have been written over them.)
+  const bool has_transform = ops.softcap != 0 || ops.temperature != 1 || (hessian_bytes && ops.z_loss != 0);
   if (has_transform) {
     transform.out = scratch<T>(kTransformedSlot, classes);
     if (ops.softcap != 0) transform.chain = scratch<T>(kChainSlot, classes);
@@ -186,8 +188,10 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
   // Temperature alone (no cap), index targets without smoothing: the loss from the compensated
   // quotient (x - max) / T (kernels/tempered_statistics-inl.h), not from the rounded z'' (which
   // costs a tiny loss |z''_c - max''| eps); the gradient keeps the fused pass's (normwise bound).
-  // Taken before the fused pass, which may write the gradient over x.
-  const bool compensated = ops.softcap == 0 && ops.temperature != 1 && !ops.probability_targets && e == 0;
+  // Taken before the fused pass, which may write the gradient over x; not when no loss is wanted
+  // (cross_entropy_backward).
+  const bool compensated = ops.softcap == 0 && ops.temperature != 1 && !ops.probability_targets && e == 0 &&
+                           (loss_at || !rows.row_loss.empty());
   SliceStats tempered_stats{};
   double tempered_target_gap = 0.0;
   if (compensated) {
@@ -196,6 +200,10 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
     tempered_target_gap = tempered_gap(tempered_stats.max, x_y, ops.temperature);
     tempered_stats.max /= ops.temperature;
   }
+
+  // The Hessian under the options is the fused pass's (with respect to z'') carried to z once the
+  // gradient's target lane is final: both stay in cache (not streamed) until then.
+  const bool transformed_hessian = hessian_bytes && has_transform;
 
   // 2. One fused pass: statistics, target terms and (if asked) the gradient.
   const TargetTerms<T> terms{
@@ -208,14 +216,14 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
       (T)g,
       rows.bounded_mass,
       hessian_bytes ? row_output<T>(hessian_bytes, hessian_stride, classes, 3) : nullptr,
-      rows.stream_hessian,
+      rows.stream_hessian && !transformed_hessian,
       2.0 * ops.z_loss * g * row_weight,
       has_transform ? &transform : nullptr,
   };
   T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, classes, 2) : nullptr;
   const FusedStats fused =
       rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes),
-                                     staging_for<T>(rows.stream, classes), terms);
+                                     staging_for<T>(rows.stream && !transformed_hessian, classes), terms);
   const SliceStats& stats = fused.stats;
   if (!ops.probability_targets && has_transform) z_y = target_logit();
   if (!regular_row(stats)) {  // a nan, an all -inf row, or +inf: nan, as torch
@@ -232,6 +240,12 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
     // the exact one, rounded to T first as that lane was.
     if (transform.chain) target_lane = (double)((T)target_lane * transform.chain[y]);
     store_scalar<T>(reinterpret_cast<char*>(grad + y), (T)target_lane);
+  }
+  if (transformed_hessian) {
+    rows.kernels.row_transformed_hessian(terms.hessian, grad, x, transform.chain, classes, stats.max,
+                                         stats.count + stats.others, 2.0 * ops.z_loss * g * row_weight,
+                                         ops.softcap != 0 ? 1.0 : 1.0 / ops.temperature,
+                                         ops.softcap != 0 ? 2.0 * ops.temperature / (ops.softcap * ops.softcap) : 0.0);
   }
   if (grad) finish_row_output(grad_bytes, grad_stride, classes, grad);
   if (terms.hessian) finish_row_output(hessian_bytes, hessian_stride, classes, terms.hessian);

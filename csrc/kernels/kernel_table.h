@@ -149,6 +149,10 @@ struct TypedKernels {
   // {max, count, others} of softmax(x / temperature), the quotient (x - max) / temperature
   // compensated (kernels/tempered_statistics-inl.h); max not divided.
   SliceStats (*row_tempered_stats)(const T* x, int64_t n, double temperature);
+  // The logit options' Hessian diagonal with respect to z from the fused pass's (with respect to
+  // z''), in place (kernels/logit_transform-inl.h).
+  void (*row_transformed_hessian)(T* hessian, const T* grad, const T* transformed, const T* chain, int64_t n,
+                                  double max, double total, double square_scale, double factor, double curvature);
   // entropy_with_logits (kernels/entropy-inl.h): the moments at scale 1 with an error-free x - max
   // (second not taken), and the gradient out = scale exp(x - max) ((max - x) - mean_gap).
   SoftmaxMoments (*row_entropy_moments)(const T* x, int64_t n);

@@ -79,3 +79,37 @@ LOGITLOSS_FLATTEN void logit_transform_range(const LogitTransform<T>& transform,
                               transform.chain);
   }
 }
+
+// The Hessian's diagonal with respect to z from the fused pass's, which is with respect to z''
+// (kernels/hessian_terms-inl.h: h''_c = S p_c (1 - p_c), S including z-loss's 2 z_loss w g lse),
+// by the chain rule for z'' = g(z) elementwise:
+//   d2 loss / d z_c2 = (d2 loss / d z''_c2) g'(z_c)^2 + (d loss / d z''_c) g''(z_c)
+// with z-loss's remaining curvature 2 z_loss w g p_c^2 (d2 lse^2 / d z''_c2 = 2 p_c^2 + 2 lse
+// p_c (1 - p_c)) added to h''. Under a cap g' = chain_c = sech^2(u) / T and g'' = -(2 / softcap)
+// tanh(u) chain_c = -(2 T / softcap^2) z''_c chain_c, so with grad_c = (d loss / d z''_c) chain_c
+// (the final gradient, target lane included):
+//   h_c = (h''_c + square_scale p_c^2) chain_c^2 - curvature z''_c grad_c,  curvature = 2 T / softcap^2;
+// without a cap g' = 1 / T is a constant (`factor`, chain null) and g'' = 0 (curvature 0).
+// p_c = exp(z''_c - max) / total in lanes of T (normwise: the p^2 term is at most square_scale).
+// Error: a few roundings per element on top of h''_c and grad_c's, and the cap's term cancels
+// against the first only as the exact values do (normwise bound, docs/accuracy.md).
+template <class T>
+LOGITLOSS_FLATTEN void row_transformed_hessian(T* hessian, const T* grad, const T* transformed, const T* chain,
+                                               int64_t n, double max, double total, double square_scale, double factor,
+                                               double curvature) {
+  using V = typename Vec<T>::V;
+  const V max_v = splat<V>((T)max), inverse_total = splat<V>((T)(1.0 / total)),
+          square_scale_v = splat<V>((T)square_scale), factor_v = splat<V>((T)factor),
+          curvature_v = splat<V>((T)curvature);
+  map_row<T>(n, hessian, [&](int64_t i, int64_t count) {
+    const V z = load_n(transformed + i, count, T(0));
+    const V p = exp_nonpositive(z - max_v) * inverse_total;
+    V h = mul_add(square_scale_v * p, p, load_n(hessian + i, count, T(0)));
+    if (chain) {
+      const V c = load_n(chain + i, count, T(0));
+      // Under a cap z'' is finite (-inf becomes -softcap / T): no 0 * inf.
+      return mul_add(-curvature_v * z, load_n(grad + i, count, T(0)), h * (c * c));
+    }
+    return h * factor_v;
+  });
+}

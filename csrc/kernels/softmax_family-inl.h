@@ -37,6 +37,7 @@ TypedKernels<T> softmax_family_kernels() {
   k.row_softmax_fused = row_softmax_fused<T>;
   k.row_softmax_moments = row_softmax_moments<T>;
   k.row_tempered_stats = row_tempered_stats<T>;
+  k.row_transformed_hessian = row_transformed_hessian<T>;
   k.row_entropy_moments = row_entropy_moments<T>;
   k.row_entropy_gradient = row_entropy_gradient<T>;
   k.row_scaled_exp = row_scaled_exp<T>;
