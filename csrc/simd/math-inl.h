@@ -562,30 +562,33 @@ LOGITLOSS_ALWAYS_INLINE void tanh_and_sech_squared(V u, V& tanh_u, V& sech_squar
   constexpr bool kFloat = sizeof(T) == 4;
   constexpr int kTerms = kFloat ? (int)(sizeof(kTanhFloatFit) / sizeof(kTanhFloatFit[0])) : 18;
   const T* coefficients = kFloat ? (const T*)kTanhFloatFit : (const T*)(kTanhSeries + 1);
-  const V one = splat<V>(1), a = abs(u);
-  const auto small = a < splat<V>((T)0.5);
-  V tanh_a, tanh_small = a;
+  const V one = splat<V>(1), u2 = u * u;
+  const auto small = u2 < splat<V>((T)0.25);  // |u| < 1/2 (false for nan)
+  V tanh_small = u;
   if (any_lane(small)) {
-    const V a2 = a * a;
+    // The series is odd: taken of u itself (its sign comes with it).
     V series = splat<V>(coefficients[kTerms - 1]);
-    for (int k = kTerms - 2; k >= 0; --k) series = mul_add(series, a2, splat<V>(coefficients[k]));
-    tanh_small = mul_add(a * a2, series, a);
+    for (int k = kTerms - 2; k >= 0; --k) series = mul_add(series, u2, splat<V>(coefficients[k]));
+    tanh_small = mul_add(u * u2, series, u);
+    // (-0 + +0 is +0: u's sign bit put back, a no-op for every other u, whose tanh has its sign.)
+    using Int = typename Lanes<V>::Int;
+    tanh_small = (V)((Int)tanh_small | ((Int)u & (Int)splat<V>((T)-0.0)));
   }
-  if (!any_lane(small == 0)) {  // every lane small
-    tanh_a = tanh_small;
+  if (!any_lane(small == 0)) {  // every lane small: the common case under a cap
+    tanh_u = tanh_small;
     sech_squared = mul_add(-tanh_small, tanh_small, one);
-  } else {
-    const V e = exp_nonpositive(splat<V>((T)-2) * a);   // 0 for |u| = inf; nan stays nan
-    const V inverse_sum = reciprocal_one_to_two(one + e);  // nan stays nan
-    tanh_a = (one - e) * inverse_sum;
-    sech_squared = splat<V>((T)4) * e * inverse_sum * inverse_sum;
-    if (any_lane(small)) {
-      tanh_a = select(small, tanh_small, tanh_a);
-      sech_squared = select(small, mul_add(-tanh_small, tanh_small, one), sech_squared);
-    }
+    return;
   }
-  // tanh is odd: u's sign bit onto tanh |u| (-0 stays -0).
+  const V e = exp_nonpositive(splat<V>((T)-2) * abs(u));  // 0 for |u| = inf; nan stays nan
+  const V inverse_sum = reciprocal_one_to_two(one + e);     // nan stays nan
+  const V tanh_a = (one - e) * inverse_sum;
+  sech_squared = splat<V>((T)4) * e * inverse_sum * inverse_sum;
+  // tanh is odd: u's sign bit onto tanh |u|.
   using Int = typename Lanes<V>::Int;
   const Int sign = (Int)splat<V>((T)-0.0);
   tanh_u = (V)(((Int)u & sign) | (Int)tanh_a);
+  if (any_lane(small)) {
+    tanh_u = select(small, tanh_small, tanh_u);
+    sech_squared = select(small, mul_add(-tanh_small, tanh_small, one), sech_squared);
+  }
 }
