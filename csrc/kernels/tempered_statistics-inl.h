@@ -89,18 +89,23 @@ LOGITLOSS_FLATTEN SliceStats row_tempered_stats(const T* x, int64_t n, double te
     if constexpr (sizeof(T) == 8) {
       add(v);
     } else {
-      const W quotient = (__builtin_convertvector(v, W) - max_wide) * reciprocal_wide;
+      const W x_wide = __builtin_convertvector(v, W);
+      const W quotient = (x_wide - max_wide) * reciprocal_wide;
       const V high_part = __builtin_convertvector(quotient, V);
       // |lo| <= ULP(hi) / 2 <= 2^-10 wherever the term is not 0 (|hi| < 2^14); clamped (a nan from
       // a masked class's -inf - -inf replaced) as difference_with_error's.
       V low_part = __builtin_convertvector(quotient - __builtin_convertvector(high_part, W), V);
       low_part = min_or_second(max_replacing_nan(low_part, low_bound), high_bound);
       const V e = exp_nonpositive_sum_term(high_part, low_part);
-      f64v x_low, x_high, e_low, e_high;
-      widen(v, x_low, x_high);
-      widen(e, e_low, e_high);
-      count += count_equal_accumulate_others(x_low, max_v, e_low, float_others_low);
-      count += count_equal_accumulate_others(x_high, max_v, e_high, float_others_high);
+      // Halves of the widened vectors (converted whole: widen()'s halves through memory stalled
+      // on store forwarding here).
+      const W e_wide = __builtin_convertvector(e, W);
+      f64v x_half[2], e_half[2];
+      static_assert(sizeof(W) == 2 * sizeof(f64v), "a widened float vector is two double vectors");
+      __builtin_memcpy(x_half, &x_wide, sizeof(W));
+      __builtin_memcpy(e_half, &e_wide, sizeof(W));
+      count += count_equal_accumulate_others(x_half[0], max_v, e_half[0], float_others_low);
+      count += count_equal_accumulate_others(x_half[1], max_v, e_half[1], float_others_high);
     }
   };
   int64_t i = 0;
