@@ -194,14 +194,6 @@ py::object cross_entropy(py::handle input, py::handle target, py::handle weight,
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
   parse_logit_options(a.ops, temperature, softcap, z_loss);
   const bool return_hessian = as_flag(return_hessian_obj, "return_hessian") || !hessian_out.is_none();
-  if (return_hessian && a.ops.has_logit_options()) {
-    // The Hessian's diagonal of the transformed loss (the cap's second derivative, the chain factor
-    // squared, z-loss's curvature) is not implemented: no wrong Hessian.
-    PyErr_SetString(PyExc_NotImplementedError,
-                    "`return_hessian` / `hessian_out` with `temperature`, `softcap` or `z_loss` is not implemented "
-                    "(the Hessian's diagonal of the transformed logits); call without one or the other");
-    throw py::error_already_set();
-  }
   const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none() || return_hessian;
   GradientTarget grad, hessian;
   if (return_grad) grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, grad_out,
