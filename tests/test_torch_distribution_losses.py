@@ -6,6 +6,7 @@ tensors, double backward, and the custom ops (opcheck, torch.compile without gra
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
@@ -118,6 +119,44 @@ def test_kl_div_with_logits_matches_the_composition(isa, reduction, dim, tempera
                                            where=where)
     reference = lambda a: _kl_reference(a, rounded_teacher.double(), reduction, dim, temperature, where)
     _compare(ours, reference, [student], dtype, 14)
+
+
+def _jsd_reference(input, target, beta, reduction, dim, temperature, where):
+    log_q, log_p = F.log_softmax(input / temperature, dim), F.log_softmax(target / temperature, dim)
+    if beta == 0:
+        per = F.kl_div(log_q, log_p, reduction="none", log_target=True).sum(dim)
+    elif beta == 1:
+        per = F.kl_div(log_p, log_q, reduction="none", log_target=True).sum(dim)
+    else:
+        log_m = torch.logsumexp(torch.stack([log_p + math.log(beta), log_q + math.log(1 - beta)]), 0)
+        per = (beta * F.kl_div(log_m, log_p, reduction="none", log_target=True).sum(dim)
+               + (1 - beta) * F.kl_div(log_m, log_q, reduction="none", log_target=True).sum(dim))
+    if where is None:
+        return _reduce(per, reduction)
+    return _reduce(per * where, reduction, where.sum())
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("beta, dim, temperature, masked", [(0.5, -1, 1.0, False), (0.2, 1, 2.5, True),
+                                                            (0.0, -1, 1.0, True), (1.0, 0, 0.7, False)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_jsd_with_logits_matches_the_composition(isa, reduction, beta, dim, temperature, masked, dtype):
+    generator = torch.Generator().manual_seed(32)
+    student = torch.randn(4, 6, 5, generator=generator, dtype=torch.float64) * 2
+    teacher = (torch.randn(4, 6, 5, generator=generator, dtype=torch.float64) * 2).to(dtype)
+    where = torch.rand(student.sum(dim).shape, generator=generator) > 0.3 if masked else None
+    ours = lambda a: lt.jsd_with_logits(a, teacher, beta, reduction, dim=dim, temperature=temperature, where=where)
+    reference = lambda a: _jsd_reference(a, teacher.double(), beta, reduction, dim, temperature, where)
+    _compare(ours, reference, [student], dtype, 33)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("beta", (0.0, 0.4, 1.0))
+def test_gradcheck_jsd_with_logits(reduction, beta):
+    generator = torch.Generator().manual_seed(34)
+    x = torch.randn(3, 4, 2, generator=generator, dtype=torch.float64, requires_grad=True)
+    teacher = torch.randn(3, 4, 2, generator=generator, dtype=torch.float64)
+    _gradcheck(lambda a: lt.jsd_with_logits(a, teacher, beta, reduction, dim=1, temperature=1.3), x)
 
 
 # --- entropy_with_logits ---------------------------------------------------------------------------------------
@@ -329,6 +368,7 @@ DOUBLE_BACKWARD = {
     "cross_entropy options": lambda x: lt.cross_entropy(x, torch.tensor([0, 2]), temperature=2.0, softcap=3.0),
     "kl_div_with_logits": lambda x: lt.kl_div_with_logits(x, torch.zeros(2, 3, dtype=x.dtype)),
     "kl_div_with_logits none": lambda x: lt.kl_div_with_logits(x, torch.zeros(2, 3, dtype=x.dtype), "none").sum(),
+    "jsd_with_logits": lambda x: lt.jsd_with_logits(x, torch.zeros(2, 3, dtype=x.dtype), 0.3),
     "entropy_with_logits": lambda x: lt.entropy_with_logits(x).sum(),
     "perplexity": lambda x: lt.perplexity(x, torch.tensor([0, 2])),
     "contrastive_loss": lambda x: lt.contrastive_loss(x[:, :2]),
@@ -379,6 +419,7 @@ def test_custom_ops_pass_opcheck():
         (ops.divergence_with_logits, (x, teacher, None, "kl_div_with_logits", "none", 1.5, 1, None, True)),
         (ops.divergence_with_logits, (x, teacher, torch.tensor([[True, False], [True, True], [False, True]]),
                                       "kl_div_with_logits", "mean", 1.0, 1, None, True)),
+        (ops.divergence_with_logits, (x, teacher, None, "jsd_with_logits", "sum", 1.0, 2, 0.3, True)),
         (ops.entropy_with_logits, (x, [0, 2], True, True)),
         (ops.entropy_with_logits, (x.detach(), None, False, False)),  # no gradient asked for: no grad
         (ops.perplexity, (x, index, None, -100, True)),
@@ -445,6 +486,8 @@ def test_values_and_gradients_are_the_numpy_functions(isa, dtype):
     cases = [
         (lambda a: lt.kl_div_with_logits(a, teacher, "none"),
          lambda a: logitloss.kl_div_with_logits(a, teacher.numpy(), "none", return_grad=True)),
+        (lambda a: lt.jsd_with_logits(a, teacher, 0.3, "none"),
+         lambda a: logitloss.jsd_with_logits(a, teacher.numpy(), 0.3, "none", return_grad=True)),
         (lambda a: lt.entropy_with_logits(a), lambda a: logitloss.entropy_with_logits(a, return_grad=True)),
         (lambda a: lt.cross_entropy(a, labels, reduction="none", softcap=20.0, z_loss=1e-3),
          lambda a: logitloss.cross_entropy(a, labels.numpy(), reduction="none", softcap=20.0, z_loss=1e-3,

@@ -16,7 +16,7 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess wi
 from ._binary_cross_entropy import binary_cross_entropy_with_logits
 from ._contrastive import contrastive_loss
 from ._cross_entropy import cross_entropy
-from ._divergence import kl_div_with_logits
+from ._divergence import jsd_with_logits, kl_div_with_logits
 from ._entropy import entropy_with_logits, perplexity
 from ._linear_cross_entropy import LinearCrossEntropyLoss, linear_cross_entropy
 from ._modules import BCEWithLogitsLoss, CrossEntropyLoss
@@ -30,6 +30,7 @@ __all__ = [
     "contrastive_loss",
     "cross_entropy",
     "entropy_with_logits",
+    "jsd_with_logits",
     "kl_div_with_logits",
     "linear_cross_entropy",
     "log_softmax",

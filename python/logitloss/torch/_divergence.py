@@ -1,5 +1,6 @@
-"""``kl_div_with_logits`` for torch tensors: the KL divergence between two softmax distributions given by
-their logits (knowledge distillation), as an autograd Function shared by the divergences of logits.
+"""``kl_div_with_logits`` and ``jsd_with_logits`` for torch tensors: the KL and the generalized Jensen-Shannon
+divergences between two softmax distributions given by their logits (knowledge distillation), as one
+autograd Function.
 
 The forward runs the NumPy function (``logitloss.kl_div_with_logits``) on the tensors' memory along ``dim``
 (a NumPy view with that axis moved last, no copy) and, when the student's logits require grad, takes the
@@ -17,7 +18,7 @@ from . import _distribution_ops
 from ._tensors import (array, autograd_apply, check_cpu, once_differentiable_guard, refuse_grad, scaled_by_upstream,
                        tensor, widened)
 
-__all__ = ["kl_div_with_logits"]
+__all__ = ["jsd_with_logits", "kl_div_with_logits"]
 
 
 class DivergenceFunction(torch.autograd.Function):
@@ -98,6 +99,38 @@ def kl_div_with_logits(
     (0.060269, torch.Size([1, 3]))
     """
     return _divergence_with_logits("kl_div_with_logits", input, target, reduction, dim, temperature, where, None)
+
+
+def jsd_with_logits(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    beta: float = 0.5,
+    reduction: str = "mean",
+    *,
+    dim: int = -1,
+    temperature: float = 1.0,
+    where: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Liger-Kernel's generalized Jensen-Shannon divergence along ``dim``, from the student's logits ``input``
+    and the teacher's logits ``target``, computed by ``logitloss.jsd_with_logits`` and differentiable once with
+    respect to ``input``.
+
+    With ``P = softmax(target / T)``, ``Q = softmax(input / T)`` and ``M = beta P + (1 - beta) Q``, each
+    row's loss is ``beta KL(P || M) + (1 - beta) KL(Q || M)`` (``beta = 0``: ``KL(P || Q)``; ``beta = 1``:
+    ``KL(Q || P)``). torch has no function for it (its composition builds ``log M`` with ``torch.logsumexp``
+    of the two weighted log-probabilities). ``reduction``, ``dim``, ``where`` and the dtypes as
+    :func:`kl_div_with_logits`; a ``target`` that requires grad raises ``ValueError``.
+
+    Examples
+    --------
+    >>> import torch, logitloss.torch
+    >>> student = torch.tensor([[1.5, 1.0, 0.5]], requires_grad=True)
+    >>> loss = logitloss.torch.jsd_with_logits(student, torch.tensor([[2.0, 1.0, 0.0]]), beta=0.5)
+    >>> loss.backward()
+    >>> round(loss.item(), 6), student.grad.shape
+    (0.015732, torch.Size([1, 3]))
+    """
+    return _divergence_with_logits("jsd_with_logits", input, target, reduction, dim, temperature, where, beta)
 
 
 def _divergence_with_logits(name, input, target, reduction, dim, temperature, where, beta):
