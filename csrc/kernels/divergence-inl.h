@@ -153,8 +153,8 @@ LOGITLOSS_ALWAYS_INLINE void store_doubles(T* p, f64v v, int64_t count) {
 }
 
 template <class T>
-LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, double inverse_temperature,
-                                    double grad_scale, T* grad, double* scratch) {
+LOGITLOSS_FLATTEN double row_kl_div_double_lanes(const T* input, const T* target, int64_t n, double inverse_temperature,
+                                                 double grad_scale, T* grad, double* scratch) {
   using W = f64v;
   constexpr int kLanes = kDoubleLanes;
   const double nan = __builtin_nan("");
@@ -255,4 +255,21 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
       sum_outside_s <= sum_inside_s ? ::log1p(-sum_outside_s / sum_s) : ::log(sum_inside_s / sum_s);
   const double kl = log1p_excess(m, excess_mean) - log_inside;
   return kl > 0 ? kl : 0.0;
+}
+
+#include "kernels/divergence_float_lanes-inl.h"
+
+// The kernel of the table: float data in float lanes where its factors fit them
+// (divergence_float_lanes-inl.h), everything else in double lanes.
+template <class T>
+LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, double inverse_temperature,
+                                    double grad_scale, T* grad, double* scratch) {
+  if constexpr (sizeof(T) == 4) {
+    if (float_lanes_fit(inverse_temperature, grad_scale)) {
+      return inverse_temperature == 1.0
+                 ? row_kl_div_float_lanes<false>(input, target, n, inverse_temperature, grad_scale, grad, scratch)
+                 : row_kl_div_float_lanes<true>(input, target, n, inverse_temperature, grad_scale, grad, scratch);
+    }
+  }
+  return row_kl_div_double_lanes(input, target, n, inverse_temperature, grad_scale, grad, scratch);
 }

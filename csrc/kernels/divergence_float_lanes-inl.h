@@ -1,0 +1,262 @@
+// row_kl_div for float data (float32, and float16 widened to it): the exponentials, the gradient
+// and the phi terms in float lanes, what must be exact in double lanes. The method and the bound
+// are divergence-inl.h's; this file says only where each quantity lives and why that keeps the
+// bound.
+//
+// Precision, term by term (P'_c = e_t,c / S_t with the float weights e_t, within 1-2 ULP of float
+// of exact; u_c = mu - d_c):
+//   * e_t, e_s: exp(x - max) 2^kSumScale in float lanes (exp_nonpositive_sum_term, the difference
+//     error-free): never subnormal, exactly 0 below exp(-131), which then marks the class outside
+//     P's support (its mass there is below 2^-189 of the row's, beyond any bound).
+//   * d_c = (t_c - s_c) / T, u_c and the sums of e_t, e_s and e_t d in double lanes: the centred
+//     form's value is an identity in the weights, so computed with P' it is
+//     E_P'[log P/Q] + log E_Q[P'/P] - log E_P[P'/P], which differs from KL(P || Q) only in the
+//     second order of the weights' errors (the first-order terms cancel): the weights need not be
+//     exact, only the same in every sum, and d and u must be (u is a small difference of large
+//     numbers when the rows nearly agree).
+//   * phi(u_c) in float lanes from u_c rounded to float once (relative eps/2 of u, about eps of
+//     phi): its series for -1 <= u <= 2 (15 terms, truncation below 1e-9 relative, the Horner sum
+//     conditioned by at most 2 there), e^u + (-1 - u) below -1 (two non-negative terms), and in
+//     double lanes above 2 as divergence-inl.h's (P_c e^u_c as one exponent, or the textbook form
+//     where that overflows). Each term e_t phi within a few eps of float, all non-negative, summed
+//     in double: A within a few eps relative.
+//   * m = E_P'[u] = mu - W / S_t, the division's remainder, exact (fma): it is a rounding of
+//     double, and enters the KL only squared.
+//   * The gradient, grad_scale (e_s / S_s - e_t / S_t), in float lanes: exp's 1-2 ULP and three
+//     roundings, within 5 eps of grad_scale (Q_c + P_c).
+// Rows the float lanes do not cover (1 / T or |grad_scale| outside [2^-60, 2^60], where the
+// float scale factors would leave the normal range) take the double lanes.
+//
+// Memory passes: the two maxima (two reads from memory, the rows then in L2 for rows of a
+// vocabulary: 256 KiB for two rows of 32k float); the exponentials, stored in `scratch` as float
+// (8 bytes per element), the sums; the phi terms and the gradient from the stored exponentials.
+// Compute: two float exps per element; a third (float) where u < -1, a double one where u > 2.
+//
+// Included by divergence-inl.h, after its helpers.
+#pragma once
+
+// (hi + lo) (scale_high + scale_low) as a float pair, for x - max scaled by 1 / T: the low part
+// holds the product's rounding and the scale's, clamped as difference_with_error's is (exp's
+// contract; the pair is 0's below exp(-131), far inside the clamp's range).
+LOGITLOSS_ALWAYS_INLINE f32v scaled_exponent(f32v hi, f32v lo, f32v scale_high, f32v scale_low, f32v& out_lo) {
+  const f32v product = hi * scale_high;
+  const f32v low = mul_add(hi, scale_high, -product) + mul_add(hi, scale_low, lo * scale_high);
+  out_lo = min_or_second(max_replacing_nan(low, splat<f32v>(-0x1p-10f)), splat<f32v>(0x1p-10f));
+  return product;
+}
+
+// d = (t - s) / T in double lanes from widened floats (hi, and lo the product's rounding when
+// scaled), as scaled_difference<float> without the product at T = 1.
+template <bool kScaled>
+LOGITLOSS_ALWAYS_INLINE f64v widened_gap(f64v t, f64v s, f64v scale, f64v& lo) {
+  if constexpr (kScaled) return scaled_difference<float>(t, s, scale, lo);
+  lo = splat<f64v>(0.0);
+  return t - s;
+}
+
+// Two double vectors rounded to float, as one float vector (widen's inverse).
+LOGITLOSS_ALWAYS_INLINE f32v narrow(f64v low, f64v high) {
+  const HalfFloats low_half = __builtin_convertvector(low, HalfFloats);
+  const HalfFloats high_half = __builtin_convertvector(high, HalfFloats);
+  f32v v;
+  std::memcpy(&v, &low_half, sizeof low_half);
+  std::memcpy(reinterpret_cast<char*>(&v) + sizeof low_half, &high_half, sizeof high_half);
+  return v;
+}
+
+// The float row's exponentials, e_t and e_s (2^kSumScale), with the scale they need.
+struct FloatLaneExponents {
+  f32v max_t, max_s, scale_high, scale_low;
+  template <bool kScaled>
+  LOGITLOSS_ALWAYS_INLINE void compute(f32v t, f32v s, f32v& e_t, f32v& e_s) const {
+    f32v a_low, b_low;
+    f32v a = difference_with_error(t, max_t, a_low), b = difference_with_error(s, max_s, b_low);
+    if constexpr (kScaled) {
+      a = scaled_exponent(a, a_low, scale_high, scale_low, a_low);
+      b = scaled_exponent(b, b_low, scale_high, scale_low, b_low);
+    }
+    e_t = exp_nonpositive_sum_term(a, a_low);
+    e_s = exp_nonpositive_sum_term(b, b_low);
+  }
+};
+
+// Sums of the float row (2^kSumScale): the teacher's total, the student's inside and outside
+// P's support (e_t > 0), and W = sum e_t d over the support.
+struct FloatLaneTotals {
+  double teacher, student_inside, student_outside, weighted_gap;
+};
+
+// Pass 2: the exponentials into `exponentials` (2 `padded` floats) and the sums, in double lanes.
+template <bool kScaled>
+LOGITLOSS_FLATTEN FloatLaneTotals kl_float_totals(const float* input, const float* target, int64_t n, int64_t padded,
+                                                  const FloatLaneExponents& exponents, double scale,
+                                                  float* exponentials) {
+  constexpr int kLanes = Vec<float>::kLanes;
+  const f64v zero = splat<f64v>(0.0), scale_w = splat<f64v>(scale);
+  f64v teacher[2] = {zero, zero}, inside[2] = {zero, zero}, outside[2] = {zero, zero}, weighted[2] = {zero, zero};
+  auto step = [&](int64_t i, int64_t count) {
+    const f32v t = load_n(target + i, count, -__builtin_inff()), s = load_n(input + i, count, -__builtin_inff());
+    f32v e_t, e_s;
+    exponents.compute<kScaled>(t, s, e_t, e_s);
+    store(exponentials + i, e_t);
+    store(exponentials + padded + i, e_s);
+    f64v t_w[2], s_w[2], e_t_w[2], e_s_w[2];
+    widen(t, t_w[0], t_w[1]);
+    widen(s, s_w[0], s_w[1]);
+    widen(e_t, e_t_w[0], e_t_w[1]);
+    widen(e_s, e_s_w[0], e_s_w[1]);
+    for (int h = 0; h < 2; ++h) {
+      const auto in_support = e_t_w[h] > zero;
+      teacher[h] += e_t_w[h];
+      inside[h] += select(in_support, e_s_w[h], zero);
+      outside[h] += select(in_support, zero, e_s_w[h]);
+      f64v d_low;
+      const f64v d = widened_gap<kScaled>(t_w[h], s_w[h], scale_w, d_low);
+      // Selected, not multiplied by a zero weight: d is inf or nan where a row has -inf.
+      weighted[h] += select(in_support, e_t_w[h] * (d + d_low), zero);
+    }
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) step(i, kLanes);
+  if (i < n) step(i, n - i);
+  return {horizontal_add(teacher[0] + teacher[1]), horizontal_add(inside[0] + inside[1]),
+          horizontal_add(outside[0] + outside[1]), horizontal_add(weighted[0] + weighted[1])};
+}
+
+// phi(u) in float lanes for u >= -inf (inf or nan lanes aside), exact for u <= 2: the series on
+// [-1, 2], e^u + (-1 - u) below (no cancellation: both terms >= 0). Lanes above 2 are the caller's.
+LOGITLOSS_ALWAYS_INLINE f32v phi_float(f32v u) {
+  f32v phi = exp_minus_linear_series<15>(u);
+  const auto low = u < splat<f32v>(-1.0f);
+  if (any_lane(low)) {
+    const f32v far = exp_nonpositive(min_or_second(u, splat<f32v>(0.0f))) + (splat<f32v>(-1.0f) - u);
+    phi = select(low, far, phi);
+  }
+  return phi;
+}
+
+// What pass 3 needs besides the rows.
+struct FloatLaneCentre {
+  double mu, c0;             // the centre, and c0 = mu - (max_t - max_s) / T (divergence-inl.h)
+  double max_s, scale;       // the student's max and 1 / T, for the exponent of P_c e^u_c
+  float q_factor, p_factor, g_factor;  // grad = g_factor (q_factor e_s - p_factor e_t)
+};
+
+// Pass 3: the sum of e_t phi(u) over P's support (2^kSumScale), and the gradient (grad not null).
+template <bool kScaled>
+LOGITLOSS_FLATTEN double kl_float_excess(const float* input, const float* target, int64_t n, int64_t padded,
+                                         const FloatLaneCentre& centre, const float* exponentials, float* grad) {
+  constexpr int kLanes = Vec<float>::kLanes;
+  const f64v zero = splat<f64v>(0.0), mu = splat<f64v>(centre.mu), scale = splat<f64v>(centre.scale);
+  const f32v q_factor = splat<f32v>(centre.q_factor), p_factor = splat<f32v>(centre.p_factor);
+  const f32v g_factor = splat<f32v>(centre.g_factor), upper = splat<f32v>(2.0f);
+  f64v excess[2] = {zero, zero};
+  auto step = [&](int64_t i, int64_t count) {
+    const f32v e_t = load(exponentials + i);
+    if (grad) {
+      const f32v g = mul_add(load(exponentials + padded + i), q_factor, -(e_t * p_factor)) * g_factor;
+      if (count == kLanes) store(grad + i, g); else store_partial(grad + i, g, count);
+    }
+    const f32v t = load_n(target + i, count, -__builtin_inff()), s = load_n(input + i, count, -__builtin_inff());
+    f64v t_w[2], s_w[2], u_w[2];
+    widen(t, t_w[0], t_w[1]);
+    widen(s, s_w[0], s_w[1]);
+    for (int h = 0; h < 2; ++h) {
+      f64v d_low;
+      u_w[h] = (mu - widened_gap<kScaled>(t_w[h], s_w[h], scale, d_low)) - d_low;
+    }
+    // Outside the support u may be inf or nan; 0 there (e_t = 0) keeps the terms 0.
+    const auto in_support = e_t > splat<f32v>(0.0f);
+    const f32v u = select(in_support, narrow(u_w[0], u_w[1]), splat<f32v>(0.0f));
+    f64v term[2];
+    widen(e_t * phi_float(u), term[0], term[1]);
+    if (any_lane(u > upper)) {
+      // P_c e^u_c as one exponent, b + c0 with b = (s - max_s) / T (P_c may be tiny where e^u_c
+      // overflows), as the double lanes do; 2^kSumScale as e_t's.
+      f64v e_t_w[2];
+      widen(e_t, e_t_w[0], e_t_w[1]);
+      for (int h = 0; h < 2; ++h) {
+        const auto far = (u_w[h] > splat<f64v>(2.0)) & (e_t_w[h] > zero);
+        if (!any_lane(far)) continue;
+        f64v b_low;
+        const f64v b = scaled_difference<float>(s_w[h], splat<f64v>(centre.max_s), scale, b_low);
+        const f64v direct = exp((b + splat<f64v>(centre.c0)) + b_low) * splat<f64v>(0x1p64) -
+                            e_t_w[h] * (splat<f64v>(1.0) + u_w[h]);
+        term[h] = select(far, direct, term[h]);
+      }
+    }
+    excess[0] += term[0];
+    excess[1] += term[1];
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) step(i, kLanes);
+  if (i < n) step(i, n - i);
+  return horizontal_add(excess[0] + excess[1]);
+}
+
+// The gradient alone (the KL is inf or nan: no phi terms).
+inline void kl_float_gradient(int64_t n, int64_t padded, const FloatLaneCentre& centre, const float* exponentials,
+                              float* grad) {
+  constexpr int kLanes = Vec<float>::kLanes;
+  const f32v q_factor = splat<f32v>(centre.q_factor), p_factor = splat<f32v>(centre.p_factor);
+  const f32v g_factor = splat<f32v>(centre.g_factor);
+  for (int64_t i = 0; i < n; i += kLanes) {
+    const int64_t count = n - i < kLanes ? n - i : kLanes;
+    const f32v g = mul_add(load(exponentials + padded + i), q_factor, -(load(exponentials + i) * p_factor)) * g_factor;
+    if (count == kLanes) store(grad + i, g); else store_partial(grad + i, g, count);
+  }
+}
+
+// Whether a float row's factors stay normal floats (else the double lanes take it).
+inline bool float_lanes_fit(double inverse_temperature, double grad_scale) {
+  const double size = ::fabs(grad_scale);
+  return inverse_temperature >= 0x1p-60 && inverse_temperature <= 0x1p60 &&
+         (size == 0 || (size >= 0x1p-60 && size <= 0x1p60));
+}
+
+// The float-lane row_kl_div (same contract), for rows with float_lanes_fit.
+template <bool kScaled>
+inline double row_kl_div_float_lanes(const float* input, const float* target, int64_t n, double inverse_temperature,
+                                     double grad_scale, float* grad, double* scratch) {
+  const double nan = __builtin_nan("");
+  const float max_t = chunk_max<float, false>(target, nullptr, n);
+  const float max_s = chunk_max<float, false>(input, nullptr, n);
+  if (!(max_t - max_t == 0 && max_s - max_s == 0)) {
+    if (grad) for (int64_t i = 0; i < n; ++i) grad[i] = __builtin_nanf("");
+    return nan;
+  }
+  constexpr int kLanes = Vec<float>::kLanes;
+  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;  // 2 padded floats fit kl_div_scratch_size(n) doubles
+  float* exponentials = reinterpret_cast<float*>(scratch);
+  const float scale_high = (float)inverse_temperature;
+  const FloatLaneExponents exponents{splat<f32v>(max_t), splat<f32v>(max_s), splat<f32v>(scale_high),
+                                     splat<f32v>((float)(inverse_temperature - (double)scale_high))};
+  const FloatLaneTotals totals =
+      kl_float_totals<kScaled>(input, target, n, padded, exponents, inverse_temperature, exponentials);
+  const double sum_t = totals.teacher, sum_s = totals.student_inside + totals.student_outside;
+  const double mu = totals.weighted_gap / sum_t;
+  double gap_low;
+  const double gap = scaled_gap(max_t, max_s, inverse_temperature, gap_low);
+  // grad_scale / S as one factor where that is a normal float (S carries 2^kSumScale), else 1 / S
+  // and grad_scale apart.
+  const double q = grad_scale / sum_s, p = grad_scale / sum_t;
+  const bool combined = grad_scale == 0 || (::fabs(q) >= 0x1p-120 && ::fabs(p) >= 0x1p-120);
+  const FloatLaneCentre centre{mu, (mu - gap) - gap_low, (double)max_s, inverse_temperature,
+                               (float)(combined ? q : 1.0 / sum_s), (float)(combined ? p : 1.0 / sum_t),
+                               (float)(combined ? 1.0 : grad_scale)};
+  if (!(mu - mu == 0)) {  // +inf: the teacher has mass where the student has none (or nan)
+    if (grad) kl_float_gradient(n, padded, centre, exponentials, grad);
+    return mu;
+  }
+  const double excess = kl_float_excess<kScaled>(input, target, n, padded, centre, exponentials, grad);
+  // m = E_P'[u] = mu - W / S_t: minus the division's remainder, exact by fma, over S_t.
+  const double m = -__builtin_fma(mu, sum_t, -totals.weighted_gap) / sum_t;
+  const double excess_mean = excess / sum_t;
+  const double textbook = centre.c0 - ::log(sum_t) + ::log(sum_s);
+  if (!(excess_mean - excess_mean == 0) || totals.student_inside == 0) return textbook;
+  const double log_inside = totals.student_outside <= totals.student_inside
+                                ? ::log1p(-totals.student_outside / sum_s)
+                                : ::log(totals.student_inside / sum_s);
+  const double kl = log1p_excess(m, excess_mean) - log_inside;
+  return kl > 0 ? kl : 0.0;
+}
