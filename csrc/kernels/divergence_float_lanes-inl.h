@@ -54,16 +54,6 @@ LOGITLOSS_ALWAYS_INLINE f64v widened_gap(f64v t, f64v s, f64v scale, f64v& lo) {
   return t - s;
 }
 
-// Two double vectors rounded to float, as one float vector (widen's inverse).
-LOGITLOSS_ALWAYS_INLINE f32v narrow(f64v low, f64v high) {
-  const HalfFloats low_half = __builtin_convertvector(low, HalfFloats);
-  const HalfFloats high_half = __builtin_convertvector(high, HalfFloats);
-  f32v v;
-  std::memcpy(&v, &low_half, sizeof low_half);
-  std::memcpy(reinterpret_cast<char*>(&v) + sizeof low_half, &high_half, sizeof high_half);
-  return v;
-}
-
 // The float row's exponentials, e_t and e_s (2^kSumScale), with the scale they need.
 struct FloatLaneExponents {
   f32v max_t, max_s, scale_high, scale_low;
@@ -86,47 +76,85 @@ struct FloatLaneTotals {
   double teacher, student_inside, student_outside, weighted_gap;
 };
 
+// d = (t - s) / T of two float vectors as double halves hi + lo (lo 0 at T = 1).
+template <bool kScaled>
+LOGITLOSS_ALWAYS_INLINE void widened_gaps(f32v t, f32v s, f64v scale, f64v (&d)[2], f64v (&d_low)[2]) {
+  f64v t_w[2], s_w[2];
+  widen(t, t_w[0], t_w[1]);
+  widen(s, s_w[0], s_w[1]);
+  for (int h = 0; h < 2; ++h) d[h] = widened_gap<kScaled>(t_w[h], s_w[h], scale, d_low[h]);
+}
+
 // Pass 2: the exponentials into `exponentials` (2 `padded` floats) and the sums, in double lanes.
+// A vector wholly inside P's support (the common case) takes no masks: the student's mass there
+// is summed apart from the vectors that straddle the support's edge, so neither part is a
+// difference.
 template <bool kScaled>
 LOGITLOSS_FLATTEN FloatLaneTotals kl_float_totals(const float* input, const float* target, int64_t n, int64_t padded,
                                                   const FloatLaneExponents& exponents, double scale,
                                                   float* exponentials) {
   constexpr int kLanes = Vec<float>::kLanes;
   const f64v zero = splat<f64v>(0.0), scale_w = splat<f64v>(scale);
-  f64v teacher[2] = {zero, zero}, inside[2] = {zero, zero}, outside[2] = {zero, zero}, weighted[2] = {zero, zero};
+  f64v teacher[2] = {zero, zero}, student[2] = {zero, zero}, inside[2] = {zero, zero}, outside[2] = {zero, zero};
+  f64v weighted[2] = {zero, zero};
   auto step = [&](int64_t i, int64_t count) {
     const f32v t = load_n(target + i, count, -__builtin_inff()), s = load_n(input + i, count, -__builtin_inff());
     f32v e_t, e_s;
     exponents.compute<kScaled>(t, s, e_t, e_s);
     store(exponentials + i, e_t);
     store(exponentials + padded + i, e_s);
-    f64v t_w[2], s_w[2], e_t_w[2], e_s_w[2];
-    widen(t, t_w[0], t_w[1]);
-    widen(s, s_w[0], s_w[1]);
+    f64v e_t_w[2], e_s_w[2], d[2], d_low[2];
     widen(e_t, e_t_w[0], e_t_w[1]);
     widen(e_s, e_s_w[0], e_s_w[1]);
+    widened_gaps<kScaled>(t, s, scale_w, d, d_low);
+    // W needs d only to a rounding of double (hi + lo rounded once; no add at T = 1).
+    if constexpr (kScaled) for (int h = 0; h < 2; ++h) d[h] += d_low[h];
+    if (!any_lane(~(e_t > splat<f32v>(0.0f)))) {
+      for (int h = 0; h < 2; ++h) {
+        teacher[h] += e_t_w[h];
+        student[h] += e_s_w[h];
+        weighted[h] = mul_add(e_t_w[h], d[h], weighted[h]);
+      }
+      return;
+    }
     for (int h = 0; h < 2; ++h) {
       const auto in_support = e_t_w[h] > zero;
-      teacher[h] += e_t_w[h];
+      teacher[h] += e_t_w[h];  // unmasked: a nan weight (nan data) must reach the total
       inside[h] += select(in_support, e_s_w[h], zero);
       outside[h] += select(in_support, zero, e_s_w[h]);
-      f64v d_low;
-      const f64v d = widened_gap<kScaled>(t_w[h], s_w[h], scale_w, d_low);
       // Selected, not multiplied by a zero weight: d is inf or nan where a row has -inf.
-      weighted[h] += select(in_support, e_t_w[h] * (d + d_low), zero);
+      weighted[h] += select(in_support, e_t_w[h] * d[h], zero);
     }
   };
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) step(i, kLanes);
   if (i < n) step(i, n - i);
-  return {horizontal_add(teacher[0] + teacher[1]), horizontal_add(inside[0] + inside[1]),
+  return {horizontal_add(teacher[0] + teacher[1]), horizontal_add(student[0] + student[1]) + horizontal_add(inside[0] + inside[1]),
           horizontal_add(outside[0] + outside[1]), horizontal_add(weighted[0] + weighted[1])};
 }
 
 // phi(u) in float lanes for u >= -inf (inf or nan lanes aside), exact for u <= 2: the series on
 // [-1, 2], e^u + (-1 - u) below (no cancellation: both terms >= 0). Lanes above 2 are the caller's.
+// The series is exp_minus_linear_series<15>'s, evaluated by Estrin's scheme: a Horner chain of 14
+// dependent fmas is latency-bound in this loop; this one is 5 steps deep for 4 more operations.
+LOGITLOSS_ALWAYS_INLINE f32v phi_series_float(f32v u) {
+  auto c = [](int k) {  // 1 / (k + 2)!
+    double factorial = 1.0;
+    for (int j = 2; j <= k + 2; ++j) factorial *= j;
+    return splat<f32v>((float)(1.0 / factorial));
+  };
+  const f32v u2 = u * u, u4 = u2 * u2, u8 = u4 * u4;
+  f32v pair[8];
+  for (int j = 0; j < 7; ++j) pair[j] = mul_add(c(2 * j + 1), u, c(2 * j));
+  pair[7] = c(14);
+  const f32v quad0 = mul_add(pair[1], u2, pair[0]), quad1 = mul_add(pair[3], u2, pair[2]);
+  const f32v quad2 = mul_add(pair[5], u2, pair[4]), quad3 = mul_add(pair[7], u2, pair[6]);
+  const f32v octet0 = mul_add(quad1, u4, quad0), octet1 = mul_add(quad3, u4, quad2);
+  return u2 * mul_add(octet1, u8, octet0);
+}
+
 LOGITLOSS_ALWAYS_INLINE f32v phi_float(f32v u) {
-  f32v phi = exp_minus_linear_series<15>(u);
+  f32v phi = phi_series_float(u);
   const auto low = u < splat<f32v>(-1.0f);
   if (any_lane(low)) {
     const f32v far = exp_nonpositive(min_or_second(u, splat<f32v>(0.0f))) + (splat<f32v>(-1.0f) - u);
@@ -152,19 +180,20 @@ LOGITLOSS_FLATTEN double kl_float_excess(const float* input, const float* target
   const f32v g_factor = splat<f32v>(centre.g_factor), upper = splat<f32v>(2.0f);
   f64v excess[2] = {zero, zero};
   auto step = [&](int64_t i, int64_t count) {
+    // The next row pair (rows of a matrix follow each other) into L2 while this one is computed:
+    // its maxima pass then reads from cache, not memory. Prefetches past the end cannot fault.
+    prefetch_to_l2(target + n + i);
+    prefetch_to_l2(input + n + i);
     const f32v e_t = load(exponentials + i);
     if (grad) {
-      const f32v g = mul_add(load(exponentials + padded + i), q_factor, -(e_t * p_factor)) * g_factor;
+      f32v g = mul_add(load(exponentials + padded + i), q_factor, -(e_t * p_factor));
+      if (centre.g_factor != 1.0f) g *= g_factor;
       if (count == kLanes) store(grad + i, g); else store_partial(grad + i, g, count);
     }
     const f32v t = load_n(target + i, count, -__builtin_inff()), s = load_n(input + i, count, -__builtin_inff());
-    f64v t_w[2], s_w[2], u_w[2];
-    widen(t, t_w[0], t_w[1]);
-    widen(s, s_w[0], s_w[1]);
-    for (int h = 0; h < 2; ++h) {
-      f64v d_low;
-      u_w[h] = (mu - widened_gap<kScaled>(t_w[h], s_w[h], scale, d_low)) - d_low;
-    }
+    f64v u_w[2], d_low[2];
+    widened_gaps<kScaled>(t, s, scale, u_w, d_low);
+    for (int h = 0; h < 2; ++h) u_w[h] = (mu - u_w[h]) - d_low[h];
     // Outside the support u may be inf or nan; 0 there (e_t = 0) keeps the terms 0.
     const auto in_support = e_t > splat<f32v>(0.0f);
     const f32v u = select(in_support, narrow(u_w[0], u_w[1]), splat<f32v>(0.0f));
@@ -178,7 +207,8 @@ LOGITLOSS_FLATTEN double kl_float_excess(const float* input, const float* target
       for (int h = 0; h < 2; ++h) {
         const auto far = (u_w[h] > splat<f64v>(2.0)) & (e_t_w[h] > zero);
         if (!any_lane(far)) continue;
-        f64v b_low;
+        f64v s_w[2], b_low;
+        widen(s, s_w[0], s_w[1]);
         const f64v b = scaled_difference<float>(s_w[h], splat<f64v>(centre.max_s), scale, b_low);
         const f64v direct = exp((b + splat<f64v>(centre.c0)) + b_low) * splat<f64v>(0x1p64) -
                             e_t_w[h] * (splat<f64v>(1.0) + u_w[h]);
