@@ -20,8 +20,8 @@
 //     double lanes above 2 as divergence-inl.h's (P_c e^u_c as one exponent, or the textbook form
 //     where that overflows). Each term e_t phi within a few eps of float, all non-negative, summed
 //     in double: A within a few eps relative.
-//   * m = E_P'[u] = mu - W / S_t, the division's remainder, exact (fma): it is a rounding of
-//     double, and enters the KL only squared.
+//   * m = E_P'[u] in double lanes from the u of the phi terms (kl_float_excess says why), and phi
+//     in double lanes where a vector's |u| are all <= 2^-10.
 //   * The gradient, grad_scale (e_s / S_s - e_t / S_t), in float lanes: exp's 1-2 ULP and three
 //     roundings, within 5 eps of grad_scale (Q_c + P_c).
 // Rows the float lanes do not cover (1 / T or |grad_scale| outside [2^-60, 2^60], where the
@@ -40,7 +40,22 @@
 // contract; the pair is 0's below exp(-131), far inside the clamp's range).
 LOGITLOSS_ALWAYS_INLINE f32v scaled_exponent(f32v hi, f32v lo, f32v scale_high, f32v scale_low, f32v& out_lo) {
   const f32v product = hi * scale_high;
-  const f32v low = mul_add(hi, scale_high, -product) + mul_add(hi, scale_low, lo * scale_high);
+#if defined(__FMA__) || defined(__AVX512F__) || defined(__ARM_NEON)
+  const f32v rounding = mul_add(hi, scale_high, -product);  // exact: a fused multiply-add
+#else
+  // No fused multiply-add (mul_add rounds twice): the product's rounding by Veltkamp's split into
+  // 12-bit halves, whose products are exact (Dekker's two-product).
+  auto split = [](f32v x, f32v& small) {
+    const f32v c = x * splat<f32v>(4097.0f), big = c - (c - x);
+    small = x - big;
+    return big;
+  };
+  f32v hi_small, scale_small;
+  const f32v hi_big = split(hi, hi_small), scale_big = split(scale_high, scale_small);
+  const f32v rounding =
+      ((hi_big * scale_big - product) + hi_big * scale_small + hi_small * scale_big) + hi_small * scale_small;
+#endif
+  const f32v low = rounding + mul_add(hi, scale_low, lo * scale_high);
   out_lo = min_or_second(max_replacing_nan(low, splat<f32v>(-0x1p-10f)), splat<f32v>(0x1p-10f));
   return product;
 }
@@ -170,15 +185,26 @@ struct FloatLaneCentre {
   float q_factor, p_factor, g_factor;  // grad = g_factor (q_factor e_s - p_factor e_t)
 };
 
-// Pass 3: the sum of e_t phi(u) over P's support (2^kSumScale), and the gradient (grad not null).
+// Pass 3's sums (2^kSumScale): of e_t phi(u) and of e_t u over P's support.
+struct FloatLaneExcess {
+  double excess, residual;
+};
+
+// Pass 3: the sums, and the gradient (grad not null). u and the residual E_P'[u] are taken in double
+// lanes, from the same u as the phi terms: the KL is log1p(m + A) - m, and were m not the mean of
+// exactly those u, the error would be of the size of m^2 (mu's rounding squared: 1e-30 where d is
+// ~10), not relative to the KL. A vector whose |u| are all <= 2^-10 (rows that nearly agree) takes
+// phi in double lanes too (a 5-term series, cheaper than float's 15): there A ~ m^2 / 2 may cancel
+// against m in log1p(m + A) - m, which float phi terms would not survive.
 template <bool kScaled>
-LOGITLOSS_FLATTEN double kl_float_excess(const float* input, const float* target, int64_t n, int64_t padded,
-                                         const FloatLaneCentre& centre, const float* exponentials, float* grad) {
+LOGITLOSS_FLATTEN FloatLaneExcess kl_float_excess(const float* input, const float* target, int64_t n, int64_t padded,
+                                                  const FloatLaneCentre& centre, const float* exponentials,
+                                                  float* grad) {
   constexpr int kLanes = Vec<float>::kLanes;
   const f64v zero = splat<f64v>(0.0), mu = splat<f64v>(centre.mu), scale = splat<f64v>(centre.scale);
   const f32v q_factor = splat<f32v>(centre.q_factor), p_factor = splat<f32v>(centre.p_factor);
-  const f32v g_factor = splat<f32v>(centre.g_factor), upper = splat<f32v>(2.0f);
-  f64v excess[2] = {zero, zero};
+  const f32v g_factor = splat<f32v>(centre.g_factor), upper = splat<f32v>(2.0f), short_range = splat<f32v>(0x1p-10f);
+  f64v excess[2] = {zero, zero}, residual[2] = {zero, zero};
   auto step = [&](int64_t i, int64_t count) {
     // The next row pair (rows of a matrix follow each other) into L2 while this one is computed:
     // its maxima pass then reads from cache, not memory. Prefetches past the end cannot fault.
@@ -191,24 +217,30 @@ LOGITLOSS_FLATTEN double kl_float_excess(const float* input, const float* target
       if (count == kLanes) store(grad + i, g); else store_partial(grad + i, g, count);
     }
     const f32v t = load_n(target + i, count, -__builtin_inff()), s = load_n(input + i, count, -__builtin_inff());
-    f64v u_w[2], d_low[2];
+    f64v u_w[2], d_low[2], e_t_w[2];
     widened_gaps<kScaled>(t, s, scale, u_w, d_low);
-    for (int h = 0; h < 2; ++h) u_w[h] = (mu - u_w[h]) - d_low[h];
-    // Outside the support u may be inf or nan; 0 there (e_t = 0) keeps the terms 0.
-    const auto in_support = e_t > splat<f32v>(0.0f);
-    const f32v u = select(in_support, narrow(u_w[0], u_w[1]), splat<f32v>(0.0f));
+    widen(e_t, e_t_w[0], e_t_w[1]);
+    for (int h = 0; h < 2; ++h) {
+      // Outside the support u may be inf or nan; 0 there (e_t = 0) keeps every term 0.
+      u_w[h] = select(e_t_w[h] > zero, (mu - u_w[h]) - d_low[h], zero);
+      residual[h] = mul_add(e_t_w[h], u_w[h], residual[h]);
+    }
+    const f32v u = narrow(u_w[0], u_w[1]);
+    if (!any_lane(abs(u) > short_range)) {
+      for (int h = 0; h < 2; ++h) excess[h] = mul_add(e_t_w[h], exp_minus_linear_series<PhiSeries<double>::kShort>(u_w[h]), excess[h]);
+      return;
+    }
     f64v term[2];
     widen(e_t * phi_float(u), term[0], term[1]);
     if (any_lane(u > upper)) {
       // P_c e^u_c as one exponent, b + c0 with b = (s - max_s) / T (P_c may be tiny where e^u_c
       // overflows), as the double lanes do; 2^kSumScale as e_t's.
-      f64v e_t_w[2];
-      widen(e_t, e_t_w[0], e_t_w[1]);
+      f64v s_w[2];
+      widen(s, s_w[0], s_w[1]);
       for (int h = 0; h < 2; ++h) {
-        const auto far = (u_w[h] > splat<f64v>(2.0)) & (e_t_w[h] > zero);
+        const auto far = u_w[h] > splat<f64v>(2.0);
         if (!any_lane(far)) continue;
-        f64v s_w[2], b_low;
-        widen(s, s_w[0], s_w[1]);
+        f64v b_low;
         const f64v b = scaled_difference<float>(s_w[h], splat<f64v>(centre.max_s), scale, b_low);
         const f64v direct = exp((b + splat<f64v>(centre.c0)) + b_low) * splat<f64v>(0x1p64) -
                             e_t_w[h] * (splat<f64v>(1.0) + u_w[h]);
@@ -221,7 +253,7 @@ LOGITLOSS_FLATTEN double kl_float_excess(const float* input, const float* target
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) step(i, kLanes);
   if (i < n) step(i, n - i);
-  return horizontal_add(excess[0] + excess[1]);
+  return {horizontal_add(excess[0] + excess[1]), horizontal_add(residual[0] + residual[1])};
 }
 
 // The gradient alone (the KL is inf or nan: no phi terms).
@@ -278,10 +310,8 @@ inline double row_kl_div_float_lanes(const float* input, const float* target, in
     if (grad) kl_float_gradient(n, padded, centre, exponentials, grad);
     return mu;
   }
-  const double excess = kl_float_excess<kScaled>(input, target, n, padded, centre, exponentials, grad);
-  // m = E_P'[u] = mu - W / S_t: minus the division's remainder, exact by fma, over S_t.
-  const double m = -__builtin_fma(mu, sum_t, -totals.weighted_gap) / sum_t;
-  const double excess_mean = excess / sum_t;
+  const FloatLaneExcess sums = kl_float_excess<kScaled>(input, target, n, padded, centre, exponentials, grad);
+  const double m = sums.residual / sum_t, excess_mean = sums.excess / sum_t;
   const double textbook = centre.c0 - ::log(sum_t) + ::log(sum_s);
   if (!(excess_mean - excess_mean == 0) || totals.student_inside == 0) return textbook;
   const double log_inside = totals.student_outside <= totals.student_inside

@@ -1,0 +1,111 @@
+"""Hypothesis properties of kl_div_with_logits against the exact mpmath reference, on every ISA: the
+bounds of docs/accuracy.md (the KL within 8 eps of the compute dtype relative of exact, plus for float64
+data the rounding of d = (t - s) / T, eps E_P|d| absolute; the gradient within 32 eps of (Q_c + P_c) / T)
+on drawn rows: any lengths (vector bodies and tails), teachers masked (-inf) in some classes, the
+student masked where the teacher is too, temperatures, and near-identical rows whose KL is tiny.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import logitloss
+from logitloss.testing.divergence import kl_div_rows
+
+from .helpers.isas import SUPPORTED_ISAS
+from .helpers.libraries import require
+
+hypothesis = require("hypothesis", module_level=True)
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+COMPUTE_EPS = {np.float32: 2.0**-24, np.float64: 2.0**-53}
+# The bounds are relative where the results are normal numbers (docs/accuracy.md): a gradient element
+# below 1.2e-38 in float32 is rounded into the subnormal grid (one spacing of it absolute), and a KL
+# of 0 (a row and its shift) comes out as the rounding of double arithmetic on d's rounding, below
+# the normal range.
+SUBNORMAL_SPACING = {np.float32: 2.0**-149, np.float64: 2.0**-1074}
+SMALLEST_NORMAL = {np.float32: 2.0**-126, np.float64: 2.0**-1022}
+# Logit ranges: float64 rows stay where the double lanes' exponentials are normal numbers (their
+# terms are unscaled: a student mass below 1e-308 inside the teacher's support, from logits ~700
+# apart, loses bits to the subnormal range, a limit of the double lanes this file does not cover).
+BOUNDS = {np.float32: [3.0, 30.0, 1e3], np.float64: [3.0, 30.0]}
+isas = pytest.mark.parametrize("isa_name", SUPPORTED_ISAS)
+dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+# float64 at powers of two: the kernel's 1 / T is rounded (a relative change of the temperature,
+# docs/accuracy.md), which moves exp(x / T) by up to eps |x / T| / 2; float32 takes 1 / T to double's
+# precision.
+TEMPERATURES = {np.float32: [1.0, 0.5, 2.5, 0.3], np.float64: [1.0, 0.5, 2.0, 0.25]}
+
+
+def logits(draw, dtype, n, bound):
+    width = 32 if dtype == np.float32 else 64
+    return draw(hnp.arrays(dtype, n, elements=st.floats(-bound, bound, width=width, allow_nan=False,
+                                                        allow_infinity=False)))
+
+
+@st.composite
+def row_pairs(draw, dtype, max_size=70):
+    """(input, target): finite logits up to +-bound; some teacher classes -inf (not all), some of those
+    -inf in the student too."""
+    n = draw(st.integers(1, max_size))
+    bound = draw(st.sampled_from(BOUNDS[dtype]))
+    input, target = logits(draw, dtype, n, bound).copy(), logits(draw, dtype, n, bound).copy()
+    masked = draw(hnp.arrays(np.bool_, n))
+    masked[draw(st.integers(0, n - 1))] = False
+    target[masked] = -np.inf
+    input[masked & draw(hnp.arrays(np.bool_, n))] = -np.inf
+    return input, target
+
+
+@st.composite
+def near_identical_pairs(draw, dtype, max_size=70):
+    """(input, target) with target = input + a perturbation of a few ULP-sized steps and possibly a
+    constant shift (the KL ignores it): exact floats, the KL down to ~1e-14 (float32) / 1e-30 (float64)."""
+    n = draw(st.integers(2, max_size))
+    input = logits(draw, dtype, n, draw(st.sampled_from([1.0, 10.0, 100.0])))
+    scale = draw(st.sampled_from([1e-3, 1e-5, 1e-6] if dtype == np.float32 else [1e-8, 1e-12, 1e-15]))
+    steps = draw(hnp.arrays(np.float64, n, elements=st.floats(-4, 4)))
+    shift = draw(st.sampled_from([0.0, 0.5, -7.0]))
+    target = (input.astype(np.float64) + shift + steps * scale * (1 + np.abs(input))).astype(dtype)
+    return input, target
+
+
+def check_exact(input, target, temperature, dtype):
+    loss, grad = logitloss.kl_div_with_logits(input, target, "none", temperature=temperature, return_grad=True)
+    exact, exact_grad, size = kl_div_rows(input[None], target[None], temperature)
+    exact, exact_grad, size = exact[0], exact_grad[0], size[0]
+    eps = COMPUTE_EPS[dtype]
+    slack = SMALLEST_NORMAL[dtype]
+    if dtype == np.float64:  # the rounding of d = (t - s) / T, eps E_P|d| (docs/accuracy.md)
+        both = np.isfinite(target) & np.isfinite(input)
+        d = np.where(both, (np.where(both, target, 0) - np.where(both, input, 0)) / temperature, 0.0)
+        slack += 4 * eps * float(np.max(np.abs(d)))
+    if np.isinf(exact):
+        assert float(loss) == np.inf, (loss, exact)
+    else:
+        assert abs(float(loss) - exact) <= 8 * eps * abs(exact) + slack, (float(loss), exact)
+    tolerance = 32 * eps * size / temperature + SUBNORMAL_SPACING[dtype]
+    assert np.all(np.abs(grad.astype(np.float64) - exact_grad / temperature) <= tolerance), (grad, exact_grad)
+
+
+@isas
+@dtypes
+@given(data=st.data())
+def test_matches_exact_on_drawn_rows(isa_name, dtype, data):
+    input, target = data.draw(row_pairs(dtype))
+    temperature = data.draw(st.sampled_from(TEMPERATURES[dtype]))
+    with logitloss.use_isa(isa_name):
+        check_exact(input, target, temperature, dtype)
+
+
+@isas
+@dtypes
+@given(data=st.data())
+def test_near_identical_rows_keep_relative_precision(isa_name, dtype, data):
+    input, target = data.draw(near_identical_pairs(dtype))
+    temperature = data.draw(st.sampled_from([1.0, 0.5, 2.0]))  # powers of two: d exact for float64 too
+    with logitloss.use_isa(isa_name):
+        check_exact(input, target, temperature, dtype)
