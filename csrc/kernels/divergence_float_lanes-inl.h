@@ -101,16 +101,14 @@ LOGITLOSS_ALWAYS_INLINE void widened_gaps(f32v t, f32v s, f64v scale, f64v (&d)[
 }
 
 // Pass 2: the exponentials into `exponentials` (2 `padded` floats) and the sums, in double lanes.
-// A vector wholly inside P's support (the common case) takes no masks: the student's mass there
-// is summed apart from the vectors that straddle the support's edge, so neither part is a
-// difference.
+// A vector wholly inside P's support (the common case) takes no masks.
 template <bool kScaled>
 LOGITLOSS_FLATTEN FloatLaneTotals kl_float_totals(const float* input, const float* target, int64_t n, int64_t padded,
                                                   const FloatLaneExponents& exponents, double scale,
                                                   float* exponentials) {
   constexpr int kLanes = Vec<float>::kLanes;
   const f64v zero = splat<f64v>(0.0), scale_w = splat<f64v>(scale);
-  f64v teacher[2] = {zero, zero}, student[2] = {zero, zero}, inside[2] = {zero, zero}, outside[2] = {zero, zero};
+  f64v teacher[2] = {zero, zero}, inside[2] = {zero, zero}, outside[2] = {zero, zero};
   f64v weighted[2] = {zero, zero};
   auto step = [&](int64_t i, int64_t count) {
     const f32v t = load_n(target + i, count, -__builtin_inff()), s = load_n(input + i, count, -__builtin_inff());
@@ -124,10 +122,11 @@ LOGITLOSS_FLATTEN FloatLaneTotals kl_float_totals(const float* input, const floa
     widened_gaps<kScaled>(t, s, scale_w, d, d_low);
     // W needs d only to a rounding of double (hi + lo rounded once; no add at T = 1).
     if constexpr (kScaled) for (int h = 0; h < 2; ++h) d[h] += d_low[h];
-    if (!any_lane(~(e_t > splat<f32v>(0.0f)))) {
+    // e_t <= 0 finds the lanes outside (a nan weight takes the unmasked sums: the row is nan).
+    if (!any_lane(e_t <= splat<f32v>(0.0f))) {
       for (int h = 0; h < 2; ++h) {
         teacher[h] += e_t_w[h];
-        student[h] += e_s_w[h];
+        inside[h] += e_s_w[h];
         weighted[h] = mul_add(e_t_w[h], d[h], weighted[h]);
       }
       return;
@@ -144,7 +143,7 @@ LOGITLOSS_FLATTEN FloatLaneTotals kl_float_totals(const float* input, const floa
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) step(i, kLanes);
   if (i < n) step(i, n - i);
-  return {horizontal_add(teacher[0] + teacher[1]), horizontal_add(student[0] + student[1]) + horizontal_add(inside[0] + inside[1]),
+  return {horizontal_add(teacher[0] + teacher[1]), horizontal_add(inside[0] + inside[1]),
           horizontal_add(outside[0] + outside[1]), horizontal_add(weighted[0] + weighted[1])};
 }
 
