@@ -67,7 +67,9 @@ def near_identical_pairs(draw, dtype, max_size=70):
     n = draw(st.integers(2, max_size))
     input = logits(draw, dtype, n, draw(st.sampled_from([1.0, 10.0, 100.0])))
     scale = draw(st.sampled_from([1e-3, 1e-5, 1e-6] if dtype == np.float32 else [1e-8, 1e-12, 1e-15]))
-    steps = draw(hnp.arrays(np.float64, n, elements=st.floats(-4, 4)))
+    # Whole steps: a perturbation far below the logits' size (1e-81 next to 1) would be beyond the
+    # reference's 80 digits.
+    steps = draw(hnp.arrays(np.int64, n, elements=st.integers(-4, 4))).astype(np.float64)
     shift = draw(st.sampled_from([0.0, 0.5, -7.0]))
     target = (input.astype(np.float64) + shift + steps * scale * (1 + np.abs(input))).astype(dtype)
     return input, target
