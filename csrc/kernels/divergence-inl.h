@@ -32,16 +32,21 @@
 // there. The gradient is Q_c - P_c from the two exponentials rounded in double: within a few eps
 // of the size of its terms in the data type, the bound asked of it.
 //
-// Precision policy: every lane is double (float elements widened exactly), since u_c must carry
-// the differences d_c exactly; the sums are in double; the loss leaves in double.
+// Precision policy: d_c, u_c, the residual m and every sum in double lanes (float elements widened
+// exactly), since u_c must carry the differences d_c exactly; the loss leaves in double. Double
+// data: every lane is double (below). Float data (divergence_float_lanes-inl.h): the
+// exponentials, the phi terms where some |u| > 2^-10 and the gradient in float lanes, each within
+// a few float ULP, which the bound above absorbs (that file says term by term why); rows whose
+// 1 / T or grad_scale would leave float's range take the double lanes.
 //
 // Memory passes: three reads of both rows (maxima; teacher and student totals and mu; the terms
 // and the gradient, written once), pass 2 leaving both exponentials in `scratch` for pass 3 (16
-// bytes per element, in L2 for rows of a vocabulary, 32k float). Compute: two double exps per
-// element in pass 2, a third in pass 3 where |u| > 1/2.
+// bytes per element in double lanes, 8 in float lanes; in L2 for rows of a vocabulary, 32k
+// float). Compute, double lanes: two double exps per element in pass 2, a third in pass 3 where
+// |u| > 1/2; float lanes: two float exps, a third where u < -1.
 //
 // Requires simd/vector-inl.h, simd/math-inl.h, kernels/kernel_table.h and
-// kernels/row_statistics-inl.h (chunk_max).
+// kernels/row_statistics-inl.h (chunk_max); includes divergence_float_lanes-inl.h.
 #pragma once
 
 // phi(u) = e^u - 1 - u by its Taylor series u^2 (1/2! + u/3! + ... ), kTerms coefficients.

@@ -8,12 +8,13 @@
 //   * e_t, e_s: exp(x - max) 2^kSumScale in float lanes (exp_nonpositive_sum_term, the difference
 //     error-free): never subnormal, exactly 0 below exp(-131), which then marks the class outside
 //     P's support (its mass there is below 2^-189 of the row's, beyond any bound).
-//   * d_c = (t_c - s_c) / T, u_c and the sums of e_t, e_s and e_t d in double lanes: the centred
-//     form's value is an identity in the weights, so computed with P' it is
-//     E_P'[log P/Q] + log E_Q[P'/P] - log E_P[P'/P], which differs from KL(P || Q) only in the
-//     second order of the weights' errors (the first-order terms cancel): the weights need not be
-//     exact, only the same in every sum, and d and u must be (u is a small difference of large
-//     numbers when the rows nearly agree).
+//   * d_c = (t_c - s_c) / T, u_c and the sums of e_t, e_s and e_t d in double lanes. The centred
+//     form is an identity in the weights: computed with P' it is
+//     E_P'[log P/Q] + log E_Q[P'/P] - log E_P[P'/P]; to first order in the weights' relative
+//     errors eps_c that differs from the KL by sum_c eps_c k_c - (E_P eps) KL, k_c >= 0 the
+//     per-class terms P_c log(P_c / Q_c) + Q_c - P_c (they add up to the KL): at most twice the
+//     weights' error, relative. The weights need only be the same in every sum; d and u must be
+//     exact (u is a small difference of large numbers when the rows nearly agree).
 //   * phi(u_c) in float lanes from u_c rounded to float once (relative eps/2 of u, about eps of
 //     phi): its series for -1 <= u <= 2 (15 terms, truncation below 1e-9 relative, the Horner sum
 //     conditioned by at most 2 there), e^u + (-1 - u) below -1 (two non-negative terms), and in
@@ -27,10 +28,11 @@
 // Rows the float lanes do not cover (1 / T or |grad_scale| outside [2^-60, 2^60], where the
 // float scale factors would leave the normal range) take the double lanes.
 //
-// Memory passes: the two maxima (two reads from memory, the rows then in L2 for rows of a
-// vocabulary: 256 KiB for two rows of 32k float); the exponentials, stored in `scratch` as float
-// (8 bytes per element), the sums; the phi terms and the gradient from the stored exponentials.
-// Compute: two float exps per element; a third (float) where u < -1, a double one where u > 2.
+// Memory passes: the two maxima (the rows then in L2 for rows of a vocabulary: 256 KiB for two rows
+// of 32k float; pass 3 prefetches the next row pair into L2, so this pass reads from cache too);
+// the exponentials, stored in `scratch` as float (8 bytes per element), and the sums; the phi
+// terms and the gradient from the stored exponentials. Compute: two float exps per element; a
+// third (float) where u < -1, a double one where u > 2.
 //
 // Included by divergence-inl.h, after its helpers.
 #pragma once
