@@ -42,7 +42,9 @@
 // contract; the pair is 0's below exp(-131), far inside the clamp's range).
 LOGITLOSS_ALWAYS_INLINE f32v scaled_exponent(f32v hi, f32v lo, f32v scale_high, f32v scale_low, f32v& out_lo) {
   const f32v product = hi * scale_high;
-#if defined(__FMA__) || defined(__AVX512F__) || (defined(__ARM_NEON) && defined(LOGITLOSS_TARGET_NEON))
+// mul_add is fused exactly where simd/vector-inl.h gives it an FMA instruction.
+#if (defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64) || (defined(__FMA__) && LOGITLOSS_VECTOR_BYTES == 32) || \
+    (defined(__ARM_NEON) && defined(LOGITLOSS_TARGET_NEON))
   const f32v rounding = mul_add(hi, scale_high, -product);  // exact: a fused multiply-add
 #else
   // No fused multiply-add (mul_add rounds twice): the product's rounding by Veltkamp's split into
