@@ -95,13 +95,35 @@ struct FloatLaneTotals {
   double teacher, student_inside, student_outside, weighted_gap;
 };
 
-// d = (t - s) / T of two float vectors as double halves hi + lo (lo 0 at T = 1).
+// d = (t - s) / T of two float vectors as double halves hi + lo (lo 0 at T = 1), to double's
+// precision (W needs no more).
 template <bool kScaled>
 LOGITLOSS_ALWAYS_INLINE void widened_gaps(f32v t, f32v s, f64v scale, f64v (&d)[2], f64v (&d_low)[2]) {
   f64v t_w[2], s_w[2];
   widen(t, t_w[0], t_w[1]);
   widen(s, s_w[0], s_w[1]);
   for (int h = 0; h < 2; ++h) d[h] = widened_gap<kScaled>(t_w[h], s_w[h], scale, d_low[h]);
+}
+
+// d = (t - s) / T exactly as double halves hi + lo, for u: the widened floats' difference rounds in
+// double where their exponents are more than 29 apart (0.5 - 5.7e-18: the rounding is then larger
+// than a near-identical row's u), so it is an error-free TwoSum, then scaled as
+// scaled_difference<double> does. lo is 0 where hi is not finite.
+template <bool kScaled>
+LOGITLOSS_ALWAYS_INLINE void exact_widened_gaps(f32v t, f32v s, f64v scale, f64v (&d)[2], f64v (&d_low)[2]) {
+  f64v t_w[2], s_w[2];
+  widen(t, t_w[0], t_w[1]);
+  widen(s, s_w[0], s_w[1]);
+  for (int h = 0; h < 2; ++h) {
+    if constexpr (kScaled) {
+      d[h] = scaled_difference<double>(t_w[h], s_w[h], scale, d_low[h]);
+    } else {
+      const f64v difference = t_w[h] - s_w[h], s_part = difference - t_w[h];
+      const f64v low = (t_w[h] - (difference - s_part)) + (-s_w[h] - s_part);
+      d[h] = difference;
+      d_low[h] = select(abs(difference) < splat<f64v>(__builtin_inf()), low, splat<f64v>(0.0));
+    }
+  }
 }
 
 // Pass 2: the exponentials into `exponentials` (2 `padded` floats) and the sums, in double lanes.
@@ -221,7 +243,7 @@ LOGITLOSS_FLATTEN FloatLaneExcess kl_float_excess(const float* input, const floa
     }
     const f32v t = load_n(target + i, count, -__builtin_inff()), s = load_n(input + i, count, -__builtin_inff());
     f64v u_w[2], d_low[2], e_t_w[2];
-    widened_gaps<kScaled>(t, s, scale, u_w, d_low);
+    exact_widened_gaps<kScaled>(t, s, scale, u_w, d_low);
     widen(e_t, e_t_w[0], e_t_w[1]);
     for (int h = 0; h < 2; ++h) {
       // Outside the support u may be inf or nan; 0 there (e_t = 0) keeps every term 0.
