@@ -83,13 +83,14 @@ inline double log1p_excess(double m, double excess) {
   return excess + sum * x * x;
 }
 
-// (x - y) * scale as hi + lo: for float data, widened, it is exact in double but for the product's
-// rounding, which lo also carries (fma); for double data x - y is an error-free TwoSum first, so
-// (t - max) / T and (t - s) / T keep their low parts where logits are large or T is not a power of 2.
+// (x - y) * scale as hi + lo: x - y an error-free TwoSum first (for float data widened to double the
+// difference is exact only where the two exponents are within 29 of each other: 0.5 - 5.7e-18 is
+// not), then the product's rounding in lo too (fma), so (t - max) / T and (t - s) / T keep their low
+// parts where logits are large, far apart in size, or T is not a power of 2.
 template <class T, class W>
 LOGITLOSS_ALWAYS_INLINE W scaled_difference(W x, W y, W scale, W& lo) {
   W difference = x - y, difference_low = splat<W>(0.0);
-  if constexpr (sizeof(T) == 8) {
+  {
     // TwoSum of x and -y.
     const W minus_y = -y, y_part = difference - x;
     difference_low = (x - (difference - y_part)) + (minus_y - y_part);

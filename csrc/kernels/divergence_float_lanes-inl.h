@@ -64,13 +64,18 @@ LOGITLOSS_ALWAYS_INLINE f32v scaled_exponent(f32v hi, f32v lo, f32v scale_high, 
   return product;
 }
 
-// d = (t - s) / T in double lanes from widened floats (hi, and lo the product's rounding when
-// scaled), as scaled_difference<float> without the product at T = 1.
+// d = (t - s) / T in double lanes from widened floats, to double's precision: hi, and lo the
+// product's rounding when scaled (0 at T = 1); the difference itself rounded (W needs no more).
 template <bool kScaled>
 LOGITLOSS_ALWAYS_INLINE f64v widened_gap(f64v t, f64v s, f64v scale, f64v& lo) {
-  if constexpr (kScaled) return scaled_difference<float>(t, s, scale, lo);
-  lo = splat<f64v>(0.0);
-  return t - s;
+  const f64v difference = t - s;
+  if constexpr (!kScaled) {
+    lo = splat<f64v>(0.0);
+    return difference;
+  }
+  const f64v hi = difference * scale;
+  lo = select(abs(hi) < splat<f64v>(__builtin_inf()), mul_add(difference, scale, -hi), splat<f64v>(0.0));
+  return hi;
 }
 
 // The float row's exponentials, e_t and e_s (2^kSumScale), with the scale they need.
@@ -107,8 +112,8 @@ LOGITLOSS_ALWAYS_INLINE void widened_gaps(f32v t, f32v s, f64v scale, f64v (&d)[
 
 // d = (t - s) / T exactly as double halves hi + lo, for u: the widened floats' difference rounds in
 // double where their exponents are more than 29 apart (0.5 - 5.7e-18: the rounding is then larger
-// than a near-identical row's u), so it is an error-free TwoSum, then scaled as
-// scaled_difference<double> does. lo is 0 where hi is not finite.
+// than a near-identical row's u), so it is scaled_difference's TwoSum (and the product's rounding).
+// lo is 0 where hi is not finite.
 template <bool kScaled>
 LOGITLOSS_ALWAYS_INLINE void exact_widened_gaps(f32v t, f32v s, f64v scale, f64v (&d)[2], f64v (&d_low)[2]) {
   f64v t_w[2], s_w[2];
@@ -116,7 +121,7 @@ LOGITLOSS_ALWAYS_INLINE void exact_widened_gaps(f32v t, f32v s, f64v scale, f64v
   widen(s, s_w[0], s_w[1]);
   for (int h = 0; h < 2; ++h) {
     if constexpr (kScaled) {
-      d[h] = scaled_difference<double>(t_w[h], s_w[h], scale, d_low[h]);
+      d[h] = scaled_difference<float>(t_w[h], s_w[h], scale, d_low[h]);
     } else {
       const f64v difference = t_w[h] - s_w[h], s_part = difference - t_w[h];
       const f64v low = (t_w[h] - (difference - s_part)) + (-s_w[h] - s_part);
