@@ -341,7 +341,11 @@ inline double row_kl_div_float_lanes(const float* input, const float* target, in
   const FloatLaneExcess sums = kl_float_excess<kScaled>(input, target, n, padded, centre, exponentials, grad);
   const double m = sums.residual / sum_t, excess_mean = sums.excess / sum_t;
   const double textbook = centre.c0 - ::log(sum_t) + ::log(sum_s);
-  if (!(excess_mean - excess_mean == 0) || totals.student_inside == 0) return textbook;
+  // As the double lanes (divergence-inl.h): the textbook form where the student's mass inside P's
+  // support is below 2^-60 of its total. Here the float exponentials stop at exp(-131) of the
+  // student's max, and the inside mass they dropped is comparable to what they kept (a KL of 130
+  // was 0.035 off).
+  if (!(excess_mean - excess_mean == 0) || !(totals.student_inside >= sum_s * 0x1p-60)) return textbook;
   const double log_inside = totals.student_outside <= totals.student_inside
                                 ? ::log1p(-totals.student_outside / sum_s)
                                 : ::log(totals.student_inside / sum_s);
