@@ -22,7 +22,7 @@
 //     where that overflows). Each term e_t phi within a few eps of float, all non-negative, summed
 //     in double: A within a few eps relative.
 //   * m = E_P'[u] in double lanes from the u of the phi terms (kl_float_excess says why), and phi
-//     in double lanes where a vector's |u| are all <= 2^-10.
+//     in double lanes where |u| <= 2^-10.
 //   * The gradient, grad_scale (e_s / S_s - e_t / S_t), in float lanes: exp's 1-2 ULP and three
 //     roundings, within 5 eps of grad_scale (Q_c + P_c).
 // Rows the float lanes do not cover (1 / T or |grad_scale| outside [2^-60, 2^60], where the
@@ -221,9 +221,9 @@ struct FloatLaneExcess {
 // Pass 3: the sums, and the gradient (grad not null). u and the residual E_P'[u] are taken in double
 // lanes, from the same u as the phi terms: the KL is log1p(m + A) - m, and were m not the mean of
 // exactly those u, the error would be of the size of m^2 (mu's rounding squared: 1e-30 where d is
-// ~10), not relative to the KL. A vector whose |u| are all <= 2^-10 (rows that nearly agree) takes
-// phi in double lanes too (a 5-term series, cheaper than float's 15): there A ~ m^2 / 2 may cancel
-// against m in log1p(m + A) - m, which float phi terms would not survive.
+// ~10), not relative to the KL. Lanes whose |u| <= 2^-10 take phi in double lanes too (a 5-term
+// series): there A ~ m^2 / 2 may cancel against m in log1p(m + A) - m, which float phi terms would
+// not survive; a vector of only such lanes (rows that nearly agree) takes no float phi at all.
 template <bool kScaled>
 LOGITLOSS_FLATTEN FloatLaneExcess kl_float_excess(const float* input, const float* target, int64_t n, int64_t padded,
                                                   const FloatLaneCentre& centre, const float* exponentials,
@@ -254,12 +254,21 @@ LOGITLOSS_FLATTEN FloatLaneExcess kl_float_excess(const float* input, const floa
       residual[h] = mul_add(e_t_w[h], u_w[h], residual[h]);
     }
     const f32v u = narrow(u_w[0], u_w[1]);
+    auto short_terms = [&](int h) {
+      return e_t_w[h] * exp_minus_linear_series<PhiSeries<double>::kShort>(u_w[h]);
+    };
     if (!any_lane(abs(u) > short_range)) {
-      for (int h = 0; h < 2; ++h) excess[h] = mul_add(e_t_w[h], exp_minus_linear_series<PhiSeries<double>::kShort>(u_w[h]), excess[h]);
+      for (int h = 0; h < 2; ++h) excess[h] += short_terms(h);
       return;
     }
     f64v term[2];
     widen(e_t * phi_float(u), term[0], term[1]);
+    if (any_lane(abs(u) <= short_range)) {
+      // The lanes near the centre in double next to others far from it: they carry the u ~ m
+      // (mu's rounding) whose phi ~ m^2 / 2 cancels against m, which a float phi would not survive
+      // (a KL of 4e-54 came out 2e-36).
+      for (int h = 0; h < 2; ++h) term[h] = select(abs(u_w[h]) <= splat<f64v>(0x1p-10), short_terms(h), term[h]);
+    }
     if (any_lane(u > upper)) {
       // P_c e^u_c as one exponent, b + c0 with b = (s - max_s) / T (P_c may be tiny where e^u_c
       // overflows), as the double lanes do; 2^kSumScale as e_t's.
