@@ -108,3 +108,28 @@ def test_near_identical_rows_keep_relative_precision(isa_name, dtype, data):
     temperature = data.draw(st.sampled_from([1.0, 0.5, 2.0]))  # powers of two: d exact for float64 too
     with logitloss.use_isa(isa_name):
         check_exact(input, target, temperature, dtype)
+
+
+# Rows that broke earlier versions of the float lanes (each a distinct failure): the student's mass
+# inside P's support partly below the float exponentials' cutoff (a KL of 130 off by 0.035); lanes
+# near the centre next to far ones (KLs of 1e-31 and 1e-32, 34 and 1853 eps off; 4e-54 returned as
+# 2e-36); logits of very different size (0.5 - 5.7e-18 is not exact in double); the double lanes'
+# subnormal student mass (a KL of 742 off by 0.04).
+FOUND_ROWS = [
+    ([23.0, -16.0, -17.0, -np.inf, -15.0], [-29.0, 21.0, -14.0, -np.inf, -20.0], 0.3),
+    ([-84.04381, -260.24542], [-381.89578, -563.2671], 2.5),
+    ([-107.89468, 893.4906, -102.29644], [98.16802, 296.7224, -263.4593], 2.5),
+    ([556.7299, -43.879486], [73.394806, -245.84845], 2.5),
+    ([5.729851e-18, 0.0], [0.5, 0.5], 1.0),
+    ([442.0, 813.0], [347.0, -513.0], 0.5),
+]
+
+
+@isas
+@dtypes
+@pytest.mark.parametrize("input, target, temperature", FOUND_ROWS)
+def test_rows_that_broke_earlier_kernels(isa_name, dtype, input, target, temperature):
+    if dtype == np.float64 and temperature not in (1.0, 0.5):
+        temperature = 0.5  # float64: a power of two (TEMPERATURES)
+    with logitloss.use_isa(isa_name):
+        check_exact(np.array(input, dtype), np.array(target, dtype), temperature, dtype)
