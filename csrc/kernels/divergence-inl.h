@@ -28,8 +28,9 @@
 // is A itself to full relative precision. phi(u) has its own series for |u| <= 1/2 (expm1(u) - u
 // would cancel); above, P_c phi(u_c) = exp(a_c + u_c) - P_c (1 + u_c) with the product P_c e^u_c as
 // one exponent (P_c may be tiny where e^u_c overflows), whose cancellation is bounded (about 10x).
-// Where even that exponent overflows (KL > ~700) the KL is mu - (lse_t - lse_s), relatively exact
-// there. The gradient is Q_c - P_c from the two exponentials rounded in double: within a few eps
+// Where even that exponent overflows (KL > ~700), or the student's mass inside P's support is below
+// 2^-60 of its total (KL > 41; its exponentials may have lost bits to underflow), the KL is
+// mu - (lse_t - lse_s), relatively exact there. The gradient is Q_c - P_c from the two exponentials rounded in double: within a few eps
 // of the size of its terms in the data type, the bound asked of it.
 //
 // Precision policy: d_c, u_c, the residual m and every sum in double lanes (float elements widened
