@@ -187,7 +187,10 @@ LOGITLOSS_FLATTEN double row_kl_div_double_lanes(const T* input, const T* target
   // P-weighted sum of d (tail lanes are -inf in both: no mass anywhere).
   // Pass 3 reads the exponentials back from scratch (L2) rather than computing them again.
   const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
-  W total_t = zero, total_t_error = zero, inside_s = zero, outside_s = zero, weighted_d = zero;
+  // The student's masses compensated too: log1p(-outside / total) is the whole KL where P and Q
+  // agree inside P's support, and an uncompensated sum of many lanes was 16 eps off.
+  W total_t = zero, total_t_error = zero, inside_s = zero, inside_s_error = zero, outside_s = zero,
+    outside_s_error = zero, weighted_d = zero;
   auto totals = [&](int64_t i, int64_t count) {
     const W t = widen_load(target, i, count), s = widen_load(input, i, count);
     W a, a_low, b, b_low, d_low;
@@ -196,8 +199,8 @@ LOGITLOSS_FLATTEN double row_kl_div_double_lanes(const T* input, const T* target
     store(scratch + padded + i, e_s);
     const auto inside = e_t > 0;
     add_compensated(e_t, total_t, total_t_error);
-    inside_s += select(inside, e_s, zero);
-    outside_s += select(inside, zero, e_s);
+    add_compensated(select(inside, e_s, zero), inside_s, inside_s_error);
+    add_compensated(select(inside, zero, e_s), outside_s, outside_s_error);
     const W d = scaled_difference<T>(t, s, scale, d_low);
     weighted_d += select(inside, e_t * (d + d_low), zero);
   };
@@ -205,8 +208,9 @@ LOGITLOSS_FLATTEN double row_kl_div_double_lanes(const T* input, const T* target
   for (; i + kLanes <= n; i += kLanes) totals(i, kLanes);
   if (i < n) totals(i, n - i);
   const double sum_t = horizontal_add(total_t) + horizontal_add(total_t_error);
-  const double sum_inside_s = horizontal_add(inside_s);
-  const double sum_outside_s = horizontal_add(outside_s), sum_s = sum_inside_s + sum_outside_s;
+  const double sum_inside_s = horizontal_add(inside_s) + horizontal_add(inside_s_error);
+  const double sum_outside_s = horizontal_add(outside_s) + horizontal_add(outside_s_error);
+  const double sum_s = sum_inside_s + sum_outside_s;
   const double mu = horizontal_add(weighted_d) / sum_t;
   const bool mu_finite = mu - mu == 0;
   // Pass 3: the residual and the non-negative phi terms around mu, and the gradient.
