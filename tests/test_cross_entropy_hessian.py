@@ -221,25 +221,9 @@ def test_errors(kwargs, error, match):
         logitloss.cross_entropy(X, T, **kwargs)
 
 
-@pytest.mark.parametrize(
-    "options",
-    [{"temperature": 2.0}, {"softcap": 30.0}, {"z_loss": 1e-4}, {"temperature": 0.5, "softcap": 5.0, "z_loss": 1e-3}],
-    ids=("temperature", "softcap", "z_loss", "all"),
-)
-@pytest.mark.parametrize("hessian_kwargs", [{"return_hessian": True}, {"hessian_out": "array"}], ids=("flag", "out"))
-def test_logit_options_not_implemented(options, hessian_kwargs):
-    """The Hessian of the transformed logits (the cap's curvature, the chain factor, z-loss's term) is not
-    implemented: a NotImplementedError naming the arguments, never an unadjusted Hessian; no output written."""
-    hessian_kwargs = dict(hessian_kwargs)
-    if hessian_kwargs.get("hessian_out") == "array":
-        hessian_kwargs["hessian_out"] = np.full((3, 4), 7.0, np.float32)
-    x = X.copy()
-    with pytest.raises(NotImplementedError, match=r"return_hessian.*temperature.*softcap.*z_loss"):
-        logitloss.cross_entropy(x, T, **hessian_kwargs, **options)
-    np.testing.assert_array_equal(x, X)
-    if "hessian_out" in hessian_kwargs:
-        np.testing.assert_array_equal(hessian_kwargs["hessian_out"], 7.0)
-    # The defaults, spelled out, are not options: the Hessian as without them.
+def test_logit_option_defaults_are_not_options():
+    """The defaults, spelled out, take the plain path: the Hessian bitwise as without them (the options'
+    Hessian: tests/test_cross_entropy_logit_options_hessian.py)."""
     plain = logitloss.cross_entropy(X, T, return_hessian=True)
     spelled = logitloss.cross_entropy(X, T, return_hessian=True, temperature=1.0, softcap=None, z_loss=0.0)
     for a, b in zip(plain, spelled):

@@ -263,25 +263,32 @@ def exact_loss(mpmath, row, y, temperature, z_loss):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
-@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5, 3.0])
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5, 3.0, 0.3, 7.0])
 def test_tiny_losses_of_confident_rows(isa, mpmath, dtype, temperature):
-    """A confident correct row's loss is tiny (1e-18 and below) and keeps its relative precision; the bound
-    is for z / T as rounded once (the division costs |z''| eps relative: docs/accuracy.md)."""
+    """A confident correct row's loss is tiny (down to 1e-30 in float64, 1e-12 in float32) and keeps its
+    relative precision against the exact loss of x / T: the quotient (x - max) / T is compensated
+    (docs/accuracy.md), also far from 0 (an offset of 1e3, where a rounded z'' would cost 1e3 / T eps)."""
     eps = EPS[np.dtype(dtype)]
-    for gap in (40.0, 60.0, 100.0):
-        row = np.array([gap, 0.0, 1.5, -3.0], dtype)
-        loss = logitloss.cross_entropy(row, np.array(0), temperature=temperature)
-        rounded = (row.astype(np.float64) / temperature).astype(dtype).astype(np.float64)
-        exact = exact_loss(mpmath, rounded, 0, 1.0, 0.0)
-        if exact < np.finfo(dtype).smallest_normal:
-            continue  # the bound is for normal results
-        assert abs(float(loss) - exact) <= 8 * eps * exact, (gap, float(loss), exact)
-    # with z_loss the loss is z_loss lse^2 + tiny: still within 8 eps
-    row = np.array([30.0, 0.0, -1.0], dtype)
-    loss = logitloss.cross_entropy(row, np.array(0), temperature=temperature, z_loss=1e-3)
-    rounded = (row.astype(np.float64) / temperature).astype(dtype).astype(np.float64)
-    exact = exact_loss(mpmath, rounded, 0, 1.0, 1e-3)
-    assert abs(float(loss) - exact) <= 8 * eps * exact
+    targets = (1e-6, 1e-9, 1e-12) if dtype == np.float32 else (1e-12, 1e-20, 1e-30)
+    rng = np.random.default_rng(int(temperature * 10))
+    for target_loss in targets:
+        for offset in (0.0, 1e3, -2.5e2):
+            gap = -np.log(target_loss) * temperature
+            others = -gap - rng.uniform(0.0, 3.0, 5)
+            row = (np.concatenate([others[:2], [0.0], others[2:]]) + 0.1234567 + offset).astype(dtype)
+            for z_loss in (0.0, 1e-3):
+                loss = logitloss.cross_entropy(row, np.array(2), temperature=temperature, z_loss=z_loss)
+                exact = exact_loss(mpmath, row, 2, temperature, z_loss)
+                assert abs(float(loss) - exact) <= 8 * eps * exact, (target_loss, offset, z_loss, float(loss), exact)
+    # with class weights and in a batch (the weighted mean), and with ignored rows
+    rows = np.stack([row, row[::-1], row]).astype(dtype)
+    labels = np.array([2, 3, -100])
+    weight = np.linspace(0.5, 2.0, rows.shape[1]).astype(dtype)
+    loss = logitloss.cross_entropy(rows, labels, weight=weight, temperature=temperature, reduction="none")
+    for r in range(2):
+        exact = float(weight[labels[r]]) * exact_loss(mpmath, rows[r], labels[r], temperature, 0.0)
+        assert abs(float(loss[r]) - exact) <= 8 * eps * exact
+    assert float(loss[2]) == 0.0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)

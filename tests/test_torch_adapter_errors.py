@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from .helpers.libraries import require
+from .helpers.torch_autograd_checks import check_double_backward_raises
 
 torch = require("torch", module_level=True)
 F = torch.nn.functional
@@ -63,17 +64,8 @@ DOUBLE_BACKWARD = {
 
 @pytest.mark.parametrize("name", sorted(DOUBLE_BACKWARD))
 def test_double_backward_raises_in_every_form(name):
-    function = DOUBLE_BACKWARD[name]
-    x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
-    # grad of a scalar loss with create_graph=True: once_differentiable alone stays silent here
-    with pytest.raises(RuntimeError, match="differentiable once"):
-        torch.autograd.grad(function(x), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiable once"):
-        function(x).backward(create_graph=True)
-    # a gradient penalty: (loss + |grad|^2).backward() would silently drop the second-order term
-    with pytest.raises(RuntimeError, match="differentiable once"):
-        (grad,) = torch.autograd.grad(function(x), x, create_graph=True)
-        (function(x) + grad.pow(2).sum()).backward()
+    check_double_backward_raises(torch, DOUBLE_BACKWARD[name], torch.randn(2, 3, dtype=torch.float64,
+                                                                           requires_grad=True))
 
 
 def test_in_place_change_before_a_second_backward_raises():

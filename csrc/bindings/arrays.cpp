@@ -91,6 +91,8 @@ int64_t as_int64(py::handle obj, const char* name) {
 
 py::dtype floating_dtype(const py::dtype& dt) {
   // Native byte order whatever the input's: results are new arrays in this machine's order.
+  // ('=' / '|': already native, returned as it is; building a dtype from a string costs a parse.)
+  if (dt.kind() == 'f' && (dt.byteorder() == '=' || dt.byteorder() == '|')) return dt;
   return dt.kind() == 'f' ? py::dtype("f" + std::to_string(dt.itemsize())) : py::dtype::of<double>();
 }
 

@@ -34,15 +34,19 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
     return py::type_error("`label_smoothing` must be a real number in [0, 1], got " +
                           py::repr(label_smoothing_obj).cast<std::string>());
   };
-  if (py::isinstance<py::bool_>(label_smoothing_obj) || !py::hasattr(label_smoothing_obj, "__float__")) {
-    throw bad_label_smoothing();
-  }
   double label_smoothing;
-  try {  // an array of several elements has __float__ too, and raises in it
-    label_smoothing = py::reinterpret_borrow<py::object>(label_smoothing_obj).attr("__float__")().cast<double>();
-  } catch (py::error_already_set& e) {
-    if (!e.matches(PyExc_TypeError) && !e.matches(PyExc_ValueError)) throw;
-    throw bad_label_smoothing();
+  if (PyFloat_CheckExact(label_smoothing_obj.ptr())) {  // the usual float: no attribute lookups
+    label_smoothing = PyFloat_AS_DOUBLE(label_smoothing_obj.ptr());
+  } else {
+    if (py::isinstance<py::bool_>(label_smoothing_obj) || !py::hasattr(label_smoothing_obj, "__float__")) {
+      throw bad_label_smoothing();
+    }
+    try {  // an array of several elements has __float__ too, and raises in it
+      label_smoothing = py::reinterpret_borrow<py::object>(label_smoothing_obj).attr("__float__")().cast<double>();
+    } catch (py::error_already_set& e) {
+      if (!e.matches(PyExc_TypeError) && !e.matches(PyExc_ValueError)) throw;
+      throw bad_label_smoothing();
+    }
   }
   py::array input = as_numeric_array(input_obj, "input");
   if (input.dtype().kind() != 'f') {
@@ -127,6 +131,7 @@ double real_argument(py::handle obj, const char* name) {
   const auto bad = [&] {
     return py::type_error(std::string("`") + name + "` must be a real number, got " + py::repr(obj).cast<std::string>());
   };
+  if (PyFloat_CheckExact(obj.ptr())) return PyFloat_AS_DOUBLE(obj.ptr());  // the usual float: no attribute lookups
   if (py::isinstance<py::bool_>(obj) || !py::hasattr(obj, "__float__") || PyComplex_Check(obj.ptr())) throw bad();
   try {
     return py::reinterpret_borrow<py::object>(obj).attr("__float__")().cast<double>();
@@ -189,14 +194,6 @@ py::object cross_entropy(py::handle input, py::handle target, py::handle weight,
   CrossEntropyArgs a = parse_arguments(input, target, weight, ignore_index, reduction, label_smoothing);
   parse_logit_options(a.ops, temperature, softcap, z_loss);
   const bool return_hessian = as_flag(return_hessian_obj, "return_hessian") || !hessian_out.is_none();
-  if (return_hessian && a.ops.has_logit_options()) {
-    // The Hessian's diagonal of the transformed loss (the cap's second derivative, the chain factor
-    // squared, z-loss's curvature) is not implemented: no wrong Hessian.
-    PyErr_SetString(PyExc_NotImplementedError,
-                    "`return_hessian` / `hessian_out` with `temperature`, `softcap` or `z_loss` is not implemented "
-                    "(the Hessian's diagonal of the transformed logits); call without one or the other");
-    throw py::error_already_set();
-  }
   const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none() || return_hessian;
   GradientTarget grad, hessian;
   if (return_grad) grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, grad_out,

@@ -34,7 +34,9 @@ py::array eval_math(const std::string& isa, const std::string& function, const p
   else if (function == "log") f = MathFunction::kLog;
   else if (function == "log1p") f = MathFunction::kLog1p;
   else if (function == "log1p_unit_interval") f = MathFunction::kLog1pUnitInterval;
-  else throw py::value_error("`func` must be 'exp', 'exp_nonpositive', 'exp_sum_term', 'log', 'log1p' or 'log1p_unit_interval', got '" + function + "'");
+  else if (function == "tanh") f = MathFunction::kTanh;
+  else if (function == "sech_squared") f = MathFunction::kSechSquared;
+  else throw py::value_error("`func` must be 'exp', 'exp_nonpositive', 'exp_sum_term', 'log', 'log1p', 'log1p_unit_interval', 'tanh' or 'sech_squared', got '" + function + "'");
   if (x.ndim() != 1 || !(x.flags() & py::array::c_style)) throw py::value_error("`x` must be 1-d and contiguous");
   py::array out(x.dtype(), std::vector<int64_t>{x.shape(0)});
   if (x.dtype().equal(py::dtype::of<float>())) {

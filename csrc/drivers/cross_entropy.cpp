@@ -75,9 +75,10 @@ template <class T>
 class PendingLosses {
  public:
   PendingLosses(const RowsCall<T>& rows, const KernelTable& table) : rows_(rows), table_(table) {}
-  // row_weight: z-loss's weight of the position (w_y, or 1 for probability targets).
-  void add(int64_t r, char* loss_at, const FusedStats& fused, double w_y, double z_y, double row_weight) {
-    pending_[waiting_] = {r, loss_at, fused.gap, fused.mass, w_y, z_y, row_weight};
+  // row_weight: z-loss's weight of the position (w_y, or 1 for probability targets); target_gap:
+  // max - z_y (index targets).
+  void add(int64_t r, char* loss_at, const FusedStats& fused, double w_y, double target_gap, double row_weight) {
+    pending_[waiting_] = {r, loss_at, fused.gap, fused.mass, w_y, target_gap, row_weight};
     stats_[waiting_] = fused.stats;
     if (++waiting_ == kRowBatch) settle();
   }
@@ -86,8 +87,8 @@ class PendingLosses {
     table_.log_totals(stats_, waiting_, log_sums_);
     for (int64_t i = 0; i < waiting_; ++i) {
       const Pending& p = pending_[i];
-      double loss = position_loss(stats_[i], log_sums_[i], p.gap, p.mass, !rows_.ops.probability_targets,
-                                  rows_.smoothing, p.w_y, p.z_y);
+      double loss = position_loss(log_sums_[i], p.gap, p.mass, !rows_.ops.probability_targets, rows_.smoothing, p.w_y,
+                                  p.target_gap);
       if (rows_.ops.z_loss != 0) {
         const double lse = stats_[i].max + log_sums_[i];
         loss += rows_.ops.z_loss * p.row_weight * (lse * lse);
@@ -101,7 +102,7 @@ class PendingLosses {
   struct Pending {
     int64_t r;
     char* loss_at;
-    double gap, mass, w_y, z_y, row_weight;
+    double gap, mass, w_y, target_gap, row_weight;
   };
   const RowsCall<T>& rows_;
   const KernelTable& table_;
@@ -110,6 +111,67 @@ class PendingLosses {
   double log_sums_[kRowBatch];
   int64_t waiting_ = 0;
 };
+
+// The logit options of one position: the fused pass reads z'' (a per-thread row it writes itself,
+// chunk by chunk), and its gradient is taken with respect to z'': times 1 / temperature (folded
+// into g) or, under softcap, the per-element chain factor, which the fused pass applies as it
+// stores the gradient (so it still streams once). z-loss alone with the Hessian takes the
+// transform too, as a copy (T = 1): the Hessian's z-loss term reads the logits after the
+// gradient, which may have been written over them. Returns whether the row is transformed.
+template <class T>
+bool prepare_logit_options(const CrossEntropyOperands& ops, int64_t classes, bool hessian, const T*& x, double& g,
+                           LogitTransform<T>& transform) {
+  transform = LogitTransform<T>{x, nullptr, nullptr, ops.softcap, ops.temperature};
+  if (!(ops.softcap != 0 || ops.temperature != 1 || (hessian && ops.z_loss != 0))) return false;
+  transform.out = scratch<T>(kTransformedSlot, classes);
+  if (ops.softcap != 0) transform.chain = scratch<T>(kChainSlot, classes);
+  else g /= ops.temperature;
+  x = transform.out;
+  return true;
+}
+
+// Temperature alone (no cap), index targets without smoothing: the loss from the compensated
+// quotient (x - max) / T (kernels/tempered_statistics-inl.h), not from the rounded z'' (which
+// costs a tiny loss |z''_c - max''| eps); the gradient keeps the fused pass's (normwise bound).
+// Taken before the fused pass, which may write the gradient over x.
+struct TemperedLoss {
+  bool active;
+  SliceStats stats;   // of z'' = x / T: max / T, count, others
+  double target_gap;  // (max - x_y) / T
+};
+
+template <class T>
+TemperedLoss tempered_loss(const TypedKernels<T>& kernels, const T* x, int64_t classes, int64_t y, double temperature) {
+  TemperedLoss loss{true, kernels.row_tempered_stats(x, classes, temperature), 0.0};
+  const double x_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
+  loss.target_gap = tempered_gap(loss.stats.max, x_y, temperature);
+  loss.stats.max /= temperature;
+  return loss;
+}
+
+// The Hessian under the options: the fused pass's (with respect to z'') carried to the input
+// logits (kernels/logit_transform-inl.h), once the gradient's target lane is final.
+template <class T>
+void carry_hessian_to_input(const TypedKernels<T>& kernels, const CrossEntropyOperands& ops, T* hessian, const T* grad,
+                            const LogitTransform<T>& transform, int64_t classes, const SliceStats& stats,
+                            double z_loss_scale) {
+  const bool capped = ops.softcap != 0;
+  kernels.row_transformed_hessian(hessian, grad, transform.out, transform.chain, classes, stats.max,
+                                  stats.count + stats.others, z_loss_scale, capped ? 1.0 : 1.0 / ops.temperature,
+                                  capped ? 2.0 * ops.temperature / (ops.softcap * ops.softcap) : 0.0);
+}
+
+// The gradient's index-target lane without cancellation, with z-loss's share; the fused pass
+// multiplied its own (cancelling) value of the lane by the chain factor: so is this one, rounded
+// to T first as that lane was.
+template <class T>
+T target_lane_value(const FusedStats& fused, const TargetTerms<T>& terms, const LogitTransform<T>& transform, double g,
+                    double e, double w_y, double z_y, int64_t y) {
+  const SliceStats& stats = fused.stats;
+  double lane = target_lane_gradient(stats, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset);
+  if (terms.scale_per_lse != 0) lane += z_loss_target_lane(stats, terms.scale_per_lse, z_y);
+  return transform.chain ? (T)lane * transform.chain[y] : (T)lane;
+}
 
 // One position of cross_entropy_rows: its target, one fused pass (statistics, target terms and
 // the gradient), the target lane; its loss goes to `losses` to wait for its log total.
@@ -163,21 +225,23 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
     return;
   }
 
-  // The logit options: the fused pass reads z'' (a per-thread row), and its gradient is taken with
-  // respect to z'': times 1 / temperature (folded into g) or, under softcap, the per-element chain
-  // factor applied after the pass (so the gradient is then not streamed, but stays in cache).
-  T* chain = nullptr;
-  if (ops.softcap != 0 || ops.temperature != 1) {
-    T* transformed = scratch<T>(kTransformedSlot, classes);
-    if (ops.softcap != 0) chain = scratch<T>(kChainSlot, classes);
-    else g /= ops.temperature;
-    rows.kernels.row_logit_transform(x, classes, ops.softcap, ops.temperature, transformed, chain);
-    x = transformed;
-  }
+  LogitTransform<T> transform;
+  const bool has_transform = prepare_logit_options(ops, classes, hessian_bytes != nullptr, x, g, transform);
   // (C == 0 never gets here for index targets: every class index is out of range.)
   // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
-  if (!ops.probability_targets) z_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
+  // A transformed row is written by the fused pass (and never aliases the gradient): read after.
+  auto target_logit = [&] { return (double)load_scalar<T>(reinterpret_cast<const char*>(x + y)); };
+  if (!ops.probability_targets && !has_transform) z_y = target_logit();
   const double row_weight = ops.probability_targets ? 1.0 : w_y;
+  // (not when no loss is wanted: cross_entropy_backward)
+  const TemperedLoss tempered =
+      ops.softcap == 0 && ops.temperature != 1 && !ops.probability_targets && e == 0 && (loss_at || !rows.row_loss.empty())
+          ? tempered_loss(rows.kernels, transform.source, classes, y, ops.temperature)
+          : TemperedLoss{false, {}, 0.0};
+
+  // The Hessian under the options is the fused pass's (with respect to z'') carried to z once the
+  // gradient's target lane is final: both stay in cache (not streamed) until then.
+  const bool transformed_hessian = hessian_bytes && has_transform;
 
   // 2. One fused pass: statistics, target terms and (if asked) the gradient.
   const TargetTerms<T> terms{
@@ -190,14 +254,16 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
       (T)g,
       rows.bounded_mass,
       hessian_bytes ? row_output<T>(hessian_bytes, hessian_stride, classes, 3) : nullptr,
-      rows.stream_hessian,
+      rows.stream_hessian && !transformed_hessian,
       2.0 * ops.z_loss * g * row_weight,
+      has_transform ? &transform : nullptr,
   };
   T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, classes, 2) : nullptr;
   const FusedStats fused =
       rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes),
-                                     staging_for<T>(rows.stream && !chain, classes), terms);
+                                     staging_for<T>(rows.stream && !transformed_hessian, classes), terms);
   const SliceStats& stats = fused.stats;
+  if (!ops.probability_targets && has_transform) z_y = target_logit();
   if (!regular_row(stats)) {  // a nan, an all -inf row, or +inf: nan, as torch
     fill_outputs((T)kNan);
     finish_loss(rows, r, loss_at, kNan);
@@ -206,14 +272,20 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
 
   // 3. The target lane of the gradient without cancellation; the loss once its log is taken.
   if (grad && !ops.probability_targets) {
-    double target_lane = target_lane_gradient(stats, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset);
-    if (ops.z_loss != 0) target_lane += z_loss_target_lane(stats, terms.scale_per_lse, z_y);
-    store_scalar<T>(reinterpret_cast<char*>(grad + y), (T)target_lane);
+    store_scalar<T>(reinterpret_cast<char*>(grad + y), target_lane_value(fused, terms, transform, g, e, w_y, z_y, y));
   }
-  if (grad && chain) rows.kernels.row_multiply(grad, chain, classes);
+  if (transformed_hessian) {
+    carry_hessian_to_input(rows.kernels, ops, terms.hessian, grad, transform, classes, stats, terms.scale_per_lse);
+  }
   if (grad) finish_row_output(grad_bytes, grad_stride, classes, grad);
   if (terms.hessian) finish_row_output(hessian_bytes, hessian_stride, classes, terms.hessian);
-  losses.add(r, loss_at, fused, w_y, z_y, row_weight);
+  if (tempered.active) {
+    FusedStats compensated = fused;
+    compensated.stats = tempered.stats;
+    losses.add(r, loss_at, compensated, w_y, tempered.target_gap, row_weight);
+  } else {
+    losses.add(r, loss_at, fused, w_y, stats.max - z_y, row_weight);
+  }
 }
 
 // The class axis is the contiguous one (or strided with no contiguous alternative): one fused
@@ -318,8 +390,8 @@ void cross_entropy_columns(const TypedKernels<T>& kernels, const ArrayCall& call
     } else {
       regular[i] = 1;
       const double w_y = ops.probability_targets ? 0.0 : (weight ? (double)weight[y[i]] : 1.0);
-      loss = position_loss(position_stats, log_total(position_stats), gap[i], mass[i], !ops.probability_targets, e, w_y,
-                           z_y[i]);
+      loss = position_loss(log_total(position_stats), gap[i], mass[i], !ops.probability_targets, e, w_y,
+                           position_stats.max - z_y[i]);
       shift[i] = (T)position_stats.max;
       scale[i] = (T)(g[i] * ((1.0 - e) * w_y + mass[i]) / (position_stats.count + position_stats.others));
     }

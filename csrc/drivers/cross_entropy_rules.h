@@ -11,15 +11,26 @@
 namespace logitloss {
 namespace drivers {
 
-// One position's loss from its statistics and log_sum = log_total(stats): sum_c v_c (L - z_c) =
-// gap + mass L, plus for an index target y the (1 - e) w_y (max - z_y + L) term (e the label
+// One position's loss from log_sum = log_total(stats): sum_c v_c (L - z_c) = gap + mass L, plus
+// for an index target y the (1 - e) w_y (target_gap + L) term, target_gap = max - z_y (e the label
 // smoothing). A zero loss is -0.0, as torch's (a negated log-probability: -(w_y logp_y),
 // -sum_c(w_c y_c logp_c)).
-inline double position_loss(const SliceStats& stats, double log_sum, double gap, double mass, bool index_target,
-                            double e, double w_y, double z_y) {
+inline double position_loss(double log_sum, double gap, double mass, bool index_target, double e, double w_y,
+                            double target_gap) {
   double loss = gap + mass * log_sum;
-  if (index_target) loss += (1.0 - e) * w_y * ((stats.max - z_y) + log_sum);
+  if (index_target) loss += (1.0 - e) * w_y * (target_gap + log_sum);
   return loss == 0 ? -0.0 : loss;
+}
+
+// (max - x_y) / temperature with the quotient compensated (kernels/tempered_statistics-inl.h's
+// policy): x data of T widened, the difference error-free, the division's exact remainder added,
+// so the result is within an ULP of double of the exact quotient.
+inline double tempered_gap(double max, double x_y, double temperature) {
+  const double high = max - x_y;  // TwoDiff: high + low = max - x_y exactly
+  const double x_y_virtual = max - high;
+  const double low = (max - (high + x_y_virtual)) + (x_y_virtual - x_y);
+  const double quotient = high / temperature;
+  return quotient + (std::fma(-quotient, temperature, high) + low) / temperature;
 }
 
 // The gradient at an index target y: g ((1 - e) w_y (p_y - 1) + p_y mass - v_y), with p_y - 1

@@ -42,7 +42,7 @@ class ChunkScratch {
 // A plain softmax: no target terms (as softmax_family.cpp's plain_softmax).
 template <class T>
 TargetTerms<T> plain_softmax() {
-  return TargetTerms<T>{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true, nullptr, false, 0.0};
+  return TargetTerms<T>{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true, nullptr, false, 0.0, nullptr};
 }
 
 // The batched paths' log total (the vector log_totals), for one row.
@@ -103,7 +103,7 @@ T cross_entropy_row(const T* x, int64_t n, int64_t target, T* grad, T* hessian) 
   const double z_y = (double)x[target];  // before an in-place gradient overwrites it
   // Index target, weight 1, no smoothing, g = 1: scale_base = g (1 - e) w_y = 1, scale_per_mass =
   // bias = g = 1, target_offset = e / C = 0.
-  const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 1.0, T(1), true, hessian, false, 0.0};
+  const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 1.0, T(1), true, hessian, false, 0.0, nullptr};
   ChunkScratch scratch(n);
   const KernelTable& table = active_kernels();
   const FusedStats fused = kernels_for<T>(table).row_softmax_fused(x, n, grad, scratch.get(), nullptr, terms);
@@ -113,7 +113,7 @@ T cross_entropy_row(const T* x, int64_t n, int64_t target, T* grad, T* hessian) 
     return (T)kNan;
   }
   if (grad) grad[target] = (T)target_lane_gradient(fused.stats, 1.0, 0.0, 1.0, z_y, fused.mass, 0.0);
-  return (T)position_loss(fused.stats, vector_log_total(table, fused.stats), fused.gap, fused.mass, true, 0.0, 1.0, z_y);
+  return (T)position_loss(vector_log_total(table, fused.stats), fused.gap, fused.mass, true, 0.0, 1.0, fused.stats.max - z_y);
 }
 
 template <class T>

@@ -24,7 +24,7 @@ using namespace drivers;
 // Target terms that make row_softmax_fused a plain softmax.
 template <class T>
 const TargetTerms<T>& plain_softmax() {
-  static const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true, nullptr, false, 0.0};
+  static const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true, nullptr, false, 0.0, nullptr};
   return terms;
 }
 

@@ -27,7 +27,7 @@ void statistics_rows(const SoftmaxStatisticsRows& rows) {
                                  0.0,           0.0,
                                  T(0),          bounded_mass,
                                  nullptr,       false,
-                                 0.0};
+                                 0.0,           nullptr};
       const FusedStats s = kernels.row_softmax_fused(x + r * C, C, nullptr, chunk_scratch(C), nullptr, terms);
       double* out = rows.out + r * kStatisticCount;
       out[kStatMax] = s.stats.max;

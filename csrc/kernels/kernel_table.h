@@ -23,10 +23,25 @@ struct SliceStats {
   double others;
 };
 
+// Cross-entropy's logit options riding along a fused softmax pass (kernels/logit_transform-inl.h):
+// the pass reads out = softcap tanh(source / softcap) / temperature (softcap 0: no cap,
+// source / temperature), which it writes itself chunk by chunk just ahead of its own reading (the
+// transform's memory reads overlap the pass's arithmetic, and the row is read from memory once);
+// chain (softcap only, else null) receives d out / d source, by which the pass multiplies its
+// output. out and chain: per-thread rows of the row's length.
+template <class T>
+struct LogitTransform {
+  const T* source;
+  T* out;
+  T* chain;
+  double softcap, temperature;
+};
+
 // A weighted target distribution riding along a fused softmax pass (cross-entropy):
 //   v_c = weight_c * (target_scale * target_c + target_offset)
 // (null weight: all ones; null target: all zeros; both scales 0: no target terms). The output,
-// when asked for, is out_c = (scale_base + scale_per_mass * mass) * softmax_c - bias * v_c.
+// when asked for, is out_c = ((scale_base + scale_per_mass * mass) * softmax_c - bias * v_c) chain_c
+// (chain_c = 1 without a chain).
 // hessian (null: none; only with `out`): a second output, hessian_c = (scale_base +
 // scale_per_mass * mass) * softmax_c * (1 - softmax_c), the diagonal of the Hessian of the
 // cross-entropy (kernels/hessian_terms-inl.h); stream_hessian: written with streaming stores (as
@@ -46,6 +61,10 @@ struct TargetTerms {
   // z-loss's share of the output scale: out_c gains scale_per_lse * lse * softmax_c, lse the
   // row's log-sum-exp (0: none, and the scale is formed exactly as without it).
   double scale_per_lse;
+  // Cross-entropy's logit options (null: none): the pass's x must then be transform->out. The
+  // output (not the Hessian) is multiplied by transform->chain, when set, as it is written, so a
+  // gradient with respect to the untransformed logits streams out once.
+  const LogitTransform<T>* transform;
 };
 
 // Statistics of a fused softmax pass: the slice's, plus gap = sum v_c (max - x_c) and
@@ -127,6 +146,13 @@ struct TypedKernels {
                                   const TargetTerms<T>& terms);
   // The softmax moments of x[0..n) at `scale` > 0 (SoftmaxMoments).
   SoftmaxMoments (*row_softmax_moments)(const T* x, int64_t n, double scale);
+  // {max, count, others} of softmax(x / temperature), the quotient (x - max) / temperature
+  // compensated (kernels/tempered_statistics-inl.h); max not divided.
+  SliceStats (*row_tempered_stats)(const T* x, int64_t n, double temperature);
+  // The logit options' Hessian diagonal with respect to z from the fused pass's (with respect to
+  // z''), in place (kernels/logit_transform-inl.h).
+  void (*row_transformed_hessian)(T* hessian, const T* grad, const T* transformed, const T* chain, int64_t n,
+                                  double max, double total, double square_scale, double factor, double curvature);
   // entropy_with_logits (kernels/entropy-inl.h): the moments at scale 1 with an error-free x - max
   // (second not taken), and the gradient out = scale exp(x - max) ((max - x) - mean_gap).
   SoftmaxMoments (*row_entropy_moments)(const T* x, int64_t n);
@@ -163,15 +189,10 @@ struct TypedKernels {
                             const T* scale, T* out, int64_t out_stride);
   void (*column_log_softmax)(const T* x, int64_t rows, int64_t x_stride, int64_t ncols, const T* max,
                              const T* log_total, T* out, int64_t out_stride);
-  // Cross-entropy's logit options (kernels/logit_transform-inl.h): out = softcap tanh(x /
-  // softcap) / temperature and factor = its derivative (softcap 0: no cap, out = x / temperature,
-  // factor unused); and out *= factor.
-  void (*row_logit_transform)(const T* x, int64_t n, double softcap, double temperature, T* out, T* factor);
-  void (*row_multiply)(T* out, const T* factor, int64_t n);
 };
 
 // Test-only: the vector math helpers applied elementwise to contiguous data.
-enum class MathFunction { kExp, kExpNonpositive, kExpSumTerm, kLog, kLog1p, kLog1pUnitInterval };
+enum class MathFunction { kExp, kExpNonpositive, kExpSumTerm, kLog, kLog1p, kLog1pUnitInterval, kTanh, kSechSquared };
 
 struct KernelTable {
   const char* name;

@@ -19,6 +19,12 @@ void apply_math_function(MathFunction f, const T* x, int64_t n, T* out) {
       case MathFunction::kLog: return log(v);
       case MathFunction::kLog1p: return log1p(v);
       case MathFunction::kLog1pUnitInterval: return log1p_unit_interval(v);
+      case MathFunction::kTanh:
+      case MathFunction::kSechSquared: {
+        V tanh_v, sech_squared;
+        tanh_and_sech_squared(v, tanh_v, sech_squared);
+        return f == MathFunction::kTanh ? tanh_v : sech_squared;
+      }
     }
     return v;
   });

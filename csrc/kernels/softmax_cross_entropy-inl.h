@@ -39,7 +39,9 @@
 // in a pass of their own over the chunk (from L1) before pass 2; pass 3 rescales the stored
 // terms into the output once the row's total is known; with TargetTerms::hessian, pass 3 writes
 // the Hessian's diagonal from the same stored terms first (kernels/hessian_terms-inl.h: one more
-// output stream, no other read of x).
+// output stream, no other read of x); with TargetTerms::chain (the logit options' d z'' / d z),
+// pass 3 multiplies each output element by its factor as it stores it (one more read, from cache:
+// the output still streams out once).
 //
 // Requires simd/vector-inl.h, simd/math-inl.h and kernels/kernel_table.h (arch/target.inc
 // includes them first).
@@ -51,6 +53,7 @@
 #include "kernels/small_rows-inl.h"
 #include "kernels/lane_sums-inl.h"
 #include "kernels/hessian_terms-inl.h"
+#include "kernels/logit_transform-inl.h"
 
 // Whether pass 2 may take the target terms against reference `max`: class-index targets whose
 // v_c are at most 1/C (terms.bounded_mass: smoothing times the largest |weight| at most 1), and
@@ -161,11 +164,24 @@ inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>&
   }
 }
 
-// Pass 3 of row_softmax_fused for one chunk: out = p * scale - bias * v, p read from `stored`
+// Calls body(chain), chain(value, i, count) = value times factor[i, i + count) (the logit
+// options' chain factor, TargetTerms::chain), or value itself without a factor: the choice made
+// once, outside the loops.
+template <class T, class Body>
+inline void with_chain(const T* factor, Body body) {
+  using V = typename Vec<T>::V;
+  if (factor) {
+    body([factor](V value, int64_t i, int64_t count) { return value * load_n(factor + i, count, T(0)); });
+  } else {
+    body([](V value, int64_t, int64_t) { return value; });
+  }
+}
+
+// Pass 3 of row_softmax_fused for one chunk: out = (p * scale - bias * v) chain, p read from `stored`
 // (out itself, or the staging buffer when out is streamed).
-template <class T, bool kHasTarget, bool kHasWeight, bool kStream>
+template <class T, bool kHasTarget, bool kHasWeight, bool kStream, class Chain>
 inline void chunk_apply_terms(const T* stored, T* out, int64_t n, const SplitFactor<T>& scale,
-                              const TargetTerms<T>& terms, int64_t offset) {
+                              const TargetTerms<T>& terms, int64_t offset, Chain chain) {
   using V = typename Vec<T>::V;
   const V target_scale = splat<V>(terms.target_scale), target_offset = splat<V>(terms.target_offset),
           bias = splat<V>(terms.bias);
@@ -178,7 +194,7 @@ inline void chunk_apply_terms(const T* stored, T* out, int64_t n, const SplitFac
     with_factor(scale, [&](auto apply) {
       map_row<T, kStream>(n, out, [&](int64_t i, int64_t count) {
         const V p = apply(load_n(stored + i, count, T(0)));
-        return kHasWeight ? mul_add(-bias_offset, load_n(weight + i, count, T(0)), p) : p - bias_offset;
+        return chain(kHasWeight ? mul_add(-bias_offset, load_n(weight + i, count, T(0)), p) : p - bias_offset, i, count);
       });
     });
     return;
@@ -187,7 +203,7 @@ inline void chunk_apply_terms(const T* stored, T* out, int64_t n, const SplitFac
     map_row<T, kStream>(n, out, [&](int64_t i, int64_t count) {
       V v = mul_add(target_scale, load_n(target + i, count, T(0)), target_offset);
       if (kHasWeight) v = v * load_n(weight + i, count, T(0));
-      return apply(load_n(stored + i, count, T(0))) - bias * v;
+      return chain(apply(load_n(stored + i, count, T(0))) - bias * v, i, count);
     });
   });
 }
@@ -223,26 +239,33 @@ void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const doub
         write_hessian_run<T>(chunk_stored, terms.hessian + offset, length, all_masked, scale,
                              ::exp(reference - row.max) * sum_unscale<T>(), complement, terms.stream_hessian);
       }
-      if (!has_terms) {
-        if (all_masked) {
-          map_row<T, kStream>(length, chunk_out, [&](int64_t, int64_t) { return splat<V>(0); });
-        } else {
-          with_factor(scale, [&](auto apply) {
-            map_row<T, kStream>(length, chunk_out,
-                                [&](int64_t i, int64_t count) { return apply(load_n(chunk_stored + i, count, T(0))); });
-          });
+      with_chain(terms.transform && terms.transform->chain ? terms.transform->chain + offset : nullptr, [&](auto chain) {
+        if (!has_terms) {
+          if (all_masked) {
+            map_row<T, kStream>(length, chunk_out, [&](int64_t, int64_t) { return splat<V>(0); });
+          } else {
+            with_factor(scale, [&](auto apply) {
+              map_row<T, kStream>(length, chunk_out, [&](int64_t i, int64_t count) {
+                return chain(apply(load_n(chunk_stored + i, count, T(0))), i, count);
+              });
+            });
+          }
+          return;
         }
-      } else {
         // A masked chunk's terms are first zeroed (scale 0 on nan would give nan).
         if (all_masked) map_row<T>(length, chunk_stored, [&](int64_t, int64_t) { return splat<V>(0); });
         if (terms.target) {
-          if (terms.weight) chunk_apply_terms<T, true, true, kStream>(chunk_stored, chunk_out, length, scale, terms, offset);
-          else chunk_apply_terms<T, true, false, kStream>(chunk_stored, chunk_out, length, scale, terms, offset);
+          if (terms.weight) {
+            chunk_apply_terms<T, true, true, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
+          } else {
+            chunk_apply_terms<T, true, false, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
+          }
+        } else if (terms.weight) {
+          chunk_apply_terms<T, false, true, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
         } else {
-          if (terms.weight) chunk_apply_terms<T, false, true, kStream>(chunk_stored, chunk_out, length, scale, terms, offset);
-          else chunk_apply_terms<T, false, false, kStream>(chunk_stored, chunk_out, length, scale, terms, offset);
+          chunk_apply_terms<T, false, false, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
         }
-      }
+      });
     }
   });
   if (stream) streaming_fence();
@@ -250,25 +273,42 @@ void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const doub
 
 template <class T>
 FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* staging, const TargetTerms<T>& terms) {
-  if (is_small_row<T>(n)) return row_softmax_fused_small_any(x, n, out, terms);
+  const LogitTransform<T>* transform = terms.transform;
+  const T* chain = transform ? transform->chain : nullptr;
+  if (is_small_row<T>(n)) {
+    if (transform) logit_transform_range(*transform, 0, n);
+    const FusedStats small = row_softmax_fused_small_any(x, n, out, terms);
+    if (out && chain) {  // a short row: the chain factor in a second pass over it, in L1
+      map_row<T>(n, out, [&](int64_t i, int64_t count) { return load_n(out + i, count, T(0)) * load_n(chain + i, count, T(0)); });
+    }
+    return small;
+  }
+  // The logit options' transform, one chunk ahead of the pass (chunk_sum reads the next chunk's max);
+  // pass 2 then prefetches the transform's source, the row that comes from memory.
+  const T* from_memory = transform ? transform->source : x;
+  auto transform_chunk_at = [&](int64_t start) {
+    if (transform && start < n) logit_transform_range(*transform, start, n - start < kChunk ? n : start + kChunk);
+  };
   const bool has_terms = terms.target_scale != 0 || terms.target_offset != 0;
   FusedStats result{{-__builtin_inf(), 0.0, 0.0}, 0.0, 0.0};
   SliceStats& row = result.stats;
   // Passes 1 and 2, chunk by chunk: statistics, target terms, and the terms exp(x - reference)
   // 2^kSumScale stored for pass 3. scratch[2k] = chunk k's reference, scratch[2k + 1] its mass.
   int64_t chunks = 0;
+  transform_chunk_at(0);
   NextChunk<T> next = first_chunk<T, false>(x, nullptr, n);
   for (int64_t start = 0; start < n; start += kChunk, ++chunks) {
     const int64_t length = next.n;
     const T max = chunk_reference<T>(next.max, row, start);
     next = chunk_at<T>(x, nullptr, n, start + length);
+    transform_chunk_at(start + length);
     scratch[2 * chunks] = (double)max;
     SliceStats chunk{(double)max, 0.0, 0.0};
     T* stored = staging ? staging + start : (out ? out + start : nullptr);  // scaled in pass 3
     T* const stored_out = out ? stored : nullptr;
     if (has_terms && gap_fusable(terms, max)) {  // the target terms taken in pass 2
       ChunkGap<T> gap{terms.weight ? terms.weight + start : nullptr, terms.target_offset};
-      const Prefetch<T> ahead = prefetch_plan(x, n, start);
+      const Prefetch<T> ahead = prefetch_plan(from_memory, n, start);
       if (terms.weight) {
         chunk_sum<T, false, true, 2>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
       } else {
@@ -287,7 +327,7 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
         scratch[2 * chunks + 1] = mass;
         result.mass += mass;
       }
-      chunk_sum<T, false, true>(x + start, nullptr, length, max, stored_out, prefetch_plan(x, n, start), chunk.count,
+      chunk_sum<T, false, true>(x + start, nullptr, length, max, stored_out, prefetch_plan(from_memory, n, start), chunk.count,
                                 chunk.others, next);
     }
     row = start == 0 ? chunk : fold_stats(row, chunk);

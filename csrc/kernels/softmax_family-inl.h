@@ -9,22 +9,23 @@
 //   row_statistics-inl.h         row statistics in chunks (row_stats, rows_stats, chunk_sum)
 //   softmax_cross_entropy-inl.h  the fused softmax pass with cross-entropy's target terms
 //   softmax_moments-inl.h        sums for the mean and variance of x under softmax(scale x)
+//   tempered_statistics-inl.h    softmax(x / T)'s statistics with the quotient compensated
 //   entropy-inl.h                the entropy of softmax(x) (from the moments) and its gradient
 //   softmax_outputs-inl.h        softmax / log_softmax / logsumexp gradient from statistics
 //   backward_rows-inl.h          softmax and log_softmax backward
 //   column_statistics-inl.h      statistics down columns (reduced axis strided)
-//   logit_transform-inl.h        cross-entropy's softcap and temperature applied to a row
+//   logit_transform-inl.h        cross-entropy's softcap and temperature, chunk by chunk
 // Requires simd/vector-inl.h, simd/math-inl.h and kernels/kernel_table.h (arch/target.inc
 // includes them first, then this file, inside the target's anonymous namespace).
 #pragma once
 
 #include "kernels/backward_rows-inl.h"
 #include "kernels/column_statistics-inl.h"
-#include "kernels/logit_transform-inl.h"
 #include "kernels/row_statistics-inl.h"
 #include "kernels/slice_statistics-inl.h"
 #include "kernels/softmax_cross_entropy-inl.h"
 #include "kernels/softmax_moments-inl.h"
+#include "kernels/tempered_statistics-inl.h"
 #include "kernels/entropy-inl.h"
 #include "kernels/softmax_outputs-inl.h"
 
@@ -35,6 +36,8 @@ TypedKernels<T> softmax_family_kernels() {
   k.rows_stats = rows_stats<T>;
   k.row_softmax_fused = row_softmax_fused<T>;
   k.row_softmax_moments = row_softmax_moments<T>;
+  k.row_tempered_stats = row_tempered_stats<T>;
+  k.row_transformed_hessian = row_transformed_hessian<T>;
   k.row_entropy_moments = row_entropy_moments<T>;
   k.row_entropy_gradient = row_entropy_gradient<T>;
   k.row_scaled_exp = row_scaled_exp<T>;
@@ -45,7 +48,5 @@ TypedKernels<T> softmax_family_kernels() {
   k.column_stats = column_stats<T>;
   k.column_scaled_exp = column_scaled_exp<T>;
   k.column_log_softmax = column_log_softmax<T>;
-  k.row_logit_transform = row_logit_transform<T>;
-  k.row_multiply = row_multiply<T>;
   return k;
 }

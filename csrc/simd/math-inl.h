@@ -1,4 +1,4 @@
-// Vector exp, log and log1p, written once for float and double lanes.
+// Vector exp, log, log1p and tanh, written once for float and double lanes.
 //
 // Contract (tested by tests/test_math_helpers.py with a >= 10^6-point sweep per target, and at
 // and beyond the ends of each range by tests/test_exp_range.py):
@@ -26,6 +26,13 @@
 //   log1p(x)  x > -1; <= 2 ULP (measured ~1). log1p(-1) = -inf, below -1 nan, tiny x exact.
 //   log1p_unit_interval(e)  e in [0, 1] (nan -> nan): log1p without the general range's
 //             special cases, for softplus terms log1p(exp(-|x|)); <= 2 ULP (measured ~1).
+//   tanh_and_sech_squared(u, t, s)  all u: t = tanh(u) within 4 ULP and s = sech^2(u) =
+//             1 - tanh^2(u) within 6 ULP (tests/test_math_tanh.py, against mpmath), both relative
+//             wherever they are normal: near 0 tanh keeps its relative accuracy (an odd series,
+//             t = u + u^3 P(u^2)); near saturation s is 4 e / (1 + e)^2, e = exp(-2|u|), never
+//             1 - t^2 (which cancels). Past |u| = 43.6 (float) / 354 (double), where e leaves the
+//             normal range, s < 2^-124 / 2^-1020 is 4 e with e rounded into the subnormals (within
+//             4 subnormal ULP), and 0 past exp's underflow. +-inf: +-1 and 0; nan: nan.
 //
 // The exp pieces are always inlined: a call would pass its vectors through memory, which costs
 // more than the function in a short row's kernel.
@@ -506,4 +513,82 @@ inline V log1p_unit_interval(V e) {
   const V h = select(upper, (e - 1) * (lane_t<V>)0.5, e);
   const V k = select(upper, splat<V>(1), splat<V>(0));
   return log_reduced<V, MathConstants<V>::kLogTerms + 1>(k, h, splat<V>(0));
+}
+
+// Floats with as many lanes as an f64v (a half-width vector): a float division, far cheaper than
+// a double one, seeds the double reciprocal below.
+typedef float f32half __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
+
+// 1 / s for s in [1, 2]. Float lanes: a division (0.5 ULP). Double lanes: the float reciprocal
+// (relative error 2^-24) refined by two Newton steps (error squared each: below 2^-96 before the
+// last rounding), within an ULP of double; a double division has a quarter of the throughput.
+template <class V>
+LOGITLOSS_ALWAYS_INLINE V reciprocal_one_to_two(V s) {
+  const V one = splat<V>(1);
+  if constexpr (sizeof(lane_t<V>) == 4) {
+    return one / s;
+  } else {
+    static_assert(sizeof(V) == sizeof(f64v), "one native double vector");
+    V r = __builtin_convertvector(f32half{} + 1.0f / __builtin_convertvector(s, f32half), V);
+    r = mul_add(r, mul_add(-s, r, one), r);
+    return mul_add(r, mul_add(-s, r, one), r);
+  }
+}
+
+// Taylor coefficients of tanh(a) / a in powers of a^2.
+inline constexpr double kTanhSeries[] = {
+    1.0, -0.3333333333333333, 0.13333333333333333, -0.05396825396825397, 0.021869488536155203,
+    -0.008863235529902197, 0.003592128036572481, -0.0014558343870513183, 0.000590027440945586,
+    -0.00023912911424355248, 9.691537956929451e-05, -3.927832388331683e-05, 1.5918905069328964e-05,
+    -6.451689215655431e-06, 2.6147711512907546e-06, -1.0597268320104654e-06, 4.294911078273806e-07,
+    -1.7406618963571648e-07, 7.054636946400968e-08};
+
+// Float lanes: P(s) ~ (tanh(a) - a) / a^3 for s = a^2 in [0, 1/4], a degree-4 least-squares fit
+// weighted by s on Chebyshev nodes (with its float coefficients: tanh within 0.07 ULP before the
+// evaluation's roundings; Taylor needs degree 6).
+inline constexpr float kTanhFloatFit[] = {-0x1.55555p-2f, 0x1.110f1ep-3f, -0x1.b98a2ep-5f, 0x1.5ced46p-6f,
+                                          -0x1.b389bcp-8f};
+
+// tanh and sech^2 (contract above). |u| < 1/2: t = a + a^3 P(a^2), P the fit above (float) or the
+// series to a^37 (double: truncation below 2^-62), the leading a exact and the rest a correction
+// of at most a twelfth of it; s = 1 - t^2 (t^2 < 0.22: no cancellation).
+// |u| >= 1/2: e = exp(-2|u|) <= 0.37, t = (1 - e) / (1 + e) (1 - e >= 0.63: no cancellation),
+// s = 4 e / (1 + e)^2. Most arguments of a logit cap sit well inside it (|u| < 1/2 is |z| < 15
+// for a cap of 30): a vector of them takes the series alone, less than half the work of the exp
+// path.
+template <class V>
+LOGITLOSS_ALWAYS_INLINE void tanh_and_sech_squared(V u, V& tanh_u, V& sech_squared) {
+  using T = lane_t<V>;
+  constexpr bool kFloat = sizeof(T) == 4;
+  constexpr int kTerms = kFloat ? (int)(sizeof(kTanhFloatFit) / sizeof(kTanhFloatFit[0])) : 18;
+  const T* coefficients = kFloat ? (const T*)kTanhFloatFit : (const T*)(kTanhSeries + 1);
+  const V one = splat<V>(1), u2 = u * u;
+  const auto small = u2 < splat<V>((T)0.25);  // |u| < 1/2 (false for nan)
+  V tanh_small = u;
+  if (any_lane(small)) {
+    // The series is odd: taken of u itself (its sign comes with it).
+    V series = splat<V>(coefficients[kTerms - 1]);
+    for (int k = kTerms - 2; k >= 0; --k) series = mul_add(series, u2, splat<V>(coefficients[k]));
+    tanh_small = mul_add(u * u2, series, u);
+    // (-0 + +0 is +0: u's sign bit put back, a no-op for every other u, whose tanh has its sign.)
+    using Int = typename Lanes<V>::Int;
+    tanh_small = (V)((Int)tanh_small | ((Int)u & (Int)splat<V>((T)-0.0)));
+  }
+  if (!any_lane(small == 0)) {  // every lane small: the common case under a cap
+    tanh_u = tanh_small;
+    sech_squared = mul_add(-tanh_small, tanh_small, one);
+    return;
+  }
+  const V e = exp_nonpositive(splat<V>((T)-2) * abs(u));  // 0 for |u| = inf; nan stays nan
+  const V inverse_sum = reciprocal_one_to_two(one + e);     // nan stays nan
+  const V tanh_a = (one - e) * inverse_sum;
+  sech_squared = splat<V>((T)4) * e * inverse_sum * inverse_sum;
+  // tanh is odd: u's sign bit onto tanh |u|.
+  using Int = typename Lanes<V>::Int;
+  const Int sign = (Int)splat<V>((T)-0.0);
+  tanh_u = (V)(((Int)u & sign) | (Int)tanh_a);
+  if (any_lane(small)) {
+    tanh_u = select(small, tanh_small, tanh_u);
+    sech_squared = select(small, mul_add(-tanh_small, tanh_small, one), sech_squared);
+  }
 }

@@ -70,8 +70,8 @@ def cross_entropy(
         objective with ``reduction='sum'``.
     hessian_out : ndarray, keyword-only, optional
         Where to write the Hessian's diagonal (implies `return_hessian`): as `grad_out`, but never
-        overlapping `input` or `grad_out`. Not with `temperature`, `softcap` or `z_loss`
-        (NotImplementedError).
+        overlapping `input` or `grad_out`. With `temperature`, `softcap` or `z_loss`: the Hessian
+        with respect to the input logits, by the chain rule through the cap and z-loss's curvature.
     temperature : float, keyword-only
         Positive and finite: the loss is taken of ``z / temperature`` (after the cap). Default 1.
     softcap : float or None, keyword-only
@@ -106,9 +106,6 @@ def cross_entropy(
     TypeError
         Non-floating logits, non-integer class indices, non-floating probabilities, a `grad_out`
         or `hessian_out` of the wrong dtype.
-    NotImplementedError
-        `return_hessian` or `hessian_out` together with `temperature` != 1, `softcap` or
-        `z_loss` != 0.
 
     Examples
     --------

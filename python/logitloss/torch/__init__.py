@@ -14,7 +14,10 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess wi
                       "(or your own torch build)") from _error
 
 from ._binary_cross_entropy import binary_cross_entropy_with_logits
+from ._contrastive import contrastive_loss
 from ._cross_entropy import cross_entropy
+from ._divergence import kl_div_with_logits
+from ._entropy import entropy_with_logits, perplexity
 from ._linear_cross_entropy import LinearCrossEntropyLoss, linear_cross_entropy
 from ._modules import BCEWithLogitsLoss, CrossEntropyLoss
 from ._softmax_family import log_softmax, logsumexp, softmax
@@ -24,9 +27,13 @@ __all__ = [
     "CrossEntropyLoss",
     "LinearCrossEntropyLoss",
     "binary_cross_entropy_with_logits",
+    "contrastive_loss",
     "cross_entropy",
+    "entropy_with_logits",
+    "kl_div_with_logits",
     "linear_cross_entropy",
     "log_softmax",
     "logsumexp",
+    "perplexity",
     "softmax",
 ]

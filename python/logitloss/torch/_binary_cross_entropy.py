@@ -11,7 +11,8 @@ from torch.nn import _reduction
 
 from .. import _core
 from . import _custom_ops
-from ._tensors import array, check_cpu, check_no_grad, direct_apply, once_differentiable_guard, optional_array, tensor, widened
+from ._tensors import (array, autograd_apply, check_loss_operands, once_differentiable_guard,
+                       optional_array, tensor, widened)
 
 __all__ = ["binary_cross_entropy_with_logits"]
 
@@ -57,7 +58,7 @@ class BinaryCrossEntropyFunction(torch.autograd.Function):
         return grad_input, grad_target, None, None, None
 
 
-_apply = direct_apply(BinaryCrossEntropyFunction)
+_apply = autograd_apply(BinaryCrossEntropyFunction)
 
 
 def _target_grad(grad_output, input, weight, pos_weight, reduction):
@@ -103,21 +104,14 @@ def binary_cross_entropy_with_logits(
     """
     if size_average is not None or reduce is not None:
         reduction = _reduction.legacy_get_string(size_average, reduce)
-    if not input.is_cpu or input.layout is not torch.strided:
-        check_cpu(input, "input")
-    if not target.is_cpu or target.layout is not torch.strided:
-        check_cpu(target, "target")
-    for value, name in ((weight, "weight"), (pos_weight, "pos_weight")):
-        if value is not None:
-            check_cpu(value, name)
-            check_no_grad(value, name, "binary_cross_entropy_with_logits")
+    check_loss_operands("binary_cross_entropy_with_logits", input, target, (weight, "weight"),
+                        (pos_weight, "pos_weight"))
     if input.dtype is torch.bfloat16 or target.dtype is torch.bfloat16:
         return _bfloat16(input, target, weight, pos_weight, reduction)
     if torch.compiler.is_compiling():
         return _custom_ops.binary_cross_entropy_with_logits(input, target, weight, pos_weight, reduction)
     if (input.requires_grad or target.requires_grad) and torch.is_grad_enabled():
-        apply = BinaryCrossEntropyFunction.apply if torch._C._are_functorch_transforms_active() else _apply
-        return apply(input, target, weight, pos_weight, reduction)
+        return _apply(input, target, weight, pos_weight, reduction)
     return tensor(_core.binary_cross_entropy_with_logits(
         input.numpy(force=True), target.numpy(force=True), None if weight is None else weight.numpy(), reduction,
         None if pos_weight is None else pos_weight.numpy(), False, None, False, None))

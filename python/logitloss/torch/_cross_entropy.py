@@ -9,12 +9,14 @@ A second backward through the same graph (``retain_graph=True``) recomputes it w
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.nn import _reduction
 
 from .. import _core
 from . import _custom_ops
-from ._tensors import array, check_cpu, check_unchanged, check_no_grad, direct_apply, once_differentiable_guard, optional_array, tensor, widened
+from ._tensors import (array, autograd_apply, check_loss_operands, check_unchanged,
+                       once_differentiable_guard, optional_array, tensor, widened)
 
 __all__ = ["cross_entropy"]
 
@@ -25,21 +27,23 @@ class CrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, target, weight, options):
-        ignore_index, reduction, label_smoothing = options  # one argument: each one costs apply and backward
+        # options: (ignore_index, reduction, label_smoothing, temperature, softcap, z_loss), one argument
+        # (each one costs apply and backward)
+        ignore_index, reduction, label_smoothing, temperature, softcap, z_loss = options
         x = input.numpy(force=True)
         y = target.numpy(force=True)
         w = None if weight is None else weight.numpy()
         if ctx.needs_input_grad[0]:
             loss, grad = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, True, None,
-                                             False, None, 1.0, None, 0.0)
+                                             False, None, temperature, softcap, z_loss)
             ctx.grad = torch.from_numpy(grad)
         else:
             loss = _core.cross_entropy(x, y, w, ignore_index, reduction, label_smoothing, False, None,
-                                      False, None, 1.0, None, 0.0)
+                                      False, None, temperature, softcap, z_loss)
             ctx.grad = None
         # Kept as attributes, not save_for_backward (a per-call cost the small calls feel): only a second
         # backward or a target gradient reads them, after checking the input's version as autograd would.
-        ctx.arguments = (input, target, weight, ignore_index, reduction, label_smoothing, input._version)
+        ctx.arguments = (input, target, weight, options, input._version)
         return tensor(loss)
 
     @staticmethod
@@ -49,34 +53,46 @@ class CrossEntropyFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_input, ctx.grad = ctx.grad, None  # handed over once: autograd may accumulate into it
             if grad_input is None:  # a second backward through a retained graph
-                grad_input = tensor(_core.cross_entropy_backward(array(grad_output), *_arrays(ctx.arguments),
-                                                                 1.0, None, 0.0))
-            elif ctx.arguments[4] == "none" and grad_output.dim() > 0:
+                grad_input = tensor(_core.cross_entropy_backward(array(grad_output), *_arrays(ctx.arguments)))
+            elif ctx.arguments[3][1] == "none" and grad_output.dim() > 0:
                 grad_input.mul_(grad_output.unsqueeze(1))
             elif grad_output.item() != 1.0:
                 grad_input.mul_(grad_output)
         if ctx.needs_input_grad[1]:
-            input, _, weight, _, reduction, label_smoothing = _arrays(ctx.arguments)
-            grad_target = _probability_target_grad(grad_output, input, weight, reduction, label_smoothing)
+            input, _, weight, _, reduction, label_smoothing, temperature, softcap, _ = _arrays(ctx.arguments)
+            grad_target = _probability_target_grad(grad_output, input, weight, reduction, label_smoothing,
+                                                   temperature, softcap)
         return grad_input, grad_target, None, None
 
 
-_apply = direct_apply(CrossEntropyFunction)
+_apply = autograd_apply(CrossEntropyFunction)
 
 
 def _arrays(arguments):
-    """The forward's arguments as NumPy views, once the input is checked unchanged since the forward."""
-    input, target, weight, ignore_index, reduction, label_smoothing, version = arguments
+    """The forward's arguments as NumPy views (then the options, flat), once the input is checked unchanged
+    since the forward."""
+    input, target, weight, options, version = arguments
     check_unchanged(input, version, "cross_entropy")
-    return (array(input), array(target), optional_array(weight, "weight"), ignore_index, reduction,
-            label_smoothing)
+    return (array(input), array(target), optional_array(weight, "weight"), *options)
 
 
-def _probability_target_grad(grad_output, input, weight, reduction, label_smoothing):
-    """d loss / d target for probability targets, torch's: ``-(1 - e) weight_c log_softmax(input)_c`` per
-    position, times the upstream gradient (divided by the number of positions for 'mean')."""
+def _transformed(input, temperature, softcap):
+    """The logits the loss is taken of: ``softcap * tanh(input / softcap)`` (with a cap), over the temperature
+    (float64 for the cap's tanh, rounded once to the input's dtype)."""
+    if softcap is None and temperature == 1.0:
+        return input
+    z = input.astype(np.float64)
+    if softcap is not None:
+        z = softcap * np.tanh(z / softcap)
+    return (z / temperature).astype(input.dtype)
+
+
+def _probability_target_grad(grad_output, input, weight, reduction, label_smoothing, temperature, softcap):
+    """d loss / d target for probability targets, torch's: ``-(1 - e) weight_c log_softmax(z)_c`` per
+    position, ``z`` the transformed logits (z-loss does not depend on the target), times the upstream
+    gradient (divided by the number of positions for 'mean')."""
     class_axis = 1 if input.ndim > 1 else 0
-    log_probabilities = tensor(_core.log_softmax(input, class_axis, None))
+    log_probabilities = tensor(_core.log_softmax(_transformed(input, temperature, softcap), class_axis, None))
     grad = log_probabilities.mul_(-(1.0 - label_smoothing))
     if weight is not None:
         grad.mul_(torch.from_numpy(weight).reshape((-1,) + (1,) * (input.ndim - 1 - class_axis)))
@@ -96,6 +112,10 @@ def cross_entropy(
     reduce: bool | None = None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    *,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
 ) -> torch.Tensor:
     """``torch.nn.functional.cross_entropy`` computed by logitloss's fused kernel, differentiable once.
 
@@ -107,9 +127,16 @@ def cross_entropy(
     gradient. bfloat16 tensors are computed through a float32 copy (a known cost until the kernels read
     bfloat16) and the loss is returned as bfloat16.
 
+    Keyword-only extras, not in torch (``logitloss.cross_entropy``'s): ``temperature`` (the loss of
+    ``input / temperature``), ``softcap`` (logits capped as ``softcap * tanh(input / softcap)`` first) and
+    ``z_loss`` (adds ``z_loss * logsumexp**2`` per kept position, weighted as the position); the gradient
+    is the transformed loss's, from the same pass. Torch's composition is
+    ``F.cross_entropy(softcap * torch.tanh(input / softcap) / temperature, ...)`` plus the z-loss term.
+
     Raises ``ValueError`` for tensors that are not on the CPU or not strided, for class weights that
-    require grad, and the errors of ``logitloss.cross_entropy`` for bad arguments; ``RuntimeError`` for a
-    backward with ``create_graph=True`` through it.
+    require grad, and the errors of ``logitloss.cross_entropy`` for bad arguments (``temperature``,
+    ``softcap`` or ``z_loss`` out of range included); ``RuntimeError`` for a backward with
+    ``create_graph=True`` through it.
 
     Examples
     --------
@@ -122,29 +149,24 @@ def cross_entropy(
     """
     if size_average is not None or reduce is not None:
         reduction = _reduction.legacy_get_string(size_average, reduce)
-    if not input.is_cpu or input.layout is not torch.strided:
-        check_cpu(input, "input")
-    if not target.is_cpu or target.layout is not torch.strided:
-        check_cpu(target, "target")
-    if weight is not None:
-        check_cpu(weight, "weight")
-        check_no_grad(weight, "weight", "cross_entropy")
+    check_loss_operands("cross_entropy", input, target, (weight, "weight"))
+    options = (ignore_index, reduction, label_smoothing, temperature, softcap, z_loss)
     if input.dtype is torch.bfloat16:
-        return _bfloat16(input, target, weight, ignore_index, reduction, label_smoothing)
+        return _bfloat16(input, target, weight, options)
     if torch.compiler.is_compiling():
-        return _custom_ops.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
+        return _custom_ops.cross_entropy(input, target, weight, *options)
     if (input.requires_grad or target.requires_grad) and torch.is_grad_enabled():
-        apply = CrossEntropyFunction.apply if torch._C._are_functorch_transforms_active() else _apply
-        return apply(input, target, weight, (ignore_index, reduction, label_smoothing))
+        return _apply(input, target, weight, options)
     return tensor(_core.cross_entropy(input.numpy(force=True), target.numpy(force=True),
                                       None if weight is None else weight.numpy(), ignore_index, reduction,
-                                      label_smoothing, False, None,
-                                      False, None, 1.0, None, 0.0))
+                                      label_smoothing, False, None, False, None, temperature, softcap, z_loss))
 
 
-def _bfloat16(input, target, weight, ignore_index, reduction, label_smoothing):
+def _bfloat16(input, target, weight, options):
     """bfloat16 through a float32 copy of the input (and of bfloat16 targets and weights); the loss is rounded
     once to bfloat16 and the gradient flows back through the casts."""
+    ignore_index, reduction, label_smoothing, temperature, softcap, z_loss = options
     loss = cross_entropy(input.float(), widened(target), widened(weight), ignore_index=ignore_index,
-                         reduction=reduction, label_smoothing=label_smoothing)
+                         reduction=reduction, label_smoothing=label_smoothing, temperature=temperature,
+                         softcap=softcap, z_loss=z_loss)
     return loss.to(torch.bfloat16)

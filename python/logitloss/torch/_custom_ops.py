@@ -32,16 +32,17 @@ def _wants_grad(input: Tensor) -> bool:
 
 @torch.library.custom_op("logitloss::cross_entropy", mutates_args=())
 def _cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor], ignore_index: int, reduction: str,
-                   label_smoothing: float, with_grad: bool) -> tuple[Tensor, Tensor]:
+                   label_smoothing: float, temperature: float, softcap: Optional[float], z_loss: float,
+                   with_grad: bool) -> tuple[Tensor, Tensor]:
     result = _core.cross_entropy(_array(input), _array(target), _array(weight), ignore_index, reduction,
-                                 label_smoothing, with_grad, None, False, None, 1.0, None, 0.0)
+                                 label_smoothing, with_grad, None, False, None, temperature, softcap, z_loss)
     if with_grad:
         return tensor(result[0]), tensor(result[1])
     return tensor(result), input.new_empty(0)
 
 
 @_cross_entropy.register_fake
-def _(input, target, weight, ignore_index, reduction, label_smoothing, with_grad):
+def _(input, target, weight, ignore_index, reduction, label_smoothing, temperature, softcap, z_loss, with_grad):
     shape = (input.shape[0], *input.shape[2:]) if reduction == "none" and input.dim() > 1 else ()
     dtype = input.dtype if not target.is_floating_point() else torch.promote_types(input.dtype, target.dtype)
     return input.new_empty(shape, dtype=dtype), input.new_empty(input.shape if with_grad else (0,))
@@ -54,7 +55,7 @@ def _cross_entropy_setup(ctx, inputs, output):
 
 def _cross_entropy_backward(ctx, grad_loss, grad_of_grad):
     (grad,) = ctx.saved_tensors
-    return grad * (grad_loss.unsqueeze(1) if ctx.per_position else grad_loss), None, None, None, None, None, None
+    return (grad * (grad_loss.unsqueeze(1) if ctx.per_position else grad_loss),) + (None,) * 9
 
 
 _cross_entropy.register_autograd(_cross_entropy_backward, setup_context=_cross_entropy_setup)
@@ -66,10 +67,10 @@ def _refuse_target_grad(target: Tensor, function: str) -> None:
                          "pass `target.detach()`, or call it outside the compiled region")
 
 
-def cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing):
+def cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, temperature, softcap, z_loss):
     _refuse_target_grad(target, "cross_entropy")
-    return _cross_entropy(input, target, weight, ignore_index, reduction, float(label_smoothing),
-                          _wants_grad(input))[0]
+    return _cross_entropy(input, target, weight, ignore_index, reduction, float(label_smoothing), float(temperature),
+                          None if softcap is None else float(softcap), float(z_loss), _wants_grad(input))[0]
 
 
 # --- binary_cross_entropy_with_logits ---------------------------------------------------------------------------

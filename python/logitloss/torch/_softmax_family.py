@@ -12,43 +12,50 @@ import torch.nn.functional as F
 
 from .. import _core
 from . import _custom_ops
-from ._tensors import array, check_cpu, once_differentiable_guard, tensor
+from ._tensors import array, check_cpu, once_differentiable_guard, reduction_operand, tensor
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 
-class SoftmaxFunction(torch.autograd.Function):
+class NormalizedFunction(torch.autograd.Function):
+    """softmax / log_softmax over one dimension: the forward saves the kernel's output, the backward is the
+    matching ``*_backward`` kernel on it. Subclasses name the function and its two kernels."""
+
+    name: str  # and the staticmethods kernel(x, dim, out), backward_kernel(grad, output, dim)
+
+    @staticmethod
+    def forward(ctx, input, dim):
+        function = ctx._forward_cls  # the subclass applied (autograd's node knows it)
+        output = tensor(function.kernel(input.detach().numpy(), dim, None))
+        ctx.save_for_backward(output)
+        ctx.dim = dim
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        function = ctx._forward_cls
+        once_differentiable_guard(function.name)
+        (output,) = ctx.saved_tensors
+        return tensor(function.backward_kernel(array(grad_output), array(output), ctx.dim)), None
+
+
+class SoftmaxFunction(NormalizedFunction):
     """``softmax`` over one dimension; the backward is ``y * (g - sum(g * y))``."""
 
-    @staticmethod
-    def forward(ctx, input, dim):
-        output = tensor(_core.softmax(input.detach().numpy(), dim, None))
-        ctx.save_for_backward(output)
-        ctx.dim = dim
-        return output
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        once_differentiable_guard("softmax")
-        (output,) = ctx.saved_tensors
-        return tensor(_core.softmax_backward(array(grad_output), array(output), ctx.dim)), None
+    name = "softmax"
+    kernel = staticmethod(_core.softmax)
+    backward_kernel = staticmethod(_core.softmax_backward)
 
 
-class LogSoftmaxFunction(torch.autograd.Function):
+class LogSoftmaxFunction(NormalizedFunction):
     """``log_softmax`` over one dimension; the backward is ``g - exp(o) * sum(g)``."""
 
-    @staticmethod
-    def forward(ctx, input, dim):
-        output = tensor(_core.log_softmax(input.detach().numpy(), dim, None))
-        ctx.save_for_backward(output)
-        ctx.dim = dim
-        return output
+    name = "log_softmax"
+    kernel = staticmethod(_core.log_softmax)
+    backward_kernel = staticmethod(_core.log_softmax_backward)
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        once_differentiable_guard("log_softmax")
-        (output,) = ctx.saved_tensors
-        return tensor(_core.log_softmax_backward(array(grad_output), array(output), ctx.dim)), None
+
+_FUNCTIONS = {function.name: function for function in (SoftmaxFunction, LogSoftmaxFunction)}
 
 
 class LogSumExpFunction(torch.autograd.Function):
@@ -69,7 +76,7 @@ class LogSumExpFunction(torch.autograd.Function):
         return tensor(grad), None, None
 
 
-def _normalized(name: str, function, input: torch.Tensor, dim: int | None, dtype: torch.dtype | None):
+def _normalized(name: str, input: torch.Tensor, dim: int | None, dtype: torch.dtype | None):
     """softmax / log_softmax: torch's implicit dim (with its warning) and ``dtype=`` cast, then the kernel."""
     if not input.is_cpu or input.layout is not torch.strided:
         check_cpu(input, "input")
@@ -78,12 +85,13 @@ def _normalized(name: str, function, input: torch.Tensor, dim: int | None, dtype
     if dtype is not None:
         input = input.to(dtype)
     if input.dtype is torch.bfloat16:
-        return _normalized(name, function, input.float(), dim, None).to(torch.bfloat16)
+        return _normalized(name, input.float(), dim, None).to(torch.bfloat16)
     if torch.compiler.is_compiling():
         return getattr(_custom_ops, name)(input, dim)
+    function = _FUNCTIONS[name]  # looked up past the compiled branch: Dynamo fails on a Function class argument
     if input.requires_grad and torch.is_grad_enabled():
         return function.apply(input, dim)
-    return tensor((_core.softmax if name == "softmax" else _core.log_softmax)(input.detach().numpy(), dim, None))
+    return tensor(function.kernel(input.detach().numpy(), dim, None))
 
 
 def softmax(input: torch.Tensor, dim: int | None = None, _stacklevel: int = 3,
@@ -100,7 +108,7 @@ def softmax(input: torch.Tensor, dim: int | None = None, _stacklevel: int = 3,
     tensor([[0.5000, 0.5000],
             [0.0000, 1.0000]])
     """
-    return _normalized("softmax", SoftmaxFunction, input, dim, dtype)
+    return _normalized("softmax", input, dim, dtype)
 
 
 def log_softmax(input: torch.Tensor, dim: int | None = None, _stacklevel: int = 3,
@@ -114,7 +122,7 @@ def log_softmax(input: torch.Tensor, dim: int | None = None, _stacklevel: int = 
     >>> logitloss.torch.log_softmax(torch.tensor([0.0, -40.0], dtype=torch.float64), dim=0)[0].item()
     -4.248354255291589e-18
     """
-    return _normalized("log_softmax", LogSoftmaxFunction, input, dim, dtype)
+    return _normalized("log_softmax", input, dim, dtype)
 
 
 def logsumexp(input: torch.Tensor, dim: int | tuple[int, ...] | list[int], keepdim: bool = False) -> torch.Tensor:
@@ -129,12 +137,7 @@ def logsumexp(input: torch.Tensor, dim: int | tuple[int, ...] | list[int], keepd
     >>> logitloss.torch.logsumexp(torch.tensor([0.0, -40.0], dtype=torch.float64), dim=0).item()
     4.248354255291589e-18
     """
-    if not input.is_cpu or input.layout is not torch.strided:
-        check_cpu(input, "input")
-    if isinstance(dim, list):
-        dim = tuple(dim)
-    if not input.is_floating_point():
-        input = input.to(torch.get_default_dtype())
+    input, dim = reduction_operand(input, dim)
     if input.dtype is torch.bfloat16:
         return logsumexp(input.float(), dim, keepdim).to(torch.bfloat16)
     if torch.compiler.is_compiling():
