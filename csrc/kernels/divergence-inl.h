@@ -28,20 +28,26 @@
 // is A itself to full relative precision. phi(u) has its own series for |u| <= 1/2 (expm1(u) - u
 // would cancel); above, P_c phi(u_c) = exp(a_c + u_c) - P_c (1 + u_c) with the product P_c e^u_c as
 // one exponent (P_c may be tiny where e^u_c overflows), whose cancellation is bounded (about 10x).
-// Where even that exponent overflows (KL > ~700) the KL is mu - (lse_t - lse_s), relatively exact
-// there. The gradient is Q_c - P_c from the two exponentials rounded in double: within a few eps
+// Where even that exponent overflows (KL > ~700), or the student's mass inside P's support is below
+// 2^-60 of its total (KL > 41; its exponentials may have lost bits to underflow), the KL is
+// mu - (lse_t - lse_s), relatively exact there. The gradient is Q_c - P_c from the two exponentials rounded in double: within a few eps
 // of the size of its terms in the data type, the bound asked of it.
 //
-// Precision policy: every lane is double (float elements widened exactly), since u_c must carry
-// the differences d_c exactly; the sums are in double; the loss leaves in double.
+// Precision policy: d_c, u_c, the residual m and every sum in double lanes (float elements widened
+// exactly), since u_c must carry the differences d_c exactly; the loss leaves in double. Double
+// data: every lane is double (below). Float data (divergence_float_lanes-inl.h): the
+// exponentials, the phi terms where some |u| > 2^-10 and the gradient in float lanes, each within
+// a few float ULP, which the bound above absorbs (that file says term by term why); rows whose
+// 1 / T or grad_scale would leave float's range take the double lanes.
 //
 // Memory passes: three reads of both rows (maxima; teacher and student totals and mu; the terms
 // and the gradient, written once), pass 2 leaving both exponentials in `scratch` for pass 3 (16
-// bytes per element, in L2 for rows of a vocabulary, 32k float). Compute: two double exps per
-// element in pass 2, a third in pass 3 where |u| > 1/2.
+// bytes per element in double lanes, 8 in float lanes; in L2 for rows of a vocabulary, 32k
+// float). Compute, double lanes: two double exps per element in pass 2, a third in pass 3 where
+// |u| > 1/2; float lanes: two float exps, a third where u < -1.
 //
 // Requires simd/vector-inl.h, simd/math-inl.h, kernels/kernel_table.h and
-// kernels/row_statistics-inl.h (chunk_max).
+// kernels/row_statistics-inl.h (chunk_max); includes divergence_float_lanes-inl.h.
 #pragma once
 
 // phi(u) = e^u - 1 - u by its Taylor series u^2 (1/2! + u/3! + ... ), kTerms coefficients.
@@ -78,13 +84,14 @@ inline double log1p_excess(double m, double excess) {
   return excess + sum * x * x;
 }
 
-// (x - y) * scale as hi + lo: for float data, widened, it is exact in double but for the product's
-// rounding, which lo also carries (fma); for double data x - y is an error-free TwoSum first, so
-// (t - max) / T and (t - s) / T keep their low parts where logits are large or T is not a power of 2.
+// (x - y) * scale as hi + lo: x - y an error-free TwoSum first (for float data widened to double the
+// difference is exact only where the two exponents are within 29 of each other: 0.5 - 5.7e-18 is
+// not), then the product's rounding in lo too (fma), so (t - max) / T and (t - s) / T keep their low
+// parts where logits are large, far apart in size, or T is not a power of 2.
 template <class T, class W>
 LOGITLOSS_ALWAYS_INLINE W scaled_difference(W x, W y, W scale, W& lo) {
   W difference = x - y, difference_low = splat<W>(0.0);
-  if constexpr (sizeof(T) == 8) {
+  {
     // TwoSum of x and -y.
     const W minus_y = -y, y_part = difference - x;
     difference_low = (x - (difference - y_part)) + (minus_y - y_part);
@@ -164,9 +171,9 @@ struct KlDivRowSummary {
 };
 
 template <class T>
-LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, double inverse_temperature,
-                                    double grad_scale, T* grad, double* scratch,
-                                    KlDivRowSummary* summary) {
+LOGITLOSS_FLATTEN double row_kl_div_double_lanes(const T* input, const T* target, int64_t n, double inverse_temperature,
+                                                 double grad_scale, T* grad, double* scratch,
+                                                 KlDivRowSummary* summary) {
   using W = f64v;
   constexpr int kLanes = kDoubleLanes;
   const double nan = __builtin_nan("");
@@ -196,7 +203,10 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
   // P-weighted sum of d (tail lanes are -inf in both: no mass anywhere).
   // Pass 3 reads the exponentials back from scratch (L2) rather than computing them again.
   const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
-  W total_t = zero, total_t_error = zero, inside_s = zero, outside_s = zero, weighted_d = zero;
+  // The student's masses compensated too: log1p(-outside / total) is the whole KL where P and Q
+  // agree inside P's support, and an uncompensated sum of many lanes was 16 eps off.
+  W total_t = zero, total_t_error = zero, inside_s = zero, inside_s_error = zero, outside_s = zero,
+    outside_s_error = zero, weighted_d = zero;
   auto totals = [&](int64_t i, int64_t count) {
     const W t = widen_load(target, i, count), s = widen_load(input, i, count);
     W a, a_low, b, b_low, d_low;
@@ -205,8 +215,8 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
     store(scratch + padded + i, e_s);
     const auto inside = e_t > 0;
     add_compensated(e_t, total_t, total_t_error);
-    inside_s += select(inside, e_s, zero);
-    outside_s += select(inside, zero, e_s);
+    add_compensated(select(inside, e_s, zero), inside_s, inside_s_error);
+    add_compensated(select(inside, zero, e_s), outside_s, outside_s_error);
     const W d = scaled_difference<T>(t, s, scale, d_low);
     weighted_d += select(inside, e_t * (d + d_low), zero);
   };
@@ -214,8 +224,9 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
   for (; i + kLanes <= n; i += kLanes) totals(i, kLanes);
   if (i < n) totals(i, n - i);
   const double sum_t = horizontal_add(total_t) + horizontal_add(total_t_error);
-  const double sum_inside_s = horizontal_add(inside_s);
-  const double sum_outside_s = horizontal_add(outside_s), sum_s = sum_inside_s + sum_outside_s;
+  const double sum_inside_s = horizontal_add(inside_s) + horizontal_add(inside_s_error);
+  const double sum_outside_s = horizontal_add(outside_s) + horizontal_add(outside_s_error);
+  const double sum_s = sum_inside_s + sum_outside_s;
   const double mu = horizontal_add(weighted_d) / sum_t;
   const bool mu_finite = mu - mu == 0;
   out.finite_maxima = true;
@@ -268,10 +279,12 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
   const double m = horizontal_add(residual) / sum_t;
   const double excess_mean = (horizontal_add(excess) + horizontal_add(excess_error)) / sum_t;
   // The textbook form mu - lse_t + lse_s (it needs no outside term) where the centred one cannot be
-  // evaluated: exp(b + c0) overflowed, or the student's mass inside P's support underflowed. The
-  // KL is then large (> ~36), and relatively exact in this form.
+  // evaluated: exp(b + c0) overflowed, or the student's mass inside P's support is below 2^-60 of
+  // its total, where its exponentials may have lost bits to the subnormal range (or underflowed
+  // altogether: 0.04 of a KL of 742 went that way). The KL is then large (> -log Q(supp P) > 41),
+  // and relatively exact in this form.
   const double textbook = ((mu - gap) - gap_low) - ::log(sum_t) + ::log(sum_s);
-  if (!(excess_mean - excess_mean == 0) || sum_inside_s == 0) return textbook;
+  if (!(excess_mean - excess_mean == 0) || !(sum_inside_s >= sum_s * 0x1p-60)) return textbook;
   // log Q(supp P) from the smaller of the two masses (no cancellation either way).
   const double log_inside =
       sum_outside_s <= sum_inside_s ? ::log1p(-sum_outside_s / sum_s) : ::log(sum_inside_s / sum_s);
@@ -283,9 +296,19 @@ LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, 
   return kl > 0 ? kl : 0.0;
 }
 
-// The kernel table's entry: the KL alone.
+#include "kernels/divergence_float_lanes-inl.h"
+
+// The kernel of the table: float data in float lanes where its factors fit them
+// (divergence_float_lanes-inl.h), everything else in double lanes.
 template <class T>
-double row_kl_div(const T* input, const T* target, int64_t n, double inverse_temperature, double grad_scale, T* grad,
-                  double* scratch) {
-  return row_kl_div(input, target, n, inverse_temperature, grad_scale, grad, scratch, nullptr);
+LOGITLOSS_FLATTEN double row_kl_div(const T* input, const T* target, int64_t n, double inverse_temperature,
+                                    double grad_scale, T* grad, double* scratch) {
+  if constexpr (sizeof(T) == 4) {
+    if (float_lanes_fit(inverse_temperature, grad_scale)) {
+      return inverse_temperature == 1.0
+                 ? row_kl_div_float_lanes<false>(input, target, n, inverse_temperature, grad_scale, grad, scratch)
+                 : row_kl_div_float_lanes<true>(input, target, n, inverse_temperature, grad_scale, grad, scratch);
+    }
+  }
+  return row_kl_div_double_lanes(input, target, n, inverse_temperature, grad_scale, grad, scratch, nullptr);
 }

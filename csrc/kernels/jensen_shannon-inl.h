@@ -304,12 +304,12 @@ LOGITLOSS_ALWAYS_INLINE JsdSums jsd_terms(const T* input, const T* target, int64
 template <class T>
 LOGITLOSS_FLATTEN double row_jsd(const T* input, const T* target, int64_t n, double beta, double inverse_temperature,
                                  double grad_scale, T* grad, double* scratch) {
-  if (beta == 0.0) return row_kl_div(input, target, n, inverse_temperature, grad_scale, grad, scratch, nullptr);
+  if (beta == 0.0) return row_kl_div(input, target, n, inverse_temperature, grad_scale, grad, scratch);
   using W = f64v;
   constexpr int kLanes = kDoubleLanes;
   const double nan = __builtin_nan("");
   KlDivRowSummary row;
-  row_kl_div(input, target, n, inverse_temperature, 0.0, static_cast<T*>(nullptr), scratch, &row);
+  row_kl_div_double_lanes(input, target, n, inverse_temperature, 0.0, static_cast<T*>(nullptr), scratch, &row);
   // No finite max, or nan in a row (the totals nan): nan, loss and gradient.
   if (!row.finite_maxima || !(row.sum_t - row.sum_t == 0 && row.sum_s - row.sum_s == 0)) {
     if (grad) for (int64_t i = 0; i < n; ++i) grad[i] = T(nan);

@@ -471,12 +471,42 @@ inline bool all_finite(f32v v) {
 // v's lanes exactly widened to double: the low and high halves of a float vector as two native-width
 // double vectors (a double vector is its own low half).
 inline void widen(f32v v, f64v& low, f64v& high) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  // One conversion per half in registers (generic code goes through the stack).
+  const __m512 x = (__m512)v;
+  low = (f64v)_mm512_cvtps_pd(_mm512_castps512_ps256(x));
+  high = (f64v)_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+  return;
+#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
+  const __m256 x = (__m256)v;
+  low = (f64v)_mm256_cvtps_pd(_mm256_castps256_ps128(x));
+  high = (f64v)_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+  return;
+#endif
   typedef float Half __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
   Half low_half, high_half;
   std::memcpy(&low_half, &v, sizeof low_half);
   std::memcpy(&high_half, reinterpret_cast<const char*>(&v) + sizeof low_half, sizeof high_half);
   low = __builtin_convertvector(low_half, f64v);
   high = __builtin_convertvector(high_half, f64v);
+}
+
+// widen's inverse: two double vectors rounded to float lanes, low half first.
+inline f32v narrow(f64v low, f64v high) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  const __m256 low_floats = _mm512_cvtpd_ps((__m512d)low), high_floats = _mm512_cvtpd_ps((__m512d)high);
+  return (f32v)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(low_floats)),
+                                                   _mm256_castps_pd(high_floats), 1));
+#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
+  return (f32v)_mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps((__m256d)low)),
+                                    _mm256_cvtpd_ps((__m256d)high), 1);
+#endif
+  typedef float Half __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
+  const Half low_half = __builtin_convertvector(low, Half), high_half = __builtin_convertvector(high, Half);
+  f32v v;
+  std::memcpy(&v, &low_half, sizeof low_half);
+  std::memcpy(reinterpret_cast<char*>(&v) + sizeof low_half, &high_half, sizeof high_half);
+  return v;
 }
 
 // Adds v's lanes, exactly widened to double, into two accumulators of native width (the low and

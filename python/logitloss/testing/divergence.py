@@ -19,13 +19,14 @@ def _log_softmax(row, inverse_temperature, mp):
     return [v - top - mp.log(total) if mp.isfinite(v) else v for v in values]
 
 
-def kl_div_row(input_row, target_row, temperature=1.0):
+def kl_div_row(input_row, target_row, temperature=1.0, digits=80):
     """(KL(P || Q), gradient Q - P, size Q + P) of one row, P = softmax(target / T), Q = softmax(input / T):
     KL as a float64 (correctly rounded), the gradient and the size of its terms as float64 arrays (the
-    gradient before its 1 / T and reduction scale). The row must have a finite max in both operands."""
+    gradient before its 1 / T and reduction scale). The row must have a finite max in both operands.
+    The KL is a difference of terms of order 1: resolving a KL of 10^-k takes more than 2k digits."""
     import mpmath
 
-    with mpmath.workdps(80):
+    with mpmath.workdps(digits):
         inverse_temperature = 1 / mpmath.mpf(float(temperature))
         log_q = _log_softmax(np.asarray(input_row, np.float64), inverse_temperature, mpmath)
         log_p = _log_softmax(np.asarray(target_row, np.float64), inverse_temperature, mpmath)
@@ -41,11 +42,11 @@ def kl_div_row(input_row, target_row, temperature=1.0):
         return float(kl), gradient, size
 
 
-def kl_div_rows(input, target, temperature=1.0):
+def kl_div_rows(input, target, temperature=1.0, digits=80):
     """kl_div_row over the rows of (..., C) arrays: (losses of shape input.shape[:-1], gradients, sizes)."""
     input, target = np.asarray(input), np.asarray(target)
     classes = input.shape[-1]
-    results = [kl_div_row(a, b, temperature) for a, b in zip(input.reshape(-1, classes), target.reshape(-1, classes))]
+    results = [kl_div_row(a, b, temperature, digits) for a, b in zip(input.reshape(-1, classes), target.reshape(-1, classes))]
     losses = np.array([r[0] for r in results]).reshape(input.shape[:-1])
     gradients = np.array([r[1] for r in results]).reshape(input.shape)
     sizes = np.array([r[2] for r in results]).reshape(input.shape)
