@@ -19,19 +19,16 @@ import logitloss
 from logitloss.testing.divergence import kl_div_rows
 
 from .helpers.assertions import assert_unchanged, snapshot
+from .helpers.divergence_checks import (
+    COMPUTE_EPS,
+    DTYPES,
+    FINAL_ROUNDING,
+    REDUCTIONS,
+    check_divergence_errors,
+    reduce_exact,
+)
 from .helpers.libraries import require
 
-REDUCTIONS = ["mean", "sum", "none"]
-DTYPES = [np.float16, np.float32, np.float64]
-COMPUTE_EPS = {np.float16: 2.0**-24, np.float32: 2.0**-24, np.float64: 2.0**-53}
-FINAL_ROUNDING = {np.float16: 2.0**-11, np.float32: 0.0, np.float64: 0.0}
-
-
-def reduce_exact(losses, reduction, included):
-    if reduction == "none":
-        return np.where(included, losses, 0.0)
-    total = np.sum(np.where(included, losses, 0.0))
-    return total if reduction == "sum" else total / np.count_nonzero(included)
 
 
 def check(input, target, reduction="none", temperature=1.0, where=None, *, loss_slack=0.0):
@@ -204,36 +201,7 @@ def test_long_rows_match_exact(isa):
 
 
 def test_errors():
-    s = np.zeros((2, 3), np.float32)
-    with pytest.raises(ValueError, match="`target`"):
-        logitloss.kl_div_with_logits(s, np.zeros((2, 4), np.float32))
-    with pytest.raises(TypeError, match="`target`"):
-        logitloss.kl_div_with_logits(s, np.zeros((2, 3)))
-    with pytest.raises(TypeError, match="`input`"):
-        logitloss.kl_div_with_logits(np.zeros((2, 3), int), np.zeros((2, 3), int))
-    with pytest.raises(ValueError, match="`reduction`"):
-        logitloss.kl_div_with_logits(s, s, "batchmean")
-    for bad in (0.0, -1.0, np.inf, np.nan):
-        with pytest.raises(ValueError, match="`temperature`"):
-            logitloss.kl_div_with_logits(s, s, temperature=bad)
-    with pytest.raises(TypeError, match="`temperature`"):
-        logitloss.kl_div_with_logits(s, s, temperature="1")
-    with pytest.raises(ValueError, match="`where`"):
-        logitloss.kl_div_with_logits(s, s, where=np.ones(3, bool))
-    with pytest.raises(TypeError, match="`where`"):
-        logitloss.kl_div_with_logits(s, s, where=np.ones(2))
-    with pytest.raises(ValueError, match="`input`"):
-        logitloss.kl_div_with_logits(np.zeros((2, 0), np.float32), np.zeros((2, 0), np.float32))
-    with pytest.raises(TypeError, match="`grad_out`"):
-        logitloss.kl_div_with_logits(s, s, grad_out=np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="`grad_out`"):
-        logitloss.kl_div_with_logits(s, s, grad_out=np.zeros((3, 2), np.float32))
-    readonly = np.zeros((2, 3), np.float32)
-    readonly.flags.writeable = False
-    with pytest.raises(ValueError, match="`grad_out`"):
-        logitloss.kl_div_with_logits(s, np.ones((2, 3), np.float32), grad_out=readonly)
-    with pytest.raises(ValueError, match="`grad_out`"):
-        logitloss.kl_div_with_logits(s, np.ones((2, 3), np.float32), grad_out=s)
+    check_divergence_errors(logitloss.kl_div_with_logits)
 
 
 def test_bench_providers_compute_the_same_kl(torch):
