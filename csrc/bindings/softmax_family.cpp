@@ -28,12 +28,13 @@ struct Reduction {
   int64_t length = 1, rows = 1;
 };
 
-Reduction resolve(const py::dtype& result_dtype, py::array& a, py::array* b, py::handle axis) {
+// keep_input: `a` stays as it is (bfloat16 the kernels read in registers).
+Reduction resolve(const py::dtype& result_dtype, py::array& a, py::array* b, py::handle axis, bool keep_input = false) {
   Reduction r;
   r.result_dtype = result_dtype;
   r.compute = compute_dtype(result_dtype);
   r.compute_dtype = numpy_dtype(r.compute);
-  a = cast_to(a, r.compute_dtype);
+  if (!keep_input) a = cast_to(a, r.compute_dtype);
   r.a_shape = shape_of(a);
   if (b) {
     *b = cast_to(*b, r.compute_dtype);
@@ -114,7 +115,11 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
   py::array a = as_numeric_array(a_obj, "a");
   const bool weighted = !b_obj.is_none();
   py::array b = weighted ? as_numeric_array(b_obj, "b") : a;  // `a` is a placeholder when unweighted
-  Reduction r = resolve(weighted ? floating_result_type(a, b) : floating_dtype(a.dtype()), a, weighted ? &b : nullptr, axis);
+  // bfloat16 values (no weights, no gradient) are read by the kernels in registers; the rest
+  // through a float32 copy.
+  const bool bfloat16_kernels = !weighted && !return_grad && is_bfloat16(a.dtype());
+  Reduction r = resolve(weighted ? floating_result_type(a, b) : floating_dtype(a.dtype()), a, weighted ? &b : nullptr, axis,
+                        bfloat16_kernels);
 
   py::array out(r.compute_dtype, r.kept_shape);
   // Optional outputs exist only when asked for (a default py::array would allocate one).
@@ -127,7 +132,7 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
     out.attr("fill")(-std::numeric_limits<double>::infinity());
     if (return_sign) sign.attr("fill")(-1.0);
   } else if (r.rows > 0) {
-    ReductionCall call(r.compute, r.shape, r.reduced);
+    ReductionCall call(bfloat16_kernels ? DType::kBFloat16 : r.compute, r.shape, r.reduced);
     LogsumexpOperands ops;
     ops.a = call.add_input(a);
     if (weighted) ops.b = call.add_input(b);

@@ -5,6 +5,7 @@
 #include "drivers/softmax_family.h"
 
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "drivers/column_mode.h"
@@ -26,6 +27,20 @@ template <class T>
 const TargetTerms<T>& plain_softmax() {
   static const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true, nullptr, false, 0.0};
   return terms;
+}
+
+// Values only, no weights: rows in batches (for_each_row_batch). S: the storage type of `a`
+// (bfloat16 read in registers); values and signs are stored in the compute type.
+template <class S>
+void logsumexp_values(const ArrayCall& call, const LogsumexpOperands& ops) {
+  using T = compute_t<S>;
+  for_each_row_batch<S>(active_kernels(), call, ops.a, [&](const int64_t* at, const SliceStats& stats, double log_total) {
+    const bool plain = regular_row(stats) && stats.count >= 1 && stats.others >= 0;
+    const LogsumexpValue v = plain ? LogsumexpValue{stats.max + log_total, 1.0, stats.max, kNan, true}
+                                   : finalize_logsumexp(stats, ops.return_sign);
+    store_scalar<T>(call.base[ops.out] + at[ops.out], (T)v.value);
+    if (ops.sign != kNoOperand) store_scalar<T>(call.base[ops.sign] + at[ops.sign], (T)v.sign);
+  });
 }
 
 template <class T>
@@ -70,12 +85,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
   }
 
   if (ops.b == kNoOperand && ops.grad == kNoOperand) {  // values only: rows in batches
-    for_each_row_batch<T>(active_kernels(), call, ops.a, [&](const int64_t* at, const SliceStats& stats, double log_total) {
-      const bool plain = regular_row(stats) && stats.count >= 1 && stats.others >= 0;
-      const LogsumexpValue v = plain ? LogsumexpValue{stats.max + log_total, 1.0, stats.max, kNan, true}
-                                     : finalize_logsumexp(stats, ops.return_sign);
-      store_value(call.base[ops.out] + at[ops.out], ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + at[ops.sign], v);
-    });
+    logsumexp_values<T>(call, ops);
     return;
   }
 
@@ -256,7 +266,10 @@ void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_o
 }  // namespace
 
 void run_logsumexp(const ArrayCall& call, const LogsumexpOperands& ops) {
-  if (call.dtype == DType::kFloat32) logsumexp_typed<float>(call, ops);
+  if (call.dtype == DType::kBFloat16) {
+    if (ops.b != kNoOperand || ops.grad != kNoOperand) throw std::logic_error("logitloss: bfloat16 logsumexp takes values only");
+    logsumexp_values<bfloat16>(call, ops);
+  } else if (call.dtype == DType::kFloat32) logsumexp_typed<float>(call, ops);
   else logsumexp_typed<double>(call, ops);
 }
 

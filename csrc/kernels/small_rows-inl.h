@@ -36,8 +36,9 @@ struct SmallRow {
   SliceStats stats;
 };
 
-template <class T, int kVectors, bool kCompensated>
-SmallRow<T, kVectors> small_row(const T* x, int64_t n) {
+template <class S, int kVectors, bool kCompensated>
+SmallRow<compute_t<S>, kVectors> small_row(const S* x, int64_t n) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   using Bits = typename Lanes<V>::Bits;
   constexpr int kLanes = Vec<T>::kLanes;
@@ -86,14 +87,16 @@ inline double fused_output_scale(const TargetTerms<T>& terms, const FusedStats& 
   return scale + terms.scale_per_lse * (stats.max + ::log(stats.count + stats.others));
 }
 
-template <class T, int kVectors>
-FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTerms<T>& terms) {
+// S: the storage type of x and out (bfloat16: float lanes, the output rounded once).
+template <class S, int kVectors>
+FusedStats row_softmax_fused_small(const S* x, int64_t n, S* out, const TargetTerms<compute_t<S>>& terms) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   using W = typename Vec<T>::Wide;
   using Bits = typename Lanes<V>::Bits;
   constexpr int kLanes = Vec<T>::kLanes;
   auto lanes = [&](int j) { return n - j * kLanes < kLanes ? n - j * kLanes : (int64_t)kLanes; };  // > 0 for j < kVectors
-  const SmallRow<T, kVectors> row = small_row<T, kVectors, true>(x, n);
+  const SmallRow<T, kVectors> row = small_row<S, kVectors, true>(x, n);
   const V(&e)[kVectors] = row.e;
   const T max = (T)row.stats.max;
   FusedStats result{row.stats, 0.0, 0.0};
@@ -149,10 +152,10 @@ FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTe
   return result;
 }
 
-template <class T>
-FusedStats row_softmax_fused_small_any(const T* x, int64_t n, T* out, const TargetTerms<T>& terms) {
-  return n <= Vec<T>::kLanes ? row_softmax_fused_small<T, 1>(x, n, out, terms)
-                             : row_softmax_fused_small<T, 2>(x, n, out, terms);
+template <class S>
+FusedStats row_softmax_fused_small_any(const S* x, int64_t n, S* out, const TargetTerms<compute_t<S>>& terms) {
+  return n <= Vec<S>::kLanes ? row_softmax_fused_small<S, 1>(x, n, out, terms)
+                             : row_softmax_fused_small<S, 2>(x, n, out, terms);
 }
 
 // Plain statistics of 16 float rows of n <= 16 elements, one row per lane: a vector per column,

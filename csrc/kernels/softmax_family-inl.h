@@ -49,3 +49,12 @@ TypedKernels<T> softmax_family_kernels() {
   k.row_multiply = row_multiply<T>;
   return k;
 }
+
+// bfloat16 logits read in registers (kernel_table.h, BFloat16Kernels).
+inline BFloat16Kernels bfloat16_kernels() {
+  BFloat16Kernels k;
+  k.row_stats = row_stats<bfloat16>;
+  k.rows_stats = rows_stats<bfloat16>;
+  k.row_softmax_fused = row_softmax_fused_impl<bfloat16>;
+  return k;
+}

@@ -82,6 +82,15 @@ struct Vec<float> {
   static constexpr int kLanes = LOGITLOSS_VECTOR_BYTES / 4;
 };
 
+// bfloat16 storage: float lanes (Vec<bfloat16>::V is f32v); load and store below convert in
+// registers, so a kernel written against `const S*` reads bfloat16 and float alike.
+template <>
+struct Vec<bfloat16> {
+  using V = f32v;
+  using Wide = f64w;
+  static constexpr int kLanes = LOGITLOSS_VECTOR_BYTES / 4;
+};
+
 template <>
 struct Vec<double> {
   using V = f64v;
@@ -240,6 +249,79 @@ inline void streaming_fence() {
 template <class T>
 inline typename Vec<T>::V load_n(const T* p, int64_t count, T fill) {
   return count == Vec<T>::kLanes ? load(p) : load_partial(p, count, fill);
+}
+
+// ---- bfloat16 storage ---------------------------------------------------------------------------
+// A vector of bfloat16 is half a register of 16-bit words. Loads widen each word to 32 bits and
+// shift it into the upper half: exactly the float it stands for (vpmovzxwd + vpslld). Stores
+// round each float lane once to nearest even, in integer arithmetic that every target has
+// (adding 0x7fff plus the lowest kept bit carries into the kept half exactly when the discarded
+// half is above one half, or one half with an odd kept half; past the largest finite value the
+// carry reaches the exponent's all-ones, +-inf); nan lanes keep their sign and become quiet nan.
+// Overloads of load/store for `const bfloat16*`: a non-template function wins over the templates.
+typedef uint16_t u16h __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
+
+LOGITLOSS_ALWAYS_INLINE f32v widen_bfloat16(u16h words) {
+  return (f32v)(__builtin_convertvector(words, u32v) << 16);
+}
+
+LOGITLOSS_ALWAYS_INLINE u16h round_to_bfloat16(f32v v) {
+  const u32v bits = (u32v)v;
+  const u32v rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  const u32v quiet_nan = (bits >> 16) | 0x40u;
+  const u32v is_nan = (u32v)(v != v);
+  return __builtin_convertvector((quiet_nan & is_nan) | (rounded & ~is_nan), u16h);
+}
+
+inline f32v load(const bfloat16* p) {
+  u16h words;
+  std::memcpy(&words, p, sizeof words);
+  return widen_bfloat16(words);
+}
+
+inline void store(bfloat16* p, f32v v) {
+  const u16h words = round_to_bfloat16(v);
+  std::memcpy(p, &words, sizeof words);
+}
+
+// The first n (0 < n < lanes) elements; other lanes `fill` (set after widening: any float).
+inline f32v load_partial(const bfloat16* p, int64_t n, float fill) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__) && LOGITLOSS_VECTOR_BYTES == 64
+  const f32v x = widen_bfloat16((u16h)_mm256_maskz_loadu_epi16((__mmask16)((1u << n) - 1), p));
+#else
+  uint16_t buffer[Vec<bfloat16>::kLanes] = {};
+  std::memcpy(buffer, p, (size_t)n * sizeof(uint16_t));
+  u16h words;
+  std::memcpy(&words, buffer, sizeof words);
+  const f32v x = widen_bfloat16(words);
+#endif
+  return lane_index<f32v>() < (int32_t)n ? x : splat<f32v>(fill);
+}
+
+inline void store_partial(bfloat16* p, f32v v, int64_t n) {
+  const u16h words = round_to_bfloat16(v);
+#if defined(__AVX512BW__) && defined(__AVX512VL__) && LOGITLOSS_VECTOR_BYTES == 64
+  _mm256_mask_storeu_epi16(p, (__mmask16)((1u << n) - 1), (__m256i)words);
+#else
+  std::memcpy(p, &words, (size_t)n * sizeof(uint16_t));
+#endif
+}
+
+inline f32v load_n(const bfloat16* p, int64_t count, float fill) {
+  return count == Vec<bfloat16>::kLanes ? load(p) : load_partial(p, count, fill);
+}
+
+// Streamed whole vector of bfloat16 at p, aligned to its size (half a register): as
+// store_streaming. Baseline's 8-byte vectors are stored plainly.
+inline void store_streaming(bfloat16* p, f32v v) {
+  const u16h words = round_to_bfloat16(v);
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  _mm256_stream_si256(reinterpret_cast<__m256i*>(p), (__m256i)words);
+#elif defined(__AVX__) && LOGITLOSS_VECTOR_BYTES == 32
+  _mm_stream_si128(reinterpret_cast<__m128i*>(p), (__m128i)words);
+#else
+  std::memcpy(p, &words, sizeof words);
+#endif
 }
 
 // a * b + c with one rounding where the target has FMA, two otherwise. Every use tolerates

@@ -1,0 +1,285 @@
+"""bfloat16 logits (``ml_dtypes.bfloat16``): every function accepts them where it accepts float16.
+
+The kernels read bfloat16 in registers for ``logsumexp`` values and ``cross_entropy`` with class-index
+targets (loss and gradient); everything else goes through a float32 copy. Either way the result is the
+float32 computation on the same (bfloat16-exact) values, rounded once to bfloat16: checked here against a
+float64 reference rounded to bfloat16 (within 1 bfloat16 ulp), and against logitloss's own float32 result
+rounded by ml_dtypes (bitwise, but for the losses, which are rounded to float32 first, and the target lane
+of the gradient, rounded from double).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import logitloss
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+BF16 = np.dtype(ml_dtypes.bfloat16)
+BF16_MAX = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
+
+# Class counts around the vector widths (8, 16 lanes), the small-row limit (two vectors) and the kernels'
+# chunk of 2048 elements.
+CLASS_COUNTS = (1, 3, 16, 17, 33, 100, 2048, 2049, 4133)
+
+
+def bf16(values) -> np.ndarray:
+    with np.errstate(over="ignore"):  # beyond bfloat16's range: +-inf, as the exact value rounds
+        return np.asarray(values, dtype=np.float64).astype(BF16)
+
+
+def ordered(a: np.ndarray) -> np.ndarray:
+    """bfloat16 bit patterns as integers in the order of the values (+0 and -0 both 0)."""
+    bits = np.ascontiguousarray(a, dtype=BF16).view(np.uint16).astype(np.int64)
+    return np.where(bits & 0x8000, -(bits & 0x7FFF), bits)
+
+
+def assert_within_one_ulp(actual, expected64, what=""):
+    """actual (bfloat16) is expected64 rounded to bfloat16, or a neighbour; nan where expected is nan."""
+    actual = np.asarray(actual)
+    assert actual.dtype == BF16, (what, actual.dtype)
+    expected = bf16(expected64)
+    nan_actual, nan_expected = np.isnan(actual.astype(np.float32)), np.isnan(expected.astype(np.float32))
+    np.testing.assert_array_equal(nan_actual, nan_expected, err_msg=f"{what}: nan placement")
+    distance = np.abs(ordered(np.where(nan_actual, 0, actual)) - ordered(np.where(nan_expected, 0, expected)))
+    assert distance.max(initial=0) <= 1, f"{what}: {distance.max()} ulp, at {np.argmax(distance)}"
+
+
+def assert_same_bits(actual, expected, what=""):
+    np.testing.assert_array_equal(np.asarray(actual, BF16).view(np.uint16), np.asarray(expected, BF16).view(np.uint16),
+                                  err_msg=what)
+
+
+def random_logits(rng, shape, scale):
+    return bf16(rng.standard_normal(shape) * scale)
+
+
+def logsumexp64(x, axis):
+    x = np.asarray(x, dtype=np.float64)
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.squeeze(top, axis) + np.log(np.sum(np.exp(x - top), axis=axis))
+
+
+def cross_entropy64(x, target, weight=None, label_smoothing=0.0, reduction="mean"):
+    """torch's float64 autograd on the bfloat16-exact values: loss and gradient."""
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
+    w = None if weight is None else torch.tensor(np.asarray(weight, np.float64))
+    loss = torch.nn.functional.cross_entropy(t, torch.tensor(target), weight=w, label_smoothing=label_smoothing,
+                                             reduction=reduction)
+    loss.sum().backward()
+    return loss.detach().numpy(), t.grad.numpy()
+
+
+# ---- logsumexp: read in registers ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("classes", CLASS_COUNTS)
+@pytest.mark.parametrize("scale", (1.0, 30.0, 1e4))
+def test_logsumexp_rows(isa, classes, scale):
+    rng = np.random.default_rng(classes)
+    x = random_logits(rng, (5, classes), scale)
+    before = x.copy()
+    result = logitloss.logsumexp(x, axis=-1)
+    assert result.dtype == BF16
+    assert_same_bits(x, before, "input unchanged")
+    assert_within_one_ulp(result, logsumexp64(x, -1), "logsumexp")
+    assert_same_bits(result, logitloss.logsumexp(x.astype(np.float32), axis=-1).astype(BF16), "float32 rounded")
+
+
+@pytest.mark.parametrize("axis", (0, 1, None, (0, 2)))
+def test_logsumexp_strided_and_axes(isa, axis):
+    rng = np.random.default_rng(7)
+    base = random_logits(rng, (9, 40, 6), 5.0)
+    x = base[:, ::3, :]  # strided along every reduced axis choice
+    result = logitloss.logsumexp(x, axis=axis, keepdims=True)
+    assert result.dtype == BF16
+    reference = logsumexp64(x.astype(np.float64).reshape(x.shape), axis=axis if axis is not None else (0, 1, 2))
+    assert_within_one_ulp(np.asarray(result).reshape(np.shape(reference)), reference, f"axis {axis}")
+
+
+def test_logsumexp_exactness_rows(isa):
+    x = bf16([[0.0, -80.0, -80.0],  # log(1 + 2e^-80): 3.6e-35, tiny but normal in bfloat16
+              [0.0, -np.inf, -np.inf],
+              [3e38, 3e38, -3e38],
+              [-3e38, -3e38, -3e38],
+              [np.nan, 0.0, 1.0],
+              [-np.inf, -np.inf, -np.inf],
+              [np.inf, 0.0, 1.0]])
+    result = logitloss.logsumexp(x, axis=1)
+    with np.errstate(invalid="ignore"):
+        expected = [2 * np.exp(-80.0), 0.0, float(x[2, 0].astype(np.float64)) + np.log(2.0),
+                    float(x[3, 0].astype(np.float64)) + np.log(3.0), np.nan, -np.inf, np.inf]
+    assert_within_one_ulp(result, expected, "exactness rows")
+    assert float(result[0]) > 0  # not rounded to 0
+
+
+def test_logsumexp_return_sign_and_other_paths(isa):
+    """Weights, gradients and signs go through a float32 copy; results rounded once to bfloat16."""
+    rng = np.random.default_rng(3)
+    x = random_logits(rng, (4, 37), 3.0)
+    b = bf16(rng.uniform(-1, 1, (4, 37)))
+    value, sign = logitloss.logsumexp(x, axis=1, b=b, return_sign=True)
+    value32, sign32 = logitloss.logsumexp(x.astype(np.float32), axis=1, b=b.astype(np.float32), return_sign=True)
+    assert value.dtype == BF16 and sign.dtype == BF16
+    assert_same_bits(value, value32.astype(BF16))
+    assert_same_bits(sign, sign32.astype(BF16))
+    value, grad = logitloss.logsumexp(x, axis=1, return_grad=True)
+    value32, grad32 = logitloss.logsumexp(x.astype(np.float32), axis=1, return_grad=True)
+    assert grad.dtype == BF16
+    assert_same_bits(grad, grad32.astype(BF16))
+
+
+# ---- cross_entropy with class-index targets: read in registers ------------------------------------------
+
+@pytest.mark.parametrize("classes", CLASS_COUNTS)
+@pytest.mark.parametrize("options", ({}, {"label_smoothing": 0.1}, {"weight": True}, {"reduction": "none"},
+                                     {"reduction": "sum", "ignore_index": 1}))
+def test_cross_entropy_loss_and_grad(isa, classes, options):
+    rng = np.random.default_rng(classes + len(options))
+    rows = 6
+    x = random_logits(rng, (rows, classes), 4.0)
+    target = rng.integers(0, classes, rows)
+    options = dict(options)
+    if options.pop("weight", False):
+        options["weight"] = rng.uniform(0.5, 2.0, classes).astype(np.float32)
+    before = x.copy()
+    loss, grad = logitloss.cross_entropy(x, target, return_grad=True, **options)
+    assert_same_bits(x, before, "input unchanged")
+    assert np.asarray(loss).dtype == BF16 and grad.dtype == BF16
+    loss64, grad64 = cross_entropy64(x, target, options.get("weight"), options.get("label_smoothing", 0.0),
+                                     options.get("reduction", "mean")) if "ignore_index" not in options else (None, None)
+    if loss64 is not None:
+        assert_within_one_ulp(loss, loss64, "loss")
+        assert_within_one_ulp(grad, grad64, "grad")
+    loss32, grad32 = logitloss.cross_entropy(x.astype(np.float32), target, return_grad=True, **options)
+    assert_within_one_ulp(loss, np.asarray(loss32, np.float64), "loss vs float32")
+    # The float32 gradient rounded by ml_dtypes: bitwise but for the target lanes (rounded from double).
+    same = np.asarray(grad, BF16).view(np.uint16) == np.asarray(grad32, np.float32).astype(BF16).view(np.uint16)
+    others = np.ones_like(same)
+    others[np.arange(rows), target] = False
+    assert same[others].all()
+    assert_within_one_ulp(grad, grad32.astype(np.float64), "grad vs float32")
+
+
+def test_cross_entropy_strided_and_k_dimensional(isa):
+    rng = np.random.default_rng(11)
+    base = random_logits(rng, (5, 90), 3.0)
+    x = base[:, ::3]  # strided class axis
+    target = rng.integers(0, 30, 5)
+    loss, grad = logitloss.cross_entropy(x, target, return_grad=True)
+    loss64, grad64 = cross_entropy64(x, target)
+    assert_within_one_ulp(loss, loss64, "strided loss")
+    assert_within_one_ulp(grad, grad64, "strided grad")
+    x3 = random_logits(rng, (3, 7, 4), 3.0)  # (N, C, d): class axis strided
+    target3 = rng.integers(0, 7, (3, 4))
+    loss, grad = logitloss.cross_entropy(x3, target3, return_grad=True, reduction="none")
+    loss64, grad64 = cross_entropy64(x3, target3, reduction="none")
+    assert_within_one_ulp(loss, loss64, "K-d loss")
+    assert_within_one_ulp(grad, grad64, "K-d grad")
+
+
+def test_cross_entropy_exactness_rows(isa):
+    x = bf16([[0.0, -80.0, -80.0, -80.0],    # loss 3 e^-80: tiny, not 0
+              [5.0, -np.inf, 1.0, -np.inf],  # masked classes
+              [3e38, -3e38, 0.0, 1.0],       # +-3e38 (bfloat16's max is 3.39e38)
+              [np.nan, 0.0, 1.0, 2.0],
+              [-np.inf, -np.inf, -np.inf, -np.inf]])
+    target = np.array([0, 2, 1, 1, 0])
+    loss, grad = logitloss.cross_entropy(x, target, reduction="none", return_grad=True)
+    with np.errstate(invalid="ignore"):
+        loss64, grad64 = cross_entropy64(x[:3], target[:3], reduction="none")
+    loss64[0] = np.log1p(3 * np.exp(-80.0))  # torch's float64 rounds this loss and p_y - 1 to 0
+    grad64[0, 0] = -3 * np.exp(-80.0) / (1 + 3 * np.exp(-80.0))
+    assert_within_one_ulp(loss[:3], loss64, "loss")
+    assert_within_one_ulp(grad[:3], grad64, "grad")
+    assert float(loss[0]) > 0 and float(grad[0, 1]) > 0 and float(grad[0, 0]) < 0
+    assert np.isnan(loss[3:].astype(np.float32)).all() and np.isnan(grad[3:].astype(np.float32)).all()
+
+
+def test_cross_entropy_grad_out_in_place_and_backward(isa):
+    rng = np.random.default_rng(5)
+    x = random_logits(rng, (4, 50), 2.0)
+    target = rng.integers(0, 50, 4)
+    expected_loss, expected_grad = logitloss.cross_entropy(x, target, return_grad=True)
+    out = np.empty_like(x)
+    loss, grad = logitloss.cross_entropy(x, target, grad_out=out)
+    assert grad is out
+    assert_same_bits(out, expected_grad)
+    y = x.copy()
+    logitloss.cross_entropy(y, target, grad_out=y)  # in place
+    assert_same_bits(y, expected_grad)
+    backward = logitloss.cross_entropy_backward(np.float32(1.0), x, target)
+    assert backward.dtype == BF16
+    assert_same_bits(backward, expected_grad)
+
+
+def test_streamed_gradient_matches(isa):
+    """A gradient large enough to be streamed (>= 32 MiB of float32 terms; here into the caller's buffer)."""
+    rng = np.random.default_rng(9)
+    x = random_logits(rng, (520, 32768), 3.0)
+    target = rng.integers(0, 32768, 520)
+    out = np.zeros_like(x)
+    logitloss.cross_entropy(x, target, grad_out=out, reduction="sum")
+    loss32, grad32 = logitloss.cross_entropy(x[:8].astype(np.float32), target[:8], return_grad=True, reduction="sum")
+    same = out[:8].view(np.uint16) == grad32.astype(BF16).view(np.uint16)
+    same[np.arange(8), target[:8]] = True
+    assert same.all()
+
+
+# ---- the rest: through a float32 copy ---------------------------------------------------------------
+
+@pytest.mark.parametrize("function", ("softmax", "log_softmax"))
+def test_softmax_family_rounded_once(isa, function):
+    rng = np.random.default_rng(2)
+    x = random_logits(rng, (3, 41), 4.0)
+    result = getattr(logitloss, function)(x, axis=1)
+    assert result.dtype == BF16
+    assert_same_bits(result, getattr(logitloss, function)(x.astype(np.float32), axis=1).astype(BF16))
+
+
+def test_probability_targets_and_bce(isa):
+    rng = np.random.default_rng(4)
+    x = random_logits(rng, (3, 9), 2.0)
+    p = bf16(rng.dirichlet(np.ones(9), 3))
+    loss, grad = logitloss.cross_entropy(x, p, return_grad=True)
+    loss32, grad32 = logitloss.cross_entropy(x.astype(np.float32), p.astype(np.float32), return_grad=True)
+    assert np.asarray(loss).dtype == BF16 and grad.dtype == BF16
+    assert_same_bits(grad, grad32.astype(BF16))
+    y = bf16(rng.uniform(0, 1, (3, 9)))
+    loss, grad = logitloss.binary_cross_entropy_with_logits(x, y, return_grad=True)
+    loss32, grad32 = logitloss.binary_cross_entropy_with_logits(x.astype(np.float32), y.astype(np.float32),
+                                                               return_grad=True)
+    assert grad.dtype == BF16
+    assert_same_bits(grad, grad32.astype(BF16))
+
+
+# ---- argument rules ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", (np.dtype("V2"), np.dtype([("a", "u1"), ("b", "u1")])))
+def test_other_two_byte_void_dtypes_are_refused(dtype):
+    x = np.zeros((2, 3), dtype)
+    with pytest.raises(TypeError, match="`a`.*2-byte void"):
+        logitloss.logsumexp(x, axis=1)
+    with pytest.raises(TypeError, match="`input`"):
+        logitloss.cross_entropy(x, np.zeros(2, np.int64))
+
+
+def test_import_without_ml_dtypes():
+    """Without ml_dtypes (its import blocked) logitloss imports and computes as before; with it installed,
+    ``import logitloss`` does not import it."""
+    script = ("import sys\n"
+              "sys.modules['ml_dtypes'] = None\n"
+              "import numpy as np, logitloss\n"
+              "x = np.array([[0.0, 1.0], [2.0, 3.0]], np.float16)\n"
+              "print(logitloss.logsumexp(x, axis=1).dtype, logitloss.cross_entropy(x, np.array([0, 1])).dtype)\n")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert completed.stdout.split() == ["float16", "float16"]
+    loaded = subprocess.run([sys.executable, "-c", "import sys, logitloss; print('ml_dtypes' in sys.modules)"],
+                            capture_output=True, text=True, timeout=120, check=True)
+    assert loaded.stdout.strip() == "False"
