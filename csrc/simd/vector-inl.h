@@ -262,15 +262,41 @@ inline typename Vec<T>::V load_n(const T* p, int64_t count, T fill) {
 typedef uint16_t u16h __attribute__((vector_size(LOGITLOSS_VECTOR_BYTES / 2)));
 
 LOGITLOSS_ALWAYS_INLINE f32v widen_bfloat16(u16h words) {
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  // One vpmovzxwd across the register (GCC's generic conversion splits it in two halves).
+  return (f32v)_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)words), 16);
+#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
+  return (f32v)_mm256_slli_epi32(_mm256_cvtepu16_epi32((__m128i)words), 16);
+#elif defined(__SSE2__) && LOGITLOSS_VECTOR_BYTES == 16
+  // Interleaved below zero words: each word lands in the upper half of its lane, shifted for free.
+  __m128i low = _mm_setzero_si128();
+  std::memcpy(&low, &words, sizeof words);
+  return (f32v)_mm_unpacklo_epi16(_mm_setzero_si128(), low);
+#else
   return (f32v)(__builtin_convertvector(words, u32v) << 16);
+#endif
 }
 
 LOGITLOSS_ALWAYS_INLINE u16h round_to_bfloat16(f32v v) {
   const u32v bits = (u32v)v;
-  const u32v rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-  const u32v quiet_nan = (bits >> 16) | 0x40u;
+  const u32v rounded = bits + 0x7fffu + ((bits >> 16) & 1u);
   const u32v is_nan = (u32v)(v != v);
-  return __builtin_convertvector((quiet_nan & is_nan) | (rounded & ~is_nan), u16h);
+  // The result in the upper half of each lane: the quiet nan's bits, or the rounded value's.
+  const u32v upper = ((bits | 0x00400000u) & is_nan) | (rounded & ~is_nan);
+#if defined(__AVX512F__) && LOGITLOSS_VECTOR_BYTES == 64
+  return (u16h)_mm512_cvtepi32_epi16(_mm512_srli_epi32((__m512i)upper, 16));
+#elif defined(__AVX2__) && LOGITLOSS_VECTOR_BYTES == 32
+  const __m256i words = _mm256_srai_epi32((__m256i)upper, 16);  // sign-extended: the pack keeps them exactly
+  return (u16h)_mm_packs_epi32(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+#elif defined(__SSE2__) && LOGITLOSS_VECTOR_BYTES == 16
+  const __m128i words = _mm_srai_epi32((__m128i)upper, 16);
+  const __m128i packed = _mm_packs_epi32(words, words);
+  u16h result;
+  std::memcpy(&result, &packed, sizeof result);
+  return result;
+#else
+  return __builtin_convertvector(upper >> 16, u16h);
+#endif
 }
 
 inline f32v load(const bfloat16* p) {
