@@ -64,6 +64,17 @@ LOGITLOSS_FLATTEN compute_t<S> chunk_max(const S* x, const compute_t<S>* weight,
   // Four independent maxima: one chain of dependent max operations would be latency-bound.
   V max0 = splat<V>(neg_inf), max1 = max0, max2 = max0, max3 = max0;
   int64_t i = 0;
+  if constexpr (!kWeighted) {  // in any order (load_pair_any_order): a max does not depend on it
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+      V x0, x1, x2, x3;
+      load_pair_any_order(x + i, x0, x1);
+      load_pair_any_order(x + i + 2 * kLanes, x2, x3);
+      max0 = max_ignoring_nan(max0, x0);
+      max1 = max_ignoring_nan(max1, x1);
+      max2 = max_ignoring_nan(max2, x2);
+      max3 = max_ignoring_nan(max3, x3);
+    }
+  }
   for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
     max0 = max_ignoring_nan(max0, effective(load(x + i), load_weight(i)));
     max1 = max_ignoring_nan(max1, effective(load(x + i + kLanes), load_weight(i + kLanes)));
@@ -234,7 +245,9 @@ inline void chunk_gap_tail(const S* x, int64_t n, compute_t<S> max, const comput
 // the scale exactly. The unweighted count is an integer, counted off the vector pipes.
 // S: the storage type of x (float, double, or bfloat16 read into float lanes); the terms stored
 // to `out` are in the compute type (bfloat16: a float32 staging row).
-template <class S, bool kWeighted, bool kCompensated, int kGap = 0>
+// kAnyOrder: the pairs of vectors are read in load_pair_any_order's order (only without weights,
+// target terms or stored terms, where the order of the terms is the order of a sum).
+template <class S, bool kWeighted, bool kCompensated, int kGap = 0, bool kAnyOrder = false>
 LOGITLOSS_FLATTEN void chunk_sum(const S* x, const compute_t<S>* weight, int64_t n, compute_t<S> max, compute_t<S>* out,
                                  Prefetch<S> ahead, double& count_total, double& others_total, NextChunk<S>& next,
                                  ChunkGap<compute_t<S>>* gap = nullptr) {
@@ -256,6 +269,7 @@ LOGITLOSS_FLATTEN void chunk_sum(const S* x, const compute_t<S>* weight, int64_t
     const V xv = load(next.x + at);
     return kWeighted ? select(load(next.weight + at) == 0, splat<V>(neg_inf), xv) : xv;
   };
+  static_assert(!kAnyOrder || (!kWeighted && kGap == 0), "any order only for plain sums");
   V next_max0 = splat<V>(neg_inf), next_max1 = next_max0;
   int64_t i = 0;
   while (i + 2 * kLanes <= n) {
@@ -265,15 +279,28 @@ LOGITLOSS_FLATTEN void chunk_sum(const S* x, const compute_t<S>* weight, int64_t
     for (int64_t b = 0; b < kBlock && i + 2 * kLanes <= n; ++b, i += 2 * kLanes) {
       prefetch_pair(ahead, i);
       if (i < next_fused) {
-        next_max0 = max_ignoring_nan(next_max0, next_effective(i));
-        next_max1 = max_ignoring_nan(next_max1, next_effective(i + kLanes));
+        if constexpr (!kWeighted) {  // a max: in any order
+          V next0, next1;
+          load_pair_any_order(next.x + i, next0, next1);
+          next_max0 = max_ignoring_nan(next_max0, next0);
+          next_max1 = max_ignoring_nan(next_max1, next1);
+        } else {
+          next_max0 = max_ignoring_nan(next_max0, next_effective(i));
+          next_max1 = max_ignoring_nan(next_max1, next_effective(i + kLanes));
+        }
       }
       V e0, e1;
       if (kWeighted) {
         e0 = split_sum_term<T, true, kCompensated>(load(x + i), load(weight + i), max_v, count0, others0);
         e1 = split_sum_term<T, true, kCompensated>(load(x + i + kLanes), load(weight + i + kLanes), max_v, count1, others1);
       } else {
-        const V x0 = load(x + i), x1 = load(x + i + kLanes);
+        V x0, x1;
+        if constexpr (kAnyOrder) {
+          load_pair_any_order(x + i, x0, x1);
+        } else {
+          x0 = load(x + i);
+          x1 = load(x + i + kLanes);
+        }
         V difference0, difference1;
         e0 = sum_term_of_difference<kCompensated>(x0, max_v, difference0);
         e1 = sum_term_of_difference<kCompensated>(x1, max_v, difference1);
@@ -335,8 +362,9 @@ SliceStats row_stats_impl(const S* x, const compute_t<S>* weight, int64_t n) {
     const T max = chunk_reference<T>(next.max, row, start);
     SliceStats chunk{(double)max, 0.0, 0.0};
     next = chunk_at<S>(x, weight, n, start + length);
-    chunk_sum<S, kWeighted, kCompensated>(x + start, kWeighted ? weight + start : nullptr, length, max, nullptr,
-                                          prefetch_plan(x, n, start), chunk.count, chunk.others, next);
+    chunk_sum<S, kWeighted, kCompensated, 0, !kWeighted>(x + start, kWeighted ? weight + start : nullptr, length, max,
+                                                         nullptr, prefetch_plan(x, n, start), chunk.count, chunk.others,
+                                                         next);
     row = start == 0 ? chunk : fold_stats(row, chunk);
   }
   return row;

@@ -337,6 +337,24 @@ inline f32v load_n(const bfloat16* p, int64_t count, float fill) {
   return count == Vec<bfloat16>::kLanes ? load(p) : load_partial(p, count, fill);
 }
 
+// The 2 * lanes elements at p as two vectors, in an order of this function's choosing: for sums
+// and maxima, where the order of the elements does not matter. float and double: as stored.
+// bfloat16: one full-register load whose 32-bit lanes each hold two elements; the low one shifted
+// up and the high one masked are both exact floats, with no cross-lane widening (vpmovzxwd, a
+// shuffle, competes with the exp's table permutes for one port).
+template <class T>
+LOGITLOSS_ALWAYS_INLINE void load_pair_any_order(const T* p, typename Vec<T>::V& first, typename Vec<T>::V& second) {
+  first = load(p);
+  second = load(p + Vec<T>::kLanes);
+}
+
+LOGITLOSS_ALWAYS_INLINE void load_pair_any_order(const bfloat16* p, f32v& first, f32v& second) {
+  u32v words;
+  std::memcpy(&words, p, sizeof words);
+  first = (f32v)(words << 16);
+  second = (f32v)(words & 0xffff0000u);
+}
+
 // Streamed whole vector of bfloat16 at p, aligned to its size (half a register): as
 // store_streaming. Baseline's 8-byte vectors are stored plainly.
 inline void store_streaming(bfloat16* p, f32v v) {
