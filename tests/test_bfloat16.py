@@ -283,3 +283,35 @@ def test_import_without_ml_dtypes():
     loaded = subprocess.run([sys.executable, "-c", "import sys, logitloss; print('ml_dtypes' in sys.modules)"],
                             capture_output=True, text=True, timeout=120, check=True)
     assert loaded.stdout.strip() == "False"
+
+
+# ---- logitloss.torch: bfloat16 tensors read in place --------------------------------------------------
+
+def test_torch_adapter_reads_bfloat16_in_place(torch, monkeypatch):
+    import logitloss.torch as lt
+    from logitloss.torch._bfloat16 import bfloat16_array
+
+    generator = torch.Generator().manual_seed(0)
+    base = (torch.randn(6, 70, generator=generator) * 3).to(torch.bfloat16)
+    x = base[:, ::2]  # strided
+    assert bfloat16_array(x).ctypes.data == x.data_ptr()  # a view, no copy
+    target = torch.randint(0, 35, (6,), generator=generator)
+    leaf = x.detach().requires_grad_()
+    loss = lt.cross_entropy(leaf, target, label_smoothing=0.1)
+    loss.backward()
+    assert loss.dtype is torch.bfloat16 and leaf.grad.dtype is torch.bfloat16
+    loss32, grad32 = logitloss.cross_entropy(x.float().numpy(), target.numpy(), label_smoothing=0.1, return_grad=True)
+    assert_within_one_ulp(loss.detach().view(torch.int16).numpy().view(BF16), np.float64(loss32), "torch loss")
+    assert_within_one_ulp(leaf.grad.view(torch.int16).numpy().view(BF16), grad32.astype(np.float64), "torch grad")
+    with torch.no_grad():
+        values = lt.logsumexp(x, 1)
+    assert values.dtype is torch.bfloat16
+    assert_within_one_ulp(values.view(torch.int16).numpy().view(BF16), logsumexp64(x.float().numpy(), 1), "torch lse")
+    # Without ml_dtypes: the float32 copies, the same results.
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)
+    assert bfloat16_array(x) is None
+    leaf_copy = x.detach().requires_grad_()
+    loss_copy = lt.cross_entropy(leaf_copy, target, label_smoothing=0.1)
+    loss_copy.backward()
+    assert loss_copy.dtype is torch.bfloat16
+    assert_within_one_ulp(leaf_copy.grad.view(torch.int16).numpy().view(BF16), grad32.astype(np.float64), "copy grad")

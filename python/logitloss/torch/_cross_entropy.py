@@ -14,6 +14,7 @@ from torch.nn import _reduction
 
 from .. import _core
 from . import _custom_ops
+from ._bfloat16 import BFloat16CrossEntropy, bfloat16_array, bfloat16_cross_entropy_loss
 from ._tensors import array, check_cpu, check_unchanged, check_no_grad, direct_apply, once_differentiable_guard, optional_array, tensor, widened
 
 __all__ = ["cross_entropy"]
@@ -104,8 +105,9 @@ def cross_entropy(
     are torch's deprecated spellings of ``reduction``). The loss is logitloss's (exact where torch rounds
     a tiny loss to 0, see ``logitloss.cross_entropy``); the gradient with respect to ``input`` is computed
     in the forward pass when ``input`` requires grad. Probability targets that require grad get torch's
-    gradient. bfloat16 tensors are computed through a float32 copy (a known cost until the kernels read
-    bfloat16) and the loss is returned as bfloat16.
+    gradient. bfloat16 logits with class-index targets are read in place (with ml_dtypes installed; the
+    gradient is bfloat16, rounded once), other bfloat16 tensors through float32 copies; the loss is returned
+    as bfloat16.
 
     Raises ``ValueError`` for tensors that are not on the CPU or not strided, for class weights that
     require grad, and the errors of ``logitloss.cross_entropy`` for bad arguments; ``RuntimeError`` for a
@@ -143,8 +145,13 @@ def cross_entropy(
 
 
 def _bfloat16(input, target, weight, ignore_index, reduction, label_smoothing):
-    """bfloat16 through a float32 copy of the input (and of bfloat16 targets and weights); the loss is rounded
-    once to bfloat16 and the gradient flows back through the casts."""
+    """bfloat16 logits: read in place by the kernels for class-index targets (BFloat16CrossEntropy); otherwise
+    (probability targets, no ml_dtypes, torch.compile) through a float32 copy of the input (and of bfloat16
+    targets and weights), the loss rounded once to bfloat16 and the gradient flowing back through the casts."""
+    if not target.is_floating_point() and not torch.compiler.is_compiling() and bfloat16_array(input) is not None:
+        if input.requires_grad and torch.is_grad_enabled():
+            return BFloat16CrossEntropy.apply(input, target, weight, (ignore_index, reduction, label_smoothing))
+        return bfloat16_cross_entropy_loss(input, target, weight, (ignore_index, reduction, label_smoothing))
     loss = cross_entropy(input.float(), widened(target), widened(weight), ignore_index=ignore_index,
                          reduction=reduction, label_smoothing=label_smoothing)
     return loss.to(torch.bfloat16)
