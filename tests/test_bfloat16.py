@@ -315,3 +315,25 @@ def test_torch_adapter_reads_bfloat16_in_place(torch, monkeypatch):
     loss_copy.backward()
     assert loss_copy.dtype is torch.bfloat16
     assert_within_one_ulp(leaf_copy.grad.view(torch.int16).numpy().view(BF16), grad32.astype(np.float64), "copy grad")
+
+
+def test_python_level_functions_through_float32():
+    """KL divergence, the contrastive loss and the linear head's cross-entropy: float32 copies, rounded once."""
+    rng = np.random.default_rng(8)
+    x, t = random_logits(rng, (4, 6), 2.0), random_logits(rng, (4, 6), 2.0)
+    calls = {
+        "kl": lambda a, b: logitloss.kl_div_with_logits(a, b, return_grad=True),
+        "contrastive": lambda a, b: logitloss.contrastive_loss(a[:, :4], return_grad=True),
+        "linear": lambda a, b: logitloss.linear_cross_entropy(a, b[:5], np.array([0, 1, 2, 3]), return_grad=True)[:3],
+    }
+    for name, call in calls.items():
+        result = call(x, t)
+        expected = call(x.astype(np.float32), t.astype(np.float32))
+        for got, want in zip(result, expected):
+            assert np.asarray(got).dtype == BF16, name
+            assert_same_bits(got, np.asarray(want).astype(BF16), name)
+    out = np.empty_like(x)
+    loss, grad = logitloss.kl_div_with_logits(x, t, grad_out=out)
+    assert grad is out
+    with pytest.raises(TypeError, match="grad_out"):
+        logitloss.kl_div_with_logits(x, t, grad_out=np.empty((4, 6), np.float32))

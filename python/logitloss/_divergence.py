@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
+from ._bfloat16 import any_bfloat16, through_float32
 from ._output_checks import check_grad_out
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -92,6 +93,11 @@ def kl_div_with_logits(
     >>> round(float(loss), 6), grad.shape
     (0.060269, (1, 3))
     """
+    if any_bfloat16(input, target):  # through float32 copies, results rounded once
+        if grad_out is not None:
+            check_grad_out(grad_out, input, "input", ("target", target))
+        return through_float32(kl_div_with_logits, (input, target), {
+            "reduction": reduction, "temperature": temperature, "where": where, "return_grad": return_grad}, grad_out)
     input, target, where, temperature = _parse(input, target, reduction, temperature, where)
     want_grad = return_grad or grad_out is not None
     if grad_out is not None:
