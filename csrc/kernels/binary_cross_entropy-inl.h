@@ -41,111 +41,127 @@
 
 #include "kernels/lane_sums-inl.h"
 
-// What one call computes, over n contiguous elements of each operand.
-template <class T, bool kPosWeight, bool kWeight, bool kLoss, bool kGrad, bool kHessian = false>
-LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t n) {
+// One vector of elements (lanes i .. i + count - 1 of the span): the operands and the terms that
+// the loss, the gradient and the Hessian share. Tail lanes hold x = -inf, y = 0: a loss of
+// exactly 0 (the limit), so sums need no mask.
+template <class T, bool kPosWeight, bool kWeight, bool kTinyPath>
+struct BinaryCrossEntropyLanes {
   using V = typename Vec<T>::V;
-  constexpr int kLanes = Vec<T>::kLanes;
-  const T inf = __builtin_inf();
-  const V one = splat<V>(T(1)), zero = splat<V>(T(0));
-  const V unscale = splat<V>(sum_unscale<T>());
-  // The tiny path (below) matters only where a rounded e is multiplied further; the plain loss is
-  // e itself there, rounded once already.
-  constexpr bool kTinyPath = kPosWeight || kWeight || kGrad;
-  // e < 2^-60: log1p(e) and e / (1 + e) round to e in either precision.
-  const V tiny_threshold = splat<V>(sum_scale<T>() * T(0x1p-60));
-  // Returns the losses of elements i .. i + count - 1 (and stores what is asked for).
-  auto step = [&](int64_t i, int64_t count) {
-    // Tail lanes hold x = -inf, y = 0: a loss of exactly 0 (the limit), so sums need no mask.
-    const V x = load_n(span.input + i, count, -inf);
-    const V y = load_n(span.target + i, count, T(0));
-    const V ax = abs(x);
-    // e * 2^S, normal even where e is subnormal or 0 (|x| beyond ~87 in float, ~708 in double);
-    // e itself is rounded once from it.
-    const V e_scaled = kTinyPath ? exp_nonpositive_sum_term(-ax) : zero;
-    const V e = kTinyPath ? e_scaled * unscale : exp_nonpositive(-ax);
-    const auto nonnegative = x >= 0;  // false for nan: the x < 0 branch, which propagates it
-    const V one_minus_y = one - y;
-    const V p = kPosWeight ? load_n(span.pos_weight + i, count, T(1)) : one;
-    const V p_y = kPosWeight ? p * y : y;
-    const V a = kPosWeight ? one_minus_y + p_y : one;
-    const V w = kWeight ? load_n(span.weight + i, count, T(1)) : one;
-    const V a_w = kWeight ? a * w : a;
-    // The linear term's factors: the target's, and p where x < 0. A zero factor makes the term
-    // 0, also at |x| = inf (the limit).
-    const V target_factor = select(nonnegative, one_minus_y, y);
-    const V p_factor = kPosWeight ? select(nonnegative, one, p) : one;
-    auto no_linear = target_factor == 0;
+  using Mask = typename Lanes<V>::Int;
+
+  V abs_x;
+  V e_scaled;  // e * 2^S, normal even where e is subnormal or 0 (|x| beyond ~87 float, ~708 double)
+  V e;         // exp(-|x|), rounded once from e_scaled on the tiny path
+  V y, one_minus_y, p, p_y, a, w, a_w;
+  // The linear term's factors: the target's, and p where x < 0. A zero factor makes the term 0,
+  // also at |x| = inf (the limit).
+  V target_factor, p_factor;
+  Mask nonnegative;  // false for nan: the x < 0 branch, which propagates it
+  Mask no_linear;
+  Mask softplus_only_and_tiny;
+  bool any_tiny;  // almost never set (|x| beyond ~41 with the linear term 0): skip its blends
+
+  BinaryCrossEntropyLanes(const BinaryCrossEntropySpan<T>& span, int64_t i, int64_t count) {
+    const V one = splat<V>(T(1));
+    const V x = load_n(span.input + i, count, -T(__builtin_inf()));
+    y = load_n(span.target + i, count, T(0));
+    abs_x = abs(x);
+    e_scaled = kTinyPath ? exp_nonpositive_sum_term(-abs_x) : splat<V>(T(0));
+    e = kTinyPath ? e_scaled * splat<V>(sum_unscale<T>()) : exp_nonpositive(-abs_x);
+    nonnegative = x >= 0;
+    one_minus_y = one - y;
+    p = kPosWeight ? load_n(span.pos_weight + i, count, T(1)) : one;
+    p_y = kPosWeight ? p * y : y;
+    a = kPosWeight ? one_minus_y + p_y : one;
+    w = kWeight ? load_n(span.weight + i, count, T(1)) : one;
+    a_w = kWeight ? a * w : a;
+    target_factor = select(nonnegative, one_minus_y, y);
+    p_factor = kPosWeight ? select(nonnegative, one, p) : one;
+    no_linear = target_factor == 0;
     if (kPosWeight) no_linear = no_linear | (p_factor == 0);
     if (kWeight) no_linear = no_linear | (w == 0);
-    const auto softplus_only_and_tiny = no_linear & (e_scaled < tiny_threshold);
-    // Almost never set (|x| beyond ~41 with the linear term 0): skip its blends otherwise.
-    const bool any_tiny = kTinyPath && any_lane(softplus_only_and_tiny);
-    // The softplus-only tiny elements' a w e (loss) and, times `factor`, their gradient's size, each
-    // rounded once. Double data: from a w e 2^S. Float data: in double lanes, since with a large
-    // a w (a pos_weight or weight up to the float range) a w e is a float for |x| beyond where
-    // e 2^S leaves float's normal range (it is 0 below -131) and a w itself, or a w e 2^S, may
-    // overflow float; double's exp is exact here down to |x| ~ 1060. (Double data keeps a limit
-    // there: a w e is then nonzero only for a w > e^319, and comes out 0.)
-    auto tiny_of = [&](V factor) -> V {
-      if constexpr (sizeof(T) == 4) {
-        using W = typename Vec<T>::Wide;
-        auto wide = [](V v) { return __builtin_convertvector(v, W); };
-        const W a_wide = kPosWeight ? wide(one_minus_y) + wide(p) * wide(y) : splat<W>(1);
-        const W a_w_wide = kWeight ? a_wide * wide(w) : a_wide;
-        return __builtin_convertvector(a_w_wide * exp_nonpositive(wide(-ax)) * wide(factor), V);
-      } else {
-        // Unscaled first where a w > 1 (exact there), so that a w e 2^S cannot overflow.
-        return select(a_w > one, ((a_w * unscale) * e_scaled) * factor, ((a_w * e_scaled) * factor) * unscale);
-      }
-    };
-    V loss = zero;
-    if constexpr (kLoss) {
-      const V t = log1p_unit_interval(e);
-      const V base = target_factor * ax;
-      V linear = base;
-      if constexpr (kWeight && kPosWeight) {
-        linear = select(w > one, (base * p_factor) * w, (base * w) * p_factor);
-      } else if constexpr (kWeight) {
-        linear = base * w;
-      } else if constexpr (kPosWeight) {
-        linear = base * p_factor;
-      }
-      linear = select(no_linear, zero, linear);
-      loss = kPosWeight || kWeight ? mul_add(a_w, t, linear) : linear + t;
-      if (any_tiny) loss = select(softplus_only_and_tiny, tiny_of(one), loss);
-      if (span.loss) {
-        if (count == kLanes) store(span.loss + i, loss); else store_partial(span.loss + i, loss, count);
-      }
+    // e < 2^-60: log1p(e) and e / (1 + e) round to e in either precision.
+    softplus_only_and_tiny = no_linear & (e_scaled < splat<V>(sum_scale<T>() * T(0x1p-60)));
+    any_tiny = kTinyPath && any_lane(softplus_only_and_tiny);
+  }
+
+  // a w e times `factor` for the softplus-only tiny elements, rounded once. Double data: from
+  // a w e 2^S. Float data: in double lanes, since with a large a w (a pos_weight or weight up to
+  // the float range) a w e is a float for |x| beyond where e 2^S leaves float's normal range (it
+  // is 0 below -131) and a w itself, or a w e 2^S, may overflow float; double's exp is exact here
+  // down to |x| ~ 1060. (Double data keeps a limit there: a w e is then nonzero only for
+  // a w > e^319, and comes out 0.)
+  V tiny_of(V factor) const {
+    if constexpr (sizeof(T) == 4) {
+      using W = typename Vec<T>::Wide;
+      auto wide = [](V v) { return __builtin_convertvector(v, W); };
+      const W a_wide = kPosWeight ? wide(one_minus_y) + wide(p) * wide(y) : splat<W>(1);
+      const W a_w_wide = kWeight ? a_wide * wide(w) : a_wide;
+      return __builtin_convertvector(a_w_wide * exp_nonpositive(wide(-abs_x)) * wide(factor), V);
+    } else {
+      // Unscaled first where a w > 1 (exact there), so that a w e 2^S cannot overflow.
+      const V one = splat<V>(T(1)), unscale = splat<V>(sum_unscale<T>());
+      return select(a_w > one, ((a_w * unscale) * e_scaled) * factor, ((a_w * e_scaled) * factor) * unscale);
     }
-    if constexpr (kGrad) {
-      const V q = e / (one + e);
-      const V aq = kPosWeight ? a * q : q;
-      const V unweighted = select(nonnegative, one_minus_y - aq, aq - p_y);
-      V scale = splat<V>(span.grad_scale);
-      if (span.upstream) scale = scale * load_n(span.upstream + i, count, T(0));
-      V grad = kWeight ? unweighted * scale * w : unweighted * scale;
-      if (any_tiny) {
-        // -a q w (x >= 0) or a q w (x < 0) there, rounded once.
-        const V tiny_grad = tiny_of(select(nonnegative, -scale, scale));
-        grad = select(softplus_only_and_tiny, tiny_grad, grad);
-      }
-      if (count == kLanes) store(span.grad + i, grad); else store_partial(span.grad + i, grad, count);
-      if constexpr (kHessian) {
-        // d2 loss / dx2 = w a sigmoid(x) sigmoid(-x) = w a q (1 - q): q <= 1/2, so 1 - q in
-        // [1/2, 1] has no cancellation at any |x| (sigmoid(x) (1 - sigmoid(x)) would lose it all
-        // for x >> 0). Where e < 2^-60, q (1 - q) rounds to e: a w e times the scale, formed at
-        // scale 2^S and rounded once (tiny_of), so it stays nonzero far below the normal range.
-        V hessian = aq * (one - q) * scale;
-        if (kWeight) hessian = hessian * w;
-        const auto tiny_curvature = e_scaled < tiny_threshold;  // false for nan: propagated
-        if (any_lane(tiny_curvature)) hessian = select(tiny_curvature, tiny_of(scale), hessian);
-        if (count == kLanes) store(span.hessian + i, hessian); else store_partial(span.hessian + i, hessian, count);
-      }
+  }
+
+  // w [(1 - y) |x| + a t] (x >= 0) or w [p y |x| + a t] (x < 0), t = log1p(e).
+  V loss() const {
+    const V t = log1p_unit_interval(e);
+    const V base = target_factor * abs_x;
+    V linear = base;
+    if constexpr (kWeight && kPosWeight) {
+      linear = select(w > splat<V>(T(1)), (base * p_factor) * w, (base * w) * p_factor);
+    } else if constexpr (kWeight) {
+      linear = base * w;
+    } else if constexpr (kPosWeight) {
+      linear = base * p_factor;
     }
+    linear = select(no_linear, splat<V>(T(0)), linear);
+    V loss = kPosWeight || kWeight ? mul_add(a_w, t, linear) : linear + t;
+    if (any_tiny) loss = select(softplus_only_and_tiny, tiny_of(splat<V>(T(1))), loss);
     return loss;
-  };
-  // Double data: a second sum, scaled down, for the mean of losses whose plain sum overflows.
+  }
+
+  // q = e / (1 + e) = sigmoid(-|x|).
+  V q() const { return e / (splat<V>(T(1)) + e); }
+
+  // scale w [(1 - y) - a q] (x >= 0) or scale w [a q - p y] (x < 0).
+  V gradient(V scale) const {
+    const V aq = kPosWeight ? a * q() : q();
+    const V unweighted = select(nonnegative, one_minus_y - aq, aq - p_y);
+    V grad = kWeight ? unweighted * scale * w : unweighted * scale;
+    // -a q w (x >= 0) or a q w (x < 0) there, rounded once.
+    if (any_tiny) grad = select(softplus_only_and_tiny, tiny_of(select(nonnegative, -scale, scale)), grad);
+    return grad;
+  }
+
+  // d2 loss / dx2 = w a sigmoid(x) sigmoid(-x) = w a q (1 - q): q <= 1/2, so 1 - q in [1/2, 1]
+  // has no cancellation at any |x| (sigmoid(x) (1 - sigmoid(x)) would lose it all for x >> 0).
+  // Where e < 2^-60, q (1 - q) rounds to e: a w e times the scale, formed at scale 2^S and
+  // rounded once (tiny_of), so it stays nonzero far below the normal range.
+  V hessian(V scale) const {
+    const V q_value = q();
+    V hessian = (kPosWeight ? a * q_value : q_value) * (splat<V>(T(1)) - q_value) * scale;
+    if (kWeight) hessian = hessian * w;
+    const auto tiny_curvature = e_scaled < splat<V>(sum_scale<T>() * T(0x1p-60));  // false for nan
+    if (any_lane(tiny_curvature)) hessian = select(tiny_curvature, tiny_of(scale), hessian);
+    return hessian;
+  }
+};
+
+// Stores v into lanes i .. i + count - 1 of out.
+template <class T>
+inline void store_lanes(T* out, typename Vec<T>::V v, int64_t count) {
+  if (count == Vec<T>::kLanes) store(out, v); else store_partial(out, v, count);
+}
+
+// The sum of step(i, count)'s losses over n elements, in double lanes (plain, and scaled by
+// 2^-kLossSumScaleExponent for double data: the mean of losses whose plain sum overflows).
+template <class T, bool kLoss, class Step>
+LossSum sum_of_span_losses(Step step, int64_t n) {
+  using V = typename Vec<T>::V;
+  constexpr int kLanes = Vec<T>::kLanes;
   constexpr bool kScaledSum = kLoss && sizeof(T) == 8;
   const V down = splat<V>(T(0x1p-128));
   static_assert(kLossSumScaleExponent == 128, "the scale above");
@@ -176,6 +192,32 @@ LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t
   if (i < n) accumulate(step(i, n - i));
   const double plain = kLoss ? horizontal_add(sum_low + sum_high) : 0.0;
   return {plain, kScaledSum ? horizontal_add(scaled_sum) : plain * 0x1p-128};
+}
+
+// What one call computes, over n contiguous elements of each operand.
+template <class T, bool kPosWeight, bool kWeight, bool kLoss, bool kGrad, bool kHessian = false>
+LossSum binary_cross_entropy_span(const BinaryCrossEntropySpan<T>& span, int64_t n) {
+  using V = typename Vec<T>::V;
+  // The tiny path matters only where a rounded e is multiplied further; the plain loss is e
+  // itself there, rounded once already.
+  constexpr bool kTinyPath = kPosWeight || kWeight || kGrad;
+  using Elements = BinaryCrossEntropyLanes<T, kPosWeight, kWeight, kTinyPath>;
+  auto step = [&](int64_t i, int64_t count) {
+    const Elements lanes(span, i, count);
+    V loss = splat<V>(T(0));
+    if constexpr (kLoss) {
+      loss = lanes.loss();
+      if (span.loss) store_lanes(span.loss + i, loss, count);
+    }
+    if constexpr (kGrad) {
+      V scale = splat<V>(span.grad_scale);
+      if (span.upstream) scale = scale * load_n(span.upstream + i, count, T(0));
+      store_lanes(span.grad + i, lanes.gradient(scale), count);
+      if constexpr (kHessian) store_lanes(span.hessian + i, lanes.hessian(scale), count);
+    }
+    return loss;
+  };
+  return sum_of_span_losses<T, kLoss>(step, n);
 }
 
 // The instance for a call's options: pos_weight, weight, and which outputs (the loss is computed

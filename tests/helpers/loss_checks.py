@@ -121,3 +121,21 @@ def assert_close_to_torch(ours, theirs, exact, direction=FORWARD, what="result")
             f"worst at {i}: ours {ours64[i]!r}, torch {theirs64[i]!r}, exact {np.asarray(value)[i]!r}, "
             f"allowed {allowed[i]:.3e}"
         )
+
+
+def check_hessian_out_forms(loss, x):
+    """``hessian_out=`` of a loss ``loss(input, **options)`` on float32 ``x``: it implies return_hessian and
+    returns the buffer itself, a strided buffer gets the same values, and a gradient written in place over
+    the input leaves the Hessian unchanged (the kernel reads each element before writing it)."""
+    _, _, expected = loss(x, return_hessian=True)
+    out = np.empty_like(x)
+    result = loss(x, hessian_out=out)
+    assert len(result) == 3 and result[2] is out
+    np.testing.assert_array_equal(out, expected)
+    strided = np.empty((x.shape[0], 2 * x.shape[1]), x.dtype)[:, ::2]
+    loss(x, hessian_out=strided)
+    np.testing.assert_array_equal(strided, expected)
+    work = x.copy()
+    _, grad, hessian = loss(work, grad_out=work, return_hessian=True)
+    assert grad is work
+    np.testing.assert_array_equal(hessian, expected)

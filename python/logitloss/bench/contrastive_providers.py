@@ -9,12 +9,12 @@ forward + backward of the symmetric loss, float32, 1 thread.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
 
 from .harness import Provider
+from .torch_composition import autograd_provider, import_torch
 
 __all__ = ["contrastive_providers"]
 
@@ -31,19 +31,11 @@ def contrastive_providers(x: np.ndarray) -> tuple[list[Provider], list[str]]:
 
     providers = [Provider("logitloss", lambda: logitloss.contrastive_loss(x, return_grad=True), checked=False),
                  Provider("logitloss 2 x cross_entropy", two_passes, checked=False)]
-    notes: list[str] = []
-    try:
-        torch = importlib.import_module("torch")
-    except ImportError as error:
-        return providers, [f"torch: not importable ({error})"]
+    torch, notes = import_torch()
+    if torch is None:
+        return providers, notes
     functional = torch.nn.functional
     labels = torch.from_numpy(target)
-
-    def torch_clip() -> Any:
-        logits = torch.from_numpy(x).requires_grad_()
-        loss = (functional.cross_entropy(logits, labels) + functional.cross_entropy(logits.T, labels)) / 2
-        loss.backward()
-        return loss.item(), logits.grad
-
-    providers.append(Provider("torch", torch_clip, checked=False))
+    providers.append(autograd_provider(
+        torch, x, lambda logits: (functional.cross_entropy(logits, labels) + functional.cross_entropy(logits.T, labels)) / 2))
     return providers, notes

@@ -10,12 +10,10 @@ distributions close, as late in distillation), forward + backward of the KL, flo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 import numpy as np
 
 from .harness import Provider
+from .torch_composition import autograd_provider, import_torch
 
 __all__ = ["kl_div_providers", "teacher_logits"]
 
@@ -33,19 +31,12 @@ def kl_div_providers(x: np.ndarray, teacher: np.ndarray, labels: np.ndarray) -> 
                           checked=False),
                  Provider("logitloss cross_entropy", lambda: logitloss.cross_entropy(x, labels, return_grad=True),
                           checked=False)]
-    try:
-        torch = importlib.import_module("torch")
-    except ImportError as error:
-        return providers, [f"torch: not importable ({error})"]
+    torch, notes = import_torch()
+    if torch is None:
+        return providers, notes
     functional = torch.nn.functional
     teacher_tensor = torch.from_numpy(teacher)
-
-    def torch_kl() -> Any:
-        logits = torch.from_numpy(x).requires_grad_()
-        loss = functional.kl_div(functional.log_softmax(logits, -1), functional.log_softmax(teacher_tensor, -1),
-                                 reduction="batchmean", log_target=True)
-        loss.backward()
-        return loss.item(), logits.grad
-
-    providers.append(Provider("torch", torch_kl, checked=False))
-    return providers, []
+    providers.append(autograd_provider(torch, x, lambda logits: functional.kl_div(
+        functional.log_softmax(logits, -1), functional.log_softmax(teacher_tensor, -1), reduction="batchmean",
+        log_target=True)))
+    return providers, notes

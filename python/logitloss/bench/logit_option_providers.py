@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .harness import Provider
+from .torch_composition import autograd_provider, import_torch
 
 # The options of the row: Gemma 2's cap, PaLM's z-loss coefficient, a temperature.
 SOFTCAP, Z_LOSS, TEMPERATURE = 30.0, 1e-4, 2.0
@@ -29,19 +30,14 @@ def logit_option_providers(x: np.ndarray, y: np.ndarray) -> tuple[list[Provider]
         Provider(OPTIONS, lambda: logitloss.cross_entropy(x, y, return_grad=True, softcap=SOFTCAP, z_loss=Z_LOSS,
                                                           temperature=TEMPERATURE), isa=isa, checked=False),
     ]
-    try:
-        import torch
-    except ImportError:
-        notes.append("torch: not installed")
-        return providers, notes
+    torch, missing = import_torch()
+    if torch is None:
+        return providers, notes + missing
     target = torch.from_numpy(y)
 
-    def composition() -> Any:
-        leaf = torch.from_numpy(x).requires_grad_()
+    def composition(leaf: Any) -> Any:
         z = SOFTCAP * torch.tanh(leaf / SOFTCAP) / TEMPERATURE
-        loss = torch.nn.functional.cross_entropy(z, target) + Z_LOSS * (z.logsumexp(1) ** 2).mean()
-        loss.backward()
-        return loss.detach(), leaf.grad
+        return torch.nn.functional.cross_entropy(z, target) + Z_LOSS * (z.logsumexp(1) ** 2).mean()
 
-    providers.append(Provider(TORCH, composition, checked=False))
+    providers.append(autograd_provider(torch, x, composition, name=TORCH))
     return providers, notes

@@ -108,6 +108,17 @@ def _to_rows(layout, x):
     return layout.rows.to_rows(x)
 
 
+def rows_and_targets(layout, x, target):
+    """``(probability_target, rows, targets)``: x as float64 rows (one row per sample, classes last) and the
+    target as float64 rows (probabilities) or a flat int64 vector of class indices, in the same row order."""
+    probability = is_probability_target(x, target)
+    rows = _to_rows(layout, to_float64(x))
+    if probability:
+        return True, rows, _to_rows(layout, to_float64(np.asarray(target)))
+    indices = np.asarray(target)
+    return False, rows, (indices[None] if layout.one_d else indices).reshape(-1).astype(np.int64)
+
+
 def _to_input_shape(layout, rows_array):
     out = layout.rows.to_elements(rows_array)
     return out[0] if layout.one_d else out
@@ -384,13 +395,8 @@ def cross_entropy(
         raise ValueError(reduction)
     layout = layout_of(x.shape)
     C = layout.classes
-    prob = is_probability_target(x, target)
-    X = _to_rows(layout, to_float64(x))
-    if prob:
-        T = _to_rows(layout, to_float64(np.asarray(target)))
-    else:
-        t = np.asarray(target)
-        T = (t[None] if layout.one_d else t).reshape(-1).astype(np.int64)
+    prob, X, T = rows_and_targets(layout, x, target)
+    if not prob:
         valid = T != ignore_index
         if np.any(valid & ((T < 0) | (T >= C))):
             raise IndexError("reference: target out of range")

@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from .arithmetic import MP_DPS, load_mpmath
-from .cross_entropy import _to_input_shape, _to_rows, is_probability_target, layout_of
+from .cross_entropy import _to_input_shape, layout_of, rows_and_targets
 from .tolerances import CROSS_ENTROPY, EPS, HESSIAN, HESSIAN_FLOAT64_UNITS, bound, to_float64
 
 __all__ = ["assert_hessian_close", "binary_cross_entropy_hessian", "cross_entropy_hessian", "hessian_units"]
@@ -111,13 +111,7 @@ def cross_entropy_hessian(input, target, weight=None, ignore_index=-100, reducti
     dtype = np.dtype(x.dtype).newbyteorder("=")
     layout = layout_of(x.shape)
     C = layout.classes
-    prob = is_probability_target(x, target)
-    X = _to_rows(layout, to_float64(x))
-    if prob:
-        T = _to_rows(layout, to_float64(np.asarray(target)))
-    else:
-        t = np.asarray(target)
-        T = (t[None] if layout.one_d else t).reshape(-1).astype(np.int64)
+    prob, X, T = rows_and_targets(layout, x, target)
     W = np.ones(C) if weight is None else to_float64(np.asarray(weight)).reshape(C)
     exact = dtype == np.float64
     curvature = _softmax_curvature_mpmath(X) if exact else _softmax_curvature_float64(X)
