@@ -9,6 +9,7 @@ import importlib
 import numpy as np
 
 from .harness import Provider
+from .torch_composition import import_torch
 
 
 def bfloat16_providers(op: str, x: np.ndarray, y: np.ndarray | None) -> tuple[list[Provider], list[str]]:
@@ -30,10 +31,9 @@ def bfloat16_providers(op: str, x: np.ndarray, y: np.ndarray | None) -> tuple[li
                      Provider("logitloss bfloat16", lambda: logitloss.cross_entropy(x16, y, return_grad=True))]
     notes = ["`logitloss`: float32 logits of the same (bfloat16-exact) values; `logitloss bfloat16`: "
              "ml_dtypes.bfloat16 logits, half the bytes; `torch bfloat16`: the same bfloat16 memory as a tensor."]
-    try:
-        torch = importlib.import_module("torch")
-    except ImportError as error:
-        return providers, notes + [f"torch: not importable ({error})"]
+    torch, torch_notes = import_torch()
+    if torch is None:
+        return providers, notes + torch_notes
     z16 = torch.from_numpy(x16.view(np.int16)).view(torch.bfloat16)
     if op == "logsumexp":
         providers.append(Provider("torch bfloat16", lambda: torch.logsumexp(z16, -1)))
