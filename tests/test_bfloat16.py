@@ -337,3 +337,24 @@ def test_python_level_functions_through_float32():
     assert grad is out
     with pytest.raises(TypeError, match="grad_out"):
         logitloss.kl_div_with_logits(x, t, grad_out=np.empty((4, 6), np.float32))
+
+
+@pytest.mark.parametrize("op", ("logsumexp", "cross_entropy_fwd_bwd"))
+def test_bench_providers_compute_what_they_say(torch, op):
+    from logitloss.bench.bfloat16_providers import bfloat16_providers
+
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((8, 300)) * 3).astype(np.float32)
+    y = rng.integers(0, 300, 8)
+    providers, _ = bfloat16_providers(op, x, y)
+    results = {provider.name: provider.fn() for provider in providers}
+    assert set(results) == {"logitloss", "logitloss bfloat16", "torch bfloat16"}
+    if op == "logsumexp":
+        assert_within_one_ulp(results["logitloss bfloat16"], results["logitloss"].astype(np.float64), op)
+        theirs = results["torch bfloat16"].float().numpy()
+        np.testing.assert_allclose(theirs, results["logitloss"], rtol=2e-2)
+    else:
+        loss32, grad32 = results["logitloss"]
+        loss16, grad16 = results["logitloss bfloat16"]
+        assert_within_one_ulp(grad16, grad32.astype(np.float64), op)
+        np.testing.assert_allclose(results["torch bfloat16"].float().numpy(), grad32, atol=1e-3)
