@@ -358,3 +358,16 @@ def test_bench_providers_compute_what_they_say(torch, op):
         loss16, grad16 = results["logitloss bfloat16"]
         assert_within_one_ulp(grad16, grad32.astype(np.float64), op)
         np.testing.assert_allclose(results["torch bfloat16"].float().numpy(), grad32, atol=1e-3)
+
+
+def test_results_independent_of_threads(restore_threads):
+    x = random_logits(np.random.default_rng(13), (300, 5000), 3.0)
+    y = np.arange(300) % 5000
+    results = {}
+    for threads in (1, 2):
+        logitloss.set_num_threads(threads)
+        loss, grad = logitloss.cross_entropy(x, y, return_grad=True)
+        results[threads] = (np.asarray(loss).view(np.uint16), grad.view(np.uint16),
+                            logitloss.logsumexp(x, axis=1).view(np.uint16))
+    for one, two in zip(results[1], results[2]):
+        np.testing.assert_array_equal(one, two)
