@@ -258,6 +258,7 @@ template <class S>
 FusedStats row_softmax_fused_impl(const S* x, int64_t n, S* out, double* scratch, compute_t<S>* staging, bool stream,
                                   const TargetTerms<compute_t<S>>& terms) {
   using T = compute_t<S>;
+  constexpr bool kCompensated = kCompensatedFor<S>;
   if (is_small_row<S>(n)) return row_softmax_fused_small_any<S>(x, n, out, terms);
   const bool has_terms = terms.target_scale != 0 || terms.target_offset != 0;
   FusedStats result{{-__builtin_inf(), 0.0, 0.0}, 0.0, 0.0};
@@ -281,9 +282,9 @@ FusedStats row_softmax_fused_impl(const S* x, int64_t n, S* out, double* scratch
       ChunkGap<T> gap{terms.weight ? terms.weight + start : nullptr, terms.target_offset};
       const Prefetch<S> ahead = prefetch_plan(x, n, start);
       if (terms.weight) {
-        chunk_sum<S, false, true, 2>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
+        chunk_sum<S, false, kCompensated, 2>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
       } else {
-        chunk_sum<S, false, true, 1>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
+        chunk_sum<S, false, kCompensated, 1>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
       }
       result.gap += gap.gap;
       result.mass += gap.mass;
@@ -298,7 +299,7 @@ FusedStats row_softmax_fused_impl(const S* x, int64_t n, S* out, double* scratch
         scratch[2 * chunks + 1] = mass;
         result.mass += mass;
       }
-      chunk_sum<S, false, true>(x + start, nullptr, length, max, stored_out, prefetch_plan(x, n, start), chunk.count,
+      chunk_sum<S, false, kCompensated>(x + start, nullptr, length, max, stored_out, prefetch_plan(x, n, start), chunk.count,
                                 chunk.others, next);
     }
     row = start == 0 ? chunk : fold_stats(row, chunk);
