@@ -11,6 +11,8 @@
 //                                   length, bitwise (short float rows in lanes: small_rows).
 //   chunk_sum                       pass 2 of one chunk, the machinery row_softmax_fused
 //                                   (softmax_cross_entropy-inl.h) shares.
+// Storage: x is float, double or bfloat16 (S, read into float lanes: simd/bfloat16-inl.h);
+// weights, the stored terms and every scalar are the compute type compute_t<S>.
 // Valid range: any values: nan anywhere makes `others` nan (nan is ignored by the max, then
 // poisons the sum), +inf gives max = inf, an all -inf row max = -inf, count = n. Differences
 // x - max of any size (down to -2 max, or -inf where they overflow) give a term of exactly 0

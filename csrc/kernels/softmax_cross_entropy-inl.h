@@ -24,6 +24,9 @@
 // z_y is the max. So scale_per_mass = bias = g, and scale_base = g (1 - e) w_y (index targets)
 // or 0 (probability targets).
 //
+// Storage: x and out are float, double or bfloat16 (S; BFloat16Kernels): bfloat16 is read into
+// float lanes, its terms held in a float32 staging row, its output rounded once in pass 3, and its
+// x - max formed plainly (kCompensatedFor, small_rows-inl.h).
 // Contract: row_softmax_fused (see TypedKernels) for x[0..n) contiguous, n >= 1, any values;
 // `out` meaningful only when the max is finite and others not nan (the caller checks). The
 // statistics are row_stats(x, nullptr, n, kStatsCompensated)'s (row_statistics-inl.h).
