@@ -92,7 +92,14 @@ int64_t as_int64(py::handle obj, const char* name) {
 }
 
 bool is_bfloat16(const py::dtype& dt) {
-  return dt.kind() == 'V' && dt.itemsize() == 2 && py::str(dt.attr("name")).cast<std::string>() == "bfloat16";
+  // ml_dtypes' dtype is one object: once recognised by its name, by its address (the name is a
+  // Python attribute lookup, several per call). Kept alive by the reference taken here; the GIL is
+  // held.
+  static PyObject* recognised = nullptr;
+  if (dt.ptr() == recognised) return true;
+  if (dt.kind() != 'V' || dt.itemsize() != 2 || py::str(dt.attr("name")).cast<std::string>() != "bfloat16") return false;
+  if (!recognised) recognised = py::reinterpret_borrow<py::object>(dt).release().ptr();
+  return true;
 }
 
 bool is_floating(const py::dtype& dt) { return dt.kind() == 'f' || is_bfloat16(dt); }
