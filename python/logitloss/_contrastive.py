@@ -52,7 +52,7 @@ def contrastive_loss(
     Parameters
     ----------
     logits : array_like
-        float16/32/64 of shape ``(..., N, M)``; leading dimensions are independent batches.
+        float16/32/64 or bfloat16 of shape ``(..., N, M)``; leading dimensions are independent batches.
     target : array_like of int, optional
         Class indices in ``[0, M)`` of shape ``(N,)`` (shared by every batch) or ``(..., N)``; with
         ``symmetric=True`` column ``j``'s positive is row ``target[j]``. No ``ignore_index``: every row

@@ -42,7 +42,7 @@ def kl_div_with_logits(
     Parameters
     ----------
     input : array_like
-        The student's logits, float16/32/64, shape ``(..., C)``; leading dimensions are rows.
+        The student's logits, float16/32/64 or bfloat16, shape ``(..., C)``; leading dimensions are rows.
     target : array_like
         The teacher's logits, the shape and dtype of `input`. ``-inf`` masks a class (the student's
         probability there still counts, as its own term; ``-inf`` in both adds nothing).

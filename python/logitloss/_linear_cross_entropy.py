@@ -80,7 +80,7 @@ def linear_cross_entropy(
     Parameters
     ----------
     input : array_like
-        Hidden states of shape ``(..., D)``, float16/32/64; the leading dimensions are N rows.
+        Hidden states of shape ``(..., D)``, float16/32/64 or bfloat16; the leading dimensions are N rows.
     linear_weight : array_like
         The head's weight, shape ``(V, D)`` (as torch stores it), floating.
     target : array_like
