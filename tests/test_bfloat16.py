@@ -371,3 +371,40 @@ def test_results_independent_of_threads(restore_threads):
                             logitloss.logsumexp(x, axis=1).view(np.uint16))
     for one, two in zip(results[1], results[2]):
         np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("function", ("softmax", "log_softmax"))
+@pytest.mark.parametrize("classes", (1, 17, 33, 2049, 4133))
+def test_softmax_family_read_in_registers(isa, function, classes):
+    rng = np.random.default_rng(classes)
+    x = random_logits(rng, (4, classes), 5.0)
+    x[0, :3] = bf16([np.inf, 0.0, 1.0])[: min(3, classes)] if classes >= 3 else x[0, :3]
+    x[1, :] = -np.inf
+    x[2, 0] = np.nan
+    before = x.copy()
+    result = getattr(logitloss, function)(x, axis=1)
+    assert result.dtype == BF16
+    assert_same_bits(x, before, "input unchanged")
+    with np.errstate(invalid="ignore"):
+        expected = getattr(logitloss, function)(x.astype(np.float32), axis=1).astype(np.float64)
+    assert_within_one_ulp(result, expected, function)
+    strided = random_logits(rng, (classes, 6), 5.0)  # axis 0: rows packed
+    assert_within_one_ulp(getattr(logitloss, function)(strided, axis=0),
+                          getattr(logitloss, function)(strided.astype(np.float32), axis=0).astype(np.float64), "axis 0")
+    out = np.empty_like(x)
+    assert getattr(logitloss, function)(x, axis=1, out=out) is out
+    assert_same_bits(out, result, "out=")
+    y = x.copy()
+    getattr(logitloss, function)(y, axis=1, out=y)  # in place
+    assert_same_bits(y, result, "in place")
+
+
+def test_torch_softmax_family_in_place(torch):
+    import logitloss.torch as lt
+
+    x = (torch.randn(5, 80, generator=torch.Generator().manual_seed(3)) * 4).to(torch.bfloat16)[:, ::2]
+    for name in ("softmax", "log_softmax"):
+        result = getattr(lt, name)(x, 1)
+        assert result.dtype is torch.bfloat16
+        expected = getattr(logitloss, name)(x.float().numpy(), axis=1).astype(np.float64)
+        assert_within_one_ulp(result.view(torch.int16).numpy().view(BF16), expected, name)

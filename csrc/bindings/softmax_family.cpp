@@ -153,7 +153,8 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
 
 py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj, bool log) {
   py::array x = as_numeric_array(x_obj, "x");
-  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis);
+  const bool bfloat16_kernels = is_bfloat16(x.dtype());  // read in registers, written as bfloat16
+  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis, bfloat16_kernels);
   if (r.length == 0) {
     throw py::value_error(std::string(log ? "log_softmax" : "softmax") +
                           ": `x` has length 0 along `axis`; the normalization is undefined");
@@ -163,12 +164,13 @@ py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj,
   py::array user_out = has_out ? py::reinterpret_borrow<py::array>(out_obj) : x;  // x: placeholder
   if (has_out) check_output_array(user_out, r.input_shape, r.result_dtype, "out");
   // Compute straight into the caller's array when it has the compute dtype.
-  const bool direct = has_out && r.compute_dtype.equal(r.result_dtype);
-  const NewArray new_out = direct ? NewArray{user_out.reshape(r.shape), false} : empty_like_layout(x, r.compute_dtype);
+  const bool direct = has_out && (bfloat16_kernels || r.compute_dtype.equal(r.result_dtype));
+  const NewArray new_out = direct ? NewArray{user_out.reshape(r.shape), false}
+                                  : empty_like_layout(x, bfloat16_kernels ? r.result_dtype : r.compute_dtype);
   py::array out = new_out.array;
   if (direct) check_no_overlap(out, "out", x, "x", /*alias_allowed=*/true);
   if (r.rows > 0) {
-    ReductionCall call(r.compute, r.shape, r.reduced);
+    ReductionCall call(bfloat16_kernels ? DType::kBFloat16 : r.compute, r.shape, r.reduced);
     const int x_op = call.add_input(x);
     const int out_op = call.add_output(out, new_out.fresh);
     call.run([&](const ArrayCall& c) { run_softmax(c, x_op, out_op, log); });

@@ -263,6 +263,30 @@ void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_o
   });
 }
 
+// bfloat16 x and out, rows only (a strided row packed by row_input): the softmax from the fused
+// pass (its float32 terms staged, each output rounded once), log_softmax from the statistics.
+void softmax_bfloat16(const ArrayCall& call, int x_op, int out_op, bool log) {
+  const BFloat16Kernels& kernels = kernels_for<bfloat16>(active_kernels());
+  const ReductionLayout& layout = call.layout;
+  const int64_t n = layout.length;
+  const bool stream = stream_output<bfloat16>(call, out_op, x_op);
+  for_each_row(layout, [&](int64_t, const RowCursor& cursor) {
+    const bfloat16* x = row_input<bfloat16>(call.base[x_op] + cursor.offset(x_op), layout.row_stride[x_op], n, 0);
+    char* out_bytes = call.base[out_op] + cursor.offset(out_op);
+    bfloat16* out = row_output<bfloat16>(out_bytes, layout.row_stride[out_op], n, 1);
+    const SliceStats stats = log ? kernels.row_stats(x, nullptr, n, kStatsPlain)
+                                 : kernels.row_softmax_fused(x, n, out, chunk_scratch(n), scratch<float>(kStagingSlot, n),
+                                                             stream, plain_softmax<float>()).stats;
+    if (!regular_row(stats)) {
+      softmax_fallback<bfloat16>(reinterpret_cast<const char*>(x), sizeof(bfloat16), n, out_bytes,
+                                 layout.row_stride[out_op], log);
+      return;
+    }
+    if (log) kernels.row_log_softmax(x, n, (float)stats.max, (float)log_total(stats), out, stream);
+    finish_row_output(out_bytes, layout.row_stride[out_op], n, out);
+  });
+}
+
 }  // namespace
 
 void run_logsumexp(const ArrayCall& call, const LogsumexpOperands& ops) {
@@ -274,7 +298,8 @@ void run_logsumexp(const ArrayCall& call, const LogsumexpOperands& ops) {
 }
 
 void run_softmax(const ArrayCall& call, int x, int out, bool log) {
-  if (call.dtype == DType::kFloat32) softmax_typed<float>(call, x, out, log);
+  if (call.dtype == DType::kBFloat16) softmax_bfloat16(call, x, out, log);
+  else if (call.dtype == DType::kFloat32) softmax_typed<float>(call, x, out, log);
   else softmax_typed<double>(call, x, out, log);
 }
 

@@ -214,6 +214,7 @@ struct BFloat16Kernels {
   void (*rows_stats)(const bfloat16* const* rows, int64_t count, int64_t n, SliceStats* out);
   FusedStats (*row_softmax_fused)(const bfloat16* x, int64_t n, bfloat16* out, double* scratch, float* staging,
                                   bool stream, const TargetTerms<float>& terms);
+  void (*row_log_softmax)(const bfloat16* x, int64_t n, float max, float log_total, bfloat16* out, bool stream);
 };
 
 // The kernel table type of a storage type.

@@ -56,5 +56,6 @@ inline BFloat16Kernels bfloat16_kernels() {
   k.row_stats = row_stats<bfloat16>;
   k.rows_stats = rows_stats<bfloat16>;
   k.row_softmax_fused = row_softmax_fused_impl<bfloat16>;
+  k.row_log_softmax = row_log_softmax<bfloat16>;
   return k;
 }

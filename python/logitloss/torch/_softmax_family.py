@@ -79,7 +79,11 @@ def _normalized(name: str, function, input: torch.Tensor, dim: int | None, dtype
     if dtype is not None:
         input = input.to(dtype)
     if input.dtype is torch.bfloat16:
-        return _normalized(name, function, input.float(), dim, None).to(torch.bfloat16)
+        # Without a graph the kernels read the tensor's memory in place; with one, through a float32 copy.
+        view = None if input.requires_grad and torch.is_grad_enabled() else bfloat16_array(input)
+        if view is None or torch.compiler.is_compiling():
+            return _normalized(name, function, input.float(), dim, None).to(torch.bfloat16)
+        return bfloat16_tensor((_core.softmax if name == "softmax" else _core.log_softmax)(view, dim, None))
     if torch.compiler.is_compiling():
         return getattr(_custom_ops, name)(input, dim)
     if input.requires_grad and torch.is_grad_enabled():
