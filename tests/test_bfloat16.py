@@ -408,3 +408,18 @@ def test_torch_softmax_family_in_place(torch):
         assert result.dtype is torch.bfloat16
         expected = getattr(logitloss, name)(x.float().numpy(), axis=1).astype(np.float64)
         assert_within_one_ulp(result.view(torch.int16).numpy().view(BF16), expected, name)
+
+
+def test_dask_functions_take_bfloat16():
+    da = pytest.importorskip("dask.array")
+    import logitloss.dask as ld
+
+    x = random_logits(np.random.default_rng(14), (8, 10), 3.0)
+    chunked = da.from_array(x, chunks=(4, 5))
+    pairs = ((ld.logsumexp(chunked, axis=1), logitloss.logsumexp(x, axis=1)),
+             (ld.softmax(chunked, axis=1), logitloss.softmax(x, axis=1)),
+             (ld.log_softmax(chunked, axis=0), logitloss.log_softmax(x, axis=0)))
+    for lazy, eager in pairs:
+        result = lazy.compute()
+        assert result.dtype == BF16
+        assert_within_one_ulp(result, np.asarray(eager).astype(np.float64), "dask")
