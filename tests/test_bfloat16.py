@@ -423,3 +423,13 @@ def test_dask_functions_take_bfloat16():
         result = lazy.compute()
         assert result.dtype == BF16
         assert_within_one_ulp(result, np.asarray(eager).astype(np.float64), "dask")
+
+
+def test_calibration_takes_bfloat16():
+    from logitloss.calibration import expected_calibration_error, fit_temperature
+
+    rng = np.random.default_rng(15)
+    x = random_logits(rng, (200, 5), 2.0)
+    labels = np.argmax(x.astype(np.float32) + rng.gumbel(size=x.shape), axis=1)  # drawn from softmax(x)
+    assert expected_calibration_error(x, labels) == expected_calibration_error(x.astype(np.float32), labels)
+    assert fit_temperature(x, labels) == fit_temperature(x.astype(np.float32), labels)
