@@ -433,3 +433,21 @@ def test_calibration_takes_bfloat16():
     labels = np.argmax(x.astype(np.float32) + rng.gumbel(size=x.shape), axis=1)  # drawn from softmax(x)
     assert expected_calibration_error(x, labels) == expected_calibration_error(x.astype(np.float32), labels)
     assert fit_temperature(x, labels) == fit_temperature(x.astype(np.float32), labels)
+
+
+@pytest.mark.parametrize("function", ("softmax", "log_softmax"))
+@pytest.mark.parametrize("classes", (1, 17, 2049))
+def test_softmax_family_backward_read_in_registers(isa, function, classes):
+    rng = np.random.default_rng(classes + 1)
+    y = getattr(logitloss, function)(random_logits(rng, (4, classes), 3.0), axis=1)
+    g = random_logits(rng, (4, classes), 1.0)
+    g[3, 0] = bf16(3e38)
+    before = g.copy(), y.copy()
+    backward = getattr(logitloss, function + "_backward")
+    result = backward(g, y, axis=1)
+    assert result.dtype == BF16
+    assert_same_bits(g, before[0]) and assert_same_bits(y, before[1])
+    expected = backward(g.astype(np.float32), y.astype(np.float32), axis=1).astype(np.float64)
+    assert_within_one_ulp(result, expected, function + "_backward")
+    strided = backward(g.T.copy(), y.T.copy(), axis=0)  # the reduced axis strided: rows packed
+    assert_within_one_ulp(strided.T, expected, "axis 0")

@@ -28,7 +28,7 @@ struct Reduction {
   int64_t length = 1, rows = 1;
 };
 
-// keep_input: `a` stays as it is (bfloat16 the kernels read in registers).
+// keep_input: `a` (and `b`) stay as they are (bfloat16 the kernels read in registers).
 Reduction resolve(const py::dtype& result_dtype, py::array& a, py::array* b, py::handle axis, bool keep_input = false) {
   Reduction r;
   r.result_dtype = result_dtype;
@@ -37,7 +37,7 @@ Reduction resolve(const py::dtype& result_dtype, py::array& a, py::array* b, py:
   if (!keep_input) a = cast_to(a, r.compute_dtype);
   r.a_shape = shape_of(a);
   if (b) {
-    *b = cast_to(*b, r.compute_dtype);
+    if (!keep_input) *b = cast_to(*b, r.compute_dtype);
     if (shape_of(a) != shape_of(*b)) {
       py::module_ np = py::module_::import("numpy");
       py::tuple both;
@@ -213,11 +213,13 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
     throw py::value_error("`grad_output` has shape " + py::str(g.attr("shape")).cast<std::string>() +
                           " but `output` has shape " + py::str(y.attr("shape")).cast<std::string>() + "; they must match");
   }
-  Reduction r = resolve(floating_result_type(g, y), y, &g, axis);
-  const NewArray new_grad = empty_like_layout(y, r.compute_dtype);
+  // Both bfloat16: read in registers, the gradient written as bfloat16.
+  const bool bfloat16_kernels = is_bfloat16(g.dtype()) && is_bfloat16(y.dtype());
+  Reduction r = resolve(floating_result_type(g, y), y, &g, axis, bfloat16_kernels);
+  const NewArray new_grad = empty_like_layout(y, bfloat16_kernels ? r.result_dtype : r.compute_dtype);
   const py::array& grad = new_grad.array;
   if (r.length > 0 && r.rows > 0) {
-    ReductionCall call(r.compute, r.shape, r.reduced);
+    ReductionCall call(bfloat16_kernels ? DType::kBFloat16 : r.compute, r.shape, r.reduced);
     const int g_op = call.add_input(g);
     const int y_op = call.add_input(y);
     const int out_op = call.add_output(grad, new_grad.fresh);

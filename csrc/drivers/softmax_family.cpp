@@ -245,7 +245,8 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
 
 template <class T>
 void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_op, bool log) {
-  const TypedKernels<T>& kernels = kernels_for<T>(active_kernels());
+  // T: the storage type of g, y and out (bfloat16 read in registers, the output rounded once).
+  const KernelsOf<T>& kernels = kernels_for<T>(active_kernels());
   const ReductionLayout& layout = call.layout;
   const int64_t n = layout.length;
   for_each_row(layout, [&](int64_t, const RowCursor& cursor) {
@@ -257,7 +258,7 @@ void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_o
       kernels.row_log_softmax_backward(g, y, n, kernels.row_dot(g, nullptr, n), out);
     } else {
       const ScaledSum dot = kernels.row_dot(g, y, n);  // a mean of g: within g's range
-      kernels.row_softmax_backward(g, y, n, (T)std::ldexp(dot.value, dot.exponent), out);
+      kernels.row_softmax_backward(g, y, n, (compute_t<T>)std::ldexp(dot.value, dot.exponent), out);
     }
     finish_row_output(out_bytes, layout.row_stride[out_op], n, out);
   });
@@ -309,7 +310,8 @@ void run_logsumexp_backward(const ArrayCall& call, const LogsumexpBackwardOperan
 }
 
 void run_softmax_backward(const ArrayCall& call, int g, int y, int out, bool log) {
-  if (call.dtype == DType::kFloat32) softmax_backward_typed<float>(call, g, y, out, log);
+  if (call.dtype == DType::kBFloat16) softmax_backward_typed<bfloat16>(call, g, y, out, log);
+  else if (call.dtype == DType::kFloat32) softmax_backward_typed<float>(call, g, y, out, log);
   else softmax_backward_typed<double>(call, g, y, out, log);
 }
 

@@ -215,6 +215,9 @@ struct BFloat16Kernels {
   FusedStats (*row_softmax_fused)(const bfloat16* x, int64_t n, bfloat16* out, double* scratch, float* staging,
                                   bool stream, const TargetTerms<float>& terms);
   void (*row_log_softmax)(const bfloat16* x, int64_t n, float max, float log_total, bfloat16* out, bool stream);
+  ScaledSum (*row_dot)(const bfloat16* a, const bfloat16* b, int64_t n);
+  void (*row_softmax_backward)(const bfloat16* g, const bfloat16* y, int64_t n, float dot, bfloat16* out);
+  void (*row_log_softmax_backward)(const bfloat16* g, const bfloat16* y, int64_t n, ScaledSum sum_g, bfloat16* out);
 };
 
 // The kernel table type of a storage type.

@@ -57,5 +57,8 @@ inline BFloat16Kernels bfloat16_kernels() {
   k.rows_stats = rows_stats<bfloat16>;
   k.row_softmax_fused = row_softmax_fused_impl<bfloat16>;
   k.row_log_softmax = row_log_softmax<bfloat16>;
+  k.row_dot = row_dot<bfloat16>;
+  k.row_softmax_backward = row_softmax_backward<bfloat16>;
+  k.row_log_softmax_backward = row_log_softmax_backward<bfloat16>;
   return k;
 }
