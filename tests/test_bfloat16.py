@@ -451,3 +451,22 @@ def test_softmax_family_backward_read_in_registers(isa, function, classes):
     assert_within_one_ulp(result, expected, function + "_backward")
     strided = backward(g.T.copy(), y.T.copy(), axis=0)  # the reduced axis strided: rows packed
     assert_within_one_ulp(strided.T, expected, "axis 0")
+
+
+@pytest.mark.parametrize("classes", (3, 17, 2049))
+@pytest.mark.parametrize("options", ({}, {"label_smoothing": 0.2}, {"weight": True, "reduction": "none"}))
+def test_cross_entropy_probability_targets(isa, classes, options):
+    rng = np.random.default_rng(classes + 7)
+    x = random_logits(rng, (5, classes), 3.0)
+    p = rng.dirichlet(np.ones(classes), 5).astype(np.float32)
+    options = dict(options)
+    if options.pop("weight", False):
+        options["weight"] = rng.uniform(0.5, 2.0, classes).astype(np.float32)
+    loss, grad = logitloss.cross_entropy(x, p, return_grad=True, **options)
+    assert grad.dtype == BF16
+    loss64, grad64 = cross_entropy64(x, p, options.get("weight"), options.get("label_smoothing", 0.0),
+                                     options.get("reduction", "mean"))
+    assert_within_one_ulp(grad, grad64, "grad")
+    loss32 = logitloss.cross_entropy(x.astype(np.float32), p, **options)
+    assert np.asarray(loss).dtype == BF16  # the input's dtype, as torch (and float16 here)
+    assert_within_one_ulp(loss, np.asarray(loss32, np.float64), "loss")

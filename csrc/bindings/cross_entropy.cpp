@@ -170,12 +170,12 @@ void parse_logit_options(CrossEntropyOperands& ops, py::handle temperature_obj, 
   ops.z_loss = z_loss;
 }
 
-// bfloat16 logits are read by the kernels in registers for class-index targets without the logit
-// options or the Hessian; otherwise through a float32 copy (results rounded once to bfloat16 all
-// the same).
+// bfloat16 logits are read by the kernels in registers (class-index or probability targets, the
+// latter in float32) without the logit options or the Hessian; with those through a float32 copy
+// (results rounded once to bfloat16 all the same).
 void settle_input_dtype(CrossEntropyArgs& a, bool hessian) {
   if (!a.bfloat16_input) return;
-  if (a.ops.probability_targets || a.ops.has_logit_options() || hessian) {
+  if (a.ops.has_logit_options() || hessian) {
     a.input = cast_to(a.input.cast<py::array>(), a.compute_dtype);
     return;
   }
