@@ -470,3 +470,21 @@ def test_cross_entropy_probability_targets(isa, classes, options):
     loss32 = logitloss.cross_entropy(x.astype(np.float32), p, **options)
     assert np.asarray(loss).dtype == BF16  # the input's dtype, as torch (and float16 here)
     assert_within_one_ulp(loss, np.asarray(loss32, np.float64), "loss")
+
+
+@pytest.mark.parametrize("classes", (1, 17, 2049))
+def test_entropy_read_in_registers(isa, classes):
+    rng = np.random.default_rng(classes + 3)
+    x = random_logits(rng, (5, classes), 4.0)
+    x[4, 0] = bf16(np.nan)
+    value, grad = logitloss.entropy_with_logits(x, axis=1, return_grad=True)
+    assert value.dtype == BF16 and grad.dtype == BF16
+    value32, grad32 = logitloss.entropy_with_logits(x.astype(np.float32), axis=1, return_grad=True)
+    assert_within_one_ulp(value, value32.astype(np.float64), "entropy")
+    assert_within_one_ulp(grad, grad32.astype(np.float64), "entropy gradient")
+    out = np.empty_like(x)
+    assert logitloss.entropy_with_logits(x, axis=1, grad_out=out)[1] is out
+    assert_same_bits(out, grad, "grad_out=")
+    strided_value, strided_grad = logitloss.entropy_with_logits(x.T.copy(), axis=0, return_grad=True)  # packed rows
+    assert_same_bits(strided_value, value, "axis 0")
+    assert_same_bits(strided_grad.T, grad, "axis 0 gradient")

@@ -232,7 +232,8 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
 // (H, dH/dx); grad_out as cross_entropy's: x's shape and the result dtype, may be x itself.
 py::object entropy_with_logits(py::handle x_obj, py::handle axis, bool return_grad, py::handle grad_out_obj) {
   py::array x = as_numeric_array(x_obj, "x");
-  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis);
+  const bool bfloat16_kernels = is_bfloat16(x.dtype());  // read in registers, the gradient as bfloat16
+  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis, bfloat16_kernels);
   if (r.length == 0) {
     throw py::value_error("entropy_with_logits: `x` has length 0 along `axis`; the distribution is undefined");
   }
@@ -242,17 +243,17 @@ py::object entropy_with_logits(py::handle x_obj, py::handle axis, bool return_gr
   if (has_grad_out) check_output_array(grad_out, r.input_shape, r.result_dtype, "grad_out");
   return_grad = return_grad || has_grad_out;
   // Straight into the caller's array when it has the compute dtype; else a temporary copied there.
-  const bool direct = has_grad_out && r.compute_dtype.equal(r.result_dtype);
+  const bool direct = has_grad_out && (bfloat16_kernels || r.compute_dtype.equal(r.result_dtype));
   std::optional<NewArray> grad;
   if (direct) {
     check_no_overlap(grad_out, "grad_out", x, "x", /*alias_allowed=*/true);
     grad = NewArray{grad_out.reshape(r.shape), false};
   } else if (return_grad) {
-    grad = empty_like_layout(x, r.compute_dtype);
+    grad = empty_like_layout(x, bfloat16_kernels ? r.result_dtype : r.compute_dtype);
   }
   py::array out(r.compute_dtype, r.kept_shape);
   if (r.rows > 0) {
-    ReductionCall call(r.compute, r.shape, r.reduced);
+    ReductionCall call(bfloat16_kernels ? DType::kBFloat16 : r.compute, r.shape, r.reduced);
     EntropyOperands ops;
     ops.x = call.add_input(x);
     ops.out = call.add_per_row_output(out);

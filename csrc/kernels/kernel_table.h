@@ -218,6 +218,9 @@ struct BFloat16Kernels {
   ScaledSum (*row_dot)(const bfloat16* a, const bfloat16* b, int64_t n);
   void (*row_softmax_backward)(const bfloat16* g, const bfloat16* y, int64_t n, float dot, bfloat16* out);
   void (*row_log_softmax_backward)(const bfloat16* g, const bfloat16* y, int64_t n, ScaledSum sum_g, bfloat16* out);
+  SoftmaxMoments (*row_entropy_moments)(const bfloat16* x, int64_t n);
+  void (*row_entropy_gradient)(const bfloat16* x, int64_t n, float max, float mean_gap, float scale, bfloat16* out,
+                               bool stream);
 };
 
 // The kernel table type of a storage type.

@@ -60,5 +60,7 @@ inline BFloat16Kernels bfloat16_kernels() {
   k.row_dot = row_dot<bfloat16>;
   k.row_softmax_backward = row_softmax_backward<bfloat16>;
   k.row_log_softmax_backward = row_log_softmax_backward<bfloat16>;
+  k.row_entropy_moments = row_entropy_moments<bfloat16>;
+  k.row_entropy_gradient = row_entropy_gradient<bfloat16>;
   return k;
 }
