@@ -20,7 +20,7 @@ def test_import_loads_the_runtime_only(tmp_path):
     loaded = set(json.loads(completed.stdout))
     ours = {name for name in loaded if name.startswith("logitloss")}
     assert not {name for name in ours if name.startswith(("logitloss.testing", "logitloss.bench"))}, ours
-    assert not loaded & {"mpmath", "scipy", "torch", "matplotlib", "jax"}, loaded & {"mpmath", "scipy", "torch"}
+    assert not loaded & {"mpmath", "scipy", "torch", "matplotlib", "jax", "ml_dtypes"}, loaded & {"mpmath", "scipy", "torch"}
 
 
 def test_package_does_not_reach_into_tests():

@@ -58,9 +58,11 @@ py::array as_numeric_array(py::handle obj, const char* name) {
     return py::reinterpret_steal<py::array>(converted);
   }();
   const char kind = arr.dtype().kind();
-  if (kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b') return arr;
+  if (kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b' || is_bfloat16(arr.dtype())) return arr;
   const std::string what = kind == 'c' ? "complex values are not supported"
-                                       : "expected a real floating, integer or boolean array";
+                           : kind == 'V' && arr.dtype().itemsize() == 2
+                               ? "a 2-byte void dtype that is not ml_dtypes.bfloat16 is not supported"
+                               : "expected a real floating, integer or boolean array";
   throw py::type_error(std::string("`") + name + "`: " + what + ", got dtype " + py::str(arr.dtype()).cast<std::string>());
 }
 
@@ -89,7 +91,21 @@ int64_t as_int64(py::handle obj, const char* name) {
   return value;
 }
 
+bool is_bfloat16(const py::dtype& dt) {
+  // ml_dtypes' dtype is one object: once recognised by its name, by its address (the name is a
+  // Python attribute lookup, several per call). Kept alive by the reference taken here; the GIL is
+  // held.
+  static PyObject* recognised = nullptr;
+  if (dt.ptr() == recognised) return true;
+  if (dt.kind() != 'V' || dt.itemsize() != 2 || py::str(dt.attr("name")).cast<std::string>() != "bfloat16") return false;
+  if (!recognised) recognised = py::reinterpret_borrow<py::object>(dt).release().ptr();
+  return true;
+}
+
+bool is_floating(const py::dtype& dt) { return dt.kind() == 'f' || is_bfloat16(dt); }
+
 py::dtype floating_dtype(const py::dtype& dt) {
+  if (is_bfloat16(dt)) return dt;
   // Native byte order whatever the input's: results are new arrays in this machine's order.
   // ('=' / '|': already native, returned as it is; building a dtype from a string costs a parse.)
   if (dt.kind() == 'f' && (dt.byteorder() == '=' || dt.byteorder() == '|')) return dt;
@@ -101,7 +117,7 @@ py::dtype floating_result_type(const py::array& a, const py::array& b) {
 }
 
 DType compute_dtype(const py::dtype& result) {
-  return result.kind() == 'f' && result.itemsize() <= 4 ? DType::kFloat32 : DType::kFloat64;
+  return (result.kind() == 'f' && result.itemsize() <= 4) || is_bfloat16(result) ? DType::kFloat32 : DType::kFloat64;
 }
 
 py::dtype numpy_dtype(DType d) { return d == DType::kFloat32 ? py::dtype::of<float>() : py::dtype::of<double>(); }

@@ -14,10 +14,16 @@
 namespace logitloss {
 namespace py = pybind11;
 
-// np.asarray(obj) for a real or boolean numeric argument; TypeError naming `name` for complex,
-// object, string, datetime and other dtypes (and NumPy's own conversion errors, e.g. a ragged
-// list, re-raised with `name` in front).
+// np.asarray(obj) for a real or boolean numeric argument (ml_dtypes.bfloat16 included); TypeError
+// naming `name` for complex, object, string, datetime, other 2-byte void and other dtypes (and
+// NumPy's own conversion errors, e.g. a ragged list, re-raised with `name` in front).
 py::array as_numeric_array(py::handle obj, const char* name);
+
+// ml_dtypes.bfloat16, recognised by its properties (a 2-byte void dtype named "bfloat16") so that
+// logitloss never imports ml_dtypes: without it no array can have this dtype.
+bool is_bfloat16(const py::dtype& dt);
+// A floating dtype the kernels accept: float16/32/64, longdouble, bfloat16.
+bool is_floating(const py::dtype& dt);
 
 // A bool argument (keepdims, return_grad ...): what Python's truth test accepts for bool, None and
 // numbers; TypeError naming `name` otherwise (a str, an array of several elements).
@@ -27,18 +33,19 @@ bool as_flag(py::handle obj, const char* name);
 // ValueError if it does not fit.
 int64_t as_int64(py::handle obj, const char* name);
 
-// The floating dtype of a result: float16/32/64 (and longdouble) stay; bool and integers become
-// float64 (SciPy's rule: result_type forced to floating).
+// The floating dtype of a result: float16/32/64, bfloat16 (and longdouble) stay; bool and integers
+// become float64 (SciPy's rule: result_type forced to floating).
 py::dtype floating_dtype(const py::dtype& dt);
 // numpy.result_type(a, b) forced to floating.
 py::dtype floating_result_type(const py::array& a, const py::array& b);
 
-// The dtype the kernels compute in for a result dtype: float32 for float16 and float32, float64
-// otherwise.
+// The dtype the kernels compute in for a result dtype: float32 for float16, bfloat16 and float32,
+// float64 otherwise.
 DType compute_dtype(const py::dtype& result);
 py::dtype numpy_dtype(DType d);
 
-// arr as `dt` (no copy when it already is); narrowing rounds beyond the range to +-inf silently.
+// arr as `dt` (no copy when it already is); narrowing rounds to nearest even (bfloat16: ml_dtypes'
+// cast, nan stays nan) and beyond the range to +-inf silently.
 py::array cast_to(const py::array& arr, const py::dtype& dt);
 // dst[...] = src in dst's dtype (an out= / grad_out= narrower than the compute dtype), rounding
 // as cast_to does.

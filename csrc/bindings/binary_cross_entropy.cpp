@@ -33,7 +33,7 @@ BinaryCrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_o
   BinaryCrossEntropyArgs a;
   a.reduction = parse_reduction(reduction_obj);
   py::array input = as_numeric_array(input_obj, "input");
-  if (input.dtype().kind() != 'f') {
+  if (!is_floating(input.dtype())) {
     throw py::type_error("`input` must hold floating-point logits, got dtype " + py::str(input.dtype()).cast<std::string>());
   }
   py::array target = as_numeric_array(target_obj, "target");
@@ -44,7 +44,7 @@ BinaryCrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_o
                           " (as torch: Target size must be the same as input size)");
   }
   // torch's promotion: a floating target joins the result type; integer and bool targets do not.
-  a.result_dtype = floating_dtype(target.dtype().kind() == 'f' ? floating_result_type(input, target) : input.dtype());
+  a.result_dtype = floating_dtype(is_floating(target.dtype()) ? floating_result_type(input, target) : input.dtype());
   a.compute = compute_dtype(a.result_dtype);
   a.compute_dtype = numpy_dtype(a.compute);
   a.input = cast_to(input, a.compute_dtype);

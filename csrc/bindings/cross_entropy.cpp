@@ -21,6 +21,12 @@ struct CrossEntropyArgs {
   py::object input, target, weight;
   py::dtype result_dtype, compute_dtype;
   DType compute;
+  // bfloat16 logits: `input` stays bfloat16 until settle_input_dtype decides whether the kernels
+  // read it in registers (call dtype kBFloat16, the gradient written as bfloat16) or through a
+  // float32 copy (the options the bfloat16 kernels do not take).
+  bool bfloat16_input = false;
+  DType call_dtype;
+  py::dtype gradient_dtype;  // what the kernels write the gradient in
   AxisSizes shape, kept_shape;
   AxisFlags reduced;
   CrossEntropyOperands ops;
@@ -49,14 +55,17 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
     }
   }
   py::array input = as_numeric_array(input_obj, "input");
-  if (input.dtype().kind() != 'f') {
+  if (!is_floating(input.dtype())) {
     throw py::type_error("`input` must hold floating-point logits, got dtype " + py::str(input.dtype()).cast<std::string>());
   }
   if (input.ndim() == 0) throw py::value_error("`input` must have at least 1 dimension (the classes), got a 0-d array");
   a.result_dtype = floating_dtype(input.dtype());
   a.compute = compute_dtype(a.result_dtype);
   a.compute_dtype = numpy_dtype(a.compute);
-  a.input = cast_to(input, a.compute_dtype);
+  a.bfloat16_input = is_bfloat16(input.dtype());
+  a.input = a.bfloat16_input ? py::object(input) : py::object(cast_to(input, a.compute_dtype));
+  a.call_dtype = a.compute;
+  a.gradient_dtype = a.compute_dtype;
   a.shape = shape_of(input);
   const int class_axis = input.ndim() == 1 ? 0 : 1;
   const int64_t classes = a.shape[class_axis];
@@ -75,7 +84,7 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
   py::array target = as_numeric_array(target_obj, "target");
   a.ops.probability_targets = shape_of(target) == a.shape;
   if (a.ops.probability_targets) {
-    if (target.dtype().kind() != 'f') {
+    if (!is_floating(target.dtype())) {
       throw py::type_error("`target` has the input's shape, so it holds class probabilities and must be floating, got dtype " +
                            py::str(target.dtype()).cast<std::string>());
     }
@@ -108,7 +117,7 @@ CrossEntropyArgs parse_arguments(py::handle input_obj, py::handle target_obj, py
 
   if (!weight_obj.is_none()) {
     py::array weight = as_numeric_array(weight_obj, "weight");
-    if (weight.dtype().kind() != 'f') {
+    if (!is_floating(weight.dtype())) {
       throw py::type_error("`weight` must be floating, got dtype " + py::str(weight.dtype()).cast<std::string>());
     }
     if (weight.ndim() != 1 || weight.shape(0) != classes) {
@@ -166,10 +175,23 @@ void parse_logit_options(CrossEntropyOperands& ops, py::handle temperature_obj, 
   ops.z_loss = z_loss;
 }
 
+// bfloat16 logits are read by the kernels in registers (class-index or probability targets, the
+// latter in float32) without the logit options or the Hessian; with those through a float32 copy
+// (results rounded once to bfloat16 all the same).
+void settle_input_dtype(CrossEntropyArgs& a, bool hessian) {
+  if (!a.bfloat16_input) return;
+  if (a.ops.has_logit_options() || hessian) {
+    a.input = cast_to(a.input.cast<py::array>(), a.compute_dtype);
+    return;
+  }
+  a.call_dtype = DType::kBFloat16;
+  a.gradient_dtype = a.result_dtype;
+}
+
 // Runs the driver; raises IndexError for an out-of-range target.
 double run(CrossEntropyArgs& a, py::object loss, const GradientTarget* grad, py::object upstream,
            const GradientTarget* hessian = nullptr) {
-  ReductionCall call(a.compute, a.shape, a.reduced);
+  ReductionCall call(a.call_dtype, a.shape, a.reduced);
   a.ops.input = call.add_input(a.input.cast<py::array>());
   a.ops.target = a.ops.probability_targets ? call.add_input(a.target.cast<py::array>())
                                            : call.add_per_row_input(a.target.cast<py::array>());
@@ -195,8 +217,9 @@ py::object cross_entropy(py::handle input, py::handle target, py::handle weight,
   parse_logit_options(a.ops, temperature, softcap, z_loss);
   const bool return_hessian = as_flag(return_hessian_obj, "return_hessian") || !hessian_out.is_none();
   const bool return_grad = as_flag(return_grad_obj, "return_grad") || !grad_out.is_none() || return_hessian;
+  settle_input_dtype(a, return_hessian);
   GradientTarget grad, hessian;
-  if (return_grad) grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, grad_out,
+  if (return_grad) grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.gradient_dtype, grad_out,
                                           {{a.target, "target"}, {a.weight, "weight"}});
   if (return_hessian) {
     hessian = hessian_target(input, a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, hessian_out, grad,
@@ -235,7 +258,8 @@ py::object cross_entropy_backward(py::handle grad_output, py::handle input, py::
     }
     a.ops.upstream_scalar = upstream.attr("item")().cast<double>();
   }
-  GradientTarget grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.compute_dtype, py::none(), {});
+  settle_input_dtype(a, false);
+  GradientTarget grad = gradient_target(a.input.cast<py::array>(), a.shape, a.result_dtype, a.gradient_dtype, py::none(), {});
   run(a, py::object(), &grad, per_row_upstream);
   return cast_to(grad.compute.cast<py::array>(), a.result_dtype);
 }

@@ -28,15 +28,16 @@ struct Reduction {
   int64_t length = 1, rows = 1;
 };
 
-Reduction resolve(const py::dtype& result_dtype, py::array& a, py::array* b, py::handle axis) {
+// keep_input: `a` (and `b`) stay as they are (bfloat16 the kernels read in registers).
+Reduction resolve(const py::dtype& result_dtype, py::array& a, py::array* b, py::handle axis, bool keep_input = false) {
   Reduction r;
   r.result_dtype = result_dtype;
   r.compute = compute_dtype(result_dtype);
   r.compute_dtype = numpy_dtype(r.compute);
-  a = cast_to(a, r.compute_dtype);
+  if (!keep_input) a = cast_to(a, r.compute_dtype);
   r.a_shape = shape_of(a);
   if (b) {
-    *b = cast_to(*b, r.compute_dtype);
+    if (!keep_input) *b = cast_to(*b, r.compute_dtype);
     if (shape_of(a) != shape_of(*b)) {
       py::module_ np = py::module_::import("numpy");
       py::tuple both;
@@ -114,7 +115,11 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
   py::array a = as_numeric_array(a_obj, "a");
   const bool weighted = !b_obj.is_none();
   py::array b = weighted ? as_numeric_array(b_obj, "b") : a;  // `a` is a placeholder when unweighted
-  Reduction r = resolve(weighted ? floating_result_type(a, b) : floating_dtype(a.dtype()), a, weighted ? &b : nullptr, axis);
+  // bfloat16 values (no weights, no gradient) are read by the kernels in registers; the rest
+  // through a float32 copy.
+  const bool bfloat16_kernels = !weighted && !return_grad && is_bfloat16(a.dtype());
+  Reduction r = resolve(weighted ? floating_result_type(a, b) : floating_dtype(a.dtype()), a, weighted ? &b : nullptr, axis,
+                        bfloat16_kernels);
 
   py::array out(r.compute_dtype, r.kept_shape);
   // Optional outputs exist only when asked for (a default py::array would allocate one).
@@ -127,7 +132,7 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
     out.attr("fill")(-std::numeric_limits<double>::infinity());
     if (return_sign) sign.attr("fill")(-1.0);
   } else if (r.rows > 0) {
-    ReductionCall call(r.compute, r.shape, r.reduced);
+    ReductionCall call(bfloat16_kernels ? DType::kBFloat16 : r.compute, r.shape, r.reduced);
     LogsumexpOperands ops;
     ops.a = call.add_input(a);
     if (weighted) ops.b = call.add_input(b);
@@ -148,7 +153,8 @@ py::object logsumexp(py::handle a_obj, py::handle axis, py::handle b_obj, bool k
 
 py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj, bool log) {
   py::array x = as_numeric_array(x_obj, "x");
-  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis);
+  const bool bfloat16_kernels = is_bfloat16(x.dtype());  // read in registers, written as bfloat16
+  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis, bfloat16_kernels);
   if (r.length == 0) {
     throw py::value_error(std::string(log ? "log_softmax" : "softmax") +
                           ": `x` has length 0 along `axis`; the normalization is undefined");
@@ -158,12 +164,13 @@ py::object softmax_common(py::handle x_obj, py::handle axis, py::handle out_obj,
   py::array user_out = has_out ? py::reinterpret_borrow<py::array>(out_obj) : x;  // x: placeholder
   if (has_out) check_output_array(user_out, r.input_shape, r.result_dtype, "out");
   // Compute straight into the caller's array when it has the compute dtype.
-  const bool direct = has_out && r.compute_dtype.equal(r.result_dtype);
-  const NewArray new_out = direct ? NewArray{user_out.reshape(r.shape), false} : empty_like_layout(x, r.compute_dtype);
+  const bool direct = has_out && (bfloat16_kernels || r.compute_dtype.equal(r.result_dtype));
+  const NewArray new_out = direct ? NewArray{user_out.reshape(r.shape), false}
+                                  : empty_like_layout(x, bfloat16_kernels ? r.result_dtype : r.compute_dtype);
   py::array out = new_out.array;
   if (direct) check_no_overlap(out, "out", x, "x", /*alias_allowed=*/true);
   if (r.rows > 0) {
-    ReductionCall call(r.compute, r.shape, r.reduced);
+    ReductionCall call(bfloat16_kernels ? DType::kBFloat16 : r.compute, r.shape, r.reduced);
     const int x_op = call.add_input(x);
     const int out_op = call.add_output(out, new_out.fresh);
     call.run([&](const ArrayCall& c) { run_softmax(c, x_op, out_op, log); });
@@ -206,11 +213,13 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
     throw py::value_error("`grad_output` has shape " + py::str(g.attr("shape")).cast<std::string>() +
                           " but `output` has shape " + py::str(y.attr("shape")).cast<std::string>() + "; they must match");
   }
-  Reduction r = resolve(floating_result_type(g, y), y, &g, axis);
-  const NewArray new_grad = empty_like_layout(y, r.compute_dtype);
+  // Both bfloat16: read in registers, the gradient written as bfloat16.
+  const bool bfloat16_kernels = is_bfloat16(g.dtype()) && is_bfloat16(y.dtype());
+  Reduction r = resolve(floating_result_type(g, y), y, &g, axis, bfloat16_kernels);
+  const NewArray new_grad = empty_like_layout(y, bfloat16_kernels ? r.result_dtype : r.compute_dtype);
   const py::array& grad = new_grad.array;
   if (r.length > 0 && r.rows > 0) {
-    ReductionCall call(r.compute, r.shape, r.reduced);
+    ReductionCall call(bfloat16_kernels ? DType::kBFloat16 : r.compute, r.shape, r.reduced);
     const int g_op = call.add_input(g);
     const int y_op = call.add_input(y);
     const int out_op = call.add_output(grad, new_grad.fresh);
@@ -223,7 +232,8 @@ py::object softmax_backward_common(py::handle g_obj, py::handle y_obj, py::handl
 // (H, dH/dx); grad_out as cross_entropy's: x's shape and the result dtype, may be x itself.
 py::object entropy_with_logits(py::handle x_obj, py::handle axis, bool return_grad, py::handle grad_out_obj) {
   py::array x = as_numeric_array(x_obj, "x");
-  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis);
+  const bool bfloat16_kernels = is_bfloat16(x.dtype());  // read in registers, the gradient as bfloat16
+  Reduction r = resolve(floating_dtype(x.dtype()), x, nullptr, axis, bfloat16_kernels);
   if (r.length == 0) {
     throw py::value_error("entropy_with_logits: `x` has length 0 along `axis`; the distribution is undefined");
   }
@@ -233,17 +243,17 @@ py::object entropy_with_logits(py::handle x_obj, py::handle axis, bool return_gr
   if (has_grad_out) check_output_array(grad_out, r.input_shape, r.result_dtype, "grad_out");
   return_grad = return_grad || has_grad_out;
   // Straight into the caller's array when it has the compute dtype; else a temporary copied there.
-  const bool direct = has_grad_out && r.compute_dtype.equal(r.result_dtype);
+  const bool direct = has_grad_out && (bfloat16_kernels || r.compute_dtype.equal(r.result_dtype));
   std::optional<NewArray> grad;
   if (direct) {
     check_no_overlap(grad_out, "grad_out", x, "x", /*alias_allowed=*/true);
     grad = NewArray{grad_out.reshape(r.shape), false};
   } else if (return_grad) {
-    grad = empty_like_layout(x, r.compute_dtype);
+    grad = empty_like_layout(x, bfloat16_kernels ? r.result_dtype : r.compute_dtype);
   }
   py::array out(r.compute_dtype, r.kept_shape);
   if (r.rows > 0) {
-    ReductionCall call(r.compute, r.shape, r.reduced);
+    ReductionCall call(bfloat16_kernels ? DType::kBFloat16 : r.compute, r.shape, r.reduced);
     EntropyOperands ops;
     ops.x = call.add_input(x);
     ops.out = call.add_per_row_output(out);

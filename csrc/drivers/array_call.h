@@ -7,7 +7,9 @@
 
 namespace logitloss {
 
-enum class DType { kFloat32, kFloat64 };
+// kBFloat16: bfloat16 operands read by the kernels in registers (only where the bindings say so:
+// the drivers that take it, run_logsumexp's values and run_cross_entropy's rows, check it).
+enum class DType { kFloat32, kFloat64, kBFloat16 };
 
 struct ArrayCall {
   DType dtype;

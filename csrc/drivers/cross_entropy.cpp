@@ -5,6 +5,8 @@
 #include "drivers/cross_entropy.h"
 
 #include <cmath>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "drivers/column_mode.h"
@@ -45,13 +47,14 @@ bool check_targets(const ArrayCall& call, const CrossEntropyOperands& ops, int64
   return true;
 }
 
-// What every position of one cross_entropy_rows call shares.
-template <class T>
+// What every position of one cross_entropy_rows call shares. S: the storage type of the input
+// and gradient (bfloat16 read in registers); weights, targets, losses are the compute type.
+template <class S>
 struct RowsCall {
-  const TypedKernels<T>& kernels;
+  const KernelsOf<S>& kernels;
   const ArrayCall& call;
   const CrossEntropyOperands& ops;
-  const T* weight;    // C class weights, or null
+  const compute_t<S>* weight;    // C class weights, or null
   int64_t classes;    // C
   double smoothing;   // e
   double g_common;    // d reduced loss / d per-position loss, before any per-position upstream
@@ -63,8 +66,9 @@ struct RowsCall {
 
 // Stores a position's loss where it goes: the per-position output (loss_at, may be null) and the
 // reduction's list.
-template <class T>
-void finish_loss(const RowsCall<T>& rows, int64_t r, char* loss_at, double loss) {
+template <class S>
+void finish_loss(const RowsCall<S>& rows, int64_t r, char* loss_at, double loss) {
+  using T = compute_t<S>;
   if (loss_at) store_scalar<T>(loss_at, (T)loss);
   if (!rows.row_loss.empty()) rows.row_loss[(size_t)r] = loss;
 }
@@ -175,14 +179,16 @@ T target_lane_value(const FusedStats& fused, const TargetTerms<T>& terms, const 
 
 // One position of cross_entropy_rows: its target, one fused pass (statistics, target terms and
 // the gradient), the target lane; its loss goes to `losses` to wait for its log total.
-template <class T>
-void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor& cursor, PendingLosses<T>& losses) {
+template <class S>
+void cross_entropy_position(const RowsCall<S>& rows, int64_t r, const RowCursor& cursor, PendingLosses<S>& losses) {
+  using T = compute_t<S>;
+  constexpr bool kSameType = std::is_same_v<S, T>;  // bfloat16: no logit options, no Hessian (bindings)
   const ArrayCall& call = rows.call;
   const CrossEntropyOperands& ops = rows.ops;
   const ReductionLayout& layout = call.layout;
   const int64_t classes = rows.classes;
   const double e = rows.smoothing;
-  const T* x = row_input<T>(call.base[ops.input] + cursor.offset(ops.input), layout.row_stride[ops.input], classes, 0);
+  const S* x = row_input<S>(call.base[ops.input] + cursor.offset(ops.input), layout.row_stride[ops.input], classes, 0);
   char* grad_bytes = ops.grad == kNoOperand ? nullptr : call.base[ops.grad] + cursor.offset(ops.grad);
   const int64_t grad_stride = ops.grad == kNoOperand ? 0 : layout.row_stride[ops.grad];
   char* loss_at = ops.loss == kNoOperand ? nullptr : call.base[ops.loss] + cursor.offset(ops.loss);
@@ -190,7 +196,7 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
   const int64_t hessian_stride = ops.hessian == kNoOperand ? 0 : layout.row_stride[ops.hessian];
   auto fill_outputs = [&](T value) {  // an ignored position (0) or an edge case (nan)
     if (grad_bytes) {
-      for (int64_t c = 0; c < classes; ++c) store_scalar<T>(grad_bytes + c * grad_stride, value);
+      for (int64_t c = 0; c < classes; ++c) store_scalar<S>(grad_bytes + c * grad_stride, storage_value<S>(value));
     }
     if (hessian_bytes) {
       for (int64_t c = 0; c < classes; ++c) store_scalar<T>(hessian_bytes + c * hessian_stride, value);
@@ -225,19 +231,22 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
     return;
   }
 
-  LogitTransform<T> transform;
-  const bool has_transform = prepare_logit_options(ops, classes, hessian_bytes != nullptr, x, g, transform);
+  LogitTransform<T> transform{};
+  bool has_transform = false;
+  if constexpr (kSameType) has_transform = prepare_logit_options(ops, classes, hessian_bytes != nullptr, x, g, transform);
   // (C == 0 never gets here for index targets: every class index is out of range.)
   // Read before the gradient (possibly in place) overwrites it; memcpy: arrays may be unaligned.
   // A transformed row is written by the fused pass (and never aliases the gradient): read after.
-  auto target_logit = [&] { return (double)load_scalar<T>(reinterpret_cast<const char*>(x + y)); };
+  auto target_logit = [&] { return (double)load_value<S>(reinterpret_cast<const char*>(x + y)); };
   if (!ops.probability_targets && !has_transform) z_y = target_logit();
   const double row_weight = ops.probability_targets ? 1.0 : w_y;
   // (not when no loss is wanted: cross_entropy_backward)
-  const TemperedLoss tempered =
-      ops.softcap == 0 && ops.temperature != 1 && !ops.probability_targets && e == 0 && (loss_at || !rows.row_loss.empty())
-          ? tempered_loss(rows.kernels, transform.source, classes, y, ops.temperature)
-          : TemperedLoss{false, {}, 0.0};
+  TemperedLoss tempered{false, {}, 0.0};
+  if constexpr (kSameType) {
+    if (ops.softcap == 0 && ops.temperature != 1 && !ops.probability_targets && e == 0 && (loss_at || !rows.row_loss.empty())) {
+      tempered = tempered_loss(rows.kernels, transform.source, classes, y, ops.temperature);
+    }
+  }
 
   // The Hessian under the options is the fused pass's (with respect to z'') carried to z once the
   // gradient's target lane is final: both stay in cache (not streamed) until then.
@@ -253,15 +262,20 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
       g,
       (T)g,
       rows.bounded_mass,
-      hessian_bytes ? row_output<T>(hessian_bytes, hessian_stride, classes, 3) : nullptr,
+      kSameType && hessian_bytes ? row_output<T>(hessian_bytes, hessian_stride, classes, 3) : nullptr,
       rows.stream_hessian && !transformed_hessian,
       2.0 * ops.z_loss * g * row_weight,
       has_transform ? &transform : nullptr,
   };
-  T* grad = grad_bytes ? row_output<T>(grad_bytes, grad_stride, classes, 2) : nullptr;
-  const FusedStats fused =
-      rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes),
-                                     staging_for<T>(rows.stream && !transformed_hessian, classes), terms);
+  S* grad = grad_bytes ? row_output<S>(grad_bytes, grad_stride, classes, 2) : nullptr;
+  FusedStats fused;
+  if constexpr (kSameType) {
+    fused = rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes),
+                                           staging_for<T>(rows.stream && !transformed_hessian, classes), terms);
+  } else {  // the float32 terms always staged (one rounding of the output, in pass 3)
+    fused = rows.kernels.row_softmax_fused(x, classes, grad, chunk_scratch(classes),
+                                           grad ? scratch<T>(kStagingSlot, classes) : nullptr, rows.stream, terms);
+  }
   const SliceStats& stats = fused.stats;
   if (!ops.probability_targets && has_transform) z_y = target_logit();
   if (!regular_row(stats)) {  // a nan, an all -inf row, or +inf: nan, as torch
@@ -272,10 +286,18 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
 
   // 3. The target lane of the gradient without cancellation; the loss once its log is taken.
   if (grad && !ops.probability_targets) {
-    store_scalar<T>(reinterpret_cast<char*>(grad + y), target_lane_value(fused, terms, transform, g, e, w_y, z_y, y));
+    if constexpr (kSameType) {
+      store_scalar<T>(reinterpret_cast<char*>(grad + y), target_lane_value(fused, terms, transform, g, e, w_y, z_y, y));
+    } else {
+      double target_lane = target_lane_gradient(stats, g, e, w_y, z_y, fused.mass, w_y * (double)terms.target_offset);
+      if (terms.scale_per_lse != 0) target_lane += z_loss_target_lane(stats, terms.scale_per_lse, z_y);
+      store_scalar<S>(reinterpret_cast<char*>(grad + y), storage_value<S>(target_lane));
+    }
   }
-  if (transformed_hessian) {
-    carry_hessian_to_input(rows.kernels, ops, terms.hessian, grad, transform, classes, stats, terms.scale_per_lse);
+  if constexpr (kSameType) {
+    if (transformed_hessian) {
+      carry_hessian_to_input(rows.kernels, ops, terms.hessian, grad, transform, classes, stats, terms.scale_per_lse);
+    }
   }
   if (grad) finish_row_output(grad_bytes, grad_stride, classes, grad);
   if (terms.hessian) finish_row_output(hessian_bytes, hessian_stride, classes, terms.hessian);
@@ -290,25 +312,26 @@ void cross_entropy_position(const RowsCall<T>& rows, int64_t r, const RowCursor&
 
 // The class axis is the contiguous one (or strided with no contiguous alternative): one fused
 // kernel call per position (cross_entropy_position), losses settled in batches (PendingLosses).
-template <class T>
-void cross_entropy_rows(const TypedKernels<T>& kernels, const ArrayCall& call, const CrossEntropyOperands& ops,
+template <class S>
+void cross_entropy_rows(const KernelsOf<S>& kernels, const ArrayCall& call, const CrossEntropyOperands& ops,
                         double g_common, std::vector<double>& row_loss) {
+  using T = compute_t<S>;
   const T* weight = static_cast<const T*>(ops.weight);
   const int64_t classes = call.layout.length;
-  const RowsCall<T> rows{kernels,
+  const RowsCall<S> rows{kernels,
                          call,
                          ops,
                          weight,
                          classes,
                          ops.label_smoothing,
                          g_common,
-                         stream_output<T>(call, ops.grad, ops.input),
+                         stream_output<S>(call, ops.grad, ops.input),
                          smoothing_mass_bounded(weight, classes, ops.label_smoothing),
                          row_loss,
                          stream_output<T>(call, ops.hessian, ops.input)};
   const KernelTable& table = active_kernels();
   for_each_row_range(call.layout, [&](int64_t begin, int64_t end, RowCursor& cursor) {
-    PendingLosses<T> losses(rows, table);
+    PendingLosses<S> losses(rows, table);
     for (int64_t r = begin; r < end; ++r, cursor.next()) cross_entropy_position(rows, r, cursor, losses);
     losses.settle();
   });
@@ -460,9 +483,11 @@ void rescale_extreme_weights(const T* weight, int64_t classes, double& denominat
   denominator = std::ldexp(denominator, -exponent);
 }
 
-template <class T>
+// S: the storage type of the input and gradient (bfloat16: rows only, see cross_entropy_position).
+template <class S>
 CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropyOperands& ops) {
-  const TypedKernels<T>& kernels = kernels_for<T>(active_kernels());
+  using T = compute_t<S>;
+  const KernelsOf<S>& kernels = kernels_for<S>(active_kernels());
   const ReductionLayout& layout = call.layout;
   CrossEntropyResult result;
   // torch negates the sum of probability-target terms: a zero total is -0.0 there (index targets
@@ -492,12 +517,13 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
                                                                  : 1.0;
   std::vector<double> row_loss(ops.reduction == LossReduction::kNone ? 0 : (size_t)layout.rows);
   // The logit options transform rows (cross_entropy_position): K-dim inputs take the row path.
-  if (layout.length > 0 && !ops.has_logit_options() &&
-      use_columns<T>(layout, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand, ops.hessian})) {
-    cross_entropy_columns(kernels, call, scaled_ops, g_common, row_loss);
-  } else {
-    cross_entropy_rows(kernels, call, scaled_ops, g_common, row_loss);
+  bool columns = false;
+  if constexpr (std::is_same_v<S, T>) {
+    columns = layout.length > 0 && !ops.has_logit_options() &&
+              use_columns<T>(layout, {ops.input, ops.grad, ops.probability_targets ? ops.target : kNoOperand, ops.hessian});
+    if (columns) cross_entropy_columns(kernels, call, scaled_ops, g_common, row_loss);
   }
+  if (!columns) cross_entropy_rows<S>(kernels, call, scaled_ops, g_common, row_loss);
   // Reduction in row order: the same sum whatever the threads.
   double sum = 0.0;
   for (double v : row_loss) sum += v;
@@ -509,6 +535,12 @@ CrossEntropyResult cross_entropy_typed(const ArrayCall& call, const CrossEntropy
 }  // namespace
 
 CrossEntropyResult run_cross_entropy(const ArrayCall& call, const CrossEntropyOperands& ops) {
+  if (call.dtype == DType::kBFloat16) {
+    if (ops.has_logit_options() || ops.hessian != kNoOperand) {
+      throw std::logic_error("logitloss: bfloat16 cross_entropy takes no logit options and no Hessian");
+    }
+    return cross_entropy_typed<bfloat16>(call, ops);
+  }
   return call.dtype == DType::kFloat32 ? cross_entropy_typed<float>(call, ops) : cross_entropy_typed<double>(call, ops);
 }
 

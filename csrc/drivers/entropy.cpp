@@ -37,13 +37,15 @@ RowEntropy entropy_of(const SoftmaxMoments& m) {
 }
 
 // One contiguous row: its entropy into *out, and (grad non-null) its gradient into grad[0..n).
-template <class T>
-void entropy_row(const TypedKernels<T>& kernels, const T* x, int64_t n, char* out, T* grad, bool stream) {
+// S: the storage type of x and grad (bfloat16 read in registers); the entropy in the compute type.
+template <class S>
+void entropy_row(const KernelsOf<S>& kernels, const S* x, int64_t n, char* out, S* grad, bool stream) {
+  using T = compute_t<S>;
   const RowEntropy row = entropy_of(kernels.row_entropy_moments(x, n));
   store_scalar<T>(out, (T)row.entropy);
   if (!grad) return;
   if (!row.regular) {  // softmax's rule: the whole row's gradient is nan
-    for (int64_t i = 0; i < n; ++i) grad[i] = std::numeric_limits<T>::quiet_NaN();
+    for (int64_t i = 0; i < n; ++i) grad[i] = storage_value<S>(kNan);
     return;
   }
   // max is an element of x, so (T)max is exact.
@@ -62,7 +64,7 @@ constexpr int64_t kPackedRows = 16;
 constexpr int64_t kPackedElements = int64_t(1) << 19;
 
 template <class T>
-void entropy_packed_rows(const TypedKernels<T>& kernels, const ArrayCall& call, const EntropyOperands& ops) {
+void entropy_packed_rows(const KernelsOf<T>& kernels, const ArrayCall& call, const EntropyOperands& ops) {
   const ReductionLayout& layout = call.layout;
   const int64_t n = layout.length;
   const bool with_grad = ops.grad != kNoOperand;
@@ -102,7 +104,7 @@ void entropy_packed_rows(const TypedKernels<T>& kernels, const ArrayCall& call, 
 
 template <class T>
 void entropy_typed(const ArrayCall& call, const EntropyOperands& ops) {
-  const TypedKernels<T>& kernels = kernels_for<T>(active_kernels());
+  const KernelsOf<T>& kernels = kernels_for<T>(active_kernels());
   const ReductionLayout& layout = call.layout;
   const int64_t n = layout.length;
   if (layout.row_stride[ops.x] != (int64_t)sizeof(T)) {
@@ -128,7 +130,8 @@ void entropy_typed(const ArrayCall& call, const EntropyOperands& ops) {
 }  // namespace
 
 void run_entropy(const ArrayCall& call, const EntropyOperands& ops) {
-  if (call.dtype == DType::kFloat32) entropy_typed<float>(call, ops);
+  if (call.dtype == DType::kBFloat16) entropy_typed<bfloat16>(call, ops);
+  else if (call.dtype == DType::kFloat32) entropy_typed<float>(call, ops);
   else entropy_typed<double>(call, ops);
 }
 

@@ -209,11 +209,11 @@ template <class T>
 void softmax_fallback(const char* x, int64_t x_stride, int64_t n, char* out, int64_t out_stride, bool log) {
   double total = 0.0;
   if (log) {
-    for (int64_t i = 0; i < n; ++i) total += std::exp((double)load_scalar<T>(x + i * x_stride));
+    for (int64_t i = 0; i < n; ++i) total += std::exp(load_value<T>(x + i * x_stride));
   }
   const double log_sum = std::log(total);
   for (int64_t i = 0; i < n; ++i) {
-    store_scalar<T>(out + i * out_stride, log ? (T)((double)load_scalar<T>(x + i * x_stride) - log_sum) : (T)kNan);
+    store_scalar<T>(out + i * out_stride, storage_value<T>(log ? load_value<T>(x + i * x_stride) - log_sum : kNan));
   }
 }
 

@@ -57,7 +57,7 @@ constexpr int64_t kRowBatch = 64;
 
 template <class T, class F>
 void for_each_row_batch(const KernelTable& table, const ArrayCall& call, int x_op, F per_row) {
-  const TypedKernels<T>& kernels = kernels_for<T>(table);
+  const KernelsOf<T>& kernels = kernels_for<T>(table);
   const ReductionLayout& layout = call.layout;
   const size_t operands = call.base.size();
   const bool contiguous = layout.row_stride[x_op] == (int64_t)sizeof(T);  // rows' statistics in one call

@@ -5,6 +5,7 @@
 #include "drivers/softmax_family.h"
 
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "drivers/column_mode.h"
@@ -26,6 +27,20 @@ template <class T>
 const TargetTerms<T>& plain_softmax() {
   static const TargetTerms<T> terms{nullptr, nullptr, T(0), T(0), 1.0, 0.0, T(0), true, nullptr, false, 0.0, nullptr};
   return terms;
+}
+
+// Values only, no weights: rows in batches (for_each_row_batch). S: the storage type of `a`
+// (bfloat16 read in registers); values and signs are stored in the compute type.
+template <class S>
+void logsumexp_values(const ArrayCall& call, const LogsumexpOperands& ops) {
+  using T = compute_t<S>;
+  for_each_row_batch<S>(active_kernels(), call, ops.a, [&](const int64_t* at, const SliceStats& stats, double log_total) {
+    const bool plain = regular_row(stats) && stats.count >= 1 && stats.others >= 0;
+    const LogsumexpValue v = plain ? LogsumexpValue{stats.max + log_total, 1.0, stats.max, kNan, true}
+                                   : finalize_logsumexp(stats, ops.return_sign);
+    store_scalar<T>(call.base[ops.out] + at[ops.out], (T)v.value);
+    if (ops.sign != kNoOperand) store_scalar<T>(call.base[ops.sign] + at[ops.sign], (T)v.sign);
+  });
 }
 
 template <class T>
@@ -70,12 +85,7 @@ void logsumexp_typed(const ArrayCall& call, const LogsumexpOperands& ops) {
   }
 
   if (ops.b == kNoOperand && ops.grad == kNoOperand) {  // values only: rows in batches
-    for_each_row_batch<T>(active_kernels(), call, ops.a, [&](const int64_t* at, const SliceStats& stats, double log_total) {
-      const bool plain = regular_row(stats) && stats.count >= 1 && stats.others >= 0;
-      const LogsumexpValue v = plain ? LogsumexpValue{stats.max + log_total, 1.0, stats.max, kNan, true}
-                                     : finalize_logsumexp(stats, ops.return_sign);
-      store_value(call.base[ops.out] + at[ops.out], ops.sign == kNoOperand ? nullptr : call.base[ops.sign] + at[ops.sign], v);
-    });
+    logsumexp_values<T>(call, ops);
     return;
   }
 
@@ -235,7 +245,8 @@ void logsumexp_backward_typed(const ArrayCall& call, const LogsumexpBackwardOper
 
 template <class T>
 void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_op, bool log) {
-  const TypedKernels<T>& kernels = kernels_for<T>(active_kernels());
+  // T: the storage type of g, y and out (bfloat16 read in registers, the output rounded once).
+  const KernelsOf<T>& kernels = kernels_for<T>(active_kernels());
   const ReductionLayout& layout = call.layout;
   const int64_t n = layout.length;
   for_each_row(layout, [&](int64_t, const RowCursor& cursor) {
@@ -247,8 +258,32 @@ void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_o
       kernels.row_log_softmax_backward(g, y, n, kernels.row_dot(g, nullptr, n), out);
     } else {
       const ScaledSum dot = kernels.row_dot(g, y, n);  // a mean of g: within g's range
-      kernels.row_softmax_backward(g, y, n, (T)std::ldexp(dot.value, dot.exponent), out);
+      kernels.row_softmax_backward(g, y, n, (compute_t<T>)std::ldexp(dot.value, dot.exponent), out);
     }
+    finish_row_output(out_bytes, layout.row_stride[out_op], n, out);
+  });
+}
+
+// bfloat16 x and out, rows only (a strided row packed by row_input): the softmax from the fused
+// pass (its float32 terms staged, each output rounded once), log_softmax from the statistics.
+void softmax_bfloat16(const ArrayCall& call, int x_op, int out_op, bool log) {
+  const BFloat16Kernels& kernels = kernels_for<bfloat16>(active_kernels());
+  const ReductionLayout& layout = call.layout;
+  const int64_t n = layout.length;
+  const bool stream = stream_output<bfloat16>(call, out_op, x_op);
+  for_each_row(layout, [&](int64_t, const RowCursor& cursor) {
+    const bfloat16* x = row_input<bfloat16>(call.base[x_op] + cursor.offset(x_op), layout.row_stride[x_op], n, 0);
+    char* out_bytes = call.base[out_op] + cursor.offset(out_op);
+    bfloat16* out = row_output<bfloat16>(out_bytes, layout.row_stride[out_op], n, 1);
+    const SliceStats stats = log ? kernels.row_stats(x, nullptr, n, kStatsPlain)
+                                 : kernels.row_softmax_fused(x, n, out, chunk_scratch(n), scratch<float>(kStagingSlot, n),
+                                                             stream, plain_softmax<float>()).stats;
+    if (!regular_row(stats)) {
+      softmax_fallback<bfloat16>(reinterpret_cast<const char*>(x), sizeof(bfloat16), n, out_bytes,
+                                 layout.row_stride[out_op], log);
+      return;
+    }
+    if (log) kernels.row_log_softmax(x, n, (float)stats.max, (float)log_total(stats), out, stream);
     finish_row_output(out_bytes, layout.row_stride[out_op], n, out);
   });
 }
@@ -256,12 +291,16 @@ void softmax_backward_typed(const ArrayCall& call, int g_op, int y_op, int out_o
 }  // namespace
 
 void run_logsumexp(const ArrayCall& call, const LogsumexpOperands& ops) {
-  if (call.dtype == DType::kFloat32) logsumexp_typed<float>(call, ops);
+  if (call.dtype == DType::kBFloat16) {
+    if (ops.b != kNoOperand || ops.grad != kNoOperand) throw std::logic_error("logitloss: bfloat16 logsumexp takes values only");
+    logsumexp_values<bfloat16>(call, ops);
+  } else if (call.dtype == DType::kFloat32) logsumexp_typed<float>(call, ops);
   else logsumexp_typed<double>(call, ops);
 }
 
 void run_softmax(const ArrayCall& call, int x, int out, bool log) {
-  if (call.dtype == DType::kFloat32) softmax_typed<float>(call, x, out, log);
+  if (call.dtype == DType::kBFloat16) softmax_bfloat16(call, x, out, log);
+  else if (call.dtype == DType::kFloat32) softmax_typed<float>(call, x, out, log);
   else softmax_typed<double>(call, x, out, log);
 }
 
@@ -271,7 +310,8 @@ void run_logsumexp_backward(const ArrayCall& call, const LogsumexpBackwardOperan
 }
 
 void run_softmax_backward(const ArrayCall& call, int g, int y, int out, bool log) {
-  if (call.dtype == DType::kFloat32) softmax_backward_typed<float>(call, g, y, out, log);
+  if (call.dtype == DType::kBFloat16) softmax_backward_typed<bfloat16>(call, g, y, out, log);
+  else if (call.dtype == DType::kFloat32) softmax_backward_typed<float>(call, g, y, out, log);
   else softmax_backward_typed<double>(call, g, y, out, log);
 }
 

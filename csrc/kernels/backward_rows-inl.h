@@ -3,6 +3,8 @@
 //   softmax:      out = y * (g - sum(g * y))
 //   log_softmax:  out = g - exp(y) * sum(g)
 //
+// Storage: g, y and out float, double or bfloat16 (S: read into float lanes, each output rounded
+// once); the sums and scalars in the compute type.
 // Contract: g, y, out contiguous, n >= 1, any values; each output vector depends only on the same
 // positions of g and y (and the row's sum). row_dot(a, b, n) = sum(a * b) (sum(a) when b is
 // null) as value * 2^exponent: g over the whole range of its type sums beyond it (float lanes)
@@ -25,8 +27,9 @@ constexpr int kDotScaleExponent = 64;
 // The lane sums of row_dot; kScaled: each term times 2^-kDotScaleExponent (exact for every term
 // above the data type's smallest normal times 2^64, and those are far below a sum that needed
 // the scaling).
-template <class T, bool kScaled>
-double row_dot_lanes(const T* a, const T* b, int64_t n) {
+template <class S, bool kScaled>
+double row_dot_lanes(const S* a, const S* b, int64_t n) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   using W = typename Vec<T>::Wide;
   constexpr int kLanes = Vec<T>::kLanes;
@@ -51,21 +54,22 @@ double row_dot_lanes(const T* a, const T* b, int64_t n) {
   return horizontal_sum(total);
 }
 
-template <class T>
-ScaledSum row_dot(const T* a, const T* b, int64_t n) {
+template <class S>
+ScaledSum row_dot(const S* a, const S* b, int64_t n) {
   static_assert(kDotScaleExponent == 64, "the factor in row_dot_lanes");
-  const double plain = row_dot_lanes<T, false>(a, b, n);
+  const double plain = row_dot_lanes<S, false>(a, b, n);
   if (plain - plain == 0) return {plain, 0};
   // inf or nan: a lane sum overflowed, or an input is inf or nan (then the scaled sum is too).
-  return {row_dot_lanes<T, true>(a, b, n), kDotScaleExponent};
+  return {row_dot_lanes<S, true>(a, b, n), kDotScaleExponent};
 }
 
-template <class T>
-void row_softmax_backward(const T* g, const T* y, int64_t n, T dot, T* out) {
+template <class S>
+void row_softmax_backward(const S* g, const S* y, int64_t n, compute_t<S> dot, S* out) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   const V dot_v = splat<V>(dot);
   const V half_dot = splat<V>(dot * T(0.5));
-  map_row<T>(n, out, [&](int64_t i, int64_t count) {
+  map_row<S>(n, out, [&](int64_t i, int64_t count) {
     const V yv = load_n(y + i, count, T(0)), gv = load_n(g + i, count, T(0));
     const V difference = gv - dot_v;
     // g - dot of g and dot near the range's opposite ends overflows while y (g - dot) may not:
@@ -85,8 +89,9 @@ inline V sum_without_overflow(V g, V t, V half_t) {
   return select(abs(sum) < splat<V>((lane_t<V>)__builtin_inf()), sum, mul_add(g, splat<V>((lane_t<V>)0.5), half_t) * (lane_t<V>)2);
 }
 
-template <class T>
-void row_log_softmax_backward(const T* g, const T* y, int64_t n, ScaledSum sum_g, T* out) {
+template <class S>
+void row_log_softmax_backward(const S* g, const S* y, int64_t n, ScaledSum sum_g, S* out) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   int exponent = 0;
   const double fraction = ::frexp(sum_g.value, &exponent);  // sum_g = fraction 2^(exponent + e)
@@ -97,7 +102,7 @@ void row_log_softmax_backward(const T* g, const T* y, int64_t n, ScaledSum sum_g
     // max_exponent the fraction can round up to 1 in T and the sum to inf: the scaled path.)
     const T sum = (T)::ldexp(fraction, exponent);
     const V neg_sum = splat<V>(-sum), neg_half_sum = splat<V>(-sum * T(0.5));
-    map_row<T>(n, out, [&](int64_t i, int64_t count) {
+    map_row<S>(n, out, [&](int64_t i, int64_t count) {
       const V p = exp(load_n(y + i, count, T(0)));
       return sum_without_overflow(load_n(g + i, count, T(0)), p * neg_sum, p * neg_half_sum);
     });
@@ -110,7 +115,7 @@ void row_log_softmax_backward(const T* g, const T* y, int64_t n, ScaledSum sum_g
   const V fraction_v = splat<V>((T)-fraction);
   const V first_power = splat<V>((T)::ldexp(1.0, first)), second_power = splat<V>((T)::ldexp(1.0, exponent - first));
   const V half_second_power = second_power * T(0.5);  // >= 2^63: exact
-  map_row<T>(n, out, [&](int64_t i, int64_t count) {
+  map_row<S>(n, out, [&](int64_t i, int64_t count) {
     const V scaled = exp(load_n(y + i, count, T(0))) * fraction_v * first_power;
     return sum_without_overflow(load_n(g + i, count, T(0)), scaled * second_power, scaled * half_second_power);
   });

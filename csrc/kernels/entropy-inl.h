@@ -38,20 +38,23 @@
 // kernels/row_stores-inl.h and kernels/softmax_moments-inl.h (softmax_family-inl.h includes them).
 #pragma once
 
-template <class T>
-SoftmaxMoments row_entropy_moments(const T* x, int64_t n) {
-  return row_softmax_moments<T, true>(x, n, 1.0);
+// S: the storage type of x and out (bfloat16: float lanes, the gradient rounded once).
+template <class S>
+SoftmaxMoments row_entropy_moments(const S* x, int64_t n) {
+  return row_softmax_moments<S, true>(x, n, 1.0);
 }
 
-template <class T>
-void row_entropy_gradient(const T* x, int64_t n, T max, T mean_gap, T scale, T* out, bool stream) {
+template <class S>
+void row_entropy_gradient(const S* x, int64_t n, compute_t<S> max, compute_t<S> mean_gap, compute_t<S> scale, S* out,
+                          bool stream) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   const V max_v = splat<V>(max), mean_gap_v = splat<V>(mean_gap);
   // scale / 2^kSumScale: a normal number for any total below 2^60 (the sum of at most n terms <= 1).
   const V factor = splat<V>((T)((double)scale * sum_unscale<T>()));
   const V floor = splat<V>(T(-2048));
   with_stream_mode(stream, [&](auto mode) {
-    map_row<T, mode>(n, out, [&](int64_t i, int64_t count) {
+    map_row<S, mode>(n, out, [&](int64_t i, int64_t count) {
       V low;
       const V high = difference_with_error(load_n(x + i, count, T(0)), max_v, low);
       const V term = exp_nonpositive_sum_term(high, low);

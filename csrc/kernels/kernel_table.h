@@ -5,8 +5,42 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace logitloss {
+
+// ml_dtypes.bfloat16 (torch.bfloat16) in memory: the upper 16 bits of a float32. The kernels read
+// it into float32 lanes in registers (a 16-bit shift) and compute in float32; results are rounded
+// once to it, to nearest even (nan stays nan, beyond the range is +-inf). A plain aggregate.
+struct bfloat16 {
+  uint16_t bits;
+};
+
+inline float bfloat16_to_float(bfloat16 v) {
+  const uint32_t bits = (uint32_t)v.bits << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline bfloat16 float_to_bfloat16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if (f != f) return {(uint16_t)((bits >> 16) | 0x40)};  // quiet nan, sign kept
+  return {(uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16)};
+}
+
+// The type a storage type is computed in: float for bfloat16, itself otherwise.
+template <class S>
+struct ComputeType {
+  using type = S;
+};
+template <>
+struct ComputeType<bfloat16> {
+  using type = float;
+};
+template <class S>
+using compute_t = typename ComputeType<S>::type;
 
 // Statistics of one reduction slice, in double whatever the data type:
 //   max    = largest element (nan ignored; over entries with nonzero weight when weighted),
@@ -196,6 +230,37 @@ struct TypedKernels {
                              const T* log_total, T* out, int64_t out_stride);
 };
 
+// The kernels that read bfloat16 logits in registers (float32 lanes) and write bfloat16 outputs
+// rounded once; weights, targets, staging and every scalar are float32. row_softmax_fused: as
+// TypedKernels' with staging required whenever `out` is (the terms exp(x - reference) are held in
+// float32 there, never rounded to bfloat16 before the final scale), and `stream` choosing
+// streaming stores for `out`. Other functions take bfloat16 through a float32 copy (bindings).
+struct BFloat16Kernels {
+  SliceStats (*row_stats)(const bfloat16* x, const float* weight, int64_t n, int flags);
+  void (*rows_stats)(const bfloat16* const* rows, int64_t count, int64_t n, SliceStats* out);
+  FusedStats (*row_softmax_fused)(const bfloat16* x, int64_t n, bfloat16* out, double* scratch, float* staging,
+                                  bool stream, const TargetTerms<float>& terms);
+  void (*row_log_softmax)(const bfloat16* x, int64_t n, float max, float log_total, bfloat16* out, bool stream);
+  ScaledSum (*row_dot)(const bfloat16* a, const bfloat16* b, int64_t n);
+  void (*row_softmax_backward)(const bfloat16* g, const bfloat16* y, int64_t n, float dot, bfloat16* out);
+  void (*row_log_softmax_backward)(const bfloat16* g, const bfloat16* y, int64_t n, ScaledSum sum_g, bfloat16* out);
+  SoftmaxMoments (*row_entropy_moments)(const bfloat16* x, int64_t n);
+  void (*row_entropy_gradient)(const bfloat16* x, int64_t n, float max, float mean_gap, float scale, bfloat16* out,
+                               bool stream);
+};
+
+// The kernel table type of a storage type.
+template <class S>
+struct KernelsOfType {
+  using type = TypedKernels<S>;
+};
+template <>
+struct KernelsOfType<bfloat16> {
+  using type = BFloat16Kernels;
+};
+template <class S>
+using KernelsOf = typename KernelsOfType<S>::type;
+
 // Test-only: the vector math helpers applied elementwise to contiguous data.
 enum class MathFunction { kExp, kExpNonpositive, kExpSumTerm, kLog, kLog1p, kLog1pUnitInterval, kTanh, kSechSquared };
 
@@ -203,6 +268,7 @@ struct KernelTable {
   const char* name;
   TypedKernels<float> f32;
   TypedKernels<double> f64;
+  BFloat16Kernels bf16;
   // out[i] = log(count) + log1p(others / count) of stats[i], for statistics with a finite max,
   // count >= 1 and finite others >= 0 (other entries give unspecified values: the caller checks).
   // Rows' logs in double lanes: for short rows the scalar libm calls would cost more than the row.

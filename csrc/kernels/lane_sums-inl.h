@@ -26,14 +26,14 @@ inline W mass_times_gap(W v, W reference, W x) {
 }
 
 template <class T>
-constexpr T sum_scale() {
-  if constexpr (sizeof(T) == 4) return 0x1p64f; else return 0x1p512;
+constexpr compute_t<T> sum_scale() {
+  if constexpr (sizeof(compute_t<T>) == 4) return 0x1p64f; else return 0x1p512;
 }
 template <class T>
 constexpr int sum_scale_exponent() {
-  return MathConstants<typename Vec<T>::V>::kSumScale;
+  return MathConstants<typename Vec<compute_t<T>>::V>::kSumScale;
 }
 template <class T>
 constexpr double sum_unscale() {
-  if constexpr (sizeof(T) == 4) return 0x1p-64; else return 0x1p-512;
+  if constexpr (sizeof(compute_t<T>) == 4) return 0x1p-64; else return 0x1p-512;
 }

@@ -11,6 +11,8 @@
 //                                   length, bitwise (short float rows in lanes: small_rows).
 //   chunk_sum                       pass 2 of one chunk, the machinery row_softmax_fused
 //                                   (softmax_cross_entropy-inl.h) shares.
+// Storage: x is float, double or bfloat16 (S, read into float lanes: simd/bfloat16-inl.h);
+// weights, the stored terms and every scalar are the compute type compute_t<S>.
 // Valid range: any values: nan anywhere makes `others` nan (nan is ignored by the max, then
 // poisons the sum), +inf gives max = inf, an all -inf row max = -inf, count = n. Differences
 // x - max of any size (down to -2 max, or -inf where they overflow) give a term of exactly 0
@@ -53,8 +55,9 @@ constexpr int64_t kChunk = kRowChunk;  // 8 KiB of float, 16 KiB of double
 
 // Pass 1 of a chunk: its max over entries with nonzero weight (nan ignored: a nan shows up in
 // pass 2, where exp(nan - max) poisons `others`).
-template <class T, bool kWeighted>
-LOGITLOSS_FLATTEN T chunk_max(const T* x, const T* weight, int64_t n) {
+template <class S, bool kWeighted>
+LOGITLOSS_FLATTEN compute_t<S> chunk_max(const S* x, const compute_t<S>* weight, int64_t n) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   constexpr int kLanes = Vec<T>::kLanes;
   const T neg_inf = -__builtin_inf();
@@ -63,6 +66,17 @@ LOGITLOSS_FLATTEN T chunk_max(const T* x, const T* weight, int64_t n) {
   // Four independent maxima: one chain of dependent max operations would be latency-bound.
   V max0 = splat<V>(neg_inf), max1 = max0, max2 = max0, max3 = max0;
   int64_t i = 0;
+  if constexpr (!kWeighted) {  // in any order (load_pair_any_order): a max does not depend on it
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+      V x0, x1, x2, x3;
+      load_pair_any_order(x + i, x0, x1);
+      load_pair_any_order(x + i + 2 * kLanes, x2, x3);
+      max0 = max_ignoring_nan(max0, x0);
+      max1 = max_ignoring_nan(max1, x1);
+      max2 = max_ignoring_nan(max2, x2);
+      max3 = max_ignoring_nan(max3, x3);
+    }
+  }
   for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
     max0 = max_ignoring_nan(max0, effective(load(x + i), load_weight(i)));
     max1 = max_ignoring_nan(max1, effective(load(x + i + kLanes), load_weight(i + kLanes)));
@@ -94,25 +108,25 @@ struct ChunkGap {
 // pass 1 stalled the exp pipes at every chunk boundary (nothing of pass 2 can start before the
 // chunk's max is known, and the processor's window does not reach from one exp loop into the
 // next): logsumexp in cache 5% slower.
-template <class T>
+template <class S>
 struct NextChunk {
-  const T* x;       // its first element (n == 0: no next chunk)
-  const T* weight;  // kWeighted: its weights
+  const S* x;                   // its first element (n == 0: no next chunk)
+  const compute_t<S>* weight;   // kWeighted: its weights
   int64_t n;
-  T max;            // chunk_max of it: set by chunk_sum, or by first_chunk for a row's first
+  compute_t<S> max;             // chunk_max of it: set by chunk_sum, or by first_chunk for a row's first
 };
 
 // A row's chunks start at multiples of kChunk; the one at `start` (n = 0 past the row's end).
-template <class T>
-inline NextChunk<T> chunk_at(const T* x, const T* weight, int64_t n, int64_t start) {
+template <class S>
+inline NextChunk<S> chunk_at(const S* x, const compute_t<S>* weight, int64_t n, int64_t start) {
   const int64_t length = n - start < kChunk ? n - start : kChunk;
-  return {x + start, weight ? weight + start : nullptr, length > 0 ? length : 0, T(-__builtin_inf())};
+  return {x + start, weight ? weight + start : nullptr, length > 0 ? length : 0, compute_t<S>(-__builtin_inf())};
 }
 
-template <class T, bool kWeighted>
-inline NextChunk<T> first_chunk(const T* x, const T* weight, int64_t n) {
-  NextChunk<T> chunk = chunk_at(x, weight, n, 0);
-  chunk.max = chunk_max<T, kWeighted>(chunk.x, chunk.weight, chunk.n);
+template <class S, bool kWeighted>
+inline NextChunk<S> first_chunk(const S* x, const compute_t<S>* weight, int64_t n) {
+  NextChunk<S> chunk = chunk_at<S>(x, weight, n, 0);
+  chunk.max = chunk_max<S, kWeighted>(chunk.x, chunk.weight, chunk.n);
   return chunk;
 }
 
@@ -175,9 +189,10 @@ inline typename Vec<T>::V split_sum_term(typename Vec<T>::V x, typename Vec<T>::
 // The last vectors of a chunk in pass 2, fewer than two: a whole vector, then a masked tail
 // whose padding lanes are computed, then discarded by select (never multiplied by 0: nan * 0 is
 // nan). Stores the terms to `out` (may be null); adds the lane sums into count and others.
-template <class T, bool kWeighted, bool kCompensated>
-inline void chunk_sum_tail(const T* x, const T* weight, int64_t n, typename Vec<T>::V max, T* out, WideSum& count_wide,
-                           WideSum& others_wide) {
+template <class S, bool kWeighted, bool kCompensated>
+inline void chunk_sum_tail(const S* x, const compute_t<S>* weight, int64_t n, typename Vec<S>::V max, compute_t<S>* out,
+                           WideSum& count_wide, WideSum& others_wide) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   constexpr int kLanes = Vec<T>::kLanes;
   V count = splat<V>(0), others = count;
@@ -205,9 +220,10 @@ inline void chunk_sum_tail(const T* x, const T* weight, int64_t n, typename Vec<
 // The target terms (ChunkGap) of the last vectors of a chunk, which the pairs loop of chunk_sum
 // left: gap += sum v (max - x), mass += sum v over x[0..n), v = offset * weight (kGap 2) or offset
 // (kGap 1); padding lanes add v (max - max) = 0.
-template <class T, int kGap>
-inline void chunk_gap_tail(const T* x, int64_t n, T max, const T* weight, T offset, WideSum& gap_wide,
-                           WideSum& mass_wide) {
+template <class S, int kGap>
+inline void chunk_gap_tail(const S* x, int64_t n, compute_t<S> max, const compute_t<S>* weight, compute_t<S> offset,
+                           WideSum& gap_wide, WideSum& mass_wide) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   constexpr int kLanes = Vec<T>::kLanes;
   const V max_v = splat<V>(max), offset_v = splat<V>(offset);
@@ -229,10 +245,15 @@ inline void chunk_gap_tail(const T* x, int64_t n, T max, const T* weight, T offs
 // (next.max), the prefetch plan, and with kGap (0 none, 1 uniform, 2 weighted) the target terms
 // (ChunkGap). Lanes hold count and others in units of 2^-kSumScale; the flush to double removes
 // the scale exactly. The unweighted count is an integer, counted off the vector pipes.
-template <class T, bool kWeighted, bool kCompensated, int kGap = 0>
-LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, T* out, Prefetch<T> ahead,
-                                 double& count_total, double& others_total, NextChunk<T>& next,
-                                 ChunkGap<T>* gap = nullptr) {
+// S: the storage type of x (float, double, or bfloat16 read into float lanes); the terms stored
+// to `out` are in the compute type (bfloat16: a float32 staging row).
+// kAnyOrder: the pairs of vectors are read in load_pair_any_order's order (only without weights,
+// target terms or stored terms, where the order of the terms is the order of a sum).
+template <class S, bool kWeighted, bool kCompensated, int kGap = 0, bool kAnyOrder = false>
+LOGITLOSS_FLATTEN void chunk_sum(const S* x, const compute_t<S>* weight, int64_t n, compute_t<S> max, compute_t<S>* out,
+                                 Prefetch<S> ahead, double& count_total, double& others_total, NextChunk<S>& next,
+                                 ChunkGap<compute_t<S>>* gap = nullptr) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   constexpr int kLanes = Vec<T>::kLanes;
   static_assert(kGap == 0 || !kWeighted, "target terms are cross-entropy's, which has no slice weights");
@@ -250,6 +271,7 @@ LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, 
     const V xv = load(next.x + at);
     return kWeighted ? select(load(next.weight + at) == 0, splat<V>(neg_inf), xv) : xv;
   };
+  static_assert(!kAnyOrder || (!kWeighted && kGap == 0), "any order only for plain sums");
   V next_max0 = splat<V>(neg_inf), next_max1 = next_max0;
   int64_t i = 0;
   while (i + 2 * kLanes <= n) {
@@ -259,15 +281,28 @@ LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, 
     for (int64_t b = 0; b < kBlock && i + 2 * kLanes <= n; ++b, i += 2 * kLanes) {
       prefetch_pair(ahead, i);
       if (i < next_fused) {
-        next_max0 = max_ignoring_nan(next_max0, next_effective(i));
-        next_max1 = max_ignoring_nan(next_max1, next_effective(i + kLanes));
+        if constexpr (!kWeighted) {  // a max: in any order
+          V next0, next1;
+          load_pair_any_order(next.x + i, next0, next1);
+          next_max0 = max_ignoring_nan(next_max0, next0);
+          next_max1 = max_ignoring_nan(next_max1, next1);
+        } else {
+          next_max0 = max_ignoring_nan(next_max0, next_effective(i));
+          next_max1 = max_ignoring_nan(next_max1, next_effective(i + kLanes));
+        }
       }
       V e0, e1;
       if (kWeighted) {
         e0 = split_sum_term<T, true, kCompensated>(load(x + i), load(weight + i), max_v, count0, others0);
         e1 = split_sum_term<T, true, kCompensated>(load(x + i + kLanes), load(weight + i + kLanes), max_v, count1, others1);
       } else {
-        const V x0 = load(x + i), x1 = load(x + i + kLanes);
+        V x0, x1;
+        if constexpr (kAnyOrder) {
+          load_pair_any_order(x + i, x0, x1);
+        } else {
+          x0 = load(x + i);
+          x1 = load(x + i + kLanes);
+        }
         V difference0, difference1;
         e0 = sum_term_of_difference<kCompensated>(x0, max_v, difference0);
         e1 = sum_term_of_difference<kCompensated>(x1, max_v, difference1);
@@ -293,15 +328,15 @@ LOGITLOSS_FLATTEN void chunk_sum(const T* x, const T* weight, int64_t n, T max, 
     }
   }
   if constexpr (kGap != 0) {  // before the tail below, which may overwrite x (out == x)
-    chunk_gap_tail<T, kGap>(x + i, n - i, max, kGap == 2 ? gap->weight + i : nullptr, gap->offset, gap_wide, mass_wide);
+    chunk_gap_tail<S, kGap>(x + i, n - i, max, kGap == 2 ? gap->weight + i : nullptr, gap->offset, gap_wide, mass_wide);
     gap->gap += gap_wide.total();
     gap->mass += mass_wide.total();
   }
-  chunk_sum_tail<T, kWeighted, kCompensated>(x + i, kWeighted ? weight + i : nullptr, n - i, max_v, out ? out + i : nullptr,
+  chunk_sum_tail<S, kWeighted, kCompensated>(x + i, kWeighted ? weight + i : nullptr, n - i, max_v, out ? out + i : nullptr,
                                              count_wide, others_wide);
   if (next.n > 0) {
     const T fused = horizontal_max(max_ignoring_nan(next_max0, next_max1));
-    const T rest = chunk_max<T, kWeighted>(next.x + next_fused, kWeighted ? next.weight + next_fused : nullptr,
+    const T rest = chunk_max<S, kWeighted>(next.x + next_fused, kWeighted ? next.weight + next_fused : nullptr,
                                            next.n - next_fused);
     next.max = rest > fused ? rest : fused;
   }
@@ -319,33 +354,35 @@ inline T chunk_reference(T chunk_top, const SliceStats& row, int64_t start) {
   return start == 0 || chunk_top > (T)row.max ? chunk_top : (T)row.max;
 }
 
-template <class T, bool kWeighted, bool kCompensated>
-SliceStats row_stats_impl(const T* x, const T* weight, int64_t n) {
+template <class S, bool kWeighted, bool kCompensated>
+SliceStats row_stats_impl(const S* x, const compute_t<S>* weight, int64_t n) {
+  using T = compute_t<S>;
   SliceStats row{-__builtin_inf(), 0.0, 0.0};
-  NextChunk<T> next = first_chunk<T, kWeighted>(x, weight, n);
+  NextChunk<S> next = first_chunk<S, kWeighted>(x, weight, n);
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t length = next.n;
     const T max = chunk_reference<T>(next.max, row, start);
     SliceStats chunk{(double)max, 0.0, 0.0};
-    next = chunk_at(x, weight, n, start + length);
-    chunk_sum<T, kWeighted, kCompensated>(x + start, kWeighted ? weight + start : nullptr, length, max, nullptr,
-                                          prefetch_plan(x, n, start), chunk.count, chunk.others, next);
+    next = chunk_at<S>(x, weight, n, start + length);
+    chunk_sum<S, kWeighted, kCompensated, 0, !kWeighted>(x + start, kWeighted ? weight + start : nullptr, length, max,
+                                                         nullptr, prefetch_plan(x, n, start), chunk.count, chunk.others,
+                                                         next);
     row = start == 0 ? chunk : fold_stats(row, chunk);
   }
   return row;
 }
 
-template <class T>
-SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
+template <class S>
+SliceStats row_stats(const S* x, const compute_t<S>* weight, int64_t n, int flags) {
   const bool compensated = flags & kStatsCompensated;
-  if (!weight && is_small_row<T>(n)) {  // a row in two vectors or fewer: no chunk machinery
-    if (n <= Vec<T>::kLanes) return compensated ? small_row<T, 1, true>(x, n).stats : small_row<T, 1, false>(x, n).stats;
-    return compensated ? small_row<T, 2, true>(x, n).stats : small_row<T, 2, false>(x, n).stats;
+  if (!weight && is_small_row<S>(n)) {  // a row in two vectors or fewer: no chunk machinery
+    if (n <= Vec<S>::kLanes) return compensated ? small_row<S, 1, true>(x, n).stats : small_row<S, 1, false>(x, n).stats;
+    return compensated ? small_row<S, 2, true>(x, n).stats : small_row<S, 2, false>(x, n).stats;
   }
   if (weight) {
-    return compensated ? row_stats_impl<T, true, true>(x, weight, n) : row_stats_impl<T, true, false>(x, weight, n);
+    return compensated ? row_stats_impl<S, true, true>(x, weight, n) : row_stats_impl<S, true, false>(x, weight, n);
   }
-  return compensated ? row_stats_impl<T, false, true>(x, nullptr, n) : row_stats_impl<T, false, false>(x, nullptr, n);
+  return compensated ? row_stats_impl<S, false, true>(x, nullptr, n) : row_stats_impl<S, false, false>(x, nullptr, n);
 }
 
 // Plain statistics of `count` rows of n elements, rows[i] the i-th (contiguous rows): rows of one
@@ -354,7 +391,7 @@ SliceStats row_stats(const T* x, const T* weight, int64_t n, int flags) {
 template <class T>
 void rows_stats(const T* const* rows, int64_t count, int64_t n, SliceStats* out) {
   int64_t r = 0;
-  if constexpr (kHasGather16 && sizeof(T) == 4) {
+  if constexpr (kHasGather16 && std::is_same_v<T, float>) {
     if (n >= 1 && n <= Vec<T>::kLanes) {
       for (; r + Vec<T>::kLanes <= count; r += Vec<T>::kLanes) {
         int32_t offset[Vec<T>::kLanes];

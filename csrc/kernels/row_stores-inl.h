@@ -16,7 +16,7 @@ inline void map_row(int64_t n, T* out, F f) {
   constexpr int kLanes = Vec<T>::kLanes;
   int64_t i = 0;
   if constexpr (kStream) {
-    constexpr uintptr_t kBytes = sizeof(typename Vec<T>::V);
+    constexpr uintptr_t kBytes = kLanes * sizeof(T);  // what one store writes (bfloat16: half a register)
     const uintptr_t address = reinterpret_cast<uintptr_t>(out);
     if (address % sizeof(T) == 0) {
       i = (int64_t)((kBytes - address % kBytes) % kBytes / sizeof(T));

@@ -23,6 +23,16 @@
 #include "kernels/row_stores-inl.h"
 #include "kernels/hessian_terms-inl.h"
 
+// Whether the fused pass forms x - max error-free (TwoSum) for storage type S. bfloat16 does not
+// need it: its outputs keep 8 bits. x - max of two bfloat16 values is exact in float unless their
+// exponents are more than 16 apart; then |x - max| <= 131 (a term of the sum's range) forces
+// |x| < 2^-9 and the one rounding of the difference changes exp's argument by at most 131 2^-24,
+// the term by 2^-16 relative: within the float32 computation's error, 2^-7 below bfloat16's
+// rounding (the bound of docs/accuracy.md holds, and the results rarely differ in their last bit
+// from the compensated float32 results'). It saves the fused pass's TwoSum per element.
+template <class S>
+constexpr bool kCompensatedFor = !std::is_same_v<S, bfloat16>;
+
 // Rows of at most two vectors take the small path.
 template <class T>
 inline bool is_small_row(int64_t n) {
@@ -36,8 +46,9 @@ struct SmallRow {
   SliceStats stats;
 };
 
-template <class T, int kVectors, bool kCompensated>
-SmallRow<T, kVectors> small_row(const T* x, int64_t n) {
+template <class S, int kVectors, bool kCompensated>
+SmallRow<compute_t<S>, kVectors> small_row(const S* x, int64_t n) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   using Bits = typename Lanes<V>::Bits;
   constexpr int kLanes = Vec<T>::kLanes;
@@ -86,14 +97,16 @@ inline double fused_output_scale(const TargetTerms<T>& terms, const FusedStats& 
   return scale + terms.scale_per_lse * (stats.max + ::log(stats.count + stats.others));
 }
 
-template <class T, int kVectors>
-FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTerms<T>& terms) {
+// S: the storage type of x and out (bfloat16: float lanes, the output rounded once).
+template <class S, int kVectors>
+FusedStats row_softmax_fused_small(const S* x, int64_t n, S* out, const TargetTerms<compute_t<S>>& terms) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   using W = typename Vec<T>::Wide;
   using Bits = typename Lanes<V>::Bits;
   constexpr int kLanes = Vec<T>::kLanes;
   auto lanes = [&](int j) { return n - j * kLanes < kLanes ? n - j * kLanes : (int64_t)kLanes; };  // > 0 for j < kVectors
-  const SmallRow<T, kVectors> row = small_row<T, kVectors, true>(x, n);
+  const SmallRow<T, kVectors> row = small_row<S, kVectors, kCompensatedFor<S>>(x, n);
   const V(&e)[kVectors] = row.e;
   const T max = (T)row.stats.max;
   FusedStats result{row.stats, 0.0, 0.0};
@@ -149,10 +162,10 @@ FusedStats row_softmax_fused_small(const T* x, int64_t n, T* out, const TargetTe
   return result;
 }
 
-template <class T>
-FusedStats row_softmax_fused_small_any(const T* x, int64_t n, T* out, const TargetTerms<T>& terms) {
-  return n <= Vec<T>::kLanes ? row_softmax_fused_small<T, 1>(x, n, out, terms)
-                             : row_softmax_fused_small<T, 2>(x, n, out, terms);
+template <class S>
+FusedStats row_softmax_fused_small_any(const S* x, int64_t n, S* out, const TargetTerms<compute_t<S>>& terms) {
+  return n <= Vec<S>::kLanes ? row_softmax_fused_small<S, 1>(x, n, out, terms)
+                             : row_softmax_fused_small<S, 2>(x, n, out, terms);
 }
 
 // Plain statistics of 16 float rows of n <= 16 elements, one row per lane: a vector per column,

@@ -24,6 +24,9 @@
 // z_y is the max. So scale_per_mass = bias = g, and scale_base = g (1 - e) w_y (index targets)
 // or 0 (probability targets).
 //
+// Storage: x and out are float, double or bfloat16 (S; BFloat16Kernels): bfloat16 is read into
+// float lanes, its terms held in a float32 staging row, its output rounded once in pass 3, and its
+// x - max formed plainly (kCompensatedFor, small_rows-inl.h).
 // Contract: row_softmax_fused (see TypedKernels) for x[0..n) contiguous, n >= 1, any values;
 // `out` meaningful only when the max is finite and others not nan (the caller checks). The
 // statistics are row_stats(x, nullptr, n, kStatsCompensated)'s (row_statistics-inl.h).
@@ -70,9 +73,10 @@ inline bool gap_fusable(const TargetTerms<T>& terms, T max) {
 
 // The target terms of one chunk (before pass 2, which may overwrite x when out == x):
 // gap += sum v_c (max - x_c), mass += sum v_c, v_c = w_c (target_scale y_c + target_offset).
-template <class T, bool kHasTarget, bool kHasWeight>
-LOGITLOSS_FLATTEN void chunk_target_gap_impl(const T* x, int64_t n, T max, const TargetTerms<T>& terms, int64_t offset,
-                                             double& gap, double& mass) {
+template <class S, bool kHasTarget, bool kHasWeight>
+LOGITLOSS_FLATTEN void chunk_target_gap_impl(const S* x, int64_t n, compute_t<S> max, const TargetTerms<compute_t<S>>& terms,
+                                             int64_t offset, double& gap, double& mass) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   using W = typename Vec<T>::Wide;
   constexpr int kLanes = Vec<T>::kLanes;
@@ -152,15 +156,15 @@ LOGITLOSS_FLATTEN void chunk_target_gap_impl(const T* x, int64_t n, T max, const
   mass += horizontal_sum(mass_double) + mass_blocks.total();
 }
 
-template <class T>
-inline void chunk_target_gap(const T* x, int64_t n, T max, const TargetTerms<T>& terms, int64_t offset, double& gap,
-                             double& mass) {
+template <class S>
+inline void chunk_target_gap(const S* x, int64_t n, compute_t<S> max, const TargetTerms<compute_t<S>>& terms, int64_t offset,
+                             double& gap, double& mass) {
   if (terms.target) {
-    if (terms.weight) chunk_target_gap_impl<T, true, true>(x, n, max, terms, offset, gap, mass);
-    else chunk_target_gap_impl<T, true, false>(x, n, max, terms, offset, gap, mass);
+    if (terms.weight) chunk_target_gap_impl<S, true, true>(x, n, max, terms, offset, gap, mass);
+    else chunk_target_gap_impl<S, true, false>(x, n, max, terms, offset, gap, mass);
   } else {
-    if (terms.weight) chunk_target_gap_impl<T, false, true>(x, n, max, terms, offset, gap, mass);
-    else chunk_target_gap_impl<T, false, false>(x, n, max, terms, offset, gap, mass);
+    if (terms.weight) chunk_target_gap_impl<S, false, true>(x, n, max, terms, offset, gap, mass);
+    else chunk_target_gap_impl<S, false, false>(x, n, max, terms, offset, gap, mass);
   }
 }
 
@@ -179,9 +183,10 @@ inline void with_chain(const T* factor, Body body) {
 
 // Pass 3 of row_softmax_fused for one chunk: out = (p * scale - bias * v) chain, p read from `stored`
 // (out itself, or the staging buffer when out is streamed).
-template <class T, bool kHasTarget, bool kHasWeight, bool kStream, class Chain>
-inline void chunk_apply_terms(const T* stored, T* out, int64_t n, const SplitFactor<T>& scale,
-                              const TargetTerms<T>& terms, int64_t offset, Chain chain) {
+template <class S, bool kHasTarget, bool kHasWeight, bool kStream, class Chain>
+inline void chunk_apply_terms(const compute_t<S>* stored, S* out, int64_t n, const SplitFactor<compute_t<S>>& scale,
+                              const TargetTerms<compute_t<S>>& terms, int64_t offset, Chain chain) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   const V target_scale = splat<V>(terms.target_scale), target_offset = splat<V>(terms.target_offset),
           bias = splat<V>(terms.bias);
@@ -192,7 +197,7 @@ inline void chunk_apply_terms(const T* stored, T* out, int64_t n, const SplitFac
     // vector.
     const V bias_offset = splat<V>(terms.bias * terms.target_offset);
     with_factor(scale, [&](auto apply) {
-      map_row<T, kStream>(n, out, [&](int64_t i, int64_t count) {
+      map_row<S, kStream>(n, out, [&](int64_t i, int64_t count) {
         const V p = apply(load_n(stored + i, count, T(0)));
         return chain(kHasWeight ? mul_add(-bias_offset, load_n(weight + i, count, T(0)), p) : p - bias_offset, i, count);
       });
@@ -200,7 +205,7 @@ inline void chunk_apply_terms(const T* stored, T* out, int64_t n, const SplitFac
     return;
   }
   with_factor(scale, [&](auto apply) {
-    map_row<T, kStream>(n, out, [&](int64_t i, int64_t count) {
+    map_row<S, kStream>(n, out, [&](int64_t i, int64_t count) {
       V v = mul_add(target_scale, load_n(target + i, count, T(0)), target_offset);
       if (kHasWeight) v = v * load_n(weight + i, count, T(0));
       return chain(apply(load_n(stored + i, count, T(0))) - bias * v, i, count);
@@ -213,9 +218,11 @@ inline void chunk_apply_terms(const T* stored, T* out, int64_t n, const SplitFac
 // reference (most of a row shares its max) are written by one call: each call stores its
 // unaligned head and tail plainly, and those partial lines amid streamed ones, one per chunk,
 // cost 12% of a (4096, 32000) softmax.
-template <class T>
-void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const double* scratch, const FusedStats& result,
-                        bool stream, const TargetTerms<T>& terms) {
+// S: the storage type of out (bfloat16: rounded once here, from the float32 terms in `stored`).
+template <class S>
+void write_fused_output(compute_t<S>* stored, S* out, int64_t n, int64_t chunks, const double* scratch,
+                        const FusedStats& result, bool stream, const TargetTerms<compute_t<S>>& terms) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   const SliceStats& row = result.stats;
   const bool has_terms = terms.target_scale != 0 || terms.target_offset != 0;
@@ -228,7 +235,7 @@ void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const doub
       const double reference = scratch[2 * k];
       for (next = k + 1; next < chunks && scratch[2 * next] == reference;) ++next;
       const int64_t offset = k * kChunk;
-      T* chunk_out = out + offset;
+      S* chunk_out = out + offset;
       T* chunk_stored = stored + offset;
       const int64_t length = (next * kChunk < n ? next * kChunk : n) - offset;
       // A chunk of nothing but -inf (a masked block) holds exp(-inf - -inf) = nan: its softmax is 0.
@@ -242,10 +249,10 @@ void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const doub
       with_chain(terms.transform && terms.transform->chain ? terms.transform->chain + offset : nullptr, [&](auto chain) {
         if (!has_terms) {
           if (all_masked) {
-            map_row<T, kStream>(length, chunk_out, [&](int64_t, int64_t) { return splat<V>(0); });
+            map_row<S, kStream>(length, chunk_out, [&](int64_t, int64_t) { return splat<V>(0); });
           } else {
             with_factor(scale, [&](auto apply) {
-              map_row<T, kStream>(length, chunk_out, [&](int64_t i, int64_t count) {
+              map_row<S, kStream>(length, chunk_out, [&](int64_t i, int64_t count) {
                 return chain(apply(load_n(chunk_stored + i, count, T(0))), i, count);
               });
             });
@@ -256,14 +263,14 @@ void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const doub
         if (all_masked) map_row<T>(length, chunk_stored, [&](int64_t, int64_t) { return splat<V>(0); });
         if (terms.target) {
           if (terms.weight) {
-            chunk_apply_terms<T, true, true, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
+            chunk_apply_terms<S, true, true, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
           } else {
-            chunk_apply_terms<T, true, false, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
+            chunk_apply_terms<S, true, false, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
           }
         } else if (terms.weight) {
-          chunk_apply_terms<T, false, true, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
+          chunk_apply_terms<S, false, true, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
         } else {
-          chunk_apply_terms<T, false, false, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
+          chunk_apply_terms<S, false, false, kStream>(chunk_stored, chunk_out, length, scale, terms, offset, chain);
         }
       });
     }
@@ -271,23 +278,40 @@ void write_fused_output(T* stored, T* out, int64_t n, int64_t chunks, const doub
   if (stream) streaming_fence();
 }
 
-template <class T>
-FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* staging, const TargetTerms<T>& terms) {
-  const LogitTransform<T>* transform = terms.transform;
-  const T* chain = transform ? transform->chain : nullptr;
-  if (is_small_row<T>(n)) {
-    if (transform) logit_transform_range(*transform, 0, n);
-    const FusedStats small = row_softmax_fused_small_any(x, n, out, terms);
-    if (out && chain) {  // a short row: the chain factor in a second pass over it, in L1
-      map_row<T>(n, out, [&](int64_t i, int64_t count) { return load_n(out + i, count, T(0)) * load_n(chain + i, count, T(0)); });
+// S: the storage type of x and out; the terms are held in the compute type (out itself, or
+// staging: always staging when the types differ, bfloat16), and `out` is streamed when `stream`.
+// The logit options' transform (terms.transform) comes with float or double data only (bfloat16
+// logits with options are widened to float32 by the binding first).
+template <class S>
+FusedStats row_softmax_fused_impl(const S* x, int64_t n, S* out, double* scratch, compute_t<S>* staging, bool stream,
+                                  const TargetTerms<compute_t<S>>& terms) {
+  using T = compute_t<S>;
+  constexpr bool kSameType = std::is_same_v<S, T>;
+  constexpr bool kCompensated = kCompensatedFor<S>;
+  const LogitTransform<T>* transform = kSameType ? terms.transform : nullptr;
+  if (is_small_row<S>(n)) {
+    if constexpr (kSameType) {
+      const T* chain = transform ? transform->chain : nullptr;
+      if (transform) logit_transform_range(*transform, 0, n);
+      const FusedStats small = row_softmax_fused_small_any<S>(x, n, out, terms);
+      if (out && chain) {  // a short row: the chain factor in a second pass over it, in L1
+        map_row<T>(n, out, [&](int64_t i, int64_t count) { return load_n(out + i, count, T(0)) * load_n(chain + i, count, T(0)); });
+      }
+      return small;
+    } else {
+      return row_softmax_fused_small_any<S>(x, n, out, terms);
     }
-    return small;
   }
   // The logit options' transform, one chunk ahead of the pass (chunk_sum reads the next chunk's max);
   // pass 2 then prefetches the transform's source, the row that comes from memory.
-  const T* from_memory = transform ? transform->source : x;
+  const S* from_memory = x;
+  if constexpr (kSameType) {
+    if (transform) from_memory = transform->source;
+  }
   auto transform_chunk_at = [&](int64_t start) {
-    if (transform && start < n) logit_transform_range(*transform, start, n - start < kChunk ? n : start + kChunk);
+    if constexpr (kSameType) {
+      if (transform && start < n) logit_transform_range(*transform, start, n - start < kChunk ? n : start + kChunk);
+    }
   };
   const bool has_terms = terms.target_scale != 0 || terms.target_offset != 0;
   FusedStats result{{-__builtin_inf(), 0.0, 0.0}, 0.0, 0.0};
@@ -296,23 +320,26 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
   // 2^kSumScale stored for pass 3. scratch[2k] = chunk k's reference, scratch[2k + 1] its mass.
   int64_t chunks = 0;
   transform_chunk_at(0);
-  NextChunk<T> next = first_chunk<T, false>(x, nullptr, n);
+  NextChunk<S> next = first_chunk<S, false>(x, nullptr, n);
   for (int64_t start = 0; start < n; start += kChunk, ++chunks) {
     const int64_t length = next.n;
     const T max = chunk_reference<T>(next.max, row, start);
-    next = chunk_at<T>(x, nullptr, n, start + length);
+    next = chunk_at<S>(x, nullptr, n, start + length);
     transform_chunk_at(start + length);
     scratch[2 * chunks] = (double)max;
     SliceStats chunk{(double)max, 0.0, 0.0};
-    T* stored = staging ? staging + start : (out ? out + start : nullptr);  // scaled in pass 3
+    T* stored = staging ? staging + start : nullptr;  // scaled in pass 3
+    if constexpr (std::is_same_v<S, T>) {
+      if (!staging && out) stored = out + start;
+    }
     T* const stored_out = out ? stored : nullptr;
     if (has_terms && gap_fusable(terms, max)) {  // the target terms taken in pass 2
       ChunkGap<T> gap{terms.weight ? terms.weight + start : nullptr, terms.target_offset};
-      const Prefetch<T> ahead = prefetch_plan(from_memory, n, start);
+      const Prefetch<S> ahead = prefetch_plan(from_memory, n, start);
       if (terms.weight) {
-        chunk_sum<T, false, true, 2>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
+        chunk_sum<S, false, kCompensated, 2>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
       } else {
-        chunk_sum<T, false, true, 1>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
+        chunk_sum<S, false, kCompensated, 1>(x + start, nullptr, length, max, stored_out, ahead, chunk.count, chunk.others, next, &gap);
       }
       result.gap += gap.gap;
       result.mass += gap.mass;
@@ -327,7 +354,7 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
         scratch[2 * chunks + 1] = mass;
         result.mass += mass;
       }
-      chunk_sum<T, false, true>(x + start, nullptr, length, max, stored_out, prefetch_plan(from_memory, n, start), chunk.count,
+      chunk_sum<S, false, kCompensated>(x + start, nullptr, length, max, stored_out, prefetch_plan(from_memory, n, start), chunk.count,
                                 chunk.others, next);
     }
     row = start == 0 ? chunk : fold_stats(row, chunk);
@@ -340,6 +367,15 @@ FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* 
       if (reference != row.max) result.gap += scratch[2 * k + 1] * (row.max - reference);
     }
   }
-  if (out) write_fused_output<T>(staging ? staging : out, out, n, chunks, scratch, result, staging != nullptr, terms);
+  if (out) {
+    T* stored = staging;
+    if constexpr (std::is_same_v<S, T>) stored = staging ? staging : out;
+    write_fused_output<S>(stored, out, n, chunks, scratch, result, stream, terms);
+  }
   return result;
+}
+
+template <class T>
+FusedStats row_softmax_fused(const T* x, int64_t n, T* out, double* scratch, T* staging, const TargetTerms<T>& terms) {
+  return row_softmax_fused_impl<T>(x, n, out, scratch, staging, staging != nullptr, terms);
 }

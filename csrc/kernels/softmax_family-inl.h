@@ -50,3 +50,18 @@ TypedKernels<T> softmax_family_kernels() {
   k.column_log_softmax = column_log_softmax<T>;
   return k;
 }
+
+// bfloat16 logits read in registers (kernel_table.h, BFloat16Kernels).
+inline BFloat16Kernels bfloat16_kernels() {
+  BFloat16Kernels k;
+  k.row_stats = row_stats<bfloat16>;
+  k.rows_stats = rows_stats<bfloat16>;
+  k.row_softmax_fused = row_softmax_fused_impl<bfloat16>;
+  k.row_log_softmax = row_log_softmax<bfloat16>;
+  k.row_dot = row_dot<bfloat16>;
+  k.row_softmax_backward = row_softmax_backward<bfloat16>;
+  k.row_log_softmax_backward = row_log_softmax_backward<bfloat16>;
+  k.row_entropy_moments = row_entropy_moments<bfloat16>;
+  k.row_entropy_gradient = row_entropy_gradient<bfloat16>;
+  return k;
+}

@@ -49,11 +49,13 @@ inline void add_compensated(f64v& sum, f64v& error, f64v v) {
 // data: e_c from the float exp (2 ULP of float: far inside a float result's 8 eps, at half the cost
 // of the double exp), widened, sums in double. In both, `second` is not taken (0): entropy needs no
 // variance.
-template <class T, bool kCompensated = false>
-LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const T* x, int64_t n, double scale) {
+// S: the storage type of x (bfloat16 read into float lanes: as float data).
+template <class S, bool kCompensated = false>
+LOGITLOSS_FLATTEN SoftmaxMoments row_softmax_moments(const S* x, int64_t n, double scale) {
+  using T = compute_t<S>;
   using V = typename Vec<T>::V;
   constexpr int kLanes = Vec<T>::kLanes;
-  const T max = chunk_max<T, false>(x, nullptr, n);
+  const T max = chunk_max<S, false>(x, nullptr, n);
   const f64v max_v = splat<f64v>((double)max), scale_v = splat<f64v>(scale), zero = splat<f64v>(0.0);
   // Below -2048, exp's sum term is exactly 0 (its range ends at -1060): clamping there first turns
   // a masked class's t = -inf into 0 * -2048 = 0 in the products, not 0 * inf = nan.

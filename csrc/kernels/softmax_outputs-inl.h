@@ -45,11 +45,14 @@ void row_scaled_exp(const T* x, const T* weight, int64_t n, T shift, T scale, T*
 // (x - max) - log_total: both terms are <= 0, so the second subtraction cannot cancel and the
 // two roundings stay within one ULP of the result; no error-free difference is needed.
 template <class T>
-void row_log_softmax(const T* x, int64_t n, T max, T log_total, T* out, bool stream) {
+void row_log_softmax(const T* x, int64_t n, compute_t<T> max, compute_t<T> log_total, T* out, bool stream) {
+  // T: the storage type of x and out (bfloat16: float lanes, each result rounded once).
   using V = typename Vec<T>::V;
   const V max_v = splat<V>(max), log_total_v = splat<V>(log_total);
   with_stream_mode(stream, [&](auto mode) {
-    map_row<T, mode>(n, out, [&](int64_t i, int64_t count) { return (load_n(x + i, count, T(0)) - max_v) - log_total_v; });
+    map_row<T, mode>(n, out, [&](int64_t i, int64_t count) {
+      return (load_n(x + i, count, compute_t<T>(0)) - max_v) - log_total_v;
+    });
   });
   if (stream) streaming_fence();
 }

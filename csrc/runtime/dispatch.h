@@ -38,10 +38,12 @@ const DispatchState& dispatch_state();
 // The kernels in force. Cheap: one atomic load.
 const KernelTable& active_kernels();
 
-// A table's kernels for the element type T (float or double).
+// A table's kernels for the element type T (float, double, or bfloat16: BFloat16Kernels).
 template <class T>
-const TypedKernels<T>& kernels_for(const KernelTable& table) {
-  if constexpr (std::is_same_v<T, float>) return table.f32; else return table.f64;
+const KernelsOf<T>& kernels_for(const KernelTable& table) {
+  if constexpr (std::is_same_v<T, float>) return table.f32;
+  else if constexpr (std::is_same_v<T, bfloat16>) return table.bf16;
+  else return table.f64;
 }
 // Switches the active target; throws std::invalid_argument for an unknown or unsupported name.
 void set_active_isa(const std::string& name);

@@ -45,6 +45,9 @@
 //               kHasGather16  rows_stats takes 16 short float rows at a time, one per lane
 //                             (kernels/small_rows-inl.h).
 //   neon      16-byte vectors with FMA (vfmaq); otherwise as baseline.
+// bfloat16 storage (simd/bfloat16-inl.h) widens and rounds with each x86 target's own
+// instructions (vpmovzxwd / vpmovdw, an SSE2 interleave and pack), generic code elsewhere; the
+// results are bitwise the same.
 // Results are bitwise the same across targets except where rounding differs: mul_add (one
 // rounding or two), the float exp and log1p tables (same error bound, other roundings) and the
 // vector width (the order of lane sums). Each target is tested against the exact references on
@@ -77,6 +80,15 @@ struct Vec;
 
 template <>
 struct Vec<float> {
+  using V = f32v;
+  using Wide = f64w;
+  static constexpr int kLanes = LOGITLOSS_VECTOR_BYTES / 4;
+};
+
+// bfloat16 storage: float lanes (Vec<bfloat16>::V is f32v); load and store below convert in
+// registers, so a kernel written against `const S*` reads bfloat16 and float alike.
+template <>
+struct Vec<bfloat16> {
   using V = f32v;
   using Wide = f64w;
   static constexpr int kLanes = LOGITLOSS_VECTOR_BYTES / 4;
@@ -299,13 +311,6 @@ inline bool any_lane(M mask) {
   return any;
 }
 
-// max that ignores a nan in `x` (keeps `accumulator`): maxima never turn into nan, so nan is
-// detected where it belongs, in the sum of exponentials.
-template <class V>
-inline V max_ignoring_nan(V accumulator, V x) {
-  return x > accumulator ? x : accumulator;
-}
-
 // a > b ? a : b: one instruction on x86 (maxps, which returns its second operand when either is
 // nan), so the operand order says which way a nan goes.
 template <class V>
@@ -318,6 +323,16 @@ inline V max_or_second(V a, V b) {
   if constexpr (sizeof(V) == 32 && sizeof(lane_t<V>) == 8) return (V)_mm256_max_pd((__m256d)a, (__m256d)b);
 #endif
   return a > b ? a : b;
+}
+
+// max that ignores a nan in `x` (keeps `accumulator`): maxima never turn into nan, so nan is
+// detected where it belongs, in the sum of exponentials. x > accumulator ? x : accumulator, which
+// is max_or_second(x, accumulator) exactly (ties and +-0 included): one maxps on x86, where the
+// conditional compiled to a compare and a masked move (two instructions, and for bfloat16 the
+// widening done twice).
+template <class V>
+inline V max_ignoring_nan(V accumulator, V x) {
+  return max_or_second(x, accumulator);
 }
 
 // a < b ? a : b: one instruction on x86 (minps, which returns its second operand when either is

@@ -38,7 +38,7 @@ def binary_cross_entropy_with_logits(
     Parameters
     ----------
     input : array_like
-        Logits, float16/32/64, any shape.
+        Logits, float16/32/64 or bfloat16 (computed in float32), any shape.
     target : array_like
         Targets of the input's shape: floating (usually in [0, 1]; not range-checked), integer
         or bool.

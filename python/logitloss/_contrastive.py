@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._cross_entropy import cross_entropy
+from ._bfloat16 import any_bfloat16, through_float32
 from ._output_checks import check_grad_out
 
 # Bytes of a tile of rows: small enough that its gradient is still in the L2 cache when it is added
@@ -51,7 +52,7 @@ def contrastive_loss(
     Parameters
     ----------
     logits : array_like
-        float16/32/64 of shape ``(..., N, M)``; leading dimensions are independent batches.
+        float16/32/64 or bfloat16 of shape ``(..., N, M)``; leading dimensions are independent batches.
     target : array_like of int, optional
         Class indices in ``[0, M)`` of shape ``(N,)`` (shared by every batch) or ``(..., N)``; with
         ``symmetric=True`` column ``j``'s positive is row ``target[j]``. No ``ignore_index``: every row
@@ -95,6 +96,12 @@ def contrastive_loss(
     >>> round(float(loss), 6), grad.shape
     (0.126928, (2, 2))
     """
+    if any_bfloat16(logits):  # through a float32 copy, results rounded once
+        if grad_out is not None:
+            check_grad_out(grad_out, logits, "logits")
+        return through_float32(contrastive_loss, (logits, target), {
+            "reduction": reduction, "symmetric": symmetric, "label_smoothing": label_smoothing,
+            "return_grad": return_grad}, grad_out)
     logits, target, reduction, label_smoothing = _parse(logits, target, reduction, symmetric, label_smoothing)
     want_grad = return_grad or grad_out is not None
     if grad_out is not None:

@@ -40,7 +40,7 @@ def cross_entropy(
     Parameters
     ----------
     input : array_like
-        Logits, float16/32/64, of shape ``(N, C, d1, ..., dk)`` (classes on axis 1) or ``(C,)``.
+        Logits, float16/32/64 or bfloat16 (``ml_dtypes``; read in place for class-index targets), of shape ``(N, C, d1, ..., dk)`` (classes on axis 1) or ``(C,)``.
     target : array_like
         Class indices of shape ``(N, d1, ..., dk)`` (any integer dtype; ``()`` for 1-D input), or
         class probabilities of the input's shape (floating).

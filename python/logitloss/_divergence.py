@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
+from ._bfloat16 import any_bfloat16, through_float32
 from ._output_checks import check_grad_out
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -43,7 +44,7 @@ def kl_div_with_logits(
     Parameters
     ----------
     input : array_like
-        The student's logits, float16/32/64, shape ``(..., C)``; leading dimensions are rows.
+        The student's logits, float16/32/64 or bfloat16, shape ``(..., C)``; leading dimensions are rows.
     target : array_like
         The teacher's logits, the shape and dtype of `input`. ``-inf`` masks a class (the student's
         probability there still counts, as its own term; ``-inf`` in both adds nothing).
@@ -182,6 +183,16 @@ def jsd_with_logits(
 
 def _divergence(kernel, options, input, target, reduction, temperature, where, return_grad, grad_out):
     """The common body of the divergences: checks, rows, the kernel call and the reduction."""
+    if any_bfloat16(input, target):  # through float32 copies, results rounded once
+        if grad_out is not None:
+            check_grad_out(grad_out, input, "input", ("target", target))
+
+        def divergence(input, target, **keywords):
+            return _divergence(kernel, options, input, target, keywords["reduction"], keywords["temperature"],
+                               keywords["where"], keywords["return_grad"], None)
+
+        return through_float32(divergence, (input, target), {
+            "reduction": reduction, "temperature": temperature, "where": where, "return_grad": return_grad}, grad_out)
     input, target, where, temperature = _parse(input, target, reduction, temperature, where)
     want_grad = return_grad or grad_out is not None
     if grad_out is not None:

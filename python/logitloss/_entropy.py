@@ -34,8 +34,8 @@ def entropy_with_logits(
     Parameters
     ----------
     x : array_like
-        Logits (float16/32/64; integers and bool compute in float64, float16 in float32 and is
-        returned as float16).
+        Logits (float16/32/64 or bfloat16; integers and bool compute in float64, float16 and
+        bfloat16 in float32 and are returned in their own dtype).
     axis : None or int or tuple of ints, optional
         The axes of the distribution; default -1 (the last). None: all elements form one
         distribution.

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
+from ._bfloat16 import any_bfloat16, through_float32
 from ._blas_threads import blas_threads
 
 # Logits bytes per chunk when chunk_size is None: large enough that the per-chunk fixed costs (the
@@ -79,7 +80,7 @@ def linear_cross_entropy(
     Parameters
     ----------
     input : array_like
-        Hidden states of shape ``(..., D)``, float16/32/64; the leading dimensions are N rows.
+        Hidden states of shape ``(..., D)``, float16/32/64 or bfloat16; the leading dimensions are N rows.
     linear_weight : array_like
         The head's weight, shape ``(V, D)`` (as torch stores it), floating.
     target : array_like
@@ -147,6 +148,11 @@ def linear_cross_entropy(
     >>> bool(np.isclose(loss, nll.mean())), grad_weight.shape, grad_bias is None
     (True, (10, 4), True)
     """
+    if any_bfloat16(input, linear_weight, linear_bias, weight):  # through float32 copies, results rounded once
+        return through_float32(linear_cross_entropy, (input, linear_weight, target), {
+            "linear_bias": linear_bias, "weight": weight, "ignore_index": ignore_index, "reduction": reduction,
+            "label_smoothing": label_smoothing, "return_grad": return_grad, "chunk_size": chunk_size,
+            "temperature": temperature, "softcap": softcap, "z_loss": z_loss})
     call = _parse(input, linear_weight, target, linear_bias, weight, ignore_index, reduction, label_smoothing,
                   return_grad, chunk_size)._replace(logit_options=_logit_options(temperature, softcap, z_loss))
     with blas_threads():

@@ -32,8 +32,8 @@ def logsumexp(
     Parameters
     ----------
     a : array_like
-        Input (real floating, integer or bool; integers and bool compute in float64, float16 in
-        float32 and is returned as float16).
+        Input (real floating, integer or bool; integers and bool compute in float64, float16 and
+        bfloat16 in float32 and are returned in their own dtype).
     axis : None or int or tuple of ints, optional
         Axes to reduce; None (default) reduces all of them.
     b : array_like, optional

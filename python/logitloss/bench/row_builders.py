@@ -17,6 +17,7 @@ import numpy as np
 
 from . import providers as _providers
 from .backward_providers import backward_providers
+from .bfloat16_providers import bfloat16_providers
 from .calibration_providers import calibrated_targets, ece_providers, temperature_providers
 from .contrastive_providers import contrastive_providers
 from .divergence_providers import jsd_providers, kl_div_providers, teacher_logits
@@ -32,6 +33,7 @@ __all__ = [
     "Builder",
     "axis0",
     "backward",
+    "bfloat16",
     "binary_cross_entropy",
     "calibration",
     "class_axis_1",
@@ -138,6 +140,20 @@ def cross_entropy(op: str, shape: tuple[int, ...], dtype: str, quick: bool, *, b
                 label_smoothing=0.1, suffix=" smoothing+weight")
             providers += more
             notes += more_notes
+        return x, providers, notes
+
+    return {"build": build}
+
+
+@_builder
+def bfloat16(op: str, shape: tuple[int, ...], dtype: str, quick: bool) -> dict[str, Any]:
+    """logsumexp (axis -1) or cross_entropy fwd+bwd on bfloat16 logits against float32 logits of the same values
+    and torch on the same bfloat16 memory."""
+
+    def build(inputs: InputCache) -> tuple[np.ndarray, list[Provider], list[str]]:
+        x = inputs.logits(shape, dtype)
+        y = inputs.targets(*shape) if op != "logsumexp" else None
+        providers, notes = bfloat16_providers(op, x, y)
         return x, providers, notes
 
     return {"build": build}

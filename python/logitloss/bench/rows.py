@@ -17,6 +17,7 @@ from .row_builders import (
     Builder,
     axis0,
     backward,
+    bfloat16,
     binary_cross_entropy,
     calibration,
     class_axis_1,
@@ -177,6 +178,10 @@ ROWS: list[Row] = [
         note=IN_PLACE_LOSS + " `logitloss`: return_grad=True (a new gradient, in the previous sample's dropped one: "
         "output reuse); `logitloss reuse off`: the same in fresh pages, their page faults timed; `torch`: z = "
         "torch.from_numpy(x).requires_grad_(); F.cross_entropy(z, y).backward(); z.grad."),
+    *[Row(f"{key}_bfloat16", op, "big", bfloat16(), title + " {shape}, bfloat16 logits against float32 and torch",
+          check=False, number=1, repeats=(5, 7), quick_title=" (--quick)",
+          note="The time / baseline column is the bfloat16 call's time over the float32 call's (same values).") for key, op, title in (("logsumexp", "logsumexp", "logsumexp"),
+                                                       ("cross_entropy", "cross_entropy_fwd_bwd", CE))],
     Row("cross_entropy_mid", "cross_entropy_fwd_bwd", "mid", cross_entropy(variants=ALL_BUT_REUSE,
         options_variant=True), CE + " {shape}", "copy", check=False,
         note="`smoothing+weight`: label_smoothing=0.1 and class weights of shape (1000,), gradient into a "

@@ -100,6 +100,12 @@ TARGETS: list[Target] = [
     Target("ce_big_fresh_pages_vs_torch", "cross_entropy fwd+bwd {big}: speedup of return_grad=True with "
            "output reuse off vs torch training loop", "cross_entropy_big", "ratio", "torch", "logitloss reuse off",
            informational=True),
+    *[Target(f"{key}_bfloat16_vs_float32", f"{title} {{big}}: bfloat16 time / float32 time (same values)",
+             f"{key}_bfloat16", "ratio", "logitloss bfloat16", "logitloss", 0.65, at_least=False)
+      for key, title in (("logsumexp", "logsumexp"), ("cross_entropy", "cross_entropy fwd+bwd"))],
+    *[Target(f"{key}_bfloat16_vs_torch", f"{title} {{big}}: bfloat16 speedup vs torch on the same bfloat16 tensor",
+             f"{key}_bfloat16", "ratio", "torch bfloat16", "logitloss bfloat16", 8.0)
+      for key, title in (("logsumexp", "logsumexp"), ("cross_entropy", "cross_entropy fwd+bwd"))],
     Target("ce_big_vs_numpy", "cross_entropy fwd+bwd {big}: speedup of return_grad=True vs NumPy stable",
            "cross_entropy_big", "ratio", "numpy stable", "logitloss", 3.0),
     Target("ce_big_out_roofline", "cross_entropy fwd+bwd {big} grad_out= buffer: fraction of copy "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._bfloat16 import is_bfloat16
+
 # Rows per chunk are chosen so that a chunk of float64 scratch holds about this many elements
 # (256 KiB): the float64 copies stay in cache and their memory stays bounded whatever N is.
 CHUNK_ELEMENTS = 1 << 15
@@ -21,8 +23,10 @@ def check_logits_labels(logits, labels):
     integer (N,) in range (0/1 for binary). Raises ValueError / TypeError / IndexError naming the argument."""
     logits = np.asarray(logits)
     labels = np.asarray(labels)
+    if is_bfloat16(logits.dtype):
+        logits = logits.astype(np.float32)  # exact: bfloat16 is float32's upper half
     if logits.dtype.kind != "f":
-        raise TypeError(f"`logits` must be floating (float16/32/64), got {logits.dtype}")
+        raise TypeError(f"`logits` must be floating (float16/32/64 or bfloat16), got {logits.dtype}")
     if logits.ndim not in (1, 2):
         raise ValueError(f"`logits` must be (N, C) or binary (N,), got shape {logits.shape}")
     if labels.dtype.kind not in "iub":

@@ -7,6 +7,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from .._bfloat16 import is_bfloat16
+
 try:
     from numpy.lib.array_utils import normalize_axis_tuple
 except ImportError:  # NumPy < 2
@@ -59,10 +61,10 @@ def reduced_axes(axis: Any, ndim: int) -> tuple[int, ...]:
 
 
 def floating_result_dtype(*dtypes: np.dtype) -> np.dtype:
-    """numpy.result_type forced to floating (integers and bool give float64), SciPy's rule; complex
-    and non-numeric dtypes raise TypeError."""
+    """numpy.result_type forced to floating (integers and bool give float64), SciPy's rule; bfloat16
+    (ml_dtypes) stays bfloat16; complex and non-numeric dtypes raise TypeError."""
     for dtype in dtypes:
-        if dtype.kind not in "biuf":
+        if dtype.kind not in "biuf" and not is_bfloat16(dtype):
             raise TypeError(f"logitloss.dask takes real floating, integer or bool arrays, got {dtype}")
     result = np.result_type(*dtypes)
-    return result if result.kind == "f" else np.dtype(np.float64)
+    return result if result.kind == "f" or is_bfloat16(result) else np.dtype(np.float64)

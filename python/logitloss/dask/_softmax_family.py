@@ -14,6 +14,7 @@ import numpy as np
 
 import logitloss
 
+from .._bfloat16 import is_bfloat16
 from ._arrays import as_dask, floating_result_dtype, reduced_axes
 from ._statistics import STATISTICS, block_statistics, compute_dtype, log_total, merge_chunks, regular, rows_last
 
@@ -23,7 +24,8 @@ def _kept_shape(shape: tuple[int, ...], reduced: tuple[int, ...]) -> tuple[int, 
 
 
 def _plain_statistics(block: np.ndarray, reduced: tuple[int, ...]) -> np.ndarray:
-    rows = rows_last(block, reduced, compute_dtype(block.dtype) if block.dtype.kind == "f" else np.float64)
+    floating = block.dtype.kind == "f" or is_bfloat16(block.dtype)
+    rows = rows_last(block, reduced, compute_dtype(block.dtype) if floating else np.float64)
     return block_statistics(rows).reshape(_kept_shape(block.shape, reduced))
 
 

@@ -15,6 +15,7 @@ from torch.nn import _reduction
 
 from .. import _core
 from . import _custom_ops
+from ._bfloat16 import BFloat16CrossEntropy, bfloat16_array, bfloat16_cross_entropy_loss
 from ._tensors import (array, autograd_apply, check_loss_operands, check_unchanged,
                        once_differentiable_guard, optional_array, tensor, widened)
 
@@ -124,8 +125,9 @@ def cross_entropy(
     are torch's deprecated spellings of ``reduction``). The loss is logitloss's (exact where torch rounds
     a tiny loss to 0, see ``logitloss.cross_entropy``); the gradient with respect to ``input`` is computed
     in the forward pass when ``input`` requires grad. Probability targets that require grad get torch's
-    gradient. bfloat16 tensors are computed through a float32 copy (a known cost until the kernels read
-    bfloat16) and the loss is returned as bfloat16.
+    gradient. bfloat16 logits with class-index targets are read in place (with ml_dtypes installed; the
+    gradient is bfloat16, rounded once), other bfloat16 tensors through float32 copies; the loss is returned
+    as bfloat16.
 
     Keyword-only extras, not in torch (``logitloss.cross_entropy``'s): ``temperature`` (the loss of
     ``input / temperature``), ``softcap`` (logits capped as ``softcap * tanh(input / softcap)`` first) and
@@ -163,9 +165,17 @@ def cross_entropy(
 
 
 def _bfloat16(input, target, weight, options):
-    """bfloat16 through a float32 copy of the input (and of bfloat16 targets and weights); the loss is rounded
-    once to bfloat16 and the gradient flows back through the casts."""
+    """bfloat16 logits: read in place by the kernels for class-index targets without logit options
+    (BFloat16CrossEntropy); otherwise (probability targets, temperature / softcap / z_loss, no ml_dtypes,
+    torch.compile) through a float32 copy of the input (and of bfloat16 targets and weights), the loss rounded
+    once to bfloat16 and the gradient flowing back through the casts."""
     ignore_index, reduction, label_smoothing, temperature, softcap, z_loss = options
+    plain = temperature == 1.0 and softcap is None and z_loss == 0.0
+    if plain and not target.is_floating_point() and not torch.compiler.is_compiling() \
+            and bfloat16_array(input) is not None:
+        if input.requires_grad and torch.is_grad_enabled():
+            return BFloat16CrossEntropy.apply(input, target, weight, (ignore_index, reduction, label_smoothing))
+        return bfloat16_cross_entropy_loss(input, target, weight, (ignore_index, reduction, label_smoothing))
     loss = cross_entropy(input.float(), widened(target), widened(weight), ignore_index=ignore_index,
                          reduction=reduction, label_smoothing=label_smoothing, temperature=temperature,
                          softcap=softcap, z_loss=z_loss)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from .. import _core
 from . import _custom_ops
+from ._bfloat16 import bfloat16_array, bfloat16_tensor
 from ._tensors import array, check_cpu, once_differentiable_guard, reduction_operand, tensor
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
@@ -85,7 +86,11 @@ def _normalized(name: str, input: torch.Tensor, dim: int | None, dtype: torch.dt
     if dtype is not None:
         input = input.to(dtype)
     if input.dtype is torch.bfloat16:
-        return _normalized(name, input.float(), dim, None).to(torch.bfloat16)
+        # Without a graph the kernels read the tensor's memory in place; with one, through a float32 copy.
+        view = None if input.requires_grad and torch.is_grad_enabled() else bfloat16_array(input)
+        if view is None or torch.compiler.is_compiling():
+            return _normalized(name, input.float(), dim, None).to(torch.bfloat16)
+        return bfloat16_tensor((_core.softmax if name == "softmax" else _core.log_softmax)(view, dim, None))
     if torch.compiler.is_compiling():
         return getattr(_custom_ops, name)(input, dim)
     function = _FUNCTIONS[name]  # looked up past the compiled branch: Dynamo fails on a Function class argument
@@ -128,8 +133,8 @@ def log_softmax(input: torch.Tensor, dim: int | None = None, _stacklevel: int = 
 def logsumexp(input: torch.Tensor, dim: int | tuple[int, ...] | list[int], keepdim: bool = False) -> torch.Tensor:
     """``torch.logsumexp`` computed by logitloss's kernel, differentiable once.
 
-    Integer and bool inputs compute in torch's default floating dtype, as torch's do; bfloat16 goes
-    through a float32 copy.
+    Integer and bool inputs compute in torch's default floating dtype, as torch's do; bfloat16 values are
+    read in place (with ml_dtypes installed), bfloat16 with a graph goes through a float32 copy.
 
     Examples
     --------
@@ -139,7 +144,11 @@ def logsumexp(input: torch.Tensor, dim: int | tuple[int, ...] | list[int], keepd
     """
     input, dim = reduction_operand(input, dim)
     if input.dtype is torch.bfloat16:
-        return logsumexp(input.float(), dim, keepdim).to(torch.bfloat16)
+        # Values alone: the kernels read the tensor's memory in place; with a graph, through a float32 copy.
+        view = None if input.requires_grad and torch.is_grad_enabled() else bfloat16_array(input)
+        if view is None or torch.compiler.is_compiling():
+            return logsumexp(input.float(), dim, keepdim).to(torch.bfloat16)
+        return bfloat16_tensor(_core.logsumexp(view, dim, None, keepdim, False, False))
     if torch.compiler.is_compiling():
         return _custom_ops.logsumexp(input, dim, keepdim)
     if input.requires_grad and torch.is_grad_enabled():
