@@ -202,7 +202,6 @@ template <class T, class W>
 LOGITLOSS_ALWAYS_INLINE W reverse_kl_terms(W v, W e_t, W e_s, const JsdConstants& k) {
   W r;
   const W w = ratio_minus_one<T>(v, e_t, e_s, k, r);
-  const auto huge = r == splat<W>(__builtin_inf());
   const auto range = in_series_range<T>(w);
   const W h_w = linear_minus_log1p_in_range<T>(w, range);
   // g(w) = w^2 - r h(w) (r = 1 + w); outside the series range r v - w (log r = v), r = 0 giving 1.
