@@ -291,6 +291,45 @@ def test_tiny_losses_of_confident_rows(isa, mpmath, dtype, temperature):
     assert float(loss[2]) == 0.0
 
 
+def exact_distribution_loss(mpmath, row, v, temperature):
+    """mpmath: sum_c v_c (lse(row / T) - row_c / T), the loss of the weighted target distribution v."""
+    mpmath.mp.dps = 400
+    z = [mpmath.mpf(float(c)) / temperature for c in row]
+    lse = mpmath.log(mpmath.fsum(mpmath.exp(c) for c in z))
+    return float(mpmath.fsum(mpmath.mpf(float(vc)) * (lse - zc) for vc, zc in zip(v, z)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+@pytest.mark.parametrize("temperature", [2.0, 0.3, 7.0])
+def test_tiny_losses_of_probability_targets_and_smoothing(isa, mpmath, dtype, temperature):
+    """The compensated quotient holds for every target kind: a one-hot probability target on a confident
+    row (a tiny loss), a soft target, and label smoothing, each far from 0 too (an offset of 1e3, where the
+    rounded z'' would cost 1e3 / T eps of every term max'' - z''_c); within 8 eps of mpmath."""
+    eps = EPS[np.dtype(dtype)]
+    targets = (1e-6, 1e-12) if dtype == np.float32 else (1e-12, 1e-30)
+    rng = np.random.default_rng(int(temperature * 10) + 1)
+    for target_loss in targets:
+        for offset in (0.0, 1e3):
+            gap = -np.log(target_loss) * temperature
+            others = -gap - rng.uniform(0.0, 3.0, 5)
+            row = (np.concatenate([others[:2], [0.0], others[2:]]) + 0.1234567 + offset).astype(dtype)
+            one_hot = np.eye(row.size, dtype=dtype)[2]
+            soft = (0.9 * one_hot + 0.1 / row.size).astype(dtype)
+            weight = np.linspace(0.5, 2.0, row.size).astype(dtype)
+            cases = [  # (target, label_smoothing, weight, v: the weighted target distribution)
+                (one_hot, 0.0, None, one_hot.astype(np.float64)),
+                (soft, 0.0, None, soft.astype(np.float64)),
+                (soft, 0.0, weight, soft.astype(np.float64) * weight),
+                (np.array(2), 0.1, None, 0.9 * np.eye(row.size)[2] + 0.1 / row.size),
+                (np.array(2), 0.1, weight, weight[2] * 0.9 * np.eye(row.size)[2] + 0.1 / row.size * weight),
+            ]
+            for target, smoothing, w, v in cases:
+                loss = logitloss.cross_entropy(row, target, w, label_smoothing=smoothing, temperature=temperature,
+                                              reduction="sum")  # ("mean" divides by w_y)
+                exact = exact_distribution_loss(mpmath, row, v, temperature)
+                assert abs(float(loss) - exact) <= 8 * eps * exact, (target_loss, offset, smoothing, float(loss), exact)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
 def test_extremes_and_masks(isa, torch, dtype):
     """+-1e4 logits; -inf masks survive temperature and z-loss, become -softcap under a cap (as torch's

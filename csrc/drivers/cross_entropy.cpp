@@ -134,22 +134,26 @@ bool prepare_logit_options(const CrossEntropyOperands& ops, int64_t classes, boo
   return true;
 }
 
-// Temperature alone (no cap), index targets without smoothing: the loss from the compensated
-// quotient (x - max) / T (kernels/tempered_statistics-inl.h), not from the rounded z'' (which
-// costs a tiny loss |z''_c - max''| eps); the gradient keeps the fused pass's (normwise bound).
-// Taken before the fused pass, which may write the gradient over x.
+// Temperature alone (no cap): the loss from the compensated quotient (x - max) / T
+// (kernels/tempered_statistics-inl.h), its statistics and its target terms, not from the rounded
+// z'' (which costs a tiny loss |z''_c - max''| eps, and every term max'' - z''_c up to |z''| eps);
+// the gradient keeps the fused pass's (normwise bound). Taken before the fused pass, which may
+// write the gradient over x.
 struct TemperedLoss {
   bool active;
-  SliceStats stats;   // of z'' = x / T: max / T, count, others
-  double target_gap;  // (max - x_y) / T
+  FusedStats fused;   // of z'' = x / T: stats {max / T, count, others}, the gap and the mass
+  double target_gap;  // index targets: (max - x_y) / T
 };
 
 template <class T>
-TemperedLoss tempered_loss(const TypedKernels<T>& kernels, const T* x, int64_t classes, int64_t y, double temperature) {
-  TemperedLoss loss{true, kernels.row_tempered_stats(x, classes, temperature), 0.0};
-  const double x_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
-  loss.target_gap = tempered_gap(loss.stats.max, x_y, temperature);
-  loss.stats.max /= temperature;
+TemperedLoss tempered_loss(const TypedKernels<T>& kernels, const T* x, int64_t classes, int64_t y, double temperature,
+                           const TargetTerms<T>& terms) {
+  TemperedLoss loss{true, kernels.row_tempered_stats(x, classes, temperature, terms), 0.0};
+  if (y >= 0) {
+    const double x_y = (double)load_scalar<T>(reinterpret_cast<const char*>(x + y));
+    loss.target_gap = tempered_gap(loss.fused.stats.max, x_y, temperature);
+  }
+  loss.fused.stats.max /= temperature;
   return loss;
 }
 
@@ -240,14 +244,6 @@ void cross_entropy_position(const RowsCall<S>& rows, int64_t r, const RowCursor&
   auto target_logit = [&] { return (double)load_value<S>(reinterpret_cast<const char*>(x + y)); };
   if (!ops.probability_targets && !has_transform) z_y = target_logit();
   const double row_weight = ops.probability_targets ? 1.0 : w_y;
-  // (not when no loss is wanted: cross_entropy_backward)
-  TemperedLoss tempered{false, {}, 0.0};
-  if constexpr (kSameType) {
-    if (ops.softcap == 0 && ops.temperature != 1 && !ops.probability_targets && e == 0 && (loss_at || !rows.row_loss.empty())) {
-      tempered = tempered_loss(rows.kernels, transform.source, classes, y, ops.temperature);
-    }
-  }
-
   // The Hessian under the options is the fused pass's (with respect to z'') carried to z once the
   // gradient's target lane is final: both stay in cache (not streamed) until then.
   const bool transformed_hessian = hessian_bytes && has_transform;
@@ -267,6 +263,13 @@ void cross_entropy_position(const RowsCall<S>& rows, int64_t r, const RowCursor&
       2.0 * ops.z_loss * g * row_weight,
       has_transform ? &transform : nullptr,
   };
+  // (not when no loss is wanted: cross_entropy_backward)
+  TemperedLoss tempered{false, {}, 0.0};
+  if constexpr (kSameType) {
+    if (ops.softcap == 0 && ops.temperature != 1 && (loss_at || !rows.row_loss.empty())) {
+      tempered = tempered_loss(rows.kernels, transform.source, classes, y, ops.temperature, terms);
+    }
+  }
   S* grad = grad_bytes ? row_output<S>(grad_bytes, grad_stride, classes, 2) : nullptr;
   FusedStats fused;
   if constexpr (kSameType) {
@@ -302,8 +305,9 @@ void cross_entropy_position(const RowsCall<S>& rows, int64_t r, const RowCursor&
   if (grad) finish_row_output(grad_bytes, grad_stride, classes, grad);
   if (terms.hessian) finish_row_output(hessian_bytes, hessian_stride, classes, terms.hessian);
   if (tempered.active) {
-    FusedStats compensated = fused;
-    compensated.stats = tempered.stats;
+    FusedStats compensated = fused;  // its mass: the same sum of v_c
+    compensated.stats = tempered.fused.stats;
+    compensated.gap = tempered.fused.gap;
     losses.add(r, loss_at, compensated, w_y, tempered.target_gap, row_weight);
   } else {
     losses.add(r, loss_at, fused, w_y, stats.max - z_y, row_weight);

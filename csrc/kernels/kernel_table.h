@@ -180,9 +180,9 @@ struct TypedKernels {
                                   const TargetTerms<T>& terms);
   // The softmax moments of x[0..n) at `scale` > 0 (SoftmaxMoments).
   SoftmaxMoments (*row_softmax_moments)(const T* x, int64_t n, double scale);
-  // {max, count, others} of softmax(x / temperature), the quotient (x - max) / temperature
-  // compensated (kernels/tempered_statistics-inl.h); max not divided.
-  SliceStats (*row_tempered_stats)(const T* x, int64_t n, double temperature);
+  // row_softmax_fused's statistics and target terms of x / temperature with the quotient
+  // (x - max) / temperature compensated (kernels/tempered_statistics-inl.h); max not divided.
+  FusedStats (*row_tempered_stats)(const T* x, int64_t n, double temperature, const TargetTerms<T>& terms);
   // The logit options' Hessian diagonal with respect to z from the fused pass's (with respect to
   // z''), in place (kernels/logit_transform-inl.h).
   void (*row_transformed_hessian)(T* hessian, const T* grad, const T* transformed, const T* chain, int64_t n,

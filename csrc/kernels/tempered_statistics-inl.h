@@ -3,10 +3,14 @@
 // z'' = x / T costs a tiny loss (exp(z''_c - max'') has the relative error of z''_c - max'', which
 // is |z''_c - max''| eps when each z'' is rounded once).
 //
-// Contract: row_tempered_stats(x, n, temperature) for x[0..n) contiguous, n >= 1, temperature > 0
-// finite, the row's max finite (the caller checks): {max, count, others}, max the row's largest x
-// (not divided), count the number of x_c equal to it, others = sum over the rest of
-// exp((x_c - max) / T) (-inf entries add 0).
+// Contract: row_tempered_stats(x, n, temperature, terms) for x[0..n) contiguous, n >= 1,
+// temperature > 0 finite, terms the fused pass's target terms (their weight and target rows, the
+// form of v_c; kernel_table.h): {stats, gap, mass} as row_softmax_fused's of z'' = x / T, with
+// stats = {max, count, others}, max the row's largest x (not divided: the caller divides), count
+// the number of x_c equal to it, others = sum over the rest of exp((x_c - max) / T) (-inf entries
+// add 0), gap = sum_c v_c (max - x_c) / T and mass = sum_c v_c (both 0 for targets without terms
+// in v: an index target without smoothing, whose one term the caller forms with tempered_gap).
+// Where the max is not finite the result is meaningless (the caller takes the fused pass's then).
 //
 // Precision policy (double data; float data below, at add_vector): u_c = x_c - max error-free as hi +
 // lo (difference_with_error), q_c = u_c / T as q_hi + q_lo with q_hi = hi (1 / T) (a faithful
@@ -16,13 +20,23 @@
 // exact term whatever |q_c|, summed with add_compensated (softmax_moments-inl.h): others within
 // about 3 ULP of double, far inside a float result's and within a double result's 8 eps.
 //
-// Memory passes: two reads of the row (the max, then the sums), from cache after the fused pass.
+// gap: sum_c v_c (max - x_c) over the untransformed x (chunk_target_gap, softmax_cross_entropy-inl.h:
+// every term >= 0, float data's in double lanes), divided by T once: each term of max'' - z''_c
+// formed from rounded quotients would be off by up to |z''| eps, which is large next to it far
+// from 0 (|x| >> |max - x|), and the whole of a confident row's tiny loss.
+//
+// Memory passes: two reads of the row (the max, then the sums), a third for the gap when v has
+// terms, from cache (the fused pass reads the row next).
 // Compute: a float exp (float data) or a double exp (double data) per element, and the widening
 // and narrowing around it.
 //
-// Requires simd/vector-inl.h, simd/math-inl.h, kernels/row_statistics-inl.h (chunk_max) and
-// kernels/softmax_moments-inl.h (add_compensated).
+// Requires simd/vector-inl.h, simd/math-inl.h and kernels/kernel_table.h (arch/target.inc includes
+// them first).
 #pragma once
+
+#include "kernels/row_statistics-inl.h"         // chunk_max
+#include "kernels/softmax_cross_entropy-inl.h"  // chunk_target_gap
+#include "kernels/softmax_moments-inl.h"        // add_compensated
 
 // high - quotient divisor exactly: the remainder of a faithfully rounded quotient, a representable
 // number.
@@ -51,10 +65,9 @@ inline f64v division_remainder(f64v high, f64v quotient, f64v divisor) {
 }
 
 template <class T>
-LOGITLOSS_FLATTEN SliceStats row_tempered_stats(const T* x, int64_t n, double temperature) {
+LOGITLOSS_FLATTEN SliceStats row_tempered_slice_stats(const T* x, int64_t n, T max, double temperature) {
   using V = typename Vec<T>::V;
   constexpr int kLanes = Vec<T>::kLanes;
-  const T max = chunk_max<T, false>(x, nullptr, n);
   const f64v max_v = splat<f64v>((double)max), divisor = splat<f64v>(temperature), zero = splat<f64v>(0.0),
              reciprocal = splat<f64v>(1.0 / temperature);
   // Past |q| = 2^20 exp's term is 0 (or the row's max) whatever the low part: none is formed there
@@ -113,4 +126,15 @@ LOGITLOSS_FLATTEN SliceStats row_tempered_stats(const T* x, int64_t n, double te
   if (i < n) add_vector(load_partial(x + i, n - i, T(-__builtin_inf())));
   others += others_error + (float_others_low + float_others_high);
   return {(double)max, (double)count, horizontal_add(others) * sum_unscale<T>()};
+}
+
+template <class T>
+FusedStats row_tempered_stats(const T* x, int64_t n, double temperature, const TargetTerms<T>& terms) {
+  const T max = chunk_max<T, false>(x, nullptr, n);
+  FusedStats result{row_tempered_slice_stats(x, n, max, temperature), 0.0, 0.0};
+  if (terms.target || terms.target_offset != 0) {
+    chunk_target_gap(x, n, max, terms, 0, result.gap, result.mass);
+    result.gap /= temperature;
+  }
+  return result;
 }
